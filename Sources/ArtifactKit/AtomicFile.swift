@@ -1,0 +1,39 @@
+import Foundation
+
+/// Writes files so that a reader never sees a half-written one: the bytes go to a temporary
+/// path in the same directory, and only a complete file is renamed over the final name.
+public enum AtomicFile {
+    /// A fresh temporary path beside `url` (same directory, so the rename cannot cross devices).
+    public static func temporaryURL(for url: URL) -> URL {
+        let dir = url.deletingLastPathComponent()
+        return dir.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).\(UUID().uuidString.prefix(8)).tmp")
+    }
+
+    /// Writes `data` to `url` atomically, creating the parent directory if needed.
+    public static func write(_ data: Data, to url: URL) throws {
+        try write(to: url) { tmp in try data.write(to: tmp) }
+    }
+
+    /// Lets `body` produce the file at a temporary path, then renames it into place.
+    /// If `body` throws, the temporary file is removed and `url` is left untouched.
+    public static func write(to url: URL, _ body: (URL) throws -> Void) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let tmp = temporaryURL(for: url)
+        do {
+            try body(tmp)
+            try moveIntoPlace(tmp, url)
+        } catch {
+            try? fm.removeItem(at: tmp)
+            throw error
+        }
+    }
+
+    /// Renames `from` over `to` (replacing an existing file) with POSIX rename(2), which is atomic.
+    public static func moveIntoPlace(_ from: URL, _ to: URL) throws {
+        if rename(from.path, to.path) != 0 {
+            let err = String(cString: strerror(errno))
+            throw PipelineError("cannot move \(from.lastPathComponent) into place: \(err)", location: to.path)
+        }
+    }
+}

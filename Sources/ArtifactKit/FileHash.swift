@@ -1,0 +1,32 @@
+import Crypto
+import Foundation
+
+/// SHA-256 of files and bytes, as lowercase hex.
+public enum FileHash {
+    /// Streams the file through SHA-256 in 1 MiB chunks.
+    public static func sha256(of url: URL) throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: url.path) else {
+            throw PipelineError("cannot open file for hashing", location: url.path)
+        }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        while true {
+            let chunk = try handle.read(upToCount: 1 << 20) ?? Data()
+            if chunk.isEmpty { break }
+            hasher.update(data: chunk)
+        }
+        return hex(hasher.finalize())
+    }
+
+    public static func sha256(of data: Data) -> String {
+        hex(SHA256.hash(data: data))
+    }
+
+    public static func sha256(of string: String) -> String {
+        sha256(of: Data(string.utf8))
+    }
+
+    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+        digest.map { String(format: "%02x", $0) }.joined()
+    }
+}

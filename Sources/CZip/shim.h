@@ -1,0 +1,2 @@
+// libzip (Debian: libzip-dev).
+#include <zip.h>

@@ -1,0 +1,44 @@
+import ArtifactKit
+import TestSupport
+import XCTest
+
+final class ArtifactKitTests: XCTestCase {
+    func testAtomicWriteLeavesOldFileWhenBodyFails() throws {
+        let dir = try TestPaths.makeTempDir("atomic")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let target = dir.appendingPathComponent("out.bin")
+        try AtomicFile.write(Data("old".utf8), to: target)
+        struct Boom: Error {}
+        XCTAssertThrowsError(try AtomicFile.write(to: target) { tmp in
+            try Data("half".utf8).write(to: tmp)
+            throw Boom()
+        })
+        XCTAssertEqual(try String(contentsOf: target, encoding: .utf8), "old")
+        XCTAssertEqual(try DirectoryListing.files(in: dir), ["out.bin"], "the temporary file must be removed")
+    }
+
+    func testSHA256OfKnownString() throws {
+        XCTAssertEqual(FileHash.sha256(of: "abc"),
+                       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+
+    func testHeaderRejectsWrongMagicAndVersion() throws {
+        var w = BinaryWriter()
+        ArtifactHeader(magic: "LLMFTXXX", version: 2).write(to: &w)
+        var r = BinaryReader(data: w.data, source: "x.bin")
+        XCTAssertThrowsError(try ArtifactHeader(magic: "LLMFTYYY", version: 2).check(&r, producer: "prepare")) { err in
+            XCTAssertTrue("\(err)".contains("wrong magic"))
+        }
+        var r2 = BinaryReader(data: w.data, source: "x.bin")
+        XCTAssertThrowsError(try ArtifactHeader(magic: "LLMFTXXX", version: 1).check(&r2, producer: "prepare")) { err in
+            XCTAssertTrue("\(err)".contains("format version 2"))
+        }
+    }
+
+    func testManifestRoundTrip() throws {
+        let m = Manifest(format: "test", formatVersion: 1, tool: "unit", params: ["seed": 123, "name": "x"],
+                         stats: ["rows": 5])
+        let back = try JSONDecoder().decode(Manifest.self, from: try m.encoded())
+        XCTAssertEqual(back, m)
+    }
+}
