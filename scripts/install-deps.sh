@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build links against, only if one is missing.
+# Swift 6 itself must already be on PATH (https://www.swift.org/install/linux/).
+set -euo pipefail
+packages=(libopenblas-dev libcurl4-openssl-dev libzip-dev pkg-config python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing missing packages: ${missing[*]}"
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+command -v swift >/dev/null || { echo "swift is not on PATH: install Swift 6 first" >&2; exit 1; }
