@@ -58,6 +58,22 @@ public final class GPT2BPETokenizer: @unchecked Sendable {
     /// the ids in input order. Throws the first disallowed-special error, as `encode` would.
     public func encodeBatch(_ texts: [String], allowedSpecial: Set<String> = [],
                             threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> [[Int]] {
+        try encodeInParallel(texts, threads: threads) { text, encoder in
+            try Self.encode(text, allowedSpecial: allowedSpecial, with: &encoder)
+        }
+    }
+
+    /// `encodeOrdinary` for many texts on `threads` workers, in input order.
+    public func encodeOrdinaryBatch(_ texts: [String],
+                                    threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> [[Int]] {
+        // The closure cannot throw, so neither can the batch.
+        (try? encodeInParallel(texts, threads: threads) { text, encoder in
+            Self.encodeOrdinary(text, with: &encoder)
+        }) ?? []
+    }
+
+    private func encodeInParallel(_ texts: [String], threads: Int,
+                                  _ encodeOne: @Sendable (String, inout BytePairEncoder) throws -> [Int]) throws -> [[Int]] {
         let workers = max(1, min(threads, texts.count))
         var results = [[Int]](repeating: [], count: texts.count)
         let failures = ErrorSlots(count: workers)
@@ -71,7 +87,7 @@ public final class GPT2BPETokenizer: @unchecked Sendable {
                 let upper = texts.count * (worker + 1) / workers
                 for index in lower..<upper {
                     do {
-                        output.buffer[index] = try Self.encode(texts[index], allowedSpecial: allowedSpecial, with: &encoder)
+                        output.buffer[index] = try encodeOne(texts[index], &encoder)
                     } catch {
                         failures.set(worker, error)
                         return
