@@ -110,8 +110,10 @@ public enum ClassificationPreparer {
         }
         // The book asserts this before training: a longer sequence cannot enter the model.
         guard sequenceLength <= options.contextLength else {
-            throw PipelineError("the longest training text has \(sequenceLength) tokens, more than the context length \(options.contextLength)",
-                                location: "--max-length", hint: "pass --max-length context (truncate to the context length) or an integer")
+            let what = options.maxLength == .longest ? "the longest training text has \(sequenceLength) tokens"
+                                                      : "--max-length \(sequenceLength) is"
+            throw PipelineError("\(what), more than the context length \(options.contextLength)",
+                                location: "--max-length", hint: "pass --max-length context (truncate to the context length) or a smaller integer")
         }
         guard sequenceLength > 0 else {
             throw PipelineError("the training split is empty or all its texts encode to no tokens; nothing to pad to",
@@ -145,7 +147,8 @@ public enum ClassificationPreparer {
         let inputs = [options.input, options.vocabDirectory.appendingPathComponent("encoder.json"),
                       options.vocabDirectory.appendingPathComponent("vocab.bpe")]
         let inputRecords = try inputs.map { url in
-            do { return try FileRecord.of(url, as: url.path) } catch {
+            // Recorded as given on the command line (relative stays relative), so manifests compare across checkouts.
+            do { return try FileRecord.of(url, as: url.relativePath) } catch {
                 throw PipelineError("cannot read input file: \(error.localizedDescription)", location: url.path,
                                     hint: "run `pipeline run fetch` first, or pass the right --input / --vocab")
             }
