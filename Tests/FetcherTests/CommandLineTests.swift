@@ -1,0 +1,105 @@
+import ArtifactKit
+import Foundation
+import TestSupport
+import XCTest
+
+/// The `fetch` executable itself: exit codes, what it prints, what it leaves on disk.
+final class CommandLineTests: XCTestCase {
+    var tmp: URL!
+
+    override func setUpWithError() throws {
+        tmp = try TestPaths.makeTempDir("fetch-cli")
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: tmp)
+    }
+
+    struct Run { var status: Int32; var stdout: String; var stderr: String }
+
+    func runFetch(_ args: [String], environment: [String: String] = [:]) throws -> Run {
+        let exe = TestPaths.executable("fetch")
+        guard FileManager.default.isExecutableFile(atPath: exe.path) else {
+            throw XCTSkip("the fetch executable is not built at \(exe.path)")
+        }
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = args
+        p.currentDirectoryURL = tmp
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "LLMFT_MIRROR")
+        env.merge(environment) { $1 }
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // Read both pipes while it runs so neither fills up.
+        var errData = Data()
+        let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        reader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        while !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+        return Run(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// The real pipeline.yaml, offline, from the shared assets as a mirror (as on our machines).
+    func testPipelineSourcesFromMirrorThenSkipped() throws {
+        guard let assets = TestPaths.sharedAssets else {
+            throw XCTSkip("../shared/assets is absent (set LLMFT_ASSETS): no offline copies to fetch from")
+        }
+        let config = TestPaths.repoRoot.appendingPathComponent("pipeline.yaml").path
+        let first = try runFetch(["--config", config, "--out", "data/raw", "--no-progress"], environment: ["LLMFT_MIRROR": assets.path])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let lines = first.stdout.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("mirror      sms-spam-collection.zip") }, first.stdout)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("mirror      gpt2/encoder.json") }, first.stdout)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("mirror      gpt2/vocab.bpe") }, first.stdout)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("extracted   SMSSpamCollection.tsv") }, first.stdout)
+        let raw = tmp.appendingPathComponent("data/raw")
+        XCTAssertEqual(allFiles(raw), ["SMSSpamCollection.tsv", "gpt2/encoder.json", "gpt2/vocab.bpe", "manifest.json", "sms-spam-collection.zip"])
+        let manifest = try Manifest.read(from: raw.appendingPathComponent("manifest.json"))
+        XCTAssertEqual(manifest.format, "raw-sources")
+        XCTAssertEqual(manifest.outputs.first { $0.path == "gpt2/encoder.json" }?.sha256,
+                       "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783")
+
+        let second = try runFetch(["--config", config, "--out", "data/raw", "--mirror", assets.path])
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertEqual(second.stdout.split(separator: "\n").filter { $0.hasPrefix("skipped") }.count, 4, second.stdout)
+
+        let only = try runFetch(["--config", config, "--out", "data/raw", "--only", "nope"])
+        XCTAssertEqual(only.status, 1)
+        XCTAssertTrue(only.stderr.contains("--only nope: no such source"), only.stderr)
+    }
+
+    func testChecksumMismatchExitsNonZeroWithClearMessage() throws {
+        let payload = tmp.appendingPathComponent("payload.bin")
+        try Data("hello\n".utf8).write(to: payload)
+        let yaml = """
+            params:
+              fetch:
+                sources:
+                  - name: hello
+                    file: hello.txt
+                    urls: [\(payload.absoluteString)]
+                    sha256: \(String(repeating: "ab", count: 32))
+                    size: 6
+            """
+        try yaml.write(to: tmp.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+        let run = try runFetch(["--config", "p.yaml", "--out", "raw", "--retries", "0"])
+        XCTAssertEqual(run.status, 1)
+        XCTAssertTrue(run.stderr.contains("error: source `hello`: could not fetch `hello.txt`"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("checksum mismatch"), run.stderr)
+        XCTAssertEqual(allFiles(tmp.appendingPathComponent("raw")), [])
+    }
+
+    func testUnknownKeyExitsNonZeroNamingKeyAndFile() throws {
+        try "params:\n  fetch:\n    sources:\n      - name: x\n        colour: red\n".write(
+            to: tmp.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+        let run = try runFetch(["--config", "p.yaml", "--out", "raw"])
+        XCTAssertEqual(run.status, 1)
+        XCTAssertTrue(run.stderr.contains("p.yaml"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("unknown key `colour`"), run.stderr)
+    }
+}
