@@ -124,6 +124,14 @@ public final class Fetcher {
     @discardableResult
     public func fetch(_ sources: [SourceSpec]) throws -> [FetchResult] {
         try validate(sources, file: "(sources given to Fetcher)")
+        if let mirror = options.mirror {
+            // A mistyped mirror path would otherwise send an offline machine to the network.
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: mirror.path, isDirectory: &isDir), isDir.boolValue else {
+                throw PipelineError("the mirror directory does not exist", location: mirror.path,
+                                    hint: "pass an existing directory with --mirror (or \(FetchOptions.mirrorEnvironmentVariable)), or neither")
+            }
+        }
         try fm.createDirectory(at: options.outDir, withIntermediateDirectories: true)
         let previous = try? Manifest.read(from: manifestURL)
         var results: [FetchResult] = []

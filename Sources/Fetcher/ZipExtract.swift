@@ -111,7 +111,7 @@ struct ZipExtractor {
             let size = Int64(clamping: st.size)
             declaredTotal += size
             if declaredTotal > cap {
-                throw error("members declare \(declaredTotal)+ bytes uncompressed, more than max_uncompressed_bytes = \(cap)",
+                throw error("the members to extract declare at least \(declaredTotal) bytes uncompressed, more than max_uncompressed_bytes = \(cap)",
                             hint: "raise `extract.max_uncompressed_bytes` only if you trust this archive")
             }
             plan.append((member, output, zip_uint64_t(index), size, st.crc))

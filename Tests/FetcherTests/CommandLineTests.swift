@@ -30,17 +30,19 @@ final class CommandLineTests: XCTestCase {
         env.removeValue(forKey: "LLMFT_MIRROR")
         env.merge(environment) { $1 }
         p.environment = env
-        let out = Pipe(), err = Pipe()
+        // Standard error goes to a file so that the two streams cannot block each other.
+        let errFile = tmp.appendingPathComponent("stderr-\(UUID().uuidString.prefix(6)).txt")
+        _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
+        let errHandle = try FileHandle(forWritingTo: errFile)
+        let out = Pipe()
         p.standardOutput = out
-        p.standardError = err
+        p.standardError = errHandle
         try p.run()
-        // Read both pipes while it runs so neither fills up.
-        var errData = Data()
-        let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        reader.start()
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        while !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+        try errHandle.close()
+        let errData = try Data(contentsOf: errFile)
+        try FileManager.default.removeItem(at: errFile)
         return Run(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
     }
 
@@ -89,7 +91,7 @@ final class CommandLineTests: XCTestCase {
         try yaml.write(to: tmp.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
         let run = try runFetch(["--config", "p.yaml", "--out", "raw", "--retries", "0"])
         XCTAssertEqual(run.status, 1)
-        XCTAssertTrue(run.stderr.contains("error: source `hello`: could not fetch `hello.txt`"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("source `hello`: could not fetch `hello.txt` from any URL"), run.stderr)
         XCTAssertTrue(run.stderr.contains("checksum mismatch"), run.stderr)
         XCTAssertEqual(allFiles(tmp.appendingPathComponent("raw")), [])
     }
