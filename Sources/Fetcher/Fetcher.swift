@@ -407,13 +407,19 @@ public final class Fetcher {
                 inputs.append(FileRecord(path: from, sha256: record.sha256, size: record.size))
             }
         }
-        let manifest = Manifest(
+        var manifest = Manifest(
             format: Fetcher.manifestFormat, formatVersion: Fetcher.manifestFormatVersion, tool: "fetch",
             params: ["sources": .array(sources.sorted().map { .string($0) })],
             inputs: inputs, outputs: outputList,
             stats: ["provenance": .object(provenance),
                     "files": .int(outputList.count),
                     "bytes": .int(outputList.reduce(0) { $0 + $1.size })])
+        if let previous, previous.toolVersion == manifest.toolVersion {
+            // Nothing changed: keep the old file byte for byte, so that a runner hashing this
+            // directory does not see a new timestamp as a new input for later stages.
+            manifest.createdAt = previous.createdAt
+            if manifest == previous { return }
+        }
         try manifest.write(into: options.outDir)
     }
 }

@@ -72,7 +72,7 @@ struct FetchCommand: ParsableCommand {
                 report: { line in print(line); fflush(stdout) })
             let fetcher = Fetcher(options: options)
             try fetcher.fetch(sources)
-            print("wrote \(fetcher.manifestURL.path)")
+            print("manifest    \(fetcher.manifestURL.path)")
         } catch let error as PipelineError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode.failure

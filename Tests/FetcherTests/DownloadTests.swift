@@ -215,7 +215,11 @@ final class DownloadTests: XCTestCase {
     func testAlreadyVerifiedFileIsSkippedAndKeepsProvenance() throws {
         _ = try fetcher().fetch([spec([server.url("f.bin")])])
         let before = server.requests().count
+        let manifestBytes = try Data(contentsOf: out.appendingPathComponent("manifest.json"))
+        Thread.sleep(forTimeInterval: 1.1)   // so that a rewritten manifest would get a new createdAt
         let again = try fetcher().fetch([spec([server.url("f.bin")])])
+        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("manifest.json")), manifestBytes,
+                       "an unchanged directory keeps its manifest byte for byte")
         XCTAssertEqual(again.map(\.action), [.alreadyVerified])
         XCTAssertEqual(server.requests().count, before, "no request for a verified file")
         XCTAssertTrue(transcript.lines.last?.hasPrefix("skipped     data/f.bin") == true)
