@@ -178,6 +178,9 @@ public final class Fetcher {
                 main = try download(s, dest: dest)
             }
         }
+        // A partial left by an interrupted run is of no use once the file is in place, and must
+        // not linger in the artifact directory.
+        try? fm.removeItem(at: partialURL(for: dest))
         var out = [main]
         if let ex = s.extract {
             out += try ZipExtractor(archive: dest, archiveName: s.file, source: s.name, spec: ex, outDir: options.outDir).extract()
@@ -196,6 +199,11 @@ public final class Fetcher {
     private func fileSize(_ url: URL) -> Int64? {
         guard let attrs = try? fm.attributesOfItem(atPath: url.path) else { return nil }
         return (attrs[.size] as? NSNumber)?.int64Value
+    }
+
+    /// The hidden file a download of `dest` grows in: `.<name>.part` beside it.
+    func partialURL(for dest: URL) -> URL {
+        dest.deletingLastPathComponent().appendingPathComponent(".\(dest.lastPathComponent).part")
     }
 
     // MARK: - Mirror
@@ -249,7 +257,7 @@ public final class Fetcher {
     }
 
     private func download(_ s: SourceSpec, dest: URL) throws -> FetchResult {
-        let partial = dest.deletingLastPathComponent().appendingPathComponent(".\(dest.lastPathComponent).part")
+        let partial = partialURL(for: dest)
         var failures: [URLFailure] = []
         for url in s.urls {
             switch try download(s, from: url, partial: partial, dest: dest) {
@@ -312,7 +320,8 @@ public final class Fetcher {
                 } else if !outcome.ok {
                     let status = outcome.httpStatus > 0 ? " (HTTP \(outcome.httpStatus))" : ""
                     let got = outcome.bytesInFile > 0 ? "; got \(outcome.bytesInFile) of \(size) bytes, kept for resuming" : ""
-                    if outcome.code == CURLE_PARTIAL_FILE || (outcome.bytesInFile > 0 && outcome.bytesInFile < size) {
+                    let receivedSome = outcome.bytesInFile > (outcome.serverIgnoredRange ? 0 : offset)
+                    if outcome.code == CURLE_PARTIAL_FILE || (receivedSome && outcome.bytesInFile < size) {
                         verdict = (.truncated("\(url): truncated download: \(outcome.curlMessage)\(got)"), isTransient(outcome))
                     } else {
                         verdict = (.other("\(url): \(outcome.curlMessage)\(status)"), isTransient(outcome))

@@ -256,6 +256,25 @@ final class DownloadTests: XCTestCase {
         XCTAssertTrue(transcript.lines[0].hasPrefix("mirror      data/f.bin"))
     }
 
+    func testStalePartialIsRemovedWhenTheMirrorProvidesTheFile() throws {
+        let mirror = tmp.appendingPathComponent("mirror")
+        try FileManager.default.createDirectory(at: mirror, withIntermediateDirectories: true)
+        try content.write(to: mirror.appendingPathComponent("f.bin"))
+        let partial = out.appendingPathComponent("data/.f.bin.part")
+        try FileManager.default.createDirectory(at: partial.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try content.prefix(1000).write(to: partial)
+        XCTAssertEqual(try fetcher(mirror: mirror).fetch([spec([server.url("f.bin")])]).map(\.action), [.mirrored])
+        assertOnlyManifestAnd(["data/f.bin"])
+    }
+
+    func testBackupReturning404AfterAPartialIsNotCalledTruncated() throws {
+        let primary = server.url("drop/99/30000/f.bin")
+        let message = fetchFailure { try fetcher(retries: 0).fetch([spec([primary, server.url("gone.bin")])]) }?.description ?? ""
+        XCTAssertTrue(message.contains("\(primary): truncated download"), message)
+        XCTAssertTrue(message.contains("\(server.url("gone.bin")): The requested URL returned error: 404"), message)
+        XCTAssertEqual(server.requests().last?["range"] as? String, "bytes=30000-", "the backup is asked for the rest")
+    }
+
     func testMirrorWithWrongHashIsReportedThenURLIsUsed() throws {
         let mirror = tmp.appendingPathComponent("mirror")
         try FileManager.default.createDirectory(at: mirror.appendingPathComponent("data"), withIntermediateDirectories: true)
