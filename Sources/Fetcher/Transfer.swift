@@ -164,6 +164,12 @@ func runTransfer(_ request: TransferRequest) -> TransferOutcome {
                                overLimit: false, localWriteError: String(cString: strerror(errno)))
     }
     defer { close(fd) }
+    // Two fetches appending to one partial file would interleave their bytes.
+    if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        return TransferOutcome(code: CURLE_WRITE_ERROR, httpStatus: 0, curlMessage: "the partial file is locked",
+                               bytesInFile: 0, resumed: false, serverIgnoredRange: false, rangeMismatch: false,
+                               overLimit: false, localWriteError: "another fetch is downloading into this file right now")
+    }
     // The partial may be longer than `offset` only if the caller decided to restart; make them agree.
     if ftruncate(fd, off_t(request.offset)) != 0 {
         return TransferOutcome(code: CURLE_WRITE_ERROR, httpStatus: 0, curlMessage: "cannot truncate the partial file",

@@ -75,6 +75,58 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(only.stderr.contains("--only nope: no such source"), only.stderr)
     }
 
+    /// A `fetch` killed mid-download leaves only its hidden partial; the next run resumes it.
+    func testKilledDownloadIsResumedByTheNextRun() throws {
+        let exe = TestPaths.executable("fetch")
+        guard FileManager.default.isExecutableFile(atPath: exe.path) else {
+            throw XCTSkip("the fetch executable is not built at \(exe.path)")
+        }
+        let www = tmp.appendingPathComponent("www")
+        try FileManager.default.createDirectory(at: www, withIntermediateDirectories: true)
+        let content = testBytes(100_000, seed: 7)
+        try content.write(to: www.appendingPathComponent("f.bin"))
+        let server = try TestServer(root: www)
+        defer { server.stop() }
+        // The first request sends 20000 bytes, then nothing for 60 s: time enough to kill fetch.
+        let yaml = """
+            params:
+              fetch:
+                sources:
+                  - name: blob
+                    file: blob/f.bin
+                    urls: [\(server.url("stall/1/20000/60/f.bin"))]
+                    sha256: \(FileHash.sha256(of: content))
+                    size: \(content.count)
+            """
+        try yaml.write(to: tmp.appendingPathComponent("p.yaml"), atomically: true, encoding: .utf8)
+
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = ["--config", "p.yaml", "--out", "raw"]
+        p.currentDirectoryURL = tmp
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let partial = tmp.appendingPathComponent("raw/blob/.f.bin.part")
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            let size = (try? FileManager.default.attributesOfItem(atPath: partial.path)[.size] as? NSNumber)?.intValue ?? 0
+            if size == 20_000 { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        p.terminate()
+        p.waitUntilExit()
+        XCTAssertEqual(allFiles(tmp.appendingPathComponent("raw")), ["blob/.f.bin.part"], "only the hidden partial is left")
+
+        let run = try runFetch(["--config", "p.yaml", "--out", "raw"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("downloaded  blob/f.bin (100000 bytes, sha256 verified)"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("(resumed)"), run.stdout)
+        XCTAssertEqual(server.requests().map { $0["range"] as? String }, [nil, "bytes=20000-"])
+        XCTAssertEqual(try Data(contentsOf: tmp.appendingPathComponent("raw/blob/f.bin")), content)
+        XCTAssertEqual(allFiles(tmp.appendingPathComponent("raw")), ["blob/f.bin", "manifest.json"])
+    }
+
     func testChecksumMismatchExitsNonZeroWithClearMessage() throws {
         let payload = tmp.appendingPathComponent("payload.bin")
         try Data("hello\n".utf8).write(to: payload)

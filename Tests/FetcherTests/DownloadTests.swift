@@ -179,6 +179,18 @@ final class DownloadTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("data/f.bin")), content)
     }
 
+    func testConcurrentFetchOfTheSameFileIsRefused() throws {
+        let partial = out.appendingPathComponent("data/.f.bin.part")
+        try FileManager.default.createDirectory(at: partial.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let fd = open(partial.path, O_WRONLY | O_CREAT, 0o644)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        XCTAssertEqual(flock(fd, LOCK_EX), 0)   // as another fetch downloading it would hold
+        let message = fetchFailure { try fetcher().fetch([spec([server.url("f.bin")])]) }?.description ?? ""
+        XCTAssertTrue(message.contains("another fetch is downloading into this file"), message)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("data/f.bin").path))
+    }
+
     func testUnreachableURLWithoutBackupFails() throws {
         // Nothing listens on port 1 of the loopback address: the connection is refused.
         let url = "http://127.0.0.1:1/f.bin"
