@@ -166,7 +166,11 @@ public final class Fetcher {
         if let sha = try verifiedSHA(of: dest, size: s.size), sha == s.sha256 {
             main = FetchResult(source: s.name, file: s.file, sha256: sha, size: s.size, action: .alreadyVerified, from: "")
         } else {
-            if fm.fileExists(atPath: dest.path) {
+            if let attrs = try? fm.attributesOfItem(atPath: dest.path) {
+                guard (attrs[.type] as? FileAttributeType) == .typeRegular else {
+                    throw PipelineError("source `\(s.name)`: `\(s.file)` exists and is not a regular file", location: dest.path,
+                                        hint: "move it away; fetch replaces only files")
+                }
                 // Everything under a final name must be verified, so a stale or damaged file goes now.
                 options.warn("`\(s.file)` exists but does not match the declared size and sha256 of source `\(s.name)`; removing it and fetching again")
                 try fm.removeItem(at: dest)

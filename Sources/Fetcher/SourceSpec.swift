@@ -223,4 +223,12 @@ public func validate(_ sources: [SourceSpec], file: String) throws {
             }
         }
     }
+    // A file cannot also be a directory that holds another output.
+    let all = outputs.keys.sorted()
+    for a in all {
+        if let b = all.first(where: { $0.hasPrefix(a + "/") }) {
+            throw PipelineError("`\(a)` (source `\(outputs[a]!)`) is also a directory holding `\(b)` (source `\(outputs[b]!)`)",
+                                location: file, hint: "give the two outputs paths that do not nest")
+        }
+    }
 }

@@ -75,6 +75,14 @@ final class SourceSpecTests: XCTestCase {
         expectError(valid.replacingOccurrences(of: "{inner: inner.tsv}", with: "{inner: a/b.zip}"), ["also written by source `zip`"])
     }
 
+    func testNestedOutputsAreRejected() {
+        let nested = [SourceSpec(name: "a", file: "gpt2", urls: ["file:///a"], sha256: String(repeating: "0", count: 64), size: 1),
+                      SourceSpec(name: "b", file: "gpt2/encoder.json", urls: ["file:///b"], sha256: String(repeating: "0", count: 64), size: 1)]
+        XCTAssertThrowsError(try validate(nested, file: "p.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("is also a directory holding `gpt2/encoder.json`"), "\(error)")
+        }
+    }
+
     func testNotYAML() {
         expectError("params: [unclosed", ["test-pipeline.yaml"])
     }
