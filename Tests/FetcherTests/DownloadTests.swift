@@ -33,8 +33,8 @@ final class DownloadTests: XCTestCase {
         Fetcher(options: quickOptions(out: out, mirror: mirror, retries: retries, transcript: transcript))
     }
 
-    func spec(_ urls: [String], file: String = "data/f.bin") -> SourceSpec {
-        makeSpec("blob", file: file, urls: urls, content: content)
+    func spec(_ urls: [String], file: String = "data/f.bin", name: String = "blob") -> SourceSpec {
+        makeSpec(name, file: file, urls: urls, content: content)
     }
 
     func assertOnlyManifestAnd(_ files: [String], file: StaticString = #filePath, line: UInt = #line) {
@@ -73,6 +73,16 @@ final class DownloadTests: XCTestCase {
         let results = try fetcher().fetch([spec([url])])
         XCTAssertEqual(results.first?.from, url)
         XCTAssertEqual(server.requests().compactMap { $0["status"] as? Int }, [503, 200])
+    }
+
+    func testTooManyRequestsAndRequestTimeoutAreRetriedButForbiddenIsNot() throws {
+        _ = try fetcher().fetch([spec([server.url("status/1/429/f.bin")], file: "a.bin"),
+                                 spec([server.url("status/1/408/f.bin")], file: "b.bin", name: "other")])
+        XCTAssertEqual(server.requests().compactMap { $0["status"] as? Int }, [429, 200, 408, 200])
+        let forbidden = server.url("status/9/403/f.bin")
+        let message = fetchFailure { try fetcher().fetch([spec([forbidden], file: "c.bin")]) }?.description ?? ""
+        XCTAssertTrue(message.contains("403"), message)
+        XCTAssertEqual(server.requests().filter { $0["path"] as? String == "/status/9/403/f.bin" }.count, 1)
     }
 
     func testNotFoundIsNotRetried() throws {
