@@ -19,16 +19,16 @@ struct FetchCommand: ParsableCommand {
             (primary, then backups). Nothing unverified is ever left under a final file name.
             """)
 
-    @Option(name: .long, help: "The pipeline file declaring params.fetch.sources.")
+    @Option(name: .long, help: ArgumentHelp("The pipeline file declaring params.fetch.sources.", valueName: "file"))
     var config: String = "pipeline.yaml"
 
-    @Option(name: .long, help: "Output directory.")
+    @Option(name: .long, help: ArgumentHelp("Output directory.", valueName: "dir"))
     var out: String = "data/raw"
 
-    @Option(name: .long, help: "A local directory with verified copies (DIR/<file> or DIR/<basename>); default $LLMFT_MIRROR.")
+    @Option(name: .long, help: ArgumentHelp("A local directory with verified copies (DIR/<file> or DIR/<basename>); default $LLMFT_MIRROR.", valueName: "dir"))
     var mirror: String?
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Fetch only these sources (by name).")
+    @Option(name: .long, parsing: .upToNextOption, help: ArgumentHelp("Fetch only these sources (by name).", valueName: "name"))
     var only: [String] = []
 
     @Option(name: .long, help: "Extra attempts per URL after transient errors.")
