@@ -156,7 +156,10 @@ public struct DirectoryInspector: ArtifactInspector {
             let magic = ArtifactMagic.read(fileURL).map { m in m.version.map { "\(m.magic) v\($0)" } ?? m.magic } ?? ""
             return [rel, Format.bytes(Format.fileSize(fileURL)), magic]
         }
-        parts.append("files (\(files.count)):\n" + Format.table(["path", "size", "magic"], rowsOut)
+        // The magic column only when some file has one.
+        let anyMagic = rowsOut.contains { !$0[2].isEmpty }
+        let header = anyMagic ? ["path", "size", "magic"] : ["path", "size"]
+        parts.append("files (\(files.count)):\n" + Format.table(header, anyMagic ? rowsOut : rowsOut.map { Array($0.prefix(2)) })
             .split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
         return parts.joined(separator: "\n\n")
     }

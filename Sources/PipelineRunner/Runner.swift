@@ -149,8 +149,9 @@ public final class Runner {
                 ranOrWouldRun.insert(stage.name)
                 continue
             }
+            let deps = try recordDeps(of: stage)
             log("- \(stage.name): running (\(why))\n  $ \(stage.command)")
-            lock.stages[stage.name] = try execute(stage, options: options)
+            lock.stages[stage.name] = try execute(stage, deps: deps, options: options)
             try lock.write(to: lockURL)
             try cache.save()
             outcomes.append(StageOutcome(name: stage.name, action: .ran, reasons: reasons, command: stage.command))
@@ -165,8 +166,8 @@ public final class Runner {
         return RunReport(outcomes: outcomes)
     }
 
-    /// Runs one stage's command and returns its new lock entry.
-    func execute(_ stage: PlannedStage, options: RunOptions) throws -> StageLock {
+    /// Hashes the deps a stage is about to read; a missing one is an error naming its producer.
+    func recordDeps(of stage: PlannedStage) throws -> [PathRecord] {
         var deps: [PathRecord] = []
         for dep in stage.deps {
             guard let record = try cache.record(dep) else {
@@ -176,7 +177,11 @@ public final class Runner {
             }
             deps.append(record)
         }
+        return deps
+    }
 
+    /// Runs one stage's command and returns its new lock entry (`deps` as hashed before it ran).
+    func execute(_ stage: PlannedStage, deps: [PathRecord], options: RunOptions) throws -> StageLock {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", stage.command]

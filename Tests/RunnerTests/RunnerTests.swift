@@ -53,6 +53,17 @@ final class RunnerTests: XCTestCase {
         let entry = FileEntry(path: "a.txt", sha256: FileHash.sha256(of: "1\n"), size: 2)
         XCTAssertEqual(out.contents, [entry])
         XCTAssertEqual(out.sha256, FileHash.sha256(of: "files 1\n\(entry.sha256)  2  a.txt\n"))
+        // The same digest from coreutils, independently of this code.
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = ["-c", "(echo 'files 1'; cd out1 && echo \"$(sha256sum < a.txt | cut -d' ' -f1)  $(stat -c %s a.txt)  a.txt\") | sha256sum | cut -d' ' -f1"]
+        shell.currentDirectoryURL = ws.dir
+        let pipe = Pipe()
+        shell.standardOutput = pipe
+        try shell.run()
+        let coreutils = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        shell.waitUntilExit()
+        XCTAssertEqual(out.sha256, coreutils.trimmingCharacters(in: .whitespacesAndNewlines))
         // A whole subtree of params is recorded as its value.
         XCTAssertEqual(lock.stages["side"]?.params, ["a.words": ["x", "y"]])
         // Human-readable: pretty JSON, one key per line.
