@@ -11,6 +11,7 @@ extension Pipeline {
                 .sorted { $0.key < $1.key }
                 .map { from, es in "\(from) (\(es.map(\.dep).joined(separator: ", ")))" }.joined(separator: ", ")
             lines.append("  \(i + 1). \(stage.name)\(from)")
+            if let desc = stage.definition.desc { lines.append("       \(desc)") }
         }
         lines.append("")
         lines.append("tree:")

@@ -96,6 +96,10 @@ public struct Pipeline: Sendable {
         var writers: [(stage: String, out: String)] = []
         for stage in planned {
             for out in stage.outs {
+                if out == "." {
+                    throw PipelineError("stage `\(stage.name)`: the pipeline directory itself cannot be an out",
+                                        location: where_(stage.definition), hint: "name the file or directory the stage writes")
+                }
                 if let other = writers.first(where: { overlaps($0.out, out) }) {
                     let detail = other.out == out ? "both write `\(out)`"
                         : "`\(out)` and `\(other.out)` overlap (one is inside the other)"

@@ -152,6 +152,8 @@ public final class Runner {
             let deps = try recordDeps(of: stage)
             log("- \(stage.name): running (\(why))\n  $ \(stage.command)")
             lock.stages[stage.name] = try execute(stage, deps: deps, options: options)
+            // Entries of stages that were removed from the file would never be read again.
+            lock.stages = lock.stages.filter { name, _ in pipeline.stage(named: name) != nil }
             try lock.write(to: lockURL)
             try cache.save()
             outcomes.append(StageOutcome(name: stage.name, action: .ran, reasons: reasons, command: stage.command))

@@ -1,4 +1,5 @@
 import Foundation
+import PipelineRunner
 import TestSupport
 import XCTest
 
@@ -53,6 +54,18 @@ final class CommandLineTests: XCTestCase {
 
         let again = try pipeline(["run", "-f", "sub/flow.yaml"], in: ws.dir)
         XCTAssertTrue(again.out.contains("- where: up to date"), again.out)
+    }
+
+    func testSecondRunInTheSameDirectoryIsRefused() throws {
+        let ws = try Workspace("stages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n")
+        let held = try RunLock.acquire(in: ws.dir)
+        let refused = try pipeline(["run"], in: ws.dir)
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.err.contains("another `pipeline run` (pid \(getpid())) is already running"), refused.err)
+        XCTAssertFalse(ws.exists("a.txt"))
+        held.release()
+        XCTAssertEqual(try pipeline(["run"], in: ws.dir).status, 0)
+        XCTAssertTrue(ws.exists("a.txt"))
     }
 
     func testBadFileExitsNonZeroWithAClearMessage() throws {

@@ -97,6 +97,11 @@ final class PipelineFileErrorTests: XCTestCase {
         XCTAssertTrue(m.contains("`data/b.txt` and `data` overlap"), m)
     }
 
+    func testWholeDirectoryAsOutIsRejected() throws {
+        let m = try error("stages:\n  a:\n    cmd: echo > x\n    outs: [./]\n")
+        XCTAssertTrue(m.contains("the pipeline directory itself cannot be an out"), m)
+    }
+
     func testUnknownParamInParamsList() throws {
         let m = try error("""
         params:

@@ -237,6 +237,24 @@ final class RunnerTests: XCTestCase {
         XCTAssertEqual(report.outcome("ok")?.action, .upToDate)
     }
 
+    func testLockForgetsStagesRemovedFromTheFile() throws {
+        let ws = try Workspace(chainYAML, files: ["input.txt": "in\n"])
+        try ws.run()
+        XCTAssertNotNil(try ws.lock().stages["side"])
+        let withoutSide = chainYAML.replacingOccurrences(of: """
+          side:
+            desc: reads a whole subtree of params
+            cmd: echo side > side.txt && echo side >> runs.log
+            params: [a.words]
+            outs: [side.txt]
+
+        """, with: "")
+        try ws.write("pipeline.yaml", withoutSide)
+        try ws.run(RunOptions(targets: ["first"], force: true))
+        XCTAssertNil(try ws.lock().stages["side"])
+        XCTAssertNotNil(try ws.lock().stages["third"])
+    }
+
     func testStageThatDoesNotWriteItsOutIsAnError() throws {
         let ws = try Workspace("""
         stages:
