@@ -123,13 +123,13 @@ public func prepareInstructionDataset(_ options: InstructionPrepareOptions,
     var longest: (tokens: Int, split: String, row: Int, entry: Int) = (-1, "", 0, 0)
     var truncatedTotal = 0
     var notPrefixTotal = 0
-    var notPrefixEntries: [JSONValue] = []
+    var notPrefixEntries: [Int] = []
     for (name, shard, _, tokenized, range) in shards {
         let lengths = (0..<shard.rowCount).map { shard.length(row: $0) }
         let truncated = lengths.filter { $0 > options.allowedMaxLength }.count
         truncatedTotal += truncated
         notPrefixTotal += tokenized.promptNotPrefix.count
-        notPrefixEntries += tokenized.promptNotPrefix.prefix(20).map { .int(range.lowerBound + $0) }
+        notPrefixEntries += tokenized.promptNotPrefix.map { range.lowerBound + $0 }
         if let m = lengths.indices.max(by: { lengths[$0] < lengths[$1] }), lengths[m] > longest.tokens {
             longest = (lengths[m], name.rawValue, m, range.lowerBound + m)
         }
@@ -154,7 +154,8 @@ public func prepareInstructionDataset(_ options: InstructionPrepareOptions,
         "longest": ["tokens": .int(longest.tokens), "split": .string(longest.split), "row": .int(longest.row), "entry": .int(longest.entry)],
         "truncated_rows": .int(truncatedTotal),
         "prompt_not_prefix_rows": .int(notPrefixTotal),
-        "prompt_not_prefix_entries": .array(notPrefixEntries),
+        // File-order entry indices, at most 20 so that a pathological file cannot bloat the manifest.
+        "prompt_not_prefix_entries": .array(notPrefixEntries.sorted().prefix(20).map { .int($0) }),
     ]
     let params: [String: JSONValue] = [
         "style": .string(options.style.rawValue),
@@ -244,4 +245,20 @@ fileprivate func replaceDirectory(_ target: URL, _ body: (URL) throws -> Void) t
         try? fm.removeItem(at: staging)
         throw error
     }
+}
+
+/// A few lines for the terminal after `prepare instruct`, from the manifest's params and stats.
+public func instructionSummary(_ manifest: Manifest, out: String) -> String {
+    let stats = manifest.stats
+    var lines = ["prepared \(out) (\(manifest.params["style"] ?? "?") prompts): \(stats["entries"] ?? "?") entries"]
+    for name in InstructionSplitName.allCases {
+        guard let s = stats["splits"]?[name.rawValue] else { continue }
+        lines.append("  \(name.rawValue): \(s["rows"] ?? "?") rows, \(s["tokens"] ?? "?") tokens (min \(s["min_tokens"] ?? "?"), mean \(s["mean_tokens"] ?? "?"), max \(s["max_tokens"] ?? "?"))")
+    }
+    if let longest = stats["longest"] {
+        lines.append("  longest: \(longest["tokens"] ?? "?") tokens (\(longest["split"] ?? "?") row \(longest["row"] ?? "?"), entry \(longest["entry"] ?? "?"))")
+    }
+    lines.append("  rows longer than allowed_max_length \(manifest.params["allowed_max_length"] ?? "?") (cut when batched): \(stats["truncated_rows"] ?? "?")")
+    lines.append("  rows whose prompt tokens are not a prefix of the full text's: \(stats["prompt_not_prefix_rows"] ?? "?")")
+    return lines.joined(separator: "\n")
 }

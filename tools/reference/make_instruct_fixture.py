@@ -78,6 +78,14 @@ def rows_sha256(rows):
     return h.hexdigest()
 
 
+def texts_sha256(texts):
+    """sha256 over the UTF-8 of each text followed by one NUL byte."""
+    h = hashlib.sha256()
+    for text in texts:
+        h.update(text.encode("utf-8") + b"\0")
+    return h.hexdigest()
+
+
 def collate(rows, prompt_lengths=None, pad=50256, ignore=-100, allowed_max_length=None):
     longest = max(len(r) + 1 for r in rows)
     inputs, targets = [], []
@@ -145,7 +153,9 @@ def main():
                 "min_tokens": int(min(lengths)),
                 "prompt_not_prefix_rows": not_prefix,
                 "first_rows": rows[:3],
+                "first_entries": splits[name][:3],
                 "first_texts": [prompt_text(e, style) + response_text(e, style) for e in splits[name][:3]],
+                "texts_sha256": texts_sha256([prompt_text(e, style) + response_text(e, style) for e in splits[name]]),
             }
         fixture["styles"][style] = per_style
 
@@ -159,8 +169,12 @@ def main():
     variants = [("plain", None, 1024), ("untruncated", None, None), ("truncated32", None, 32),
                 ("masked", "mask", 1024), ("masked_truncated20", "mask", 20)]
     batches = []
+    fixture["groups"] = {}
     for style in ("alpaca", "phi3"):
         rows, prompt_lengths = encoded[(style, "train")]
+        fixture["groups"][style] = {
+            group: {"indices": idx, "rows": [rows[i] for i in idx], "prompt_lengths": [prompt_lengths[i] for i in idx]}
+            for group, idx in groups.items()}
         for group, idx in groups.items():
             for variant, mask, allowed in variants:
                 batch_rows = [rows[i] for i in idx]
