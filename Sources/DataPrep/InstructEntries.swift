@@ -28,7 +28,7 @@ public enum InstructionEntries {
     /// an object, a missing `instruction`/`output`, or a non-string `instruction`/`input`/`output`.
     /// Other keys are ignored. `hint` says what to do about a bad file.
     public static func parse(_ data: Data, source: String,
-                             hint: String = "fix the file or fetch it again (`fetch --config pipelines/instruct.yaml --out data/raw`)")
+                             hint: String = "fix the file, or fetch it again with `pipeline run -f pipelines/instruct.yaml fetch`")
         throws -> [InstructionEntry] {
         let top: Any
         do {
