@@ -22,3 +22,21 @@ public func describeRow(_ shard: InstructionShard, row: Int, tokenizer: GPT2BPET
     let start = shard.responseStart(row: row)
     return (try tokenizer.decode(Array(tokens[..<start])), try tokenizer.decode(Array(tokens[start...])))
 }
+
+/// A short text view of a shard for `pipeline show`: counts, then the first `rows` rows with
+/// their token counts and, when a tokenizer is given, the decoded prompt and response.
+public func instructionShardPreview(_ shard: InstructionShard, rows: Int = 3, tokenizer: GPT2BPETokenizer? = nil) -> String {
+    let lengths = (0..<shard.rowCount).map { shard.length(row: $0) }
+    var lines = ["instruction shard (\(InstructionShard.header.magic) v\(InstructionShard.header.version)): \(shard.rowCount) rows, \(shard.totalTokens) tokens"
+                 + (lengths.isEmpty ? "" : ", row length \(lengths.min()!)...\(lengths.max()!)")]
+    for row in 0..<min(rows, shard.rowCount) {
+        lines.append("row \(row): \(shard.length(row: row)) tokens, response starts at token \(shard.responseStart(row: row))")
+        if let tokenizer, let (prompt, response) = try? describeRow(shard, row: row, tokenizer: tokenizer) {
+            lines.append("  prompt:   \(prompt.debugDescription)")
+            lines.append("  response: \(response.debugDescription)")
+        } else {
+            lines.append("  tokens: \(shard.tokens(row: row).prefix(24).map(String.init).joined(separator: " "))\(shard.length(row: row) > 24 ? " ..." : "")")
+        }
+    }
+    return lines.joined(separator: "\n")
+}

@@ -112,3 +112,23 @@ final class InstructTokenizerTests: XCTestCase {
         XCTAssertFalse(phi.contains(GPT2BPETokenizer.endOfTextID))
     }
 }
+
+final class InstructPreviewTests: XCTestCase {
+    func testPreviewWithoutTokenizerListsTokens() throws {
+        let shard = try InstructionShard(rows: [[1, 2, 3], [4]], responseStarts: [2, 1])
+        let text = instructionShardPreview(shard, rows: 5)
+        XCTAssertTrue(text.hasPrefix("instruction shard (LLMFTINS v1): 2 rows, 4 tokens, row length 1...3"), text)
+        XCTAssertTrue(text.contains("row 0: 3 tokens, response starts at token 2\n  tokens: 1 2 3"), text)
+        XCTAssertTrue(text.contains("row 1: 1 tokens, response starts at token 1\n  tokens: 4"), text)
+    }
+
+    func testPreviewWithTokenizerDecodes() throws {
+        guard let assets = TestPaths.sharedAssets else { throw XCTSkip("shared assets not present: the GPT-2 vocabulary is needed") }
+        let tok = try GPT2BPETokenizer(directory: assets.appendingPathComponent("gpt2"))
+        let entry = InstructionEntry(instruction: "Say hi.", output: "Hi.")
+        let t = try tokenizeInstructions([entry], style: .phi3) { try tok.encode($0) }
+        let text = instructionShardPreview(try InstructionShard(rows: t.rows, responseStarts: t.promptLengths), tokenizer: tok)
+        XCTAssertTrue(text.contains(#"prompt:   "<|user|>\nSay hi.""#), text)
+        XCTAssertTrue(text.contains(#"response: "\n<|assistant|>:\nHi.""#), text)
+    }
+}
