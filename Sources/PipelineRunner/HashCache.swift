@@ -26,6 +26,8 @@ public final class HashCache {
         var mtimeNs: Int64
         var inode: UInt64
         var sha256: String
+        /// Wall-clock time the hash was computed (ns since 1970).
+        var hashedAtNs: Int64
     }
 
     struct Stored: Codable {
@@ -33,11 +35,18 @@ public final class HashCache {
         var files: [String: Entry]
     }
 
+    static let version = 1
     public let root: URL
     public let cacheURL: URL?
     public let hasher: ContentHasher
     var entries: [String: Entry] = [:]
     var changed = false
+
+    /// An entry whose file was modified less than this long before it was hashed is not trusted:
+    /// file systems stamp mtimes from a coarse clock, so a same-size in-place rewrite right after
+    /// hashing could keep the same mtime (git's "racy" entries). Such files are hashed again
+    /// until their hash is older than their mtime by this margin.
+    public var racyWindowNs: Int64 = 2_000_000_000
 
     /// `cacheURL` nil keeps the cache in memory only.
     public init(root: URL, cacheURL: URL?, hasher: ContentHasher = SHA256FileHasher()) {
@@ -45,7 +54,7 @@ public final class HashCache {
         self.cacheURL = cacheURL
         self.hasher = hasher
         if let cacheURL, let data = try? Data(contentsOf: cacheURL),
-           let stored = try? JSONDecoder().decode(Stored.self, from: data), stored.version == 1 {
+           let stored = try? JSONDecoder().decode(Stored.self, from: data), stored.version == Self.version {
             entries = stored.files
         }
     }
@@ -81,13 +90,21 @@ public final class HashCache {
         guard let st = Self.stat(url), st.isRegular else {
             throw PipelineError("not a regular file", location: url.path)
         }
-        if let e = entries[path], e.size == st.size, e.mtimeNs == st.mtimeNs, e.inode == st.inode {
+        if let e = entries[path], e.size == st.size, e.mtimeNs == st.mtimeNs, e.inode == st.inode,
+           e.hashedAtNs - e.mtimeNs >= racyWindowNs {
             return FileEntry(path: path, sha256: e.sha256, size: e.size)
         }
+        let hashedAt = Self.nowNs()
         let sha = try hasher.sha256(of: url)
-        entries[path] = Entry(size: st.size, mtimeNs: st.mtimeNs, inode: st.inode, sha256: sha)
+        entries[path] = Entry(size: st.size, mtimeNs: st.mtimeNs, inode: st.inode, sha256: sha, hashedAtNs: hashedAt)
         changed = true
         return FileEntry(path: path, sha256: sha, size: st.size)
+    }
+
+    static func nowNs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
     /// The record of a file or directory, or nil when nothing is at `path`.
@@ -127,7 +144,7 @@ public final class HashCache {
         entries = live
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(enc.encode(Stored(version: 1, files: entries)), to: cacheURL)
+        try AtomicFile.write(enc.encode(Stored(version: Self.version, files: entries)), to: cacheURL)
         changed = false
     }
 }

@@ -35,6 +35,12 @@ final class CommandLineTests: XCTestCase {
             params: [g.word]
             outs: [where.txt, word.txt]
         """, name: "sub/flow.yaml")
+        let dry = try pipeline(["run", "--dry", "-f", "sub/flow.yaml", "--set", "g.word=yo"], in: ws.dir)
+        XCTAssertEqual(dry.status, 0, dry.err)
+        XCTAssertTrue(dry.out.contains("- where: would run (never run)\n  $ command -v pipeline > where.txt && echo yo > word.txt"), dry.out)
+        XCTAssertFalse(ws.exists("sub/where.txt"))
+        XCTAssertFalse(ws.exists("sub/flow.lock"))
+
         let first = try pipeline(["run", "-f", "sub/flow.yaml"], in: ws.dir)
         XCTAssertEqual(first.status, 0, first.err)
         XCTAssertTrue(first.out.contains("- where: running (never run)\n  $ command -v pipeline > where.txt && echo hi > word.txt"), first.out)

@@ -45,10 +45,11 @@ final class Workspace {
         try Pipeline.load(url: file, overrides: overrides)
     }
 
-    func runner(set overrides: [String] = [], hasher: ContentHasher = SHA256FileHasher()) throws -> Runner {
+    func runner(set overrides: [String] = [], hasher: ContentHasher = SHA256FileHasher(), racyWindowNs: Int64? = nil) throws -> Runner {
         let runner = Runner(pipeline: try pipeline(set: overrides), hasher: hasher) { [weak self] line in
             self?.logs.append(line)
         }
+        if let racyWindowNs { runner.cache.racyWindowNs = racyWindowNs }
         runner.childOutput = FileHandle(forWritingAtPath: "/dev/null")
         return runner
     }

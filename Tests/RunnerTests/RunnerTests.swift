@@ -282,22 +282,50 @@ final class RunnerTests: XCTestCase {
 
     func testHashCacheSparesUnchangedFiles() throws {
         let ws = try Workspace(chainYAML, files: ["input.txt": String(repeating: "big input\n", count: 1000)])
+        // The files are seconds old at most, so the racy-mtime guard is switched off here (tested below).
         let firstHasher = CountingHasher()
-        try ws.runner(hasher: firstHasher).run()
+        try ws.runner(hasher: firstHasher, racyWindowNs: 0).run()
         XCTAssertFalse(firstHasher.hashed.isEmpty)
         XCTAssertTrue(ws.exists(".pipeline-cache/hashes.json"))
 
         // A new runner (a new process, as far as the cache knows) hashes nothing when nothing changed.
         let second = CountingHasher()
-        let status = try ws.runner(hasher: second).status()
+        let status = try ws.runner(hasher: second, racyWindowNs: 0).status()
         XCTAssertTrue(status.allSatisfy { !$0.isStale })
         XCTAssertEqual(second.hashed, [])
 
         // A changed file is hashed again, once, even though two stages read it.
         try ws.write("input.txt", "changed\n")
         let third = CountingHasher()
-        _ = try ws.runner(hasher: third).status()
+        _ = try ws.runner(hasher: third, racyWindowNs: 0).status()
         XCTAssertEqual(third.hashed, ["input.txt"])
+    }
+
+    func testFileRewrittenInTheSameClockTickIsHashedAgain() throws {
+        let dir = try TestPaths.makeTempDir("racy")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("f.txt")
+        try Data("aaaa".utf8).write(to: url)
+        var before = stat()
+        XCTAssertEqual(stat(url.path, &before), 0)
+        let cache = HashCache(root: dir, cacheURL: nil, hasher: CountingHasher())
+        XCTAssertEqual(try cache.fileEntry("f.txt").sha256, FileHash.sha256(of: "aaaa"))
+
+        // Same size, same inode, and the mtime set back: only the racy guard can notice.
+        let handle = try FileHandle(forWritingTo: url)
+        handle.write(Data("bbbb".utf8))
+        try handle.close()
+        var times = [before.st_atim, before.st_mtim]
+        XCTAssertEqual(utimensat(AT_FDCWD, url.path, &times, 0), 0)
+        XCTAssertEqual(try cache.fileEntry("f.txt").sha256, FileHash.sha256(of: "bbbb"))
+
+        // Without the guard the same rewrite goes unnoticed: this is what the guard is for.
+        cache.racyWindowNs = 0
+        let again = try FileHandle(forWritingTo: url)
+        again.write(Data("cccc".utf8))
+        try again.close()
+        XCTAssertEqual(utimensat(AT_FDCWD, url.path, &times, 0), 0)
+        XCTAssertEqual(try cache.fileEntry("f.txt").sha256, FileHash.sha256(of: "bbbb"))
     }
 
     func testPipelineFileNameAndPlaceholders() throws {
