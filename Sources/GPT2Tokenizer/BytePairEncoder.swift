@@ -30,7 +30,8 @@ struct BytePairEncoder {
     static let cacheByteLimit = 256 << 20
     /// Pieces longer than this are merged with a heap in O(n log n) instead of tiktoken's
     /// O(n^2) scan (both give identical results); long whitespace runs would otherwise dominate.
-    static let heapMergeThreshold = 128
+    /// Tests set it to 1 or `.max` to compare the two paths on every piece.
+    var heapMergeThreshold = 128
 
     private var parts: [Int32] = []
     private var ranks: [Int32] = []
@@ -74,7 +75,7 @@ struct BytePairEncoder {
                                       _ byteToID: UnsafeBufferPointer<Int32>, into output: inout [Int]) {
         let hash = PieceTable.hash(piece, length)
         if cache.appendValue(for: piece, length, hash: hash, to: &output) { return }
-        if length > Self.heapMergeThreshold {
+        if length > heapMergeThreshold {
             mergeWithHeap(piece, length, pairs, byteToID)
         } else {
             mergeByScan(piece, length, pairs, byteToID)

@@ -28,7 +28,7 @@ enum VocabularyLoader {
         }
         // tiktoken merges two adjacent parts whenever their concatenated bytes are a token, with
         // that token's id as the rank, so every split of every token into two tokens is a pair.
-        var pairs = PairRankTable(minimumCapacity: 1 << 19)
+        var pairs = PairRankTable(minimumCapacity: 1 << 17)   // GPT-2 has 108,299 pairs
         tokenBytes.withUnsafeBufferPointer { all in
             for id in 0..<ordinaryCount {
                 let start = tokenOffsets[id], end = tokenOffsets[id + 1]
