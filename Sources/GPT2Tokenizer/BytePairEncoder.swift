@@ -27,7 +27,7 @@ struct BytePairEncoder {
     private var cache: PieceTable
     /// Above this many bytes the cache is reset to the bare vocabulary, so memory stays bounded
     /// on corpora with endless distinct pieces.
-    static let cacheByteLimit = 256 << 20
+    var cacheByteLimit = 64 << 20
     /// Pieces longer than this are merged with a heap in O(n log n) instead of tiktoken's
     /// O(n^2) scan (both give identical results); long whitespace runs would otherwise dominate.
     /// Tests set it to 1 or `.max` to compare the two paths on every piece.
@@ -38,6 +38,9 @@ struct BytePairEncoder {
     private var heap: [UInt64] = []
     private var next: [Int32] = []
     private var previous: [Int32] = []
+
+    /// Entries in the cache (the vocabulary's tokens included).
+    var cachedPieceCount: Int { cache.count }
 
     init(vocabulary: Vocabulary) {
         self.vocabulary = vocabulary
@@ -81,7 +84,7 @@ struct BytePairEncoder {
             mergeByScan(piece, length, pairs, byteToID)
         }
         for id in parts { output.append(Int(id)) }
-        if cache.storageBytes > Self.cacheByteLimit { cache = vocabulary.tokens }
+        if cache.storageBytes > cacheByteLimit { cache = vocabulary.tokens }
         parts.withUnsafeBufferPointer { cache.insert(piece, length, hash: hash, values: $0) }
     }
 

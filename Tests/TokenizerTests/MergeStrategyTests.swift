@@ -42,6 +42,26 @@ final class MergeStrategyTests: XCTestCase {
     }
 }
 
+final class PieceCacheTests: XCTestCase {
+    /// A cache that keeps overflowing (and so keeps being reset) changes no ids.
+    func testCacheResetKeepsResultsExact() throws {
+        let tokenizer = try SharedTokenizer.get()
+        var tiny = BytePairEncoder(vocabulary: tokenizer.vocabulary)
+        // A few kilobytes above the bare vocabulary: resets every few dozen new pieces.
+        tiny.cacheByteLimit = tokenizer.vocabulary.tokens.storageBytes + 4_000
+        var resets = 0
+        for entry in try loadJSONLines("encode.jsonl", as: EncodeCase.self) where entry.mode == "ordinary" {
+            var text = entry.text
+            var output = [Int]()
+            let before = tiny.cachedPieceCount
+            text.withUTF8 { tiny.encodeOrdinary($0, into: &output) }
+            if tiny.cachedPieceCount < before { resets += 1 }
+            XCTAssertEqual(output, entry.ids, visible(entry.text))
+        }
+        XCTAssertGreaterThan(resets, 10, "the cache should have been reset many times")
+    }
+}
+
 /// A small seeded generator, so the random pieces are the same on every run.
 struct SplitMix64 {
     private var state: UInt64
