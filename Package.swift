@@ -35,6 +35,8 @@ let package = Package(
         .executableTarget(name: "fetch", dependencies: ["Fetcher", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "prepare", dependencies: ["DataPrep", "GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // Benchmark of the tokenizer against tiktoken (run by tools/bench/tokenizer.sh).
+        .executableTarget(name: "bench-tokenizer", dependencies: ["GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
