@@ -204,33 +204,36 @@ public struct SafetensorsFile: @unchecked Sendable {
     public func floats(_ name: String) throws -> [Float] {
         let e = try entry(name)
         let count = e.shape.reduce(1, *)
-        return try withRawBytes(name) { raw -> [Float] in
+        var out = [Float](repeating: 0, count: count)
+        try out.withUnsafeMutableBufferPointer { try readFloats(name, into: $0) }
+        return out
+    }
+
+    /// Converts a float tensor straight into `destination` (which must hold exactly its element
+    /// count), so a large model is copied once, from the mapped file into the parameter buffer.
+    public func readFloats(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        let e = try entry(name)
+        let count = e.shape.reduce(1, *)
+        guard destination.count == count else {
+            throw PipelineError("tensor \"\(name)\" has \(count) elements, the destination holds \(destination.count)", location: url.path)
+        }
+        guard count > 0 else { return }
+        try withRawBytes(name) { raw in
             switch e.dtype {
             case "F32":
-                return [Float](unsafeUninitializedCapacity: count) { buf, n in
-                    if count > 0 {
-                        // The file is little-endian; so is every host we build for (x86_64, arm64).
-                        memcpy(buf.baseAddress!, raw.baseAddress!, 4 * count)
-                        if UInt32(littleEndian: 1) != 1 {
-                            for i in 0..<count { buf[i] = Float(bitPattern: UInt32(littleEndian: buf[i].bitPattern)) }
-                        }
-                    }
-                    n = count
+                // The file is little-endian; so is every host we build for (x86_64, arm64).
+                memcpy(destination.baseAddress!, raw.baseAddress!, 4 * count)
+                if UInt32(littleEndian: 1) != 1 {
+                    for i in 0..<count { destination[i] = Float(bitPattern: UInt32(littleEndian: destination[i].bitPattern)) }
                 }
             case "F16":
-                return [Float](unsafeUninitializedCapacity: count) { buf, n in
-                    for i in 0..<count {
-                        buf[i] = halfToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-                    }
-                    n = count
+                for i in 0..<count {
+                    destination[i] = halfToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
                 }
             case "BF16":
-                return [Float](unsafeUninitializedCapacity: count) { buf, n in
-                    for i in 0..<count {
-                        let b = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                        buf[i] = Float(bitPattern: UInt32(b) << 16)
-                    }
-                    n = count
+                for i in 0..<count {
+                    let b = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                    destination[i] = Float(bitPattern: UInt32(b) << 16)
                 }
             default:
                 throw PipelineError("tensor \"\(name)\" has dtype \(e.dtype); expected a float tensor (F32, F16 or BF16)",
