@@ -5,7 +5,7 @@ import XCTest
 /// Not a timed test: a benchmark that runs only when tools/reference/weights_bench.py sets
 /// LLMFT_WEIGHTS_BENCH_FILE to a GPT-2-small-sized model.safetensors (written by transformers).
 /// It prints "BENCH <name> <median seconds>" lines that the script compares with Python's.
-final class WeightsBenchmarkTests: XCTestCase {
+final class WeightsBenchmarkTests: WeightsTestCase {
     func median(_ runs: Int, _ body: () throws -> Void) rethrows -> Double {
         var times: [Double] = []
         for _ in 0..<runs {
