@@ -367,7 +367,7 @@ public enum SafetensorsWriter {
 
 /// A small JSON parser that keeps object keys in file order and reports duplicates to the caller
 /// (Foundation's parser loses both), and keeps integers exact.
-enum OrderedJSON: Equatable {
+enum OrderedJSON {
     case null
     case bool(Bool)
     case int(Int)
@@ -378,20 +378,6 @@ enum OrderedJSON: Equatable {
 
     struct ParseError: Error { var message: String }
 
-    static func == (a: OrderedJSON, b: OrderedJSON) -> Bool {
-        switch (a, b) {
-        case (.null, .null): return true
-        case (.bool(let x), .bool(let y)): return x == y
-        case (.int(let x), .int(let y)): return x == y
-        case (.double(let x), .double(let y)): return x == y
-        case (.string(let x), .string(let y)): return x == y
-        case (.array(let x), .array(let y)): return x == y
-        case (.object(let x), .object(let y)):
-            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
-        default: return false
-        }
-    }
-
     var nonNegativeInts: [Int]? {
         guard case .array(let items) = self else { return nil }
         var out: [Int] = []
@@ -400,13 +386,6 @@ enum OrderedJSON: Equatable {
             out.append(v)
         }
         return out
-    }
-
-    var stringValue: String? { if case .string(let s) = self { return s }; return nil }
-    var intValue: Int? { if case .int(let i) = self { return i }; return nil }
-    subscript(key: String) -> OrderedJSON? {
-        if case .object(let fields) = self { return fields.first(where: { $0.0 == key })?.1 }
-        return nil
     }
 
     static func parse(_ bytes: [UInt8]) throws -> OrderedJSON {
