@@ -5,7 +5,7 @@ import TestSupport
 
 /// Reads the genuine index of OpenAI's GPT-2 124M TensorFlow checkpoint (shared assets; its data
 /// file is truncated to 3 MiB, of which the first tensor is complete).
-final class WeightsTFCheckpointTests: XCTestCase {
+final class WeightsTFCheckpointTests: WeightsTestCase {
     func layoutDir() throws -> URL {
         guard let assets = TestPaths.sharedAssets else {
             throw XCTSkip("shared assets not found (../shared/assets or $LLMFT_ASSETS): the genuine GPT-2 TF index is needed")
@@ -106,8 +106,8 @@ final class WeightsTFCheckpointTests: XCTestCase {
 
 /// A complete tiny checkpoint written by TensorFlow's own SaveV2 op with OpenAI's variable names
 /// (tools/reference/make_weights_fixture.py --tf), holding the same model as tiny-gpt2.
-final class WeightsTFWrittenCheckpointTests: XCTestCase {
-    let tfDir = weightsFixtures.appendingPathComponent("tiny-gpt2-tf")
+final class WeightsTFWrittenCheckpointTests: WeightsTestCase {
+    var tfDir: URL { weightsFixtures.appendingPathComponent("tiny-gpt2-tf") }
 
     func testLoadsToTheSameBufferAsTheHuggingFaceFile() throws {
         let ckpt = try TFCheckpoint(directory: tfDir)
