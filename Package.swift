@@ -35,6 +35,8 @@ let package = Package(
         .executableTarget(name: "fetch", dependencies: ["Fetcher", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "prepare", dependencies: ["DataPrep", "GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // GPT-2 core benchmark (tools/bench/run_gpt2.sh runs it beside PyTorch).
+        .executableTarget(name: "bench-gpt2", dependencies: ["GPT2"]),
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),

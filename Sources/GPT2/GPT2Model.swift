@@ -124,6 +124,7 @@ public final class GPT2Model {
     public func logits(tokens: [Int32], batch: Int, seqLen: Int, at position: ClassificationPosition) throws -> [Float] {
         let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: nil, training: false, seed: 0)
         try pass.checkPosition(position)
+        pass.useCompactLastBlock(for: position)
         pass.forwardBlocks()
         let (ptr, count) = pass.selectedLogits(position)
         return Array(UnsafeBufferPointer(start: ptr, count: count))
@@ -133,6 +134,7 @@ public final class GPT2Model {
     public func loss(tokens: [Int32], batch: Int, seqLen: Int, objective: Objective) throws -> Float {
         let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: nil, training: false, seed: 0)
         try pass.checkObjective(objective)
+        if case .classification(_, let position) = objective { pass.useCompactLastBlock(for: position) }
         pass.forwardBlocks()
         let loss = pass.headLoss(objective, computeGradient: false, scale: 1)
         return loss
@@ -150,6 +152,7 @@ public final class GPT2Model {
         let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: trainable,
                             training: training, seed: dropoutSeed)
         try pass.checkObjective(objective)
+        if case .classification(_, let position) = objective { pass.useCompactLastBlock(for: position) }
         pass.forwardBlocks()
         let loss = pass.headLoss(objective, computeGradient: true, scale: gradientScale)
         guard loss.isFinite else {
@@ -203,7 +206,7 @@ final class Workspace {
     var embMask: FloatBuffer?
     var lnf, lnfMean, lnfRstd: FloatBuffer?
     var logits: FloatBuffer?
-    var dResid, dTmpC, dTmpC2, dBig, dQKV, dAtt: FloatBuffer?
+    var dResid, dTmpC, dTmpC2, dBig, dQKV, dAtt, dCompact: FloatBuffer?
     var rowLoss: FloatBuffer?
 
     func prepare(rows: Int, attCount: Int, config: GPT2Config) {
@@ -219,7 +222,7 @@ final class Workspace {
         tmpC2 = FloatBuffer(count: N * C, zeroed: false)
         embMask = nil
         lnf = nil; lnfMean = nil; lnfRstd = nil; logits = nil
-        dResid = nil; dTmpC = nil; dTmpC2 = nil; dBig = nil; dQKV = nil; dAtt = nil
+        dResid = nil; dTmpC = nil; dTmpC2 = nil; dBig = nil; dQKV = nil; dAtt = nil; dCompact = nil
         rowLoss = nil
     }
 
