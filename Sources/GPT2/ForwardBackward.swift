@@ -177,14 +177,7 @@ final class Pass {
                     let k = qkv + b * T * 3 * C + C + h * hd, v = k + C
                     let s = att + bh * T
                     sgemm(transB: true, M: 1, N: n, K: hd, alpha: scale, A: q, lda: 3 * C, B: k, ldb: 3 * C, beta: 0, C: s, ldc: n)
-                    var mx = s[0]
-                    for j in 1..<n where s[j] > mx { mx = s[j] }
-                    var sum: Float = 0
-                    for j in 0..<n {
-                        let e = expf(s[j] - mx)
-                        s[j] = e
-                        sum += e
-                    }
+                    let sum = expShiftInPlace(s, n, shift: rowMax(s, n))
                     let inv = 1 / sum
                     for j in 0..<n { s[j] *= inv }
                     var pv = UnsafePointer(s)
@@ -279,14 +272,7 @@ final class Pass {
                       beta: 0, C: s, ldc: T)
                 for i in 0..<T {
                     let row = s + i * T
-                    var mx = row[0]
-                    for j in 1..<(i + 1) where row[j] > mx { mx = row[j] }
-                    var sum: Float = 0
-                    for j in 0...i {
-                        let e = expf(row[j] - mx)
-                        row[j] = e
-                        sum += e
-                    }
+                    let sum = expShiftInPlace(row, i + 1, shift: rowMax(row, i + 1))
                     let inv = 1 / sum
                     for j in 0...i { row[j] *= inv }
                     for j in (i + 1)..<T { row[j] = 0 }
@@ -411,15 +397,13 @@ final class Pass {
                         if gradient { row.update(repeating: 0, count: width) }
                         continue
                     }
-                    var mx = row[0]
-                    for j in 1..<width where row[j] > mx { mx = row[j] }
-                    var sum: Float = 0
-                    for j in 0..<width { sum += expf(row[j] - mx) }
-                    let logSum = logf(sum)
-                    rowLoss[i] = -(row[t] - mx - logSum)
+                    let mx = rowMax(row, width)
+                    let target = row[t]
+                    let sum = expShiftInPlace(row, width, shift: mx)   // row now holds exp(l - max)
+                    rowLoss[i] = -(target - mx - logf(sum))
                     if gradient {
-                        let inv = 1 / sum
-                        for j in 0..<width { row[j] = expf(row[j] - mx) * inv * g }
+                        let scale = g / sum
+                        for j in 0..<width { row[j] *= scale }
                         row[t] -= g
                     }
                 }

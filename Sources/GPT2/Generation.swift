@@ -202,14 +202,7 @@ extension GPT2Model {
                     for i in 0..<n {
                         let row = sc + i * keys
                         let visible = seg.start + i + 1
-                        var mx = row[0]
-                        for j in 1..<visible where row[j] > mx { mx = row[j] }
-                        var sum: Float = 0
-                        for j in 0..<visible {
-                            let e = expf(row[j] - mx)
-                            row[j] = e
-                            sum += e
-                        }
+                        let sum = expShiftInPlace(row, visible, shift: rowMax(row, visible))
                         let inv = 1 / sum
                         for j in 0..<visible { row[j] *= inv }
                         for j in visible..<keys { row[j] = 0 }
