@@ -233,7 +233,11 @@ extension GPT2Model {
                          out: lastNorm.base, mean: nil, rstd: nil)
         let logits = FloatBuffer(count: S * V, zeroed: false)
         BLASThreads.set(computeThreads)
-        sgemm(transB: true, M: S, N: V, K: C, A: lastNorm.base, lda: C, B: wte, ldb: C, beta: 0, C: logits.base, ldc: V)
+        if S == 1 {   // matrix-vector product: see linearForward
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(V), Int32(C), 1, wte, Int32(C), lastNorm.base, 1, 0, logits.base, 1)
+        } else {
+            sgemm(transB: true, M: S, N: V, K: C, A: lastNorm.base, lda: C, B: wte, ldb: C, beta: 0, C: logits.base, ldc: V)
+        }
         return logits
     }
 }

@@ -8,6 +8,9 @@ import GPT2
 ///   bench-gpt2 --case forward|forward-cls|train-ch6|train-ch7|generate [--model 124M|355M] [--reps N]
 @main
 struct BenchGPT2 {
+    /// The model name as given on the command line ("124M"), to pair rows with the torch side.
+    nonisolated(unsafe) static var modelLabel = "124M"
+
     static func main() throws {
         var args = CommandLine.arguments.dropFirst()
         var caseName = "forward", modelName = "124M", reps = 5
@@ -22,6 +25,7 @@ struct BenchGPT2 {
             }
         }
         let config = try GPT2Config.named(modelName)
+        modelLabel = modelName
         switch caseName {
         case "forward": try forward(config, reps: reps, classifier: false)
         case "forward-cls": try forward(config, reps: reps, classifier: true)
@@ -110,7 +114,7 @@ struct BenchGPT2 {
         let med = median(times)
         let flops = forwardFlops(c, B: B, T: T, blocks: c.nLayers, headRows: classifier ? B : B * T,
                                  headWidth: classifier ? 2 : c.vocabSize)
-        report(["case": classifier ? "forward-cls" : "forward", "model": c.name, "median_s": med, "times": times,
+        report(["case": classifier ? "forward-cls" : "forward", "model": modelLabel, "median_s": med, "times": times,
                 "tokens_per_s": Double(B * T) / med, "gflops": flops / med / 1e9])
     }
 
@@ -137,7 +141,7 @@ struct BenchGPT2 {
         // Forward through every block, backward through the last one and the 2-class head.
         let fwd = forwardFlops(c, B: B, T: T, blocks: c.nLayers, headRows: B, headWidth: 2)
         let bwd = 2 * forwardFlops(c, B: B, T: T, blocks: 1, headRows: B, headWidth: 2)
-        report(["case": "train-ch6", "model": c.name, "median_s": med, "times": times, "loss": Double(loss),
+        report(["case": "train-ch6", "model": modelLabel, "median_s": med, "times": times, "loss": Double(loss),
                 "tokens_per_s": Double(B * T) / med, "gflops": (fwd + bwd) / med / 1e9])
     }
 
@@ -162,7 +166,7 @@ struct BenchGPT2 {
         }
         let med = median(times)
         let fwd = forwardFlops(c, B: B, T: T, blocks: c.nLayers, headRows: B * T, headWidth: c.vocabSize)
-        report(["case": "train-ch7", "model": c.name, "median_s": med, "times": times, "loss": Double(loss),
+        report(["case": "train-ch7", "model": modelLabel, "median_s": med, "times": times, "loss": Double(loss),
                 "tokens_per_s": Double(B * T) / med, "gflops": 3 * fwd / med / 1e9])
     }
 
@@ -181,7 +185,7 @@ struct BenchGPT2 {
             cached8.append(try time { _ = try model.generate(prompts: prompts, options: options) })
         }
         let u = median(uncached), c1 = median(cached1), c8 = median(cached8)
-        report(["case": "generate", "model": c.name, "prompt_tokens": promptLength, "new_tokens": newTokens,
+        report(["case": "generate", "model": modelLabel, "prompt_tokens": promptLength, "new_tokens": newTokens,
                 "uncached_b1_tok_s": Double(newTokens) / u, "cached_b1_tok_s": Double(newTokens) / c1,
                 "cached_b8_tok_s": Double(8 * newTokens) / c8, "cached_equals_uncached": same,
                 "times_uncached": uncached, "times_cached_b1": cached1, "times_cached_b8": cached8])
