@@ -90,8 +90,18 @@ public final class GPT2Model {
         return Array(UnsafeBufferPointer(start: g.base + s.offset, count: s.count))
     }
 
-    /// Sets all gradients to zero (call before each optimizer step's first micro-batch).
-    public func zeroGradients() { gradBuffer?.zero() }
+    /// Tensors whose gradient slots have been written since the last `zeroGradients`.
+    var writtenGradients: Set<String> = []
+
+    /// Sets all gradients to zero (call before each optimizer step's first micro-batch). Only the
+    /// slots that backward passes wrote are cleared; the others are still zero.
+    public func zeroGradients() {
+        guard let g = gradBuffer else { return }
+        for name in writtenGradients {
+            if let s = layout.spec(named: name) { (g.base + s.offset).update(repeating: 0, count: s.count) }
+        }
+        writtenGradients = []
+    }
 
     func withGradients<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
         let g = ensureGradients()
@@ -151,6 +161,7 @@ public final class GPT2Model {
         try trainable.validate(against: layout)
         let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: trainable,
                             training: training, seed: dropoutSeed)
+        writtenGradients.formUnion(trainable.names)
         try pass.checkObjective(objective)
         if case .classification(_, let position) = objective { pass.useCompactLastBlock(for: position) }
         pass.forwardBlocks()

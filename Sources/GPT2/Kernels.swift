@@ -12,13 +12,17 @@ final class FloatBuffer {
     let count: Int
     let base: UnsafeMutablePointer<Float>
 
+    /// `zeroed` memory comes from calloc, so pages that are never written (gradients and AdamW
+    /// moments of frozen tensors) are never made resident.
     init(count: Int, zeroed: Bool = true) {
         self.count = count
-        base = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-        if zeroed { base.initialize(repeating: 0, count: max(count, 1)) }
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        let raw = zeroed ? calloc(max(count, 1), MemoryLayout<Float>.stride) : malloc(bytes)
+        guard let raw else { fatalError("out of memory allocating \(bytes) bytes") }
+        base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
-    deinit { base.deallocate() }
+    deinit { free(base) }
 
     func zero() { base.update(repeating: 0, count: count) }
     var array: [Float] { Array(UnsafeBufferPointer(start: base, count: count)) }
