@@ -40,6 +40,9 @@ let package = Package(
         // Benchmark of the tokenizer against tiktoken (run by tools/bench/tokenizer.sh).
         .executableTarget(name: "bench-tokenizer", dependencies: ["GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
+        // GPT-2 core benchmark (tools/bench/run_gpt2.sh runs it beside PyTorch).
+        .executableTarget(name: "bench-gpt2", dependencies: ["GPT2"]),
+
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ArtifactKitTests", dependencies: ["ArtifactKit", "TestSupport"]),

@@ -1,0 +1,373 @@
+import COpenBLAS
+import Foundation
+
+// Low-level numerical kernels shared by the forward, backward and generation code.
+// Every matrix product goes through cblas_sgemm; everything else is a plain loop over contiguous
+// Float memory (the optimiser vectorises these in release builds) spread over the cores with
+// `parallelRows`.
+
+/// A heap block of Floats with a stable address, so hot loops never touch Swift arrays (no
+/// copy-on-write checks, no exclusivity checks).
+final class FloatBuffer {
+    let count: Int
+    let base: UnsafeMutablePointer<Float>
+
+    /// `zeroed` memory comes from calloc, so pages that are never written (gradients and AdamW
+    /// moments of frozen tensors) are never made resident.
+    init(count: Int, zeroed: Bool = true) {
+        self.count = count
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        let raw = zeroed ? calloc(max(count, 1), MemoryLayout<Float>.stride) : malloc(bytes)
+        guard let raw else { fatalError("out of memory allocating \(bytes) bytes") }
+        base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    deinit { free(base) }
+
+    func zero() { base.update(repeating: 0, count: count) }
+    var array: [Float] { Array(UnsafeBufferPointer(start: base, count: count)) }
+}
+
+/// The number of worker threads for our own loops (the machine's cores).
+let computeThreads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+/// OpenBLAS's thread count is global: big products use every core, while sgemms issued from inside
+/// `parallelRows` must run single-threaded so the two levels of threading do not oversubscribe.
+enum BLASThreads {
+    nonisolated(unsafe) private static var current = -1
+    static func set(_ n: Int) {
+        if current != n {
+            openblas_set_num_threads(Int32(n))
+            current = n
+        }
+    }
+}
+
+/// Runs `body(range)` over `count` items split into one contiguous chunk per core. Small jobs
+/// (below `grain` items) run inline to avoid dispatch overhead.
+@inline(__always)
+func parallelRows(_ count: Int, grain: Int = 16, _ body: (Range<Int>) -> Void) {
+    if count <= 0 { return }
+    let chunks = min(computeThreads, max(1, count / max(grain, 1)))
+    if chunks <= 1 {
+        body(0..<count)
+        return
+    }
+    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        let lo = count * c / chunks
+        let hi = count * (c + 1) / chunks
+        if lo < hi { body(lo..<hi) }
+    }
+}
+
+/// Row-major C = alpha * op(A) * op(B) + beta * C, with op(A) [M, K], op(B) [K, N].
+@inline(__always)
+func sgemm(transA: Bool = false, transB: Bool = false, M: Int, N: Int, K: Int, alpha: Float = 1,
+           A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>, ldb: Int,
+           beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int) {
+    if M == 0 || N == 0 { return }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(M), Int32(N), Int32(K), alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
+}
+
+/// y[rows, cols] = x @ W + b, with W [in, out] row-major (Hugging Face Conv1D layout).
+/// The bias is broadcast into y first so the sgemm accumulates onto it (beta = 1).
+func linearForward(_ x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int,
+                   weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>) {
+    if let bias {
+        parallelRows(rows, grain: 64) { r in
+            for i in r { (out + i * outDim).update(from: bias, count: outDim) }
+        }
+    }
+    BLASThreads.set(computeThreads)
+    if rows == 1 {
+        // One row (single-token decoding) is a matrix-vector product: OpenBLAS 0.3.21's sgemm
+        // would pack the whole weight matrix for it, sgemv streams it (2.5x faster here).
+        cblas_sgemv(CblasRowMajor, CblasTrans, Int32(inDim), Int32(outDim), 1, weight, Int32(outDim), x, 1,
+                    bias == nil ? 0 : 1, out, 1)
+        return
+    }
+    sgemm(M: rows, N: outDim, K: inDim, A: x, lda: inDim, B: weight, ldb: outDim,
+          beta: bias == nil ? 0 : 1, C: out, ldc: outDim)
+}
+
+/// Backward of `linearForward`: dX (+)= dY @ W^T, dW += X^T @ dY, db += column sums of dY.
+/// Pass nil for the gradients that are not needed.
+func linearBackward(dY: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int,
+                    weight: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>?, accumulateDX: Bool = false,
+                    dW: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?) {
+    BLASThreads.set(computeThreads)
+    if let dX {
+        sgemm(transB: true, M: rows, N: inDim, K: outDim, A: dY, lda: outDim, B: weight, ldb: outDim,
+              beta: accumulateDX ? 1 : 0, C: dX, ldc: inDim)
+    }
+    if let dW {
+        sgemm(transA: true, M: inDim, N: outDim, K: rows, A: x, lda: inDim, B: dY, ldb: outDim,
+              beta: 1, C: dW, ldc: outDim)
+    }
+    if let dB { columnSumsAccumulate(dY, rows: rows, cols: outDim, into: dB) }
+}
+
+/// into[j] += sum_i m[i, j]; split over column blocks so each thread owns its outputs.
+func columnSumsAccumulate(_ m: UnsafePointer<Float>, rows: Int, cols: Int, into: UnsafeMutablePointer<Float>) {
+    parallelRows(cols, grain: 256) { cr in
+        for i in 0..<rows {
+            let row = m + i * cols
+            for j in cr { into[j] += row[j] }
+        }
+    }
+}
+
+// MARK: LayerNorm (eps 1e-5, biased variance, as torch.nn.LayerNorm and the book's LayerNorm)
+
+let layerNormEps: Float = 1e-5
+
+/// out = (x - mean) / sqrt(var + eps) * w + b per row; saves mean and 1/std for the backward pass.
+func layerNormForward(_ x: UnsafePointer<Float>, rows: Int, dim C: Int, weight: UnsafePointer<Float>,
+                      bias: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                      mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?) {
+    parallelRows(rows, grain: 8) { r in
+        for i in r {
+            let xi = x + i * C
+            var sum: Float = 0
+            for j in 0..<C { sum += xi[j] }
+            let m = sum / Float(C)
+            var sq: Float = 0
+            for j in 0..<C {
+                let d = xi[j] - m
+                sq += d * d
+            }
+            let s = 1 / (sq / Float(C) + layerNormEps).squareRoot()
+            let oi = out + i * C
+            for j in 0..<C { oi[j] = (xi[j] - m) * s * weight[j] + bias[j] }
+            mean?[i] = m
+            rstd?[i] = s
+        }
+    }
+}
+
+/// dX (+)= LayerNorm backward; dW, dB accumulate (optional: only when the norm is trainable).
+func layerNormBackward(dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>,
+                       rstd: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int, dim C: Int,
+                       dX: UnsafeMutablePointer<Float>?, accumulateDX: Bool,
+                       dW: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?) {
+    if let dX {
+        parallelRows(rows, grain: 8) { r in
+            for i in r {
+                let xi = x + i * C, gi = dOut + i * C, di = dX + i * C
+                let m = mean[i], s = rstd[i]
+                var sumG: Float = 0, sumGN: Float = 0
+                for j in 0..<C {
+                    let g = gi[j] * weight[j]
+                    sumG += g
+                    sumGN += g * (xi[j] - m) * s
+                }
+                let meanG = sumG / Float(C), meanGN = sumGN / Float(C)
+                if accumulateDX {
+                    for j in 0..<C {
+                        let n = (xi[j] - m) * s
+                        di[j] += s * (gi[j] * weight[j] - meanG - n * meanGN)
+                    }
+                } else {
+                    for j in 0..<C {
+                        let n = (xi[j] - m) * s
+                        di[j] = s * (gi[j] * weight[j] - meanG - n * meanGN)
+                    }
+                }
+            }
+        }
+    }
+    if dW != nil || dB != nil {
+        parallelRows(C, grain: 64) { cr in
+            for i in 0..<rows {
+                let xi = x + i * C, gi = dOut + i * C
+                let m = mean[i], s = rstd[i]
+                if let dW { for j in cr { dW[j] += gi[j] * (xi[j] - m) * s } }
+                if let dB { for j in cr { dB[j] += gi[j] } }
+            }
+        }
+    }
+}
+
+// MARK: GELU, the book's (and GPT-2's "gelu_new") tanh approximation
+
+private let geluScale: Float = (2 / Float.pi).squareRoot()
+
+func geluForward(_ x: UnsafePointer<Float>, count: Int, out: UnsafeMutablePointer<Float>) {
+    parallelRows(count, grain: 4096) { r in
+        forEach8(count, r) { i, n in
+            let v = loadPartial(x + i, n)
+            let cube: Float8 = v * v * v
+            let inner: Float8 = geluScale * (v + 0.044715 * cube)
+            let y: Float8 = 0.5 * v * (1 + vtanh(inner))
+            storePartial(y, out + i, n)
+        }
+    }
+}
+
+/// dX = dOut * gelu'(x), written in place over dOut's buffer when `dX == dOut`.
+func geluBackward(_ x: UnsafePointer<Float>, dOut: UnsafePointer<Float>, count: Int, dX: UnsafeMutablePointer<Float>) {
+    parallelRows(count, grain: 4096) { r in
+        forEach8(count, r) { i, n in
+            let v = loadPartial(x + i, n)
+            let v2: Float8 = v * v
+            let inner: Float8 = geluScale * (v + 0.044715 * v2 * v)
+            let t = vtanh(inner)
+            let sech2: Float8 = 1 - t * t
+            let dInner: Float8 = geluScale * (1 + 0.134145 * v2)
+            let half: Float8 = 0.5 * (1 + t)
+            let d: Float8 = half + 0.5 * v * sech2 * dInner
+            storePartial(loadPartial(dOut + i, n) * d, dX + i, n)
+        }
+    }
+}
+
+// MARK: Elementwise helpers
+
+/// a[i] += b[i]
+func addInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
+    parallelRows(count, grain: 8192) { r in
+        for i in r { a[i] += b[i] }
+    }
+}
+
+/// out[i] = a[i] + b[i] * (mask?[i] ?? 1)
+func addScaled(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, mask: UnsafePointer<Float>?, count: Int,
+               out: UnsafeMutablePointer<Float>) {
+    parallelRows(count, grain: 8192) { r in
+        if let mask {
+            for i in r { out[i] = a[i] + b[i] * mask[i] }
+        } else {
+            for i in r { out[i] = a[i] + b[i] }
+        }
+    }
+}
+
+/// x[i] *= mask[i]
+func multiplyInPlace(_ x: UnsafeMutablePointer<Float>, _ mask: UnsafePointer<Float>, count: Int) {
+    parallelRows(count, grain: 8192) { r in
+        for i in r { x[i] *= mask[i] }
+    }
+}
+
+// MARK: Random numbers (seeded, reproducible; not cryptographic)
+
+/// SplitMix64: small, fast and good enough for dropout masks and sampling.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1) with 24 random bits.
+    public mutating func nextUnitFloat() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
+}
+
+/// Fills `mask` with inverted-dropout scales: 0 with probability p, else 1 / (1 - p).
+func fillDropoutMask(_ mask: UnsafeMutablePointer<Float>, count: Int, p: Float, rng: inout SeededRandom) {
+    let keep = 1 / (1 - p)
+    for i in 0..<count { mask[i] = rng.nextUnitFloat() < p ? 0 : keep }
+}
+
+// MARK: Vectorised exp / tanh (8 lanes)
+
+typealias Float8 = SIMD8<Float>
+
+@inline(__always) func load8(_ p: UnsafePointer<Float>) -> Float8 {
+    UnsafeRawPointer(p).loadUnaligned(as: Float8.self)
+}
+
+@inline(__always) func store8(_ v: Float8, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Float8.self)
+}
+
+/// exp(x) for 8 lanes: Cephes' expf (range reduction by ln 2 in two parts, degree-6 polynomial),
+/// within 1e-7 relative of the exact value; libm's scalar expf/tanhf do not vectorise and were
+/// the slowest part of GELU and of the softmaxes.
+@inline(__always) func vexp(_ input: Float8) -> Float8 {
+    let x = pointwiseMin(pointwiseMax(input, Float8(repeating: -87)), Float8(repeating: 88))
+    let magic: Float = 12_582_912   // 1.5 * 2^23: adding it rounds to an integer in the low bits
+    let t = x * 1.442_695_040_888_963_4 + magic
+    let n = t - magic
+    let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4
+    var p = Float8(repeating: 1.987_569_15e-4)
+    p = p * r + 1.398_199_950_7e-3
+    p = p * r + 8.333_451_907_3e-3
+    p = p * r + 4.166_579_589_4e-2
+    p = p * r + 1.666_666_545_9e-1
+    p = p * r + 5.000_000_120_1e-1
+    let y = p * (r * r) + r + 1
+    let bits = (unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+    return y * unsafeBitCast(bits, to: Float8.self)
+}
+
+/// tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|).
+@inline(__always) func vtanh(_ u: Float8) -> Float8 {
+    let e = vexp(-2 * pointwiseMax(u, -u))
+    let t = (1 - e) / (1 + e)
+    return t.replacing(with: -t, where: u .< 0)
+}
+
+/// Runs `body` over `count` floats in 8-lane chunks; the tail goes through a zero-padded vector.
+@inline(__always) func forEach8(_ count: Int, _ range: Range<Int>, _ body: (Int, Int) -> Void) {
+    var i = range.lowerBound
+    while i + 8 <= range.upperBound {
+        body(i, 8)
+        i += 8
+    }
+    if i < range.upperBound { body(i, range.upperBound - i) }
+}
+
+@inline(__always) func loadPartial(_ p: UnsafePointer<Float>, _ n: Int) -> Float8 {
+    if n == 8 { return load8(p) }
+    var v = Float8(repeating: 0)
+    for k in 0..<n { v[k] = p[k] }
+    return v
+}
+
+@inline(__always) func storePartial(_ v: Float8, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
+    if n == 8 { store8(v, p); return }
+    for k in 0..<n { p[k] = v[k] }
+}
+
+/// row[j] = exp(row[j] - shift) for j < n; returns the sum.
+@inline(__always) func expShiftInPlace(_ row: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
+    var acc = Float8(repeating: 0)
+    var j = 0
+    let s = Float8(repeating: shift)
+    while j + 8 <= n {
+        let e = vexp(load8(row + j) - s)
+        store8(e, row + j)
+        acc += e
+        j += 8
+    }
+    var sum = acc.sum()
+    if j < n {
+        let e = vexp(loadPartial(row + j, n - j) - s)
+        for k in 0..<(n - j) {
+            row[j + k] = e[k]
+            sum += e[k]
+        }
+    }
+    return sum
+}
+
+/// max of row[0..<n] (n >= 1).
+@inline(__always) func rowMax(_ row: UnsafePointer<Float>, _ n: Int) -> Float {
+    var j = 0
+    var m8 = Float8(repeating: -.infinity)
+    while j + 8 <= n {
+        m8 = pointwiseMax(m8, load8(row + j))
+        j += 8
+    }
+    var m = m8.max()
+    while j < n {
+        m = max(m, row[j])
+        j += 1
+    }
+    return m
+}
