@@ -1,0 +1,34 @@
+import GPT2
+
+/// What goes into the upper part of the transformer: token ids (the embeddings run first) or the
+/// hidden states entering the first block that runs.
+public enum TrunkInput {
+    case tokens([Int32])
+    case hidden([Float])
+}
+
+/// The GPT-2 transformer without its output head, split at a block boundary so that frozen lower
+/// blocks can run once (no activations kept) and only the trainable upper blocks run forward and
+/// backward every step. Parameters are the flat buffer of `ParameterLayout`; gradients use the
+/// same offsets. All tensors are row-major [batch, length, embDim].
+///
+/// The head, the pooling of positions, the loss and the optimizer live in this module
+/// (`ClassifierModel`, `AdamW`); the backend only does the transformer.
+public protocol ClassifierBackend: AnyObject {
+    var layout: ParameterLayout { get }
+
+    /// Token + position embeddings, then blocks `0..<endBlock` (no activations kept).
+    /// Returns the hidden states entering block `endBlock`.
+    func hiddenStates(tokens: [Int32], batch: Int, length: Int, endBlock: Int, parameters: [Float]) throws -> [Float]
+
+    /// Blocks `startBlock..<nLayers` and the final LayerNorm. With `.tokens`, `startBlock` must be 0
+    /// and the embeddings run first. With `keepActivations`, what `backwardTop` needs is kept.
+    /// Returns the normalised final hidden states [batch, length, embDim].
+    func forwardTop(_ input: TrunkInput, batch: Int, length: Int, startBlock: Int, parameters: [Float],
+                    keepActivations: Bool) throws -> [Float]
+
+    /// Backpropagates `dOutput` (gradient of the loss w.r.t. the last `forwardTop` output) and
+    /// ADDS the parameter gradients of the final LayerNorm, blocks `startBlock...` and (for
+    /// `.tokens` input) the embeddings into `gradients`.
+    func backwardTop(dOutput: [Float], parameters: [Float], gradients: inout [Float]) throws
+}

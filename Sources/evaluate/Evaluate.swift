@@ -1,0 +1,7 @@
+import ArgumentParser
+import Training
+
+@main
+struct Evaluate: ParsableCommand {
+    func run() throws {}
+}

@@ -1,0 +1,7 @@
+import ArgumentParser
+import Training
+
+@main
+struct Train: ParsableCommand {
+    func run() throws {}
+}
