@@ -1,0 +1,234 @@
+import ArtifactKit
+import Foundation
+
+/// How long every token sequence is made: the book pads to the longest training text
+/// (`max_length=None`), or a fixed length, or the model's context length.
+public enum MaxLengthSetting: Equatable, CustomStringConvertible {
+    case longest
+    case fixed(Int)
+    case context
+
+    /// Parses `longest`, `context` or a positive integer.
+    public init(parsing text: String) throws {
+        switch text {
+        case "longest": self = .longest
+        case "context": self = .context
+        default:
+            guard let n = Int(text), n > 0 else {
+                throw PipelineError("--max-length must be `longest`, `context` or a positive integer, not \"\(text)\"", location: "--max-length")
+            }
+            self = .fixed(n)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .longest: return "longest"
+        case .context: return "context"
+        case .fixed(let n): return String(n)
+        }
+    }
+}
+
+/// Everything `prepare classification` needs (the flags of pipeline.yaml's prepare stage).
+public struct ClassificationPrepareOptions {
+    public var input: URL
+    public var vocabDirectory: URL
+    public var output: URL
+    public var seed: UInt32 = 123
+    public var trainFraction = 0.7
+    public var validationFraction = 0.1
+    public var maxLength = MaxLengthSetting.longest
+    public var contextLength = 1024
+    public var padTokenID = 50256
+
+    public init(input: URL, vocabDirectory: URL, output: URL) {
+        self.input = input
+        self.vocabDirectory = vocabDirectory
+        self.output = output
+    }
+}
+
+/// Turns the SMS Spam Collection TSV into the book's balanced, split, tokenized data set:
+/// `train|validation|test.csv` (as the book's `to_csv`), `train|validation|test.bin`
+/// (`ClassificationShard`) and `manifest.json`, all in one output directory.
+///
+/// The directory is built under a hidden temporary name beside `output` and renamed into place
+/// only when complete, so a failure never leaves a half-written file under a final name.
+public enum ClassificationPreparer {
+    public static let manifestFormat = "classification-dataset"
+    public static let manifestVersion = 1
+    public static let splitNames = ["train", "validation", "test"]
+    /// The files this stage writes; an existing output directory holding anything else is not replaced.
+    public static let outputFileNames: Set<String> =
+        Set(splitNames.flatMap { ["\($0).csv", "\($0).bin"] } + [Manifest.fileName])
+
+    /// Per-split numbers recorded in the manifest.
+    public struct SplitStats: Equatable {
+        public var rows = 0, ham = 0, spam = 0, longestTokens = 0, truncated = 0
+    }
+
+    /// Runs the whole stage with `encode` as the tokenizer and returns the manifest written.
+    /// The book calls tiktoken's `encode`, which raises on special-token text; callers pass the
+    /// GPT-2 tokenizer's ordinary encoding, which reads `<|endoftext|>` as plain text instead.
+    public static func run(_ options: ClassificationPrepareOptions, encode: (String) throws -> [Int]) throws -> Manifest {
+        guard (0...Int(UInt16.max)).contains(options.padTokenID) else {
+            throw PipelineError("--pad-token-id \(options.padTokenID) does not fit the shards' 16-bit tokens", location: "--pad-token-id")
+        }
+        guard options.contextLength > 0 else {
+            throw PipelineError("--context-length must be positive", location: "--context-length")
+        }
+        let rows = try LabeledTextTable.load(from: options.input)
+        let split = try BookSplit(rows: rows, seed: options.seed, trainFraction: options.trainFraction,
+                                  validationFraction: options.validationFraction)
+        let parts = [split.train, split.validation, split.test]
+
+        var encoded: [[[Int]]] = []
+        for part in parts {
+            encoded.append(try part.map { row in
+                let ids = try encode(row.text)
+                if let bad = ids.first(where: { $0 < 0 || $0 > Int(UInt16.max) }) {
+                    throw PipelineError("token id \(bad) of the text on line \(row.line) does not fit 16 bits", location: options.input.path)
+                }
+                return ids
+            })
+        }
+
+        let sequenceLength: Int
+        switch options.maxLength {
+        case .longest: sequenceLength = encoded[0].map(\.count).max() ?? 0
+        case .fixed(let n): sequenceLength = n
+        case .context: sequenceLength = options.contextLength
+        }
+        // The book asserts this before training: a longer sequence cannot enter the model.
+        guard sequenceLength <= options.contextLength else {
+            throw PipelineError("the longest training text has \(sequenceLength) tokens, more than the context length \(options.contextLength)",
+                                location: "--max-length", hint: "pass --max-length context (truncate to the context length) or an integer")
+        }
+        guard sequenceLength > 0 else {
+            throw PipelineError("the training split is empty or all its texts encode to no tokens; nothing to pad to",
+                                location: "--train-frac", hint: "use a larger --train-frac or pass --max-length as an integer")
+        }
+
+        var shards: [ClassificationShard] = []
+        var stats: [SplitStats] = []
+        for (part, ids) in zip(parts, encoded) {
+            var tokens: [UInt16] = []
+            tokens.reserveCapacity(part.count * sequenceLength)
+            var s = SplitStats()
+            var lengths: [Int32] = []
+            for seq in ids {
+                let kept = seq.prefix(sequenceLength)
+                tokens.append(contentsOf: kept.map { UInt16($0) })
+                tokens.append(contentsOf: repeatElement(UInt16(options.padTokenID), count: sequenceLength - kept.count))
+                lengths.append(Int32(kept.count))
+                s.longestTokens = max(s.longestTokens, seq.count)
+                if seq.count > sequenceLength { s.truncated += 1 }
+            }
+            s.rows = part.count
+            s.ham = part.filter { $0.label == SpamLabels.ham }.count
+            s.spam = part.filter { $0.label == SpamLabels.spam }.count
+            stats.append(s)
+            shards.append(ClassificationShard(sequenceLength: sequenceLength, padTokenID: options.padTokenID,
+                                              numClasses: SpamLabels.names.count, tokens: tokens,
+                                              labels: part.map { Int32($0.label) }, lengths: lengths))
+        }
+
+        let inputs = [options.input, options.vocabDirectory.appendingPathComponent("encoder.json"),
+                      options.vocabDirectory.appendingPathComponent("vocab.bpe")]
+        let inputRecords = try inputs.map { try FileRecord.of($0, as: $0.path) }
+
+        return try replaceDirectory(options.output) { dir in
+            var outputs: [FileRecord] = []
+            for (name, (part, shard)) in zip(splitNames, zip(parts, shards)) {
+                let csv = dir.appendingPathComponent("\(name).csv")
+                try AtomicFile.write(PandasCSV.labelTextCSV(part), to: csv)
+                let bin = dir.appendingPathComponent("\(name).bin")
+                try shard.write(to: bin)
+                outputs.append(try FileRecord.of(csv, as: csv.lastPathComponent))
+                outputs.append(try FileRecord.of(bin, as: bin.lastPathComponent))
+            }
+            let manifest = Manifest(
+                format: manifestFormat, formatVersion: manifestVersion, tool: "prepare classification",
+                params: params(options), inputs: inputRecords, outputs: outputs,
+                stats: statistics(rows: rows, split: split, stats: stats, sequenceLength: sequenceLength))
+            try manifest.write(into: dir)
+            return manifest
+        }
+    }
+
+    static func params(_ o: ClassificationPrepareOptions) -> [String: JSONValue] {
+        [
+            "seed": .int(Int(o.seed)),
+            "train_frac": .double(o.trainFraction),
+            "validation_frac": .double(o.validationFraction),
+            "max_length": .string(o.maxLength.description),
+            "context_length": .int(o.contextLength),
+            "pad_token_id": .int(o.padTokenID),
+            "labels": .object(Dictionary(uniqueKeysWithValues: SpamLabels.names.enumerated().map { ($1, .int($0)) })),
+            "tokenizer": "gpt2 byte-level BPE, ordinary encoding (special-token text is not special)",
+            "reader": "pandas read_csv(sep=\"\\t\", header=None, names=[\"Label\", \"Text\"]) semantics",
+            "sampling": "numpy RandomState(seed): DataFrame.sample(n=#spam) of ham, concat [ham, spam], sample(frac=1)",
+        ]
+    }
+
+    static func statistics(rows: [LabeledText], split: BookSplit, stats: [SplitStats], sequenceLength: Int) -> [String: JSONValue] {
+        var perSplit: [String: JSONValue] = [:]
+        for (name, s) in zip(splitNames, stats) {
+            perSplit[name] = ["rows": .int(s.rows), "ham": .int(s.ham), "spam": .int(s.spam),
+                              "longest_tokens": .int(s.longestTokens), "truncated": .int(s.truncated)]
+        }
+        return [
+            "total_rows": .int(rows.count),
+            "ham_rows": .int(rows.filter { $0.label == SpamLabels.ham }.count),
+            "spam_rows": .int(rows.filter { $0.label == SpamLabels.spam }.count),
+            "balanced_ham": .int(split.balancedHam),
+            "balanced_spam": .int(split.balancedSpam),
+            "train_rows": .int(stats[0].rows),
+            "validation_rows": .int(stats[1].rows),
+            "test_rows": .int(stats[2].rows),
+            "max_length": .int(sequenceLength),
+            "truncated": .int(stats.map(\.truncated).reduce(0, +)),
+            "splits": .object(perSplit),
+        ]
+    }
+
+    /// Builds a directory under a temporary name with `body`, then swaps it in for `final`.
+    /// An existing `final` is replaced only if it holds nothing but this stage's own files, so a
+    /// mistaken `--out` (say, the repository root) is refused instead of deleted.
+    static func replaceDirectory<T>(_ final: URL, _ body: (URL) throws -> T) throws -> T {
+        let fm = FileManager.default
+        let parent = final.deletingLastPathComponent()
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: final.path, isDirectory: &isDir) {
+            guard isDir.boolValue else {
+                throw PipelineError("the output path exists and is not a directory", location: final.path, hint: "choose another --out")
+            }
+            let foreign = try fm.contentsOfDirectory(atPath: final.path)
+                .filter { !outputFileNames.contains($0) && !($0.hasPrefix(".") && $0.hasSuffix(".tmp")) }
+            guard foreign.isEmpty else {
+                throw PipelineError("refusing to replace the output directory: it holds files this stage does not write (\(foreign.sorted().prefix(5).joined(separator: ", ")))",
+                                    location: final.path, hint: "choose an empty or new --out directory")
+            }
+        }
+        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        let tag = "\(ProcessInfo.processInfo.processIdentifier).\(UUID().uuidString.prefix(8))"
+        let building = parent.appendingPathComponent(".\(final.lastPathComponent).\(tag).tmp")
+        let retired = parent.appendingPathComponent(".\(final.lastPathComponent).old.\(tag).tmp")
+        try fm.createDirectory(at: building, withIntermediateDirectories: false)
+        let result: T
+        do { result = try body(building) } catch {
+            try? fm.removeItem(at: building)
+            throw error
+        }
+        let hadOld = fm.fileExists(atPath: final.path)
+        if hadOld { try AtomicFile.moveIntoPlace(final, retired) }
+        do { try AtomicFile.moveIntoPlace(building, final) } catch {
+            if hadOld { try? AtomicFile.moveIntoPlace(retired, final) }
+            try? fm.removeItem(at: building)
+            throw error
+        }
+        if hadOld { try? fm.removeItem(at: retired) }
+        return result
+    }
+}
