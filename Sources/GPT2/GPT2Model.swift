@@ -1,0 +1,245 @@
+import ArtifactKit
+import COpenBLAS
+import Foundation
+
+/// Where a classification head reads the final hidden state of each row.
+public enum ClassificationPosition: Equatable, Sendable {
+    /// The last position of every row (the book's `logits[:, -1, :]`).
+    case last
+    /// The first position of every row.
+    case first
+    /// One position per row (for example the last real token before padding).
+    case perRow([Int])
+    /// The mean of the final-normed hidden states over the first `lengths[b]` positions of row b
+    /// (the book's `average_embeddings` option).
+    case average(lengths: [Int])
+}
+
+/// What the loss is computed on.
+public enum Objective: Equatable, Sendable {
+    /// Next-token cross-entropy over all positions; `targets` has one id per token, with -100
+    /// for positions to ignore (mean over the kept targets, 0 when all are ignored).
+    case languageModel(targets: [Int32])
+    /// Cross-entropy of one class label per row, read at `position`.
+    case classification(labels: [Int32], position: ClassificationPosition)
+}
+
+/// Raised when training must stop (non-finite loss).
+public struct TrainingError: Error, CustomStringConvertible, LocalizedError {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}
+
+/// GPT-2 (the book's GPTModel) over one flat parameter buffer laid out by `ParameterLayout`.
+///
+/// The model owns three flat buffers of `layout.totalCount` floats: parameters, gradients
+/// (allocated on the first backward pass) and nothing else; activations live in a workspace that
+/// is reused between calls of the same or smaller shape. Not thread-safe: one model per thread.
+public final class GPT2Model {
+    public let layout: ParameterLayout
+    public var config: GPT2Config { layout.config }
+    let params: FloatBuffer
+    var gradBuffer: FloatBuffer?
+    var workspace = Workspace()
+
+    /// Builds a model over `params` (`layout.totalCount` floats in layout order).
+    public init(layout: ParameterLayout, params: [Float]) throws {
+        try layout.config.validate()
+        guard params.count == layout.totalCount else {
+            throw PipelineError("parameter buffer has \(params.count) floats but model \(layout.config.name) needs \(layout.totalCount)")
+        }
+        if case .classifier(let k) = layout.head, k < 1 {
+            throw PipelineError("classifier head needs at least one class, got \(k)")
+        }
+        self.layout = layout
+        self.params = FloatBuffer(count: layout.totalCount, zeroed: false)
+        params.withUnsafeBufferPointer { self.params.base.update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    /// A copy of the parameters (layout order).
+    public var parameters: [Float] { params.array }
+
+    /// Replaces all parameters.
+    public func setParameters(_ values: [Float]) throws {
+        guard values.count == layout.totalCount else {
+            throw PipelineError("parameter buffer has \(values.count) floats, expected \(layout.totalCount)")
+        }
+        values.withUnsafeBufferPointer { params.base.update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    /// A copy of one parameter tensor.
+    public func tensor(_ name: String) -> [Float]? {
+        guard let s = layout.spec(named: name) else { return nil }
+        return Array(UnsafeBufferPointer(start: params.base + s.offset, count: s.count))
+    }
+
+    /// Direct access to the parameter buffer (for optimisers and checkpoint writers).
+    public func withParameters<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeMutableBufferPointer(start: params.base, count: params.count))
+    }
+
+    /// A copy of the accumulated gradients (zeros before the first backward pass).
+    public var gradients: [Float] { gradBuffer?.array ?? [Float](repeating: 0, count: layout.totalCount) }
+
+    /// Gradient of one tensor.
+    public func gradient(_ name: String) -> [Float]? {
+        guard let s = layout.spec(named: name) else { return nil }
+        guard let g = gradBuffer else { return [Float](repeating: 0, count: s.count) }
+        return Array(UnsafeBufferPointer(start: g.base + s.offset, count: s.count))
+    }
+
+    /// Sets all gradients to zero (call before each optimizer step's first micro-batch).
+    public func zeroGradients() { gradBuffer?.zero() }
+
+    func withGradients<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        let g = ensureGradients()
+        return try body(UnsafeMutableBufferPointer(start: g.base, count: g.count))
+    }
+
+    func ensureGradients() -> FloatBuffer {
+        if let g = gradBuffer { return g }
+        let g = FloatBuffer(count: layout.totalCount)
+        gradBuffer = g
+        return g
+    }
+
+    // MARK: Public entry points
+
+    /// Language-model logits for every position: [batch * seqLen * vocabSize], row-major.
+    public func logits(tokens: [Int32], batch: Int, seqLen: Int) throws -> [Float] {
+        guard layout.head == .languageModel else {
+            throw PipelineError("logits(tokens:) needs the language-model head; use classify(...) for a classifier")
+        }
+        let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: nil, training: false, seed: 0)
+        pass.forwardBlocks()
+        let V = config.vocabSize
+        let lg = pass.lmLogits()
+        return Array(UnsafeBufferPointer(start: lg, count: batch * seqLen * V))
+    }
+
+    /// Logits at one position per row: [batch * outputs], where outputs is the vocabulary size for
+    /// the language-model head and the number of classes for a classifier.
+    public func logits(tokens: [Int32], batch: Int, seqLen: Int, at position: ClassificationPosition) throws -> [Float] {
+        let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: nil, training: false, seed: 0)
+        try pass.checkPosition(position)
+        pass.forwardBlocks()
+        let (ptr, count) = pass.selectedLogits(position)
+        return Array(UnsafeBufferPointer(start: ptr, count: count))
+    }
+
+    /// The loss without gradients and without dropout (evaluation).
+    public func loss(tokens: [Int32], batch: Int, seqLen: Int, objective: Objective) throws -> Float {
+        let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: nil, training: false, seed: 0)
+        try pass.checkObjective(objective)
+        pass.forwardBlocks()
+        let loss = pass.headLoss(objective, computeGradient: false, scale: 1)
+        return loss
+    }
+
+    /// Forward + backward: returns the loss and ADDS d(loss * gradientScale)/d(param) into the
+    /// gradient buffer for every tensor in `trainable` (other gradients are left untouched).
+    /// Dropout is applied when `training` is true and the config's drop_rate > 0, with masks drawn
+    /// from `dropoutSeed`. Throws `TrainingError` when the loss is NaN or infinite.
+    @discardableResult
+    public func forwardBackward(tokens: [Int32], batch: Int, seqLen: Int, objective: Objective,
+                                trainable: TrainableSet, training: Bool = true, dropoutSeed: UInt64 = 0,
+                                gradientScale: Float = 1) throws -> Float {
+        try trainable.validate(against: layout)
+        let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: trainable,
+                            training: training, seed: dropoutSeed)
+        try pass.checkObjective(objective)
+        pass.forwardBlocks()
+        let loss = pass.headLoss(objective, computeGradient: true, scale: gradientScale)
+        guard loss.isFinite else {
+            throw TrainingError("training loss is \(loss) (not a finite number); stopping instead of corrupting the weights. Lower the learning rate or check the inputs.")
+        }
+        pass.backwardBlocks()
+        return loss
+    }
+}
+
+// MARK: - Workspace: activation buffers reused between calls
+
+/// Activations of one transformer block that the backward pass needs.
+final class BlockActivations {
+    let ln1, ln1Mean, ln1Rstd, qkv, att, y, resid2, ln2, ln2Mean, ln2Rstd, fc, gelu: FloatBuffer
+    var attDropped: FloatBuffer?, attMask: FloatBuffer?, projMask: FloatBuffer?, mlpMask: FloatBuffer?
+
+    init(rows N: Int, C: Int, attCount: Int) {
+        ln1 = FloatBuffer(count: N * C, zeroed: false)
+        ln1Mean = FloatBuffer(count: N, zeroed: false)
+        ln1Rstd = FloatBuffer(count: N, zeroed: false)
+        qkv = FloatBuffer(count: N * 3 * C, zeroed: false)
+        att = FloatBuffer(count: attCount, zeroed: false)
+        y = FloatBuffer(count: N * C, zeroed: false)
+        resid2 = FloatBuffer(count: N * C, zeroed: false)
+        ln2 = FloatBuffer(count: N * C, zeroed: false)
+        ln2Mean = FloatBuffer(count: N, zeroed: false)
+        ln2Rstd = FloatBuffer(count: N, zeroed: false)
+        fc = FloatBuffer(count: N * 4 * C, zeroed: false)
+        gelu = FloatBuffer(count: N * 4 * C, zeroed: false)
+    }
+
+    func ensureDropout(rows N: Int, C: Int, attCount: Int) {
+        if attMask == nil {
+            attDropped = FloatBuffer(count: attCount, zeroed: false)
+            attMask = FloatBuffer(count: attCount, zeroed: false)
+            projMask = FloatBuffer(count: N * C, zeroed: false)
+            mlpMask = FloatBuffer(count: N * C, zeroed: false)
+        }
+    }
+}
+
+/// All buffers for a given capacity (rows = batch * seqLen, attention = batch * heads * seqLen^2).
+final class Workspace {
+    var rowCapacity = 0
+    var attCapacity = 0
+    var residual: [FloatBuffer] = []          // nLayers + 1 residual-stream snapshots [N, C]
+    var stored: [BlockActivations?] = []      // per block, when the backward pass needs it
+    var scratch: BlockActivations?            // shared by blocks that are run without storing
+    var tmpC: FloatBuffer?, tmpC2: FloatBuffer?   // [N, C]
+    var embMask: FloatBuffer?
+    var lnf, lnfMean, lnfRstd: FloatBuffer?
+    var logits: FloatBuffer?
+    var dResid, dTmpC, dTmpC2, dBig, dQKV, dAtt: FloatBuffer?
+    var rowLoss: FloatBuffer?
+
+    func prepare(rows: Int, attCount: Int, config: GPT2Config) {
+        if rows <= rowCapacity && attCount <= attCapacity && !residual.isEmpty { return }
+        let C = config.embDim
+        rowCapacity = max(rows, rowCapacity)
+        attCapacity = max(attCount, attCapacity)
+        let N = rowCapacity
+        residual = (0...config.nLayers).map { _ in FloatBuffer(count: N * C, zeroed: false) }
+        stored = Array(repeating: nil, count: config.nLayers)
+        scratch = nil
+        tmpC = FloatBuffer(count: N * C, zeroed: false)
+        tmpC2 = FloatBuffer(count: N * C, zeroed: false)
+        embMask = nil
+        lnf = nil; lnfMean = nil; lnfRstd = nil; logits = nil
+        dResid = nil; dTmpC = nil; dTmpC2 = nil; dBig = nil; dQKV = nil; dAtt = nil
+        rowLoss = nil
+    }
+
+    func blockActivations(_ l: Int, store: Bool, C: Int) -> BlockActivations {
+        if store {
+            if let a = stored[l] { return a }
+            let a = BlockActivations(rows: rowCapacity, C: C, attCount: attCapacity)
+            stored[l] = a
+            return a
+        }
+        if let s = scratch { return s }
+        let s = BlockActivations(rows: rowCapacity, C: C, attCount: attCapacity)
+        scratch = s
+        return s
+    }
+
+    func buffer(_ b: inout FloatBuffer?, _ count: Int) -> FloatBuffer {
+        if let x = b, x.count >= count { return x }
+        let x = FloatBuffer(count: count, zeroed: false)
+        b = x
+        return x
+    }
+}
