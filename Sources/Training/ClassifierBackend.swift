@@ -1,3 +1,4 @@
+import ArtifactKit
 import GPT2
 
 /// What goes into the upper part of the transformer: token ids (the embeddings run first) or the
@@ -17,18 +18,59 @@ public enum TrunkInput {
 public protocol ClassifierBackend: AnyObject {
     var layout: ParameterLayout { get }
 
+    /// Takes `values[range]` as the new parameters there (all of them at first, then the trained
+    /// range after every optimizer step).
+    func loadParameters(_ values: [Float], range: Range<Int>)
+
     /// Token + position embeddings, then blocks `0..<endBlock` (no activations kept).
     /// Returns the hidden states entering block `endBlock`.
-    func hiddenStates(tokens: [Int32], batch: Int, length: Int, endBlock: Int, parameters: [Float]) throws -> [Float]
+    func hiddenStates(tokens: [Int32], batch: Int, length: Int, endBlock: Int) throws -> [Float]
 
     /// Blocks `startBlock..<nLayers` and the final LayerNorm. With `.tokens`, `startBlock` must be 0
     /// and the embeddings run first. With `keepActivations`, what `backwardTop` needs is kept.
     /// Returns the normalised final hidden states [batch, length, embDim].
-    func forwardTop(_ input: TrunkInput, batch: Int, length: Int, startBlock: Int, parameters: [Float],
-                    keepActivations: Bool) throws -> [Float]
+    func forwardTop(_ input: TrunkInput, batch: Int, length: Int, startBlock: Int, keepActivations: Bool) throws -> [Float]
 
     /// Backpropagates `dOutput` (gradient of the loss w.r.t. the last `forwardTop` output) and
     /// ADDS the parameter gradients of the final LayerNorm, blocks `startBlock...` and (for
     /// `.tokens` input) the embeddings into `gradients`.
-    func backwardTop(dOutput: [Float], parameters: [Float], gradients: inout [Float]) throws
+    func backwardTop(dOutput: [Float], gradients: inout [Float]) throws
+}
+
+/// The real backend: OpenBLAS GPT-2 (`GPT2Model`) split by `GPT2Trunk`.
+public final class GPT2Backend: ClassifierBackend {
+    public let model: GPT2Model
+    let trunk: GPT2Trunk
+
+    public init(layout: ParameterLayout, parameters: [Float]) throws {
+        model = try GPT2Model(layout: layout, params: parameters)
+        trunk = try GPT2Trunk(model: model)
+    }
+
+    public var layout: ParameterLayout { model.layout }
+
+    public func loadParameters(_ values: [Float], range: Range<Int>) { trunk.loadParameters(values, range: range) }
+
+    public func hiddenStates(tokens: [Int32], batch: Int, length: Int, endBlock: Int) throws -> [Float] {
+        try trunk.hiddenStates(tokens: tokens, batch: batch, seqLen: length, endBlock: endBlock)
+    }
+
+    public func forwardTop(_ input: TrunkInput, batch: Int, length: Int, startBlock: Int, keepActivations: Bool) throws -> [Float] {
+        switch input {
+        case .tokens(let t):
+            return try trunk.forwardTop(tokens: t, hidden: nil, batch: batch, seqLen: length, startBlock: startBlock,
+                                        keepActivations: keepActivations)
+        case .hidden(let h):
+            return try trunk.forwardTop(tokens: nil, hidden: h, batch: batch, seqLen: length, startBlock: startBlock,
+                                        keepActivations: keepActivations)
+        }
+    }
+
+    public func backwardTop(dOutput: [Float], gradients: inout [Float]) throws {
+        for (range, values) in try trunk.backwardTop(dOutput: dOutput) {
+            gradients.withUnsafeMutableBufferPointer { g in
+                for (i, v) in zip(range, values) { g[i] += v }
+            }
+        }
+    }
 }

@@ -24,7 +24,8 @@ public final class DataSplit {
 /// which positions feed the head, and whether the frozen trunk is cached and batches trimmed.
 public final class ClassifierModel {
     public let backend: ClassifierBackend
-    public var parameters: [Float]
+    /// The whole flat buffer; change it only through `modifyParameters` so the backend sees the change.
+    public private(set) var parameters: [Float]
     public let head: ClassifierHead
     public let pooling: Pooling
     public let trainable: TrainableLayers
@@ -60,9 +61,16 @@ public final class ClassifierModel {
         case .all, .lora: trainableRange = 0..<layout.totalCount
         default: trainableRange = layout.blockRange(startBlock!).lowerBound..<layout.totalCount
         }
+        backend.loadParameters(parameters, range: 0..<parameters.count)
     }
 
     public var config: GPT2Config { backend.layout.config }
+
+    /// Changes parameters inside `range` and hands them to the backend.
+    public func modifyParameters(in range: Range<Int>, _ body: (inout [Float]) -> Void) {
+        body(&parameters)
+        backend.loadParameters(parameters, range: range)
+    }
 
     /// Whether caching the frozen trunk is exact: something must be frozen, and frozen layers
     /// must behave the same every time (no dropout).
@@ -86,8 +94,7 @@ public final class ClassifierModel {
             let group = Array(order[start..<min(start + chunk, order.count)])
             let b = rows.batch(group, pooling: pooling, trim: trimBatches)
             if let k = startBlock {
-                let h = try backend.hiddenStates(tokens: b.tokens, batch: group.count, length: b.length, endBlock: k,
-                                                 parameters: parameters)
+                let h = try backend.hiddenStates(tokens: b.tokens, batch: group.count, length: b.length, endBlock: k)
                 for (i, r) in group.enumerated() {
                     for t in 0..<b.length {
                         let src = (i * b.length + t) * C, dst = (r * S + t) * C
@@ -96,7 +103,7 @@ public final class ClassifierModel {
                 }
             } else {
                 let final = try backend.forwardTop(.tokens(b.tokens), batch: group.count, length: b.length, startBlock: 0,
-                                                   parameters: parameters, keepActivations: false)
+                                                   keepActivations: false)
                 let pooled = head.pool(final: final, length: b.length, pooled: b.pooled)
                 for (i, r) in group.enumerated() {
                     for c in 0..<C { cache[r * C + c] = pooled[i * C + c] }
@@ -127,11 +134,11 @@ public final class ClassifierModel {
         }
         guard let k = startBlock else {
             let final = try backend.forwardTop(.tokens(b.tokens), batch: B, length: b.length, startBlock: 0,
-                                               parameters: parameters, keepActivations: false)
+                                               keepActivations: false)
             return .hidden(head.pool(final: final, length: b.length, pooled: b.pooled))
         }
         if trainable.trainsEmbeddings { return .tokens(b.tokens) }
-        return .hidden(try backend.hiddenStates(tokens: b.tokens, batch: B, length: b.length, endBlock: k, parameters: parameters))
+        return .hidden(try backend.hiddenStates(tokens: b.tokens, batch: B, length: b.length, endBlock: k))
     }
 
     /// Pooled vectors [B, C] for a batch, keeping activations for a backward pass when training.
@@ -142,7 +149,7 @@ public final class ClassifierModel {
             return pooled
         }
         let final = try backend.forwardTop(frozen, batch: b.rows.count, length: b.length, startBlock: k,
-                                           parameters: parameters, keepActivations: training)
+                                           keepActivations: training)
         return head.pool(final: final, length: b.length, pooled: b.pooled)
     }
 
@@ -162,7 +169,7 @@ public final class ClassifierModel {
         let dPooled = head.backward(pooled: pooled, dLogits: dLogits, parameters: parameters, gradients: &gradients)
         if startBlock != nil {
             let dFinal = head.unpool(dPooled: dPooled, length: b.length, pooled: b.pooled)
-            try backend.backwardTop(dOutput: dFinal, parameters: parameters, gradients: &gradients)
+            try backend.backwardTop(dOutput: dFinal, gradients: &gradients)
         }
         return loss
     }

@@ -149,7 +149,7 @@ public final class Trainer {
         var elapsedBefore = 0.0
         if let s = state {
             try checkCompatible(s, source: stateURL?.path ?? "state")
-            model.parameters.replaceSubrange(model.trainableRange, with: s.parameters)
+            model.modifyParameters(in: model.trainableRange) { $0.replaceSubrange(model.trainableRange, with: s.parameters) }
             optimizer.m = s.m
             optimizer.v = s.v
             optimizer.step = s.meta.optimizerStep
@@ -186,7 +186,7 @@ public final class Trainer {
             let batches = trainingBatches(permutation)
             while nextBatch < batches.count {
                 let loss = try model.computeGradients(rows: batches[nextBatch], of: train)
-                optimizer.update(parameters: &model.parameters, gradients: model.gradients)
+                model.modifyParameters(in: model.trainableRange) { optimizer.update(parameters: &$0, gradients: model.gradients) }
                 nextBatch += 1
                 examplesSeen += bs
                 let step = optimizer.step

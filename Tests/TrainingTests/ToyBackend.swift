@@ -22,7 +22,13 @@ final class ToyBackend: ClassifierBackend {
     }
     private var saved: Saved?
 
+    private var p: [Float] = []
+
     init(layout: ParameterLayout) { self.layout = layout }
+
+    func loadParameters(_ values: [Float], range: Range<Int>) {
+        if p.count != values.count { p = values } else { p.replaceSubrange(range, with: values[range]) }
+    }
 
     private var C: Int { layout.config.embDim }
 
@@ -58,14 +64,13 @@ final class ToyBackend: ClassifierBackend {
         return (out, mean, z)
     }
 
-    func hiddenStates(tokens: [Int32], batch: Int, length: Int, endBlock: Int, parameters: [Float]) throws -> [Float] {
-        var h = embed(tokens, batch: batch, length: length, parameters)
-        for i in 0..<endBlock { h = blockForward(i, h, batch: batch, length: length, parameters).out }
+    func hiddenStates(tokens: [Int32], batch: Int, length: Int, endBlock: Int) throws -> [Float] {
+        var h = embed(tokens, batch: batch, length: length, p)
+        for i in 0..<endBlock { h = blockForward(i, h, batch: batch, length: length, p).out }
         return h
     }
 
-    func forwardTop(_ input: TrunkInput, batch: Int, length: Int, startBlock: Int, parameters p: [Float],
-                    keepActivations: Bool) throws -> [Float] {
+    func forwardTop(_ input: TrunkInput, batch: Int, length: Int, startBlock: Int, keepActivations: Bool) throws -> [Float] {
         var h: [Float]
         var tokens: [Int32]? = nil
         switch input {
@@ -86,7 +91,7 @@ final class ToyBackend: ClassifierBackend {
         return y
     }
 
-    func backwardTop(dOutput: [Float], parameters p: [Float], gradients: inout [Float]) throws {
+    func backwardTop(dOutput: [Float], gradients: inout [Float]) throws {
         guard let s = saved else { fatalError("backwardTop without a kept forwardTop") }
         let g = layout.spec(named: "ln_f.weight")!.offset, beta = layout.spec(named: "ln_f.bias")!.offset
         var dh = [Float](repeating: 0, count: dOutput.count)

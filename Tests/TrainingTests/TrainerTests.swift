@@ -77,11 +77,11 @@ final class TrainerTests: XCTestCase {
                 for i in picks {
                     let saved = model.parameters[i]
                     let h: Float = 3e-3
-                    model.parameters[i] = saved + h
+                    model.modifyParameters(in: i..<(i + 1)) { $0[i] = saved + h }
                     let up = try model.lossAndAccuracy(batches: [rows], of: split).loss
-                    model.parameters[i] = saved - h
+                    model.modifyParameters(in: i..<(i + 1)) { $0[i] = saved - h }
                     let down = try model.lossAndAccuracy(batches: [rows], of: split).loss
-                    model.parameters[i] = saved
+                    model.modifyParameters(in: i..<(i + 1)) { $0[i] = saved }
                     let numeric = Float((up - down) / Double(2 * h))
                     XCTAssertEqual(analytic[i], numeric, accuracy: 6e-5 + 3e-3 * abs(numeric),
                                    "param \(i) \(trainable) \(pooling)")
