@@ -1,0 +1,265 @@
+import ArtifactKit
+import COpenBLAS
+import Foundation
+
+/// Settings of the book's `generate` function.
+public struct GenerationOptions: Equatable, Sendable {
+    /// How many tokens to add at most per prompt.
+    public var maxNewTokens: Int
+    /// 0 = greedy argmax; > 0 divides the logits before sampling.
+    public var temperature: Float
+    /// Keep only the k largest logits (ties with the k-th kept) before sampling; nil = all.
+    public var topK: Int?
+    /// A row stops when it draws this id (the id itself is not appended).
+    public var eosId: Int32?
+    /// Seed of the sampling RNG; row r uses its own stream derived from (seed, r), so a row's
+    /// output does not depend on the other rows of the batch.
+    public var seed: UInt64
+
+    public init(maxNewTokens: Int, temperature: Float = 0, topK: Int? = nil, eosId: Int32? = nil, seed: UInt64 = 123) {
+        self.maxNewTokens = maxNewTokens
+        self.temperature = temperature
+        self.topK = topK
+        self.eosId = eosId
+        self.seed = seed
+    }
+}
+
+extension GPT2Model {
+    /// Generates continuations of several prompts (any lengths) at once with a key/value cache.
+    /// Returns the new tokens of every prompt. The sequences are left-aligned: row r's tokens sit
+    /// at positions 0..<len(r) of its own cache, so no padding ever enters the attention.
+    /// When a sequence outgrows the context length it is cropped to its last contextLength tokens
+    /// (as the book does), which shifts the positions: that row is then recomputed in full each step.
+    public func generate(prompts: [[Int32]], options: GenerationOptions) throws -> [[Int32]] {
+        try validatePrompts(prompts, options)
+        guard layout.head == .languageModel else { throw PipelineError("generation needs the language-model head") }
+        let ctx = config.contextLength
+        let R = prompts.count
+        var seqs = prompts
+        var produced = [[Int32]](repeating: [], count: R)
+        var cachedLength = [Int](repeating: 0, count: R)
+        var active = [Bool](repeating: true, count: R)
+        var rngs = (0..<R).map { rowRandom(options.seed, $0) }
+        // Positions never exceed min(context, longest prompt + new tokens): size the cache for that.
+        let longest = prompts.map(\.count).max() ?? 0
+        let cache = KVCache(layers: config.nLayers, rows: R, context: min(ctx, longest + options.maxNewTokens),
+                            width: config.embDim)
+        for _ in 0..<options.maxNewTokens {
+            var segments: [DecodeSegment] = []
+            for r in 0..<R where active[r] {
+                let seq = seqs[r]
+                if seq.count <= ctx && cachedLength[r] == seq.count - 1 && cachedLength[r] > 0 {
+                    segments.append(DecodeSegment(row: r, start: cachedLength[r], tokens: [seq[seq.count - 1]]))
+                } else {
+                    segments.append(DecodeSegment(row: r, start: 0, tokens: Array(seq.suffix(ctx))))
+                }
+            }
+            if segments.isEmpty { break }
+            let logits = decode(segments, cache: cache)
+            let V = config.vocabSize
+            for (s, seg) in segments.enumerated() {
+                let r = seg.row
+                cachedLength[r] = seg.start + seg.tokens.count
+                let next = Array(UnsafeBufferPointer(start: logits.base + s * V, count: V))
+                let id = chooseToken(next, options, &rngs[r])
+                if let eos = options.eosId, id == eos {
+                    active[r] = false
+                    continue
+                }
+                seqs[r].append(id)
+                produced[r].append(id)
+            }
+        }
+        return produced
+    }
+
+    /// The book's loop without a cache: the full forward pass over the (cropped) sequence for
+    /// every new token, one prompt at a time. The reference for `generate` and the benchmark.
+    public func generateUncached(prompts: [[Int32]], options: GenerationOptions) throws -> [[Int32]] {
+        try validatePrompts(prompts, options)
+        let ctx = config.contextLength
+        var out: [[Int32]] = []
+        for (r, prompt) in prompts.enumerated() {
+            var seq = prompt
+            var produced: [Int32] = []
+            var rng = rowRandom(options.seed, r)
+            for _ in 0..<options.maxNewTokens {
+                let window = Array(seq.suffix(ctx))
+                let logits = try self.logits(tokens: window, batch: 1, seqLen: window.count, at: .last)
+                let id = chooseToken(logits, options, &rng)
+                if let eos = options.eosId, id == eos { break }
+                seq.append(id)
+                produced.append(id)
+            }
+            out.append(produced)
+        }
+        return out
+    }
+
+    func rowRandom(_ seed: UInt64, _ row: Int) -> SeededRandom {
+        var mix = SeededRandom(seed: seed ^ (UInt64(row) &* 0xD1B5_4A32_D192_ED03))
+        return SeededRandom(seed: mix.next())
+    }
+
+    func validatePrompts(_ prompts: [[Int32]], _ options: GenerationOptions) throws {
+        guard options.maxNewTokens >= 0 else { throw PipelineError("max_new_tokens must be >= 0, got \(options.maxNewTokens)") }
+        if let k = options.topK, k < 1 { throw PipelineError("top_k must be >= 1, got \(k)") }
+        guard options.temperature >= 0, options.temperature.isFinite else {
+            throw PipelineError("temperature must be >= 0, got \(options.temperature)")
+        }
+        for (r, p) in prompts.enumerated() {
+            guard !p.isEmpty else { throw PipelineError("prompt \(r) is empty") }
+            for (i, t) in p.enumerated() where t < 0 || Int(t) >= config.vocabSize {
+                throw PipelineError("token id \(t) at prompt \(r), position \(i) is outside the vocabulary 0..<\(config.vocabSize)")
+            }
+        }
+    }
+
+    /// The book's choice: top-k filter, then temperature sampling or (temperature 0) argmax.
+    func chooseToken(_ logits: [Float], _ options: GenerationOptions, _ rng: inout SeededRandom) -> Int32 {
+        var l = logits
+        if let k = options.topK, k < l.count {
+            let kth = l.sorted(by: >)[k - 1]
+            for i in 0..<l.count where l[i] < kth { l[i] = -.infinity }
+        }
+        if options.temperature > 0 {
+            let mx = l.max()!
+            var probs = l.map { Double(expf(($0 - mx) / options.temperature)) }
+            let total = probs.reduce(0, +)
+            for i in 0..<probs.count { probs[i] /= total }
+            let u = Double(rng.next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
+            var cum = 0.0
+            for (i, p) in probs.enumerated() where p > 0 {
+                cum += p
+                if u < cum { return Int32(i) }
+            }
+            return Int32(probs.lastIndex(where: { $0 > 0 })!)
+        }
+        var best = 0
+        for i in 1..<l.count where l[i] > l[best] { best = i }   // first maximum, like torch.argmax
+        return Int32(best)
+    }
+
+    /// Runs the query tokens of every segment through the model, writing their keys and values
+    /// into the cache, and returns the logits of each segment's last token [segments, V].
+    func decode(_ segments: [DecodeSegment], cache: KVCache) -> FloatBuffer {
+        let C = config.embDim, H = config.nHeads, hd = config.headDim, V = config.vocabSize, ctx = cache.context
+        let M = segments.reduce(0) { $0 + $1.tokens.count }
+        var firstRow: [Int] = []
+        var rowOf: [Int] = [], posOf: [Int] = [], toks: [Int32] = []
+        for seg in segments {
+            firstRow.append(toks.count)
+            for (j, t) in seg.tokens.enumerated() {
+                rowOf.append(seg.row); posOf.append(seg.start + j); toks.append(t)
+            }
+        }
+        let P = params.base
+        func w(_ name: String) -> UnsafeMutablePointer<Float> { P + layout.spec(named: name)!.offset }
+        let x = FloatBuffer(count: M * C, zeroed: false), ln = FloatBuffer(count: M * C, zeroed: false)
+        let qkv = FloatBuffer(count: M * 3 * C, zeroed: false), y = FloatBuffer(count: M * C, zeroed: false)
+        let tmp = FloatBuffer(count: M * C, zeroed: false), fc = FloatBuffer(count: M * 4 * C, zeroed: false)
+        let gelu = FloatBuffer(count: M * 4 * C, zeroed: false)
+        // One score block [n, start + n] per (segment, head).
+        var scoreOffset: [Int] = []
+        var scoreTotal = 0
+        for seg in segments {
+            scoreOffset.append(scoreTotal)
+            scoreTotal += seg.tokens.count * (seg.start + seg.tokens.count) * H
+        }
+        let scores = FloatBuffer(count: scoreTotal, zeroed: false)
+
+        let wte = w("wte.weight"), wpe = w("wpe.weight")
+        for i in 0..<M {
+            let e = wte + Int(toks[i]) * C, p = wpe + posOf[i] * C, o = x.base + i * C
+            for j in 0..<C { o[j] = e[j] + p[j] }
+        }
+        let scale = 1 / Float(hd).squareRoot()
+        for l in 0..<config.nLayers {
+            let pre = "h.\(l)."
+            layerNormForward(x.base, rows: M, dim: C, weight: w(pre + "ln_1.weight"), bias: w(pre + "ln_1.bias"),
+                             out: ln.base, mean: nil, rstd: nil)
+            linearForward(ln.base, rows: M, inDim: C, outDim: 3 * C, weight: w(pre + "attn.c_attn.weight"),
+                          bias: layout.spec(named: pre + "attn.c_attn.bias").map { P + $0.offset }, out: qkv.base)
+            let kc = cache.keys[l].base, vc = cache.values[l].base
+            for i in 0..<M {
+                let dst = (rowOf[i] * ctx + posOf[i]) * C
+                (kc + dst).update(from: qkv.base + i * 3 * C + C, count: C)
+                (vc + dst).update(from: qkv.base + i * 3 * C + 2 * C, count: C)
+            }
+            BLASThreads.set(1)
+            let qkvB = qkv.base, yB = y.base, sB = scores.base
+            parallelRows(segments.count * H, grain: 1) { r in
+                for sh in r {
+                    let s = sh / H, h = sh % H
+                    let seg = segments[s]
+                    let n = seg.tokens.count, keys = seg.start + n
+                    let q = qkvB + firstRow[s] * 3 * C + h * hd
+                    let kRow = kc + seg.row * ctx * C + h * hd, vRow = vc + seg.row * ctx * C + h * hd
+                    let sc = sB + scoreOffset[s] + h * n * keys
+                    sgemm(transB: true, M: n, N: keys, K: hd, alpha: scale, A: q, lda: 3 * C, B: kRow, ldb: C,
+                          beta: 0, C: sc, ldc: keys)
+                    for i in 0..<n {
+                        let row = sc + i * keys
+                        let visible = seg.start + i + 1
+                        var mx = row[0]
+                        for j in 1..<visible where row[j] > mx { mx = row[j] }
+                        var sum: Float = 0
+                        for j in 0..<visible {
+                            let e = expf(row[j] - mx)
+                            row[j] = e
+                            sum += e
+                        }
+                        let inv = 1 / sum
+                        for j in 0..<visible { row[j] *= inv }
+                        for j in visible..<keys { row[j] = 0 }
+                    }
+                    sgemm(M: n, N: hd, K: keys, A: sc, lda: keys, B: vRow, ldb: C, beta: 0,
+                          C: yB + firstRow[s] * C + h * hd, ldc: C)
+                }
+            }
+            linearForward(y.base, rows: M, inDim: C, outDim: C, weight: w(pre + "attn.c_proj.weight"),
+                          bias: w(pre + "attn.c_proj.bias"), out: tmp.base)
+            addInPlace(x.base, tmp.base, count: M * C)
+            layerNormForward(x.base, rows: M, dim: C, weight: w(pre + "ln_2.weight"), bias: w(pre + "ln_2.bias"),
+                             out: ln.base, mean: nil, rstd: nil)
+            linearForward(ln.base, rows: M, inDim: C, outDim: 4 * C, weight: w(pre + "mlp.c_fc.weight"),
+                          bias: w(pre + "mlp.c_fc.bias"), out: fc.base)
+            geluForward(fc.base, count: M * 4 * C, out: gelu.base)
+            linearForward(gelu.base, rows: M, inDim: 4 * C, outDim: C, weight: w(pre + "mlp.c_proj.weight"),
+                          bias: w(pre + "mlp.c_proj.bias"), out: tmp.base)
+            addInPlace(x.base, tmp.base, count: M * C)
+        }
+        // Final norm and head only for each segment's last token.
+        let S = segments.count
+        let last = FloatBuffer(count: S * C, zeroed: false), lastNorm = FloatBuffer(count: S * C, zeroed: false)
+        for (s, seg) in segments.enumerated() {
+            (last.base + s * C).update(from: x.base + (firstRow[s] + seg.tokens.count - 1) * C, count: C)
+        }
+        layerNormForward(last.base, rows: S, dim: C, weight: w("ln_f.weight"), bias: w("ln_f.bias"),
+                         out: lastNorm.base, mean: nil, rstd: nil)
+        let logits = FloatBuffer(count: S * V, zeroed: false)
+        BLASThreads.set(computeThreads)
+        sgemm(transB: true, M: S, N: V, K: C, A: lastNorm.base, lda: C, B: wte, ldb: C, beta: 0, C: logits.base, ldc: V)
+        return logits
+    }
+}
+
+/// Query tokens of one sequence: `tokens` sit at positions start..<start+count of cache row `row`.
+struct DecodeSegment {
+    var row: Int
+    var start: Int
+    var tokens: [Int32]
+}
+
+/// Keys and values of every layer: [rows, context, C] each, heads as headDim-wide column groups.
+final class KVCache {
+    let keys: [FloatBuffer]
+    let values: [FloatBuffer]
+    let context: Int
+    init(layers: Int, rows: Int, context: Int, width: Int) {
+        self.context = context
+        keys = (0..<layers).map { _ in FloatBuffer(count: rows * context * width, zeroed: false) }
+        values = (0..<layers).map { _ in FloatBuffer(count: rows * context * width, zeroed: false) }
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import TestSupport
+import XCTest
+@testable import GPT2
+
+/// Parity with Hugging Face transformers / PyTorch on the golden files written by
+/// tools/reference/gpt2_parity.py (logits, loss, every gradient, a 10-step AdamW trajectory).
+final class ParityTests: XCTestCase {
+    struct Case {
+        let model: GPT2Model
+        let golden: SafetensorsFile
+        let batch: Int
+        let seqLen: Int
+        let tokens: [Int32]
+    }
+
+    func loadCase(_ name: String) throws -> Case {
+        let dir = TestPaths.fixtures.appendingPathComponent("gpt2-parity")
+        let weights = try SafetensorsFile(contentsOf: dir.appendingPathComponent("\(name).weights.safetensors"))
+        let golden = try SafetensorsFile(contentsOf: dir.appendingPathComponent("\(name).golden.safetensors"))
+        let json = try XCTUnwrap(weights.metadata["config"])
+        let raw = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let config = try JSONDecoder().decode(GPT2Config.self, from: Data(json.utf8))
+        let head: ModelHead = (raw["head"] as? String) == "lm" ? .languageModel : .classifier(numClasses: 2)
+        let layout = ParameterLayout(config: config, head: head)
+        var params = [Float](repeating: 0, count: layout.totalCount)
+        for spec in layout.tensors {
+            let values = try weights.floats(spec.name)
+            XCTAssertEqual(weights.info(spec.name)?.shape, spec.shape, spec.name)
+            params.replaceSubrange(spec.range, with: values)
+        }
+        let ids = try golden.int64s("input_ids")
+        let shape = try XCTUnwrap(golden.info("input_ids")?.shape)
+        return Case(model: try GPT2Model(layout: layout, params: params), golden: golden, batch: shape[0],
+                    seqLen: shape[1], tokens: ids.map { Int32($0) })
+    }
+
+    /// Norm-wise relative error and max abs difference.
+    func compare(_ actual: [Float], _ expected: [Float], rel: Double, absMax: Double, _ what: String,
+                 file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(actual.count, expected.count, what, file: file, line: line)
+        var diff2 = 0.0, ref2 = 0.0, maxAbs = 0.0
+        for (a, e) in zip(actual, expected) {
+            let d = Double(a) - Double(e)
+            diff2 += d * d
+            ref2 += Double(e) * Double(e)
+            maxAbs = max(maxAbs, abs(d))
+        }
+        let relErr = diff2.squareRoot() / max(ref2.squareRoot(), 1e-30)
+        // Printed so the achieved agreement can be quoted (docs/model.md), not only the bound.
+        print(String(format: "parity %@: relative %.2e, max abs %.2e", what, relErr, maxAbs))
+        XCTAssertTrue(relErr <= rel || diff2.squareRoot() <= 1e-6, "\(what): relative error \(relErr) > \(rel)", file: file, line: line)
+        XCTAssertLessThanOrEqual(maxAbs, absMax, "\(what): max abs difference", file: file, line: line)
+    }
+
+    func testLanguageModelMatchesTransformers() throws {
+        let c = try loadCase("lm")
+        let targets = try c.golden.int64s("targets").map { Int32($0) }
+        let objective = Objective.languageModel(targets: targets)
+        let all = TrainableSet.all(c.model.layout)
+
+        let logits = try c.model.logits(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen)
+        compare(logits, try c.golden.floats("logits"), rel: 1e-4, absMax: 1e-4, "logits")
+
+        let loss = try c.model.forwardBackward(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, objective: objective, trainable: all)
+        let expectedLoss = try c.golden.floats("loss")[0]
+        XCTAssertEqual(loss, expectedLoss, accuracy: 1e-4 * abs(expectedLoss))
+        for spec in c.model.layout.tensors {
+            compare(try XCTUnwrap(c.model.gradient(spec.name)), try c.golden.floats("grad." + spec.name),
+                    rel: 1e-3, absMax: 1e-4, "grad \(spec.name)")
+        }
+        try checkTrajectory(c, objective: objective, trainable: all,
+                            finals: ["ln_f.weight", "h.1.attn.c_attn.weight"])
+    }
+
+    func testChapter6ClassifierMatchesTorch() throws {
+        let c = try loadCase("cls")
+        let labels = try c.golden.int64s("labels").map { Int32($0) }
+        let objective = Objective.classification(labels: labels, position: .last)
+        let trainable = TrainableSet.lastBlocks(1, c.model.layout)
+        XCTAssertEqual(trainable.names, Set(c.model.layout.tensors.map(\.name).filter {
+            $0.hasPrefix("h.2.") || $0.hasPrefix("ln_f.") || $0.hasPrefix("out_head.")
+        }))
+
+        let logits = try c.model.logits(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, at: .last)
+        compare(logits, try c.golden.floats("logits"), rel: 1e-4, absMax: 1e-4, "logits")
+
+        let loss = try c.model.forwardBackward(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, objective: objective,
+                                               trainable: trainable)
+        let expectedLoss = try c.golden.floats("loss")[0]
+        XCTAssertEqual(loss, expectedLoss, accuracy: 1e-4 * abs(expectedLoss))
+        for spec in c.model.layout.tensors {
+            let grad = try XCTUnwrap(c.model.gradient(spec.name))
+            if trainable.contains(spec.name) {
+                compare(grad, try c.golden.floats("grad." + spec.name), rel: 1e-3, absMax: 1e-4, "grad \(spec.name)")
+            } else {
+                XCTAssertNil(c.golden.info("grad." + spec.name), "torch trained \(spec.name)")
+                XCTAssertTrue(grad.allSatisfy { $0 == 0 }, "frozen \(spec.name) got a gradient")
+            }
+        }
+        try checkTrajectory(c, objective: objective, trainable: trainable, finals: ["out_head.weight", "h.2.mlp.c_fc.weight"])
+    }
+
+    /// 10 AdamW steps (lr 1e-3, weight decay 0.1) from the initial weights, as in the script.
+    func checkTrajectory(_ c: Case, objective: Objective, trainable: TrainableSet, finals: [String],
+                         file: StaticString = #filePath, line: UInt = #line) throws {
+        let initial = c.model.parameters
+        defer { try? c.model.setParameters(initial) }
+        let opt = AdamW(parameterCount: c.model.layout.totalCount, learningRate: 1e-3, weightDecay: 0.1)
+        var losses: [Float] = []
+        for _ in 0..<10 {
+            c.model.zeroGradients()
+            losses.append(try c.model.forwardBackward(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen,
+                                                      objective: objective, trainable: trainable))
+            try opt.update(c.model, trainable: trainable)
+        }
+        let expected = try c.golden.floats("trajectory")
+        for (i, (a, e)) in zip(losses, expected).enumerated() {
+            XCTAssertEqual(a, e, accuracy: 1e-4 * max(abs(e), 1), "loss at step \(i + 1): \(a) vs torch \(e)", file: file, line: line)
+        }
+        for name in finals {
+            compare(try XCTUnwrap(c.model.tensor(name)), try c.golden.floats("after." + name), rel: 1e-4, absMax: 1e-4,
+                    "\(name) after 10 steps", file: file, line: line)
+        }
+    }
+}
