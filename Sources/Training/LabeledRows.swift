@@ -38,8 +38,8 @@ public struct LabeledRows: Sendable {
         if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= expected }) {
             throw PipelineError("label \(labels[bad]) in row \(bad) does not fit a head with \(expected) classes", location: source)
         }
-        if let bad = lengths.firstIndex(where: { $0 < 1 || $0 > sequenceLength }) {
-            throw PipelineError("row \(bad) has length \(lengths[bad]), outside 1...\(sequenceLength)", location: source,
+        if let bad = lengths.firstIndex(where: { $0 < 0 || $0 > sequenceLength }) {
+            throw PipelineError("row \(bad) has length \(lengths[bad]), outside 0...\(sequenceLength)", location: source,
                                 hint: "rerun `prepare classification`")
         }
     }
