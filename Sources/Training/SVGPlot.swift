@@ -114,9 +114,17 @@ public struct LinePlot {
             }
         }
         // Legend, top right inside the plot.
-        let legendW = 170.0, lineH = 20.0
-        let lx = left + plotW - legendW - 10, ly = top + 10
-        out += "<rect x=\"\(f(lx))\" y=\"\(f(ly))\" width=\"\(f(legendW))\" height=\"\(f(Double(series.count) * lineH + 10))\" fill=\"white\" fill-opacity=\"0.9\" stroke=\"#bbb\"/>\n"
+        // Legend inside the plot, in the right-hand corner (top or bottom) that covers fewer points.
+        let lineH = 20.0
+        let legendW = 60 + 7.6 * Double(series.map(\.name.count).max() ?? 10)
+        let legendH = Double(series.count) * lineH + 10
+        let lx = left + plotW - legendW - 10
+        func covered(_ y0: Double) -> Int {
+            series.flatMap(\.points).filter { px($0.x) >= lx - 10 && py($0.y) >= y0 - 10 && py($0.y) <= y0 + legendH + 10 }.count
+        }
+        let topY = top + 10, bottomY = top + plotH - legendH - 10
+        let ly = covered(topY) <= covered(bottomY) ? topY : bottomY
+        out += "<rect x=\"\(f(lx))\" y=\"\(f(ly))\" width=\"\(f(legendW))\" height=\"\(f(legendH))\" fill=\"white\" fill-opacity=\"0.9\" stroke=\"#bbb\"/>\n"
         for (i, s) in series.enumerated() {
             let y = ly + 15 + Double(i) * lineH
             let dash = s.dashed ? " stroke-dasharray=\"7 4 2 4\"" : ""

@@ -29,8 +29,9 @@ struct Report: ParsableCommand {
         let r = try EvaluateStage.run(o, makeBackend: { try GPT2Backend(layout: $0, parameters: $1) })
         for name in ["train", "validation", "test"] {
             guard let m = r.metrics[name] else { continue }
-            print(String(format: "%-10@ accuracy %6.2f%%  loss %.3f  precision %.3f  recall %.3f  F1 %.3f  (%d rows)",
-                         name, m.accuracy * 100, m.loss, m.precision, m.recall, m.f1, m.rows))
+            let label = name.padding(toLength: 11, withPad: " ", startingAt: 0)
+            print(label + String(format: "accuracy %6.2f%%  loss %.3f  precision %.3f  recall %.3f  F1 %.3f  (%d rows)",
+                                 m.accuracy * 100, m.loss, m.precision, m.recall, m.f1, m.rows))
         }
         if let why = r.pngSkipped { FileHandle.standardError.write(Data("note: \(why)\n".utf8)) }
         print("wrote \(out)/" + r.files.joined(separator: ", "))
