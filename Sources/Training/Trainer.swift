@@ -1,17 +1,19 @@
 import ArtifactKit
 import Foundation
 
-/// Ctrl-C during training: the handler only raises a flag; the loop notices it after the current
-/// step, saves the resumable state and stops. A second Ctrl-C ends the process at once.
+/// Ctrl-C (SIGINT) or SIGTERM during training: the handler only raises a flag; the loop notices it
+/// after the current step, saves the resumable state and stops. A second signal ends the process at once.
 public enum InterruptFlag {
     nonisolated(unsafe) static var raised: Int32 = 0
 
     public static var isRaised: Bool { raised != 0 }
 
     public static func installSIGINTHandler() {
-        signal(SIGINT) { _ in
-            InterruptFlag.raised = 1
-            signal(SIGINT, SIG_DFL)
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { s in
+                InterruptFlag.raised = 1
+                signal(s, SIG_DFL)
+            }
         }
     }
 

@@ -142,7 +142,8 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
             "model": .string(model), "weights": .string(weights), "weights_file": weightsFile.map { .string($0) } ?? .null,
             "seed": .int(Int(seed)), "trainable_layers": .string(trainableLayers.rawValue),
             "token_position": .string(pooling.position.rawValue), "average_embeddings": .bool(pooling.averageEmbeddings),
-            "lr": .double(Double(learningRate)), "weight_decay": .double(Double(weightDecay)), "epochs": .int(epochs),
+            "lr": .double(Double("\(learningRate)") ?? Double(learningRate)),
+            "weight_decay": .double(Double("\(weightDecay)") ?? Double(weightDecay)), "epochs": .int(epochs),
             "batch_size": .int(batchSize), "eval_freq": .int(evalFreq), "eval_iter": .int(evalIter),
         ]
     }
