@@ -86,8 +86,9 @@ public final class ClassifierModel {
         let C = config.embDim, S = rows.sequenceLength
         var order = Array(0..<rows.rowCount)
         if trimBatches {
+            // Longest first: the model's workspace is sized by the first (largest) chunk and then reused.
             order.sort { pooling.neededLength(realLength: rows.lengths[$0], sequenceLength: S)
-                < pooling.neededLength(realLength: rows.lengths[$1], sequenceLength: S) }
+                > pooling.neededLength(realLength: rows.lengths[$1], sequenceLength: S) }
         }
         var cache = [Float](repeating: 0, count: rows.rowCount * (startBlock == nil ? C : S * C))
         for start in stride(from: 0, to: order.count, by: chunk) {
@@ -181,7 +182,7 @@ public final class ClassifierModel {
         if trimBatches {
             let S = data.sequenceLength
             order.sort { pooling.neededLength(realLength: data.lengths[rows[$0]], sequenceLength: S)
-                < pooling.neededLength(realLength: data.lengths[rows[$1]], sequenceLength: S) }
+                > pooling.neededLength(realLength: data.lengths[rows[$1]], sequenceLength: S) }
         }
         let K = head.numClasses
         var out = [[Float]](repeating: [], count: rows.count)
