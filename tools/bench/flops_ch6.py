@@ -7,7 +7,7 @@ Reads the real lengths from the shards, so `flexible` (batches cut to their long
 counted exactly for the cache, the evaluations and evaluate; for the training steps it uses each
 epoch's mean batch length under a random order (the exact order is our generator's).
 
-    python tools/bench/flops_ch6.py data/prepared [last|flexible]
+    python tools/bench/flops_ch6.py data/prepared [last|flexible] [epochs]
 """
 import random
 import struct
@@ -36,7 +36,10 @@ def block_fwd(tokens_per_row):
 
 
 def main():
+    global EPOCHS
     d, position = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "last")
+    if len(sys.argv) > 3:
+        EPOCHS = int(sys.argv[3])
     seq, train = shard(f"{d}/train.bin")
     _, val = shard(f"{d}/validation.bin")
     _, test = shard(f"{d}/test.bin")
