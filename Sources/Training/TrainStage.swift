@@ -78,6 +78,7 @@ public enum TrainStage {
         let validation = DataSplit(name: "validation", rows: data.validation)
         let cacheStart = Date()
         if s.cacheFrozenTrunk && model.cacheIsExact {
+            reporter.note("running the frozen layers once for \(train.rows.rowCount + validation.rows.rowCount) rows (train + validation)...")
             try model.fillCache(train)
             try model.fillCache(validation)
             reporter.note(String(format: "frozen layers run once for %d rows in %.1fs", train.rows.rowCount + validation.rows.rowCount,
