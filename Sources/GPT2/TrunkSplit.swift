@@ -13,6 +13,8 @@ public final class GPT2Trunk {
     public let model: GPT2Model
     private var pass: Pass?
     private var passHasTokens = false
+    /// What `forwardLastBlockSelected` kept for `backwardTop`.
+    var selected: SelectedLastBlockState?
 
     public init(model: GPT2Model) throws {
         guard model.config.dropRate == 0 else {
@@ -64,6 +66,7 @@ public final class GPT2Trunk {
         }
         let p = try Pass(model: model, tokens: tokens, batch: batch, seqLen: seqLen, trainable: nil, training: false, seed: 0)
         pass = nil
+        selected = nil
         embed(p)
         for l in 0..<endBlock { p.blockForward(l) }
         return Array(UnsafeBufferPointer(start: p.ws.residual[endBlock].base, count: batch * seqLen * p.C))
@@ -96,6 +99,7 @@ public final class GPT2Trunk {
         layerNormForward(p.ws.residual[L].base, rows: N, dim: C, weight: p.param("ln_f.weight"), bias: p.param("ln_f.bias"),
                          out: lnf.base, mean: mean.base, rstd: rstd.base)
         pass = keepActivations ? p : nil
+        selected = nil
         passHasTokens = hidden == nil
         return Array(UnsafeBufferPointer(start: lnf.base, count: N * C))
     }
@@ -103,7 +107,12 @@ public final class GPT2Trunk {
     /// Backpropagates `dOutput` (the loss gradient w.r.t. the last `forwardTop` output) through
     /// the final LayerNorm and blocks `startBlock...` (and the embeddings for a pass from tokens),
     /// and returns the parameter gradients of exactly those tensors as (offset range, values) pairs.
+    /// After `forwardLastBlockSelected`, `dOutput` is [batch, embDim] and the gradients are the last block's and ln_f's.
     public func backwardTop(dOutput: [Float]) throws -> [(range: Range<Int>, values: [Float])] {
+        if let s = selected {
+            selected = nil
+            return try backwardSelected(s, dOutput: dOutput)
+        }
         guard let p = pass else { throw PipelineError("backwardTop needs a forwardTop with keepActivations just before") }
         pass = nil
         let C = p.C, L = p.L, N = p.N

@@ -35,6 +35,17 @@ public protocol ClassifierBackend: AnyObject {
     /// ADDS the parameter gradients of the final LayerNorm, blocks `startBlock...` and (for
     /// `.tokens` input) the embeddings into `gradients`.
     func backwardTop(dOutput: [Float], gradients: inout [Float]) throws
+
+    /// Optional shortcut: the last block and the final LayerNorm evaluated only at `positions[b]`
+    /// of each row, from the hidden states entering the last block: [batch, embDim], or nil when
+    /// the backend cannot. With `keepActivations`, `backwardTop` then takes a [batch, embDim] gradient.
+    func forwardLastBlockSelected(hidden: [Float], batch: Int, length: Int, positions: [Int],
+                                  keepActivations: Bool) throws -> [Float]?
+}
+
+extension ClassifierBackend {
+    public func forwardLastBlockSelected(hidden: [Float], batch: Int, length: Int, positions: [Int],
+                                         keepActivations: Bool) throws -> [Float]? { nil }
 }
 
 /// The real backend: OpenBLAS GPT-2 (`GPT2Model`) split by `GPT2Trunk`.
@@ -64,6 +75,12 @@ public final class GPT2Backend: ClassifierBackend {
             return try trunk.forwardTop(tokens: nil, hidden: h, batch: batch, seqLen: length, startBlock: startBlock,
                                         keepActivations: keepActivations)
         }
+    }
+
+    public func forwardLastBlockSelected(hidden: [Float], batch: Int, length: Int, positions: [Int],
+                                         keepActivations: Bool) throws -> [Float]? {
+        try trunk.forwardLastBlockSelected(hidden: hidden, batch: batch, seqLen: length, positions: positions,
+                                           keepActivations: keepActivations)
     }
 
     public func backwardTop(dOutput: [Float], gradients: inout [Float]) throws {

@@ -44,16 +44,20 @@ final class GPT2BackendTests: XCTestCase {
             (.lastTwoBlocks, Pooling(position: .flexible), .lastBlocks(2, Self.layout),
              { b in .perRow(b.pooled.map { $0.lowerBound }) }),
             (.lastBlock, Pooling(position: .first), .lastBlocks(1, Self.layout), { _ in .first }),
+            (.lastBlock, Pooling(position: .flexible), .lastBlocks(1, Self.layout),
+             { b in .perRow(b.pooled.map { $0.lowerBound }) }),
             (.lastBlock, Pooling(position: .last, averageEmbeddings: true), .lastBlocks(1, Self.layout),
              { b in .average(lengths: b.pooled.map { $0.count }) }),
             (.all, Pooling(position: .last), .all(Self.layout), { _ in .last }),
             (.lastLayer, Pooling(position: .last), .headOnly(Self.layout), { _ in .last }),
         ]
         for (trainable, pooling, set, position) in cases {
-            for trim in [false, true] {
+            for (trim, shortcut) in [(false, false), (true, false), (false, true), (true, true)] {
                 let backend = try GPT2Backend(layout: Self.layout, parameters: Self.parameters())
                 let model = try ClassifierModel(backend: backend, parameters: Self.parameters(), pooling: pooling,
                                                 trainable: trainable, trimBatches: trim)
+                // The last block at the pooled positions only (lastBlock with one position) or in full.
+                model.selectedPositionShortcut = shortcut
                 let split = DataSplit(name: "t", rows: rows)
                 let ours = try model.computeGradients(rows: batchRows, of: split)
 
@@ -62,7 +66,7 @@ final class GPT2BackendTests: XCTestCase {
                 let theirs = try reference.forwardBackward(tokens: b.tokens, batch: 6, seqLen: b.length,
                                                            objective: .classification(labels: b.labels.map { Int32($0) }, position: position(b)),
                                                            trainable: set)
-                XCTAssertEqual(ours, theirs, accuracy: 1e-5, "\(trainable) \(pooling) trim \(trim)")
+                XCTAssertEqual(ours, theirs, accuracy: 1e-5, "\(trainable) \(pooling) trim \(trim) shortcut \(shortcut)")
                 let refGrad = reference.gradients
                 var maxDiff: Float = 0, maxRef: Float = 0
                 for name in set.names {
@@ -72,7 +76,7 @@ final class GPT2BackendTests: XCTestCase {
                     }
                 }
                 XCTAssertGreaterThan(maxRef, 1e-4)
-                XCTAssertLessThan(maxDiff, 1e-5 + 1e-4 * maxRef, "\(trainable) \(pooling) trim \(trim)")
+                XCTAssertLessThan(maxDiff, 1e-5 + 1e-4 * maxRef, "\(trainable) \(pooling) trim \(trim) shortcut \(shortcut)")
             }
         }
     }
