@@ -7,7 +7,8 @@ Reads the real lengths from the shards, so `flexible` (batches cut to their long
 counted exactly for the cache, the evaluations and evaluate; for the training steps it uses each
 epoch's mean batch length under a random order (the exact order is our generator's).
 
-    python tools/bench/flops_ch6.py data/prepared [last|flexible] [epochs]
+    python tools/bench/flops_ch6.py data/prepared [last|flexible] [epochs] [--dense]
+(--dense: the whole last block on every position, as before the pooled-position shortcut)
 """
 import random
 import struct
@@ -35,10 +36,22 @@ def block_fwd(tokens_per_row):
     return total
 
 
+def last_block_selected(tokens_per_row, backward):
+    """The last block with everything after attention at one position per row (TrunkSelected.swift):
+    ln_1 + c_attn on every token (3C^2 multiply-adds), the rest (9C^2) on one row per sequence;
+    backward: c_attn's dW and dX on every token (6C^2), 2 x the rest on one row."""
+    total = 0
+    for t in tokens_per_row:
+        per_token = 3 * C * C * (3 if backward else 1)
+        per_row = 9 * C * C * (3 if backward else 1) + 2 * C * t * (3 if backward else 1)
+        total += 2 * (per_token * t + per_row)
+    return total
+
+
 def main():
     global EPOCHS
     d, position = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "last")
-    if len(sys.argv) > 3:
+    if len(sys.argv) > 3 and sys.argv[3].isdigit():
         EPOCHS = int(sys.argv[3])
     seq, train = shard(f"{d}/train.bin")
     _, val = shard(f"{d}/validation.bin")
@@ -60,10 +73,12 @@ def main():
         order = train[:]
         rng.shuffle(order)
         step_tokens += batched(order[:steps_per_epoch * BATCH])
-    steps = 3 * block_fwd(step_tokens)
+    shortcut = "--dense" not in sys.argv   # the released code runs the last block at the pooled position only
+    steps = last_block_selected(step_tokens, True) if shortcut else 3 * block_fwd(step_tokens)
     evals = len(range(0, EPOCHS * steps_per_epoch, EVAL_FREQ)) + EPOCHS
     eval_rows = EVAL_ITER * BATCH
-    ev = evals * block_fwd(batched(train[:eval_rows]) + batched(val[:eval_rows]))
+    ev_rows = batched(train[:eval_rows]) + batched(val[:eval_rows])
+    ev = evals * (last_block_selected(ev_rows, False) if shortcut else block_fwd(ev_rows))
     evaluate = L * block_fwd(sorted(need(n) for n in train + val + test))
     total = cache + steps + ev + evaluate
     for name, v in [("frozen-trunk cache", cache), ("training steps", steps), ("evaluations", ev),
