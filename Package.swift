@@ -11,6 +11,8 @@ let package = Package(
         .executable(name: "fetch", targets: ["fetch"]),
         .executable(name: "prepare", targets: ["prepare"]),
         .executable(name: "pipeline", targets: ["pipeline"]),
+        .executable(name: "train", targets: ["train"]),
+        .executable(name: "evaluate", targets: ["evaluate"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -32,6 +34,7 @@ let package = Package(
         .target(name: "Fetcher", dependencies: ["ArtifactKit", "CCurl", "CCurlShim", "CZip", "Yams"]),
         .target(name: "PipelineRunner", dependencies: ["ArtifactKit", "DataPrep", "GPT2Tokenizer", "Yams"]),
         .target(name: "GPT2", dependencies: ["ArtifactKit", "COpenBLAS"]),
+        .target(name: "Training", dependencies: ["ArtifactKit", "DataPrep", "GPT2", "GPT2Tokenizer"]),
 
         // Thin command-line tools.
         .executableTarget(name: "fetch", dependencies: ["Fetcher", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -43,6 +46,9 @@ let package = Package(
         // GPT-2 core benchmark (tools/bench/run_gpt2.sh runs it beside PyTorch).
         .executableTarget(name: "bench-gpt2", dependencies: ["GPT2"]),
 
+        .executableTarget(name: "train", dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "evaluate", dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ArtifactKitTests", dependencies: ["ArtifactKit", "TestSupport"]),
@@ -51,5 +57,6 @@ let package = Package(
         .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "TestSupport"]),
         .testTarget(name: "RunnerTests", dependencies: ["PipelineRunner", "TestSupport"]),
         .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
     ]
 )

@@ -1,0 +1,176 @@
+import ArtifactKit
+import Foundation
+
+/// The last transformer block and the final LayerNorm evaluated at ONE position per row.
+///
+/// When only the last block trains and the head reads one position per row (`last`, `first`,
+/// `flexible`), the loss depends on the last block's output at that position only. Its keys and
+/// values still come from every position (ln_1 and c_attn run on all rows), but the query, the
+/// attention output, c_proj, ln_2, the MLP and ln_f are needed for one row per sequence: about a
+/// third of the block's work forward and backward. Same numbers as the full block at those
+/// positions (tested against `GPT2Model.forwardBackward`).
+final class SelectedLastBlockState {
+    let B, T, N, C, H, hd: Int
+    let positions: [Int]
+    let x: FloatBuffer          // [N, C] input hidden states
+    let ln1, ln1Mean, ln1Rstd, qkv: FloatBuffer
+    let probs: FloatBuffer      // [B, H, T] attention weights of the selected query (zero past it)
+    let y, resid2, ln2, ln2Mean, ln2Rstd, fc, gelu, out, lnf, lnfMean, lnfRstd: FloatBuffer
+
+    init(B: Int, T: Int, C: Int, H: Int, positions: [Int]) {
+        self.B = B; self.T = T; N = B * T; self.C = C; self.H = H; hd = C / H
+        self.positions = positions
+        x = FloatBuffer(count: N * C, zeroed: false)
+        ln1 = FloatBuffer(count: N * C, zeroed: false)
+        ln1Mean = FloatBuffer(count: N, zeroed: false)
+        ln1Rstd = FloatBuffer(count: N, zeroed: false)
+        qkv = FloatBuffer(count: N * 3 * C, zeroed: false)
+        probs = FloatBuffer(count: B * H * T)
+        y = FloatBuffer(count: B * C, zeroed: false)
+        resid2 = FloatBuffer(count: B * C, zeroed: false)
+        ln2 = FloatBuffer(count: B * C, zeroed: false)
+        ln2Mean = FloatBuffer(count: B, zeroed: false)
+        ln2Rstd = FloatBuffer(count: B, zeroed: false)
+        fc = FloatBuffer(count: B * 4 * C, zeroed: false)
+        gelu = FloatBuffer(count: B * 4 * C, zeroed: false)
+        out = FloatBuffer(count: B * C, zeroed: false)
+        lnf = FloatBuffer(count: B * C, zeroed: false)
+        lnfMean = FloatBuffer(count: B, zeroed: false)
+        lnfRstd = FloatBuffer(count: B, zeroed: false)
+    }
+}
+
+extension GPT2Trunk {
+    /// The last block and ln_f at `positions[b]` of each row, from the hidden states entering the
+    /// last block ([batch, seqLen, embDim]). Returns the normalised states [batch, embDim]; with
+    /// `keepActivations`, `backwardTop` may follow (gradients of the last block and ln_f).
+    public func forwardLastBlockSelected(hidden: [Float], batch B: Int, seqLen T: Int, positions: [Int],
+                                         keepActivations: Bool) throws -> [Float] {
+        let cfg = model.config, C = cfg.embDim, H = cfg.nHeads, hd = cfg.headDim, l = cfg.nLayers - 1
+        guard hidden.count == B * T * C, positions.count == B, positions.allSatisfy({ (0..<T).contains($0) }) else {
+            throw PipelineError("forwardLastBlockSelected: \(hidden.count) hidden values and \(positions.count) positions for a \(B) x \(T) x \(C) batch")
+        }
+        let s = SelectedLastBlockState(B: B, T: T, C: C, H: H, positions: positions)
+        let N = B * T
+        hidden.withUnsafeBufferPointer { s.x.base.update(from: $0.baseAddress!, count: N * C) }
+        let p = "h.\(l)."
+        func w(_ name: String) -> UnsafeMutablePointer<Float> { model.params.base + layout.spec(named: name)!.offset }
+        let qkvBias = layout.spec(named: p + "attn.c_attn.bias").map { model.params.base + $0.offset }
+
+        layerNormForward(s.x.base, rows: N, dim: C, weight: w(p + "ln_1.weight"), bias: w(p + "ln_1.bias"),
+                         out: s.ln1.base, mean: s.ln1Mean.base, rstd: s.ln1Rstd.base)
+        linearForward(s.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: w(p + "attn.c_attn.weight"), bias: qkvBias,
+                      out: s.qkv.base)
+        let scale = 1 / Float(hd).squareRoot()
+        let qkv = s.qkv.base, probs = s.probs.base, y = s.y.base
+        parallelRows(B * H, grain: 1) { r in
+            for bh in r {
+                let b = bh / H, h = bh % H, pos = positions[b]
+                let q = qkv + (b * T + pos) * 3 * C + h * hd
+                let pr = probs + bh * T
+                var mx = -Float.infinity
+                for j in 0...pos {
+                    let k = qkv + (b * T + j) * 3 * C + C + h * hd
+                    var d: Float = 0
+                    for i in 0..<hd { d += q[i] * k[i] }
+                    pr[j] = d * scale
+                    mx = max(mx, pr[j])
+                }
+                var sum: Float = 0
+                for j in 0...pos { pr[j] = expf(pr[j] - mx); sum += pr[j] }
+                let inv = 1 / sum
+                let yo = y + b * C + h * hd
+                for i in 0..<hd { yo[i] = 0 }
+                for j in 0...pos {
+                    pr[j] *= inv
+                    let v = qkv + (b * T + j) * 3 * C + 2 * C + h * hd
+                    for i in 0..<hd { yo[i] += pr[j] * v[i] }
+                }
+            }
+        }
+        linearForward(y, rows: B, inDim: C, outDim: C, weight: w(p + "attn.c_proj.weight"), bias: w(p + "attn.c_proj.bias"),
+                      out: s.resid2.base)
+        for b in 0..<B {
+            let xs = s.x.base + (b * T + positions[b]) * C, o = s.resid2.base + b * C
+            for i in 0..<C { o[i] += xs[i] }
+        }
+        layerNormForward(s.resid2.base, rows: B, dim: C, weight: w(p + "ln_2.weight"), bias: w(p + "ln_2.bias"),
+                         out: s.ln2.base, mean: s.ln2Mean.base, rstd: s.ln2Rstd.base)
+        linearForward(s.ln2.base, rows: B, inDim: C, outDim: 4 * C, weight: w(p + "mlp.c_fc.weight"), bias: w(p + "mlp.c_fc.bias"),
+                      out: s.fc.base)
+        geluForward(s.fc.base, count: B * 4 * C, out: s.gelu.base)
+        linearForward(s.gelu.base, rows: B, inDim: 4 * C, outDim: C, weight: w(p + "mlp.c_proj.weight"), bias: w(p + "mlp.c_proj.bias"),
+                      out: s.out.base)
+        for i in 0..<(B * C) { s.out.base[i] += s.resid2.base[i] }
+        layerNormForward(s.out.base, rows: B, dim: C, weight: w("ln_f.weight"), bias: w("ln_f.bias"),
+                         out: s.lnf.base, mean: s.lnfMean.base, rstd: s.lnfRstd.base)
+        selected = keepActivations ? s : nil
+        return Array(UnsafeBufferPointer(start: s.lnf.base, count: B * C))
+    }
+
+    /// Backward of `forwardLastBlockSelected` given d(loss)/d(output) [batch, embDim]; returns the
+    /// gradients of the last block's tensors and ln_f as (offset range, values).
+    func backwardSelected(_ s: SelectedLastBlockState, dOutput: [Float]) throws -> [(range: Range<Int>, values: [Float])] {
+        let (B, T, N, C, H, hd) = (s.B, s.T, s.N, s.C, s.H, s.hd)
+        guard dOutput.count == B * C else { throw PipelineError("got \(dOutput.count) output gradients for \(B) x \(C)") }
+        let l = model.config.nLayers - 1, p = "h.\(l)."
+        let names = layout.tensors.filter { $0.block == l || $0.name.hasPrefix("ln_f.") }
+        let G = model.ensureGradients().base
+        for spec in names { (G + spec.offset).update(repeating: 0, count: spec.count) }
+        func w(_ name: String) -> UnsafeMutablePointer<Float> { model.params.base + layout.spec(named: name)!.offset }
+        func g(_ name: String) -> UnsafeMutablePointer<Float>? { layout.spec(named: name).map { G + $0.offset } }
+
+        let dOut = FloatBuffer(count: B * C), dResid2 = FloatBuffer(count: B * C), dG = FloatBuffer(count: B * 4 * C)
+        let dLn2 = FloatBuffer(count: B * C), dY = FloatBuffer(count: B * C)
+        dOutput.withUnsafeBufferPointer { d in
+            layerNormBackward(dOut: d.baseAddress!, x: s.out.base, mean: s.lnfMean.base, rstd: s.lnfRstd.base, weight: w("ln_f.weight"),
+                              rows: B, dim: C, dX: dOut.base, accumulateDX: false, dW: g("ln_f.weight"), dB: g("ln_f.bias"))
+        }
+        linearBackward(dY: dOut.base, x: s.gelu.base, rows: B, inDim: 4 * C, outDim: C, weight: w(p + "mlp.c_proj.weight"),
+                       dX: dG.base, dW: g(p + "mlp.c_proj.weight"), dB: g(p + "mlp.c_proj.bias"))
+        geluBackward(s.fc.base, dOut: dG.base, count: B * 4 * C, dX: dG.base)
+        linearBackward(dY: dG.base, x: s.ln2.base, rows: B, inDim: C, outDim: 4 * C, weight: w(p + "mlp.c_fc.weight"),
+                       dX: dLn2.base, dW: g(p + "mlp.c_fc.weight"), dB: g(p + "mlp.c_fc.bias"))
+        dResid2.base.update(from: dOut.base, count: B * C)
+        layerNormBackward(dOut: dLn2.base, x: s.resid2.base, mean: s.ln2Mean.base, rstd: s.ln2Rstd.base, weight: w(p + "ln_2.weight"),
+                          rows: B, dim: C, dX: dResid2.base, accumulateDX: true, dW: g(p + "ln_2.weight"), dB: g(p + "ln_2.bias"))
+        linearBackward(dY: dResid2.base, x: s.y.base, rows: B, inDim: C, outDim: C, weight: w(p + "attn.c_proj.weight"),
+                       dX: dY.base, dW: g(p + "attn.c_proj.weight"), dB: g(p + "attn.c_proj.bias"))
+
+        // Attention of one query row per (sequence, head): y = sum_j P_j v_j, P = softmax(scale q.k_j).
+        let dQKV = FloatBuffer(count: N * 3 * C)
+        let qkv = s.qkv.base, probs = s.probs.base, dq = dQKV.base, dy = dY.base
+        let scale = 1 / Float(hd).squareRoot()
+        parallelRows(B * H, grain: 1) { r in
+            for bh in r {
+                let b = bh / H, h = bh % H, pos = s.positions[b]
+                let pr = probs + bh * T
+                let dyh = dy + b * C + h * hd
+                var dP = [Float](repeating: 0, count: pos + 1)
+                var dot: Float = 0
+                for j in 0...pos {
+                    let v = qkv + (b * T + j) * 3 * C + 2 * C + h * hd
+                    let dv = dq + (b * T + j) * 3 * C + 2 * C + h * hd
+                    var d: Float = 0
+                    for i in 0..<hd { d += dyh[i] * v[i]; dv[i] += pr[j] * dyh[i] }
+                    dP[j] = d
+                    dot += pr[j] * d
+                }
+                let q = qkv + (b * T + pos) * 3 * C + h * hd
+                let dqh = dq + (b * T + pos) * 3 * C + h * hd
+                for j in 0...pos {
+                    let dS = pr[j] * (dP[j] - dot) * scale
+                    let k = qkv + (b * T + j) * 3 * C + C + h * hd
+                    let dk = dq + (b * T + j) * 3 * C + C + h * hd
+                    for i in 0..<hd { dqh[i] += dS * k[i]; dk[i] += dS * q[i] }
+                }
+            }
+        }
+        let dLn1 = FloatBuffer(count: N * C)
+        linearBackward(dY: dQKV.base, x: s.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: w(p + "attn.c_attn.weight"),
+                       dX: dLn1.base, dW: g(p + "attn.c_attn.weight"), dB: g(p + "attn.c_attn.bias"))
+        layerNormBackward(dOut: dLn1.base, x: s.x.base, mean: s.ln1Mean.base, rstd: s.ln1Rstd.base, weight: w(p + "ln_1.weight"),
+                          rows: N, dim: C, dX: nil, accumulateDX: false, dW: g(p + "ln_1.weight"), dB: g(p + "ln_1.bias"))
+        return names.map { spec in (spec.range, Array(UnsafeBufferPointer(start: G + spec.offset, count: spec.count))) }
+    }
+}

@@ -1,0 +1,132 @@
+import ArtifactKit
+import Foundation
+
+/// GPT-2 split at a block boundary, for fine-tuning with frozen lower blocks (chapter 6): the
+/// frozen part runs once per example (`hiddenStates`), and every training step runs only the
+/// trainable upper blocks and the final LayerNorm forward (`forwardTop`) and backward
+/// (`backwardTop`), starting from those cached hidden states. The classification head, pooling
+/// and loss stay with the caller, who passes back the gradient of the final normalised states.
+///
+/// Built on `Pass` (ForwardBackward.swift): same kernels, same workspace, same numbers as
+/// `GPT2Model.forwardBackward`. Dropout is not supported here (the book's drop_rate is 0.0).
+public final class GPT2Trunk {
+    public let model: GPT2Model
+    private var pass: Pass?
+    private var passHasTokens = false
+    /// What `forwardLastBlockSelected` kept for `backwardTop`.
+    var selected: SelectedLastBlockState?
+
+    public init(model: GPT2Model) throws {
+        guard model.config.dropRate == 0 else {
+            throw PipelineError("drop_rate \(model.config.dropRate): the split trunk runs without dropout",
+                                hint: "use a model config with drop_rate 0 (the book's setting for fine-tuning)")
+        }
+        self.model = model
+    }
+
+    public var layout: ParameterLayout { model.layout }
+
+    /// Copies `values[range]` into the model's parameters (after an optimizer step).
+    public func loadParameters(_ values: [Float], range: Range<Int>) {
+        model.withParameters { p in
+            values.withUnsafeBufferPointer { v in
+                (p.baseAddress! + range.lowerBound).update(from: v.baseAddress! + range.lowerBound, count: range.count)
+            }
+        }
+    }
+
+    /// The trainable set of a top pass: blocks `startBlock...`, the final LayerNorm, and the embeddings when they run.
+    private func topSet(startBlock: Int, embeddings: Bool) -> TrainableSet {
+        var names = Set(layout.tensors.filter { ($0.block ?? -1) >= startBlock }.map(\.name))
+        names.insert("ln_f.weight")
+        names.insert("ln_f.bias")
+        if embeddings { names.insert("wte.weight"); names.insert("wpe.weight") }
+        return TrainableSet(names: names)
+    }
+
+    private func embed(_ p: Pass) {
+        let x0 = p.ws.residual[0].base
+        let wte = p.param("wte.weight"), wpe = p.param("wpe.weight")
+        let (C, T) = (p.C, p.T)
+        p.tokens.withUnsafeBufferPointer { tk in
+            parallelRows(p.N, grain: 32) { r in
+                for i in r {
+                    let e = wte + Int(tk[i]) * C, q = wpe + (i % T) * C, o = x0 + i * C
+                    for j in 0..<C { o[j] = e[j] + q[j] }
+                }
+            }
+        }
+    }
+
+    /// Embeddings, then blocks `0..<endBlock` (nothing kept): the hidden states entering block
+    /// `endBlock`, [batch, seqLen, embDim].
+    public func hiddenStates(tokens: [Int32], batch: Int, seqLen: Int, endBlock: Int) throws -> [Float] {
+        guard (0...model.config.nLayers).contains(endBlock) else {
+            throw PipelineError("block \(endBlock) is outside 0...\(model.config.nLayers)")
+        }
+        let p = try Pass(model: model, tokens: tokens, batch: batch, seqLen: seqLen, trainable: nil, training: false, seed: 0)
+        pass = nil
+        selected = nil
+        embed(p)
+        for l in 0..<endBlock { p.blockForward(l) }
+        return Array(UnsafeBufferPointer(start: p.ws.residual[endBlock].base, count: batch * seqLen * p.C))
+    }
+
+    /// Blocks `startBlock..<nLayers` and the final LayerNorm on every position, from `hidden`
+    /// (the states entering `startBlock`) or, when `hidden` is nil, from the embeddings of `tokens`
+    /// (then `startBlock` must be 0). With `keepActivations`, a `backwardTop` may follow.
+    /// Returns the normalised final states [batch, seqLen, embDim].
+    public func forwardTop(tokens: [Int32]?, hidden: [Float]?, batch: Int, seqLen: Int, startBlock: Int,
+                           keepActivations: Bool) throws -> [Float] {
+        let L = model.config.nLayers, C = model.config.embDim
+        guard (0...L).contains(startBlock) else { throw PipelineError("block \(startBlock) is outside 0...\(L)") }
+        guard hidden != nil || startBlock == 0 else { throw PipelineError("forwardTop from tokens must start at block 0") }
+        if let h = hidden, h.count != batch * seqLen * C {
+            throw PipelineError("got \(h.count) hidden values for a \(batch) x \(seqLen) x \(C) batch")
+        }
+        let toks = tokens ?? [Int32](repeating: 0, count: batch * seqLen)
+        let set = keepActivations ? topSet(startBlock: startBlock, embeddings: hidden == nil) : nil
+        if set != nil { _ = model.ensureGradients() }
+        let p = try Pass(model: model, tokens: toks, batch: batch, seqLen: seqLen, trainable: set, training: false, seed: 0)
+        if let h = hidden {
+            h.withUnsafeBufferPointer { p.ws.residual[startBlock].base.update(from: $0.baseAddress!, count: $0.count) }
+        } else {
+            embed(p)
+        }
+        for l in startBlock..<L { p.blockForward(l) }
+        let N = batch * seqLen
+        let lnf = p.ws.buffer(&p.ws.lnf, N * C), mean = p.ws.buffer(&p.ws.lnfMean, N), rstd = p.ws.buffer(&p.ws.lnfRstd, N)
+        layerNormForward(p.ws.residual[L].base, rows: N, dim: C, weight: p.param("ln_f.weight"), bias: p.param("ln_f.bias"),
+                         out: lnf.base, mean: mean.base, rstd: rstd.base)
+        pass = keepActivations ? p : nil
+        selected = nil
+        passHasTokens = hidden == nil
+        return Array(UnsafeBufferPointer(start: lnf.base, count: N * C))
+    }
+
+    /// Backpropagates `dOutput` (the loss gradient w.r.t. the last `forwardTop` output) through
+    /// the final LayerNorm and blocks `startBlock...` (and the embeddings for a pass from tokens),
+    /// and returns the parameter gradients of exactly those tensors as (offset range, values) pairs.
+    /// After `forwardLastBlockSelected`, `dOutput` is [batch, embDim] and the gradients are the last block's and ln_f's.
+    public func backwardTop(dOutput: [Float]) throws -> [(range: Range<Int>, values: [Float])] {
+        if let s = selected {
+            selected = nil
+            return try backwardSelected(s, dOutput: dOutput)
+        }
+        guard let p = pass else { throw PipelineError("backwardTop needs a forwardTop with keepActivations just before") }
+        pass = nil
+        let C = p.C, L = p.L, N = p.N
+        guard dOutput.count == N * C else { throw PipelineError("got \(dOutput.count) output gradients for \(N) x \(C) states") }
+        let names = p.trainable!.names
+        let ranges = layout.tensors.filter { names.contains($0.name) }.map(\.range)
+        model.withGradients { g in for r in ranges { (g.baseAddress! + r.lowerBound).update(repeating: 0, count: r.count) } }
+        let dResid = p.ws.buffer(&p.ws.dResid, p.ws.rowCapacity * C).base
+        dOutput.withUnsafeBufferPointer { d in
+            layerNormBackward(dOut: d.baseAddress!, x: p.ws.residual[L].base, mean: p.ws.lnfMean!.base, rstd: p.ws.lnfRstd!.base,
+                              weight: p.param("ln_f.weight"), rows: N, dim: C, dX: dResid, accumulateDX: false,
+                              dW: p.grad("ln_f.weight"), dB: p.grad("ln_f.bias"))
+        }
+        p.backwardBlocks()
+        return model.withGradients { g in ranges.map { r in (r, Array(g[r])) } }
+    }
+}

@@ -1,0 +1,82 @@
+import ArtifactKit
+import Foundation
+
+/// Everything needed to continue a training run exactly where it stopped: the trained part of the
+/// weights, the AdamW moments and step, where in which epoch's batch order we are, the random
+/// generator, and the log so far. Frozen weights are not stored: they are reloaded from the same
+/// base (the settings and input hashes must match, so they are the same).
+///
+/// File `state`: header "LLMFTRES" + u32 version, u32 n + n bytes of JSON (`Meta`), then the
+/// trained parameters, the first and the second AdamW moments, each `trainable` floats.
+public struct ResumeState: Equatable {
+    public static let header = ArtifactHeader(magic: "LLMFTRES", version: 1)
+    public static let fileName = "state"
+
+    public struct Meta: Codable, Equatable {
+        /// `TrainingSettings.resumeKey` of the run that wrote it.
+        public var settingsKey: String
+        /// Hashes of the shards and base weights it was trained from.
+        public var inputsKey: String
+        public var trainableLower: Int
+        public var trainableUpper: Int
+        public var optimizerStep: Int
+        /// 0-based epoch in progress.
+        public var epoch: Int
+        /// Next batch of that epoch; equal to the batch count when only the epoch-end accuracies are left.
+        public var nextBatch: Int
+        /// That epoch's order of training rows.
+        public var permutation: [Int]
+        public var generator: SeededGenerator
+        public var examplesSeen: Int
+        public var elapsedSeconds: Double
+        public var log: [LogRecord]
+    }
+
+    public var meta: Meta
+    public var parameters: [Float]
+    public var m: [Float]
+    public var v: [Float]
+
+    public func write(to url: URL) throws {
+        var w = BinaryWriter()
+        ResumeState.header.write(to: &w)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let json = try enc.encode(meta)
+        w.u32(UInt32(json.count))
+        w.bytes([UInt8](json))
+        w.u64(UInt64(parameters.count))
+        w.array(parameters)
+        w.array(m)
+        w.array(v)
+        try AtomicFile.write(w.data, to: url)
+    }
+
+    public static func read(from url: URL) throws -> ResumeState {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw PipelineError("cannot read the resume state", location: url.path, hint: "train without --resume to start over")
+        }
+        var r = BinaryReader(data: data, source: url.path)
+        try header.check(&r, producer: "train")
+        let n = Int(try r.u32())
+        let json = Data(try r.bytes(n))
+        let meta: Meta
+        do { meta = try JSONDecoder().decode(Meta.self, from: json) } catch {
+            throw PipelineError("the resume state's metadata does not parse: \(error)", location: url.path,
+                                hint: "train without --resume to start over")
+        }
+        let count = Int(try r.u64())
+        guard count == meta.trainableUpper - meta.trainableLower else {
+            throw PipelineError("the resume state holds \(count) parameters for a range of \(meta.trainableUpper - meta.trainableLower)",
+                                location: url.path)
+        }
+        let p = try r.array(Float.self, count: count)
+        let m = try r.array(Float.self, count: count)
+        let v = try r.array(Float.self, count: count)
+        guard r.remaining == 0 else {
+            throw PipelineError("the resume state has \(r.remaining) unexpected trailing bytes", location: url.path)
+        }
+        return ResumeState(meta: meta, parameters: p, m: m, v: v)
+    }
+}

@@ -1,0 +1,143 @@
+import ArtifactKit
+import Foundation
+import GPT2
+
+/// Inputs and switches of the `train` stage.
+public struct TrainOptions {
+    public var prepared: URL
+    public var output: URL
+    public var settings: TrainingSettings
+    /// Overrides `settings.model` (a JSON config file, or tests' tiny models).
+    public var config: GPT2Config?
+    /// When given, must equal the number of classes in the shards.
+    public var numClasses: Int?
+    /// When given, the tokenizer files are checked against the hashes in the shards' manifest.
+    public var vocabDirectory: URL?
+    /// Continue from `output/state`.
+    public var resume = false
+    /// Stop like Ctrl-C after this many steps (tests).
+    public var stopAfterSteps: Int?
+
+    public init(prepared: URL, output: URL, settings: TrainingSettings) {
+        self.prepared = prepared
+        self.output = output
+        self.settings = settings
+    }
+}
+
+/// What `train` did, for the command to report.
+public struct TrainResult {
+    public var outcome: TrainingOutcome
+    /// nil when interrupted (only the resume state was written).
+    public var manifest: Manifest?
+    public var cacheSeconds: Double
+}
+
+/// The `train` stage: shards + base weights in, a fine-tuned classifier checkpoint out.
+public enum TrainStage {
+    public static let manifestFormat = "classifier-training"
+    public static let manifestVersion = 1
+    public static let modelFile = "model.safetensors"
+    public static let logFile = "log.jsonl"
+
+    /// The model config for `settings.model`: a preset name, or a path to a JSON config.
+    public static func config(named name: String) throws -> GPT2Config {
+        if name.hasSuffix(".json") {
+            let url = URL(fileURLWithPath: name)
+            guard let data = try? Data(contentsOf: url) else { throw PipelineError("cannot read model config", location: name) }
+            do {
+                let c = try JSONDecoder().decode(GPT2Config.self, from: data)
+                try c.validate()
+                return c
+            } catch let e as PipelineError { throw e } catch {
+                throw PipelineError("not a model config: \(error)", location: name)
+            }
+        }
+        return try GPT2Config.named(name)
+    }
+
+    public static func run(_ o: TrainOptions, makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend,
+                           reporter: TrainingReporter = SilentReporter()) throws -> TrainResult {
+        let s = o.settings
+        try s.validate()
+        let config = try o.config ?? config(named: s.model)
+        let data = try PreparedData.load(from: o.prepared, splits: ["train", "validation"])
+        if let vocab = o.vocabDirectory { try data.checkTokenizer(vocabDirectory: vocab) }
+        try data.check(against: config, numClasses: o.numClasses)
+        let layout = ParameterLayout(config: config, head: .classifier(numClasses: data.numClasses))
+
+        guard config.dropRate == 0 else {
+            throw PipelineError("drop_rate \(config.dropRate) is not supported by train yet (the book fine-tunes with 0.0)",
+                                location: s.model, hint: "use a model config with drop_rate 0")
+        }
+        let base = try BaseWeights.load(settings: s, layout: layout)
+        let backend = try makeBackend(layout, base.parameters)
+        let model = try ClassifierModel(backend: backend, parameters: base.parameters, pooling: s.pooling,
+                                        trainable: s.trainableLayers, trimBatches: s.trimBatches)
+        let train = DataSplit(name: "train", rows: data.train)
+        let validation = DataSplit(name: "validation", rows: data.validation)
+        let cacheStart = Date()
+        if s.cacheFrozenTrunk && model.cacheIsExact {
+            reporter.note("running the frozen layers once for \(train.rows.rowCount + validation.rows.rowCount) rows (train + validation)...")
+            try model.fillCache(train)
+            try model.fillCache(validation)
+            reporter.note(String(format: "frozen layers run once for %d rows in %.1fs", train.rows.rowCount + validation.rows.rowCount,
+                                 Date().timeIntervalSince(cacheStart)))
+        }
+        let cacheSeconds = Date().timeIntervalSince(cacheStart)
+
+        let inputsKey = "train.bin=\(data.shardHashes["train"]!) validation.bin=\(data.shardHashes["validation"]!) base=\(base.identity)"
+        let stateURL = o.output.appendingPathComponent(ResumeState.fileName)
+        var state: ResumeState? = nil
+        if o.resume {
+            guard FileManager.default.fileExists(atPath: stateURL.path) else {
+                throw PipelineError("--resume, but there is no resume state", location: stateURL.path, hint: "train without --resume")
+            }
+            state = try ResumeState.read(from: stateURL)
+        }
+        try FileManager.default.createDirectory(at: o.output, withIntermediateDirectories: true)
+        let trainer = Trainer(model: model, train: train, validation: validation, settings: s, inputsKey: inputsKey,
+                              stateURL: stateURL, reporter: reporter)
+        let outcome = try trainer.run(resumeFrom: state, stopAfterSteps: o.stopAfterSteps)
+        if outcome.interrupted { return TrainResult(outcome: outcome, manifest: nil, cacheSeconds: cacheSeconds) }
+
+        // Final outputs, each written atomically; the manifest last, so it only ever describes complete files.
+        let meta: [String: String] = [
+            CheckpointFormat.CallerKey.baseModel: "\(config.name) \(base.identity)",
+            CheckpointFormat.CallerKey.trainable: s.trainableLayers.rawValue,
+            ClassifierCheckpoint.settingsKey: JSONValue.object(s.asJSON).canonicalString,
+            ClassifierCheckpoint.maxLengthKey: String(data.maxLength),
+            ClassifierCheckpoint.padTokenKey: String(data.padTokenID),
+            "train_shard_sha256": data.shardHashes["train"]!, "validation_shard_sha256": data.shardHashes["validation"]!,
+        ]
+        let modelURL = o.output.appendingPathComponent(modelFile)
+        try ClassifierCheckpoint.save(parameters: model.parameters, layout: layout, metadata: meta, to: modelURL)
+        let logURL = o.output.appendingPathComponent(logFile)
+        try AtomicFile.write(Data(outcome.log.map { $0.jsonLine() + "\n" }.joined().utf8), to: logURL)
+
+        var inputs = try ["train.bin", "validation.bin", Manifest.fileName].map {
+            try FileRecord.of(o.prepared.appendingPathComponent($0), as: o.prepared.appendingPathComponent($0).path)
+        }
+        if let f = base.file { inputs.append(try FileRecord.of(f, as: f.path)) }
+        let outputs = try [modelFile, logFile, ResumeState.fileName].map { try FileRecord.of(o.output.appendingPathComponent($0), as: $0) }
+        let lastEval = outcome.log.last { $0.kind == "eval" }, lastEpoch = outcome.log.last { $0.kind == "epoch" }
+        var params = s.asJSON
+        params["num_classes"] = .int(data.numClasses)
+        params["max_length"] = .int(data.maxLength)
+        params["pad_token_id"] = .int(data.padTokenID)
+        params["config"] = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(config))
+        func num(_ v: Double?) -> JSONValue { v.map { .double($0) } ?? .null }
+        let manifest = Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "train", params: params,
+                                inputs: inputs, outputs: outputs, stats: [
+                                    "steps": .int(outcome.steps), "examples_seen": .int(outcome.examplesSeen),
+                                    "epochs": .int(s.epochs), "batches_per_epoch": .int(trainer.batchesPerEpoch),
+                                    "wall_seconds": .double(outcome.elapsedSeconds),
+                                    "frozen_trunk_cached": .bool(train.isCached), "cache_seconds": .double(cacheSeconds),
+                                    "trainable_parameters": .int(model.trainableRange.count),
+                                    "final_train_loss": num(lastEval?.trainLoss), "final_val_loss": num(lastEval?.valLoss),
+                                    "final_train_accuracy": num(lastEpoch?.trainAccuracy), "final_val_accuracy": num(lastEpoch?.valAccuracy),
+                                ])
+        try manifest.write(into: o.output)
+        return TrainResult(outcome: outcome, manifest: manifest, cacheSeconds: cacheSeconds)
+    }
+}
