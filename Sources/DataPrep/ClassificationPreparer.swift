@@ -71,7 +71,14 @@ public enum ClassificationPreparer {
     /// Runs the whole stage with `encode` as the tokenizer and returns the manifest written.
     /// The book calls tiktoken's `encode`, which raises on special-token text; callers pass the
     /// GPT-2 tokenizer's ordinary encoding, which reads `<|endoftext|>` as plain text instead.
-    public static func run(_ options: ClassificationPrepareOptions, encode: (String) throws -> [Int]) throws -> Manifest {
+    public static func run(_ options: ClassificationPrepareOptions, encode: @escaping (String) throws -> [Int]) throws -> Manifest {
+        try run(options, loadEncoder: { encode })
+    }
+
+    /// As `run(_:encode:)`, loading the tokenizer only after the input has been read and split,
+    /// so that a bad TSV is reported before a missing vocabulary.
+    static func run(_ options: ClassificationPrepareOptions,
+                    loadEncoder: () throws -> (String) throws -> [Int]) throws -> Manifest {
         guard (0...Int(UInt16.max)).contains(options.padTokenID) else {
             throw PipelineError("--pad-token-id \(options.padTokenID) does not fit the shards' 16-bit tokens", location: "--pad-token-id")
         }
@@ -82,6 +89,7 @@ public enum ClassificationPreparer {
         let split = try BookSplit(rows: rows, seed: options.seed, trainFraction: options.trainFraction,
                                   validationFraction: options.validationFraction)
         let parts = [split.train, split.validation, split.test]
+        let encode = try loadEncoder()
 
         var encoded: [[[Int]]] = []
         for part in parts {
@@ -102,8 +110,10 @@ public enum ClassificationPreparer {
         }
         // The book asserts this before training: a longer sequence cannot enter the model.
         guard sequenceLength <= options.contextLength else {
-            throw PipelineError("the longest training text has \(sequenceLength) tokens, more than the context length \(options.contextLength)",
-                                location: "--max-length", hint: "pass --max-length context (truncate to the context length) or an integer")
+            let what = options.maxLength == .longest ? "the longest training text has \(sequenceLength) tokens"
+                                                      : "--max-length \(sequenceLength) is"
+            throw PipelineError("\(what), more than the context length \(options.contextLength)",
+                                location: "--max-length", hint: "pass --max-length context (truncate to the context length) or a smaller integer")
         }
         guard sequenceLength > 0 else {
             throw PipelineError("the training split is empty or all its texts encode to no tokens; nothing to pad to",
@@ -136,7 +146,13 @@ public enum ClassificationPreparer {
 
         let inputs = [options.input, options.vocabDirectory.appendingPathComponent("encoder.json"),
                       options.vocabDirectory.appendingPathComponent("vocab.bpe")]
-        let inputRecords = try inputs.map { try FileRecord.of($0, as: $0.path) }
+        let inputRecords = try inputs.map { url in
+            // Recorded as given on the command line (relative stays relative), so manifests compare across checkouts.
+            do { return try FileRecord.of(url, as: url.relativePath) } catch {
+                throw PipelineError("cannot read input file: \(error.localizedDescription)", location: url.path,
+                                    hint: "run `pipeline run fetch` first, or pass the right --input / --vocab")
+            }
+        }
 
         return try replaceDirectory(options.output) { dir in
             var outputs: [FileRecord] = []

@@ -47,19 +47,19 @@ public enum LabeledTextTable {
         for (row, record) in records.enumerated() {
             let where_ = "\(source):\(record.line)"
             guard record.fields.count <= 2 else {
-                throw PipelineError("line \(record.line): expected 2 tab-separated fields (Label, Text), found \(record.fields.count)",
+                throw PipelineError("expected 2 tab-separated fields (Label, Text), found \(record.fields.count)",
                                     location: where_, hint: "a text that contains a tab must be quoted with \"...\"")
             }
             let rawLabel = record.fields.first ?? ""
             guard let label = labels.firstIndex(of: rawLabel) else {
                 let shown = PandasTSV.defaultNAValues.contains(rawLabel) ? "a missing label" : "unknown label \"\(rawLabel)\""
-                throw PipelineError("line \(record.line): \(shown); expected \(known)", location: where_)
+                throw PipelineError("\(shown); expected \(known)", location: where_)
             }
             let text = record.fields.count == 2 ? record.fields[1] : ""
             guard !PandasTSV.defaultNAValues.contains(text) else {
                 let why = text.isEmpty ? "the record has no text" :
                     "the text \"\(text)\" is one of pandas' NA strings, so the book's read_csv sees no text"
-                throw PipelineError("line \(record.line): \(why)", location: where_,
+                throw PipelineError("\(why)", location: where_,
                                     hint: "every record needs `label<TAB>text`; remove or fix this line")
             }
             out.append(LabeledText(label: label, text: text, row: row, line: record.line))

@@ -208,8 +208,12 @@ public struct SafetensorsFile: @unchecked Sendable {
             switch e.dtype {
             case "F32":
                 return [Float](unsafeUninitializedCapacity: count) { buf, n in
-                    for i in 0..<count {
-                        buf[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                    if count > 0 {
+                        // The file is little-endian; so is every host we build for (x86_64, arm64).
+                        memcpy(buf.baseAddress!, raw.baseAddress!, 4 * count)
+                        if UInt32(littleEndian: 1) != 1 {
+                            for i in 0..<count { buf[i] = Float(bitPattern: UInt32(littleEndian: buf[i].bitPattern)) }
+                        }
                     }
                     n = count
                 }

@@ -1,7 +1,180 @@
 import ArgumentParser
+import ArtifactKit
+import Foundation
+import PipelineRunner
 
 @main
 struct PipelineCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "pipeline")
-    func run() throws { throw ValidationError("not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline",
+        abstract: "Runs the stages of pipeline.yaml that are stale, DVC style.",
+        discussion: "See docs/pipeline.md for the file format, the lock file and examples.",
+        subcommands: [RunCommand.self, StatusCommand.self, DagCommand.self, ShowCommand.self, ValidateCommand.self])
+}
+
+/// Options every subcommand that reads a pipeline file shares.
+struct FileOptions: ParsableArguments {
+    @Option(name: [.customShort("f"), .customLong("file")], help: "The pipeline file.")
+    var file: String = "pipeline.yaml"
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a param for this invocation (a YAML scalar), e.g. --set prepare.seed=7.", valueName: "key=value"))
+    var overrides: [String] = []
+
+    func load() throws -> Pipeline {
+        try Pipeline.load(url: URL(fileURLWithPath: file), overrides: overrides)
+    }
+}
+
+/// Prints a user-facing error to stderr and exits non-zero, without a stack of Swift noise.
+func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as PipelineError {
+        FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+        throw ExitCode(1)
+    } catch let error as StageFailedError {
+        FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+func printFlushed(_ line: String) {
+    print(line)
+    fflush(stdout)
+}
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the stale stages (or the named ones and their stale upstream) in dependency order.")
+
+    @OptionGroup var fileOptions: FileOptions
+
+    @Argument(help: "Stages to run (default: all).")
+    var stages: [String] = []
+
+    @Flag(help: "Run only the named stages, not their upstream.")
+    var single = false
+
+    @Flag(help: "Run even if up to date (the named stages, or all).")
+    var force = false
+
+    @Flag(help: "Print the exact commands that would run; run nothing.")
+    var dry = false
+
+    @Flag(help: "Run the named stages and everything after them (not their upstream).")
+    var downstream = false
+
+    func validate() throws {
+        if (single || downstream) && stages.isEmpty {
+            throw ValidationError("--single and --downstream need at least one stage name")
+        }
+        if single && downstream {
+            throw ValidationError("--single and --downstream cannot be combined")
+        }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let pipeline = try fileOptions.load()
+            let runner = Runner(pipeline: pipeline, log: printFlushed)
+            let toolDir = (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0]))
+                .resolvingSymlinksInPath().deletingLastPathComponent()
+            try runner.run(RunOptions(targets: stages, single: single, force: force, dry: dry,
+                                      downstream: downstream, toolDirectory: toolDir))
+        }
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show which stages are stale and why (exit code 0 either way).")
+
+    @OptionGroup var fileOptions: FileOptions
+
+    @Argument(help: "Stages to check, with their upstream (default: all).")
+    var stages: [String] = []
+
+    @Flag(help: "Machine-readable output.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let pipeline = try fileOptions.load()
+            let statuses = try Runner(pipeline: pipeline).status(targets: stages)
+            if json {
+                let value: JSONValue = .object([
+                    "file": .string(pipeline.file.url.path),
+                    "stages": .array(statuses.map { s in
+                        .object(["name": .string(s.name), "stale": .bool(s.isStale), "command": .string(s.command),
+                                 "reasons": .array(s.reasons.map { r in
+                                     .object(["kind": .string(r.kind), "message": .string(r.description)])
+                                 })])
+                    }),
+                ])
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                print(String(decoding: try enc.encode(value), as: UTF8.self))
+                return
+            }
+            for s in statuses {
+                if s.isStale {
+                    print("\(s.name): stale")
+                    for r in s.reasons { print("    \(r)") }
+                } else {
+                    print("\(s.name): up to date")
+                }
+            }
+            let stale = statuses.filter(\.isStale).count
+            print(stale == 0 ? "everything is up to date" : "\(stale) of \(statuses.count) stage(s) stale; `pipeline run` runs them")
+        }
+    }
+}
+
+struct DagCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "dag", abstract: "Print the stage graph.")
+
+    @OptionGroup var fileOptions: FileOptions
+
+    @Flag(help: "Graphviz dot output.")
+    var dot = false
+
+    func run() throws {
+        try reportingErrors {
+            let pipeline = try fileOptions.load()
+            print(dot ? pipeline.graphDot() : pipeline.graphText())
+        }
+    }
+}
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "validate", abstract: "Check the pipeline file and exit.")
+
+    @OptionGroup var fileOptions: FileOptions
+
+    func run() throws {
+        try reportingErrors {
+            let pipeline = try fileOptions.load()
+            print("\(pipeline.file.url.path): \(pipeline.stages.count) stage(s), OK")
+        }
+    }
+}
+
+struct ShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Describe an artifact: a directory (manifest + files), manifest.json, CSV/TSV, JSON, JSONL or a binary artifact.")
+
+    @Argument(help: "The file or directory to show.")
+    var path: String
+
+    @Option(name: .customShort("n"), help: "How many rows / lines / records to show.")
+    var rows: Int = 5
+
+    func run() throws {
+        try reportingErrors {
+            print(try InspectorRegistry.standard().inspect(url: URL(fileURLWithPath: path), rows: rows))
+        }
+    }
 }

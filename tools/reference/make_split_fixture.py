@@ -53,7 +53,8 @@ def randomstate_fixture():
         out["raw"].append({"seed": seed, "first": [int(x) for x in draws[:16]],
                            "sha256_first_1300_u32le": hashlib.sha256(
                                draws.astype("<u4").tobytes()).hexdigest()})
-    for seed_array in [[1, 2, 3], [123], [0, 4294967295, 7, 9]]:
+    # (a one-element array is squeezed to a scalar seed by numpy, so arrays here have two or more)
+    for seed_array in [[1, 2, 3], [123, 456], [0, 4294967295, 7, 9]]:
         rs = np.random.RandomState(np.array(seed_array, dtype=np.int64))
         draws = rs.randint(0, 2**32, size=16, dtype=np.uint64)
         out["raw"].append({"seed_array": seed_array, "first": [int(x) for x in draws]})
