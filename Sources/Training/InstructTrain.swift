@@ -125,6 +125,7 @@ public enum InstructTrainStage {
                                     "epochs": .int(s.epochs), "batches_per_epoch": .int(trainer.batchesPerEpoch),
                                     "wall_seconds": .double(outcome.elapsedSeconds),
                                     "seconds_per_step_this_process": .double(trainer.secondsPerStep),
+                                    "median_seconds_per_step_this_process": .double(trainer.medianSecondsPerStep),
                                     "trainable_parameters": .int(layout.totalCount),
                                     "first_train_loss": num(evals.first?.trainLoss), "first_val_loss": num(evals.first?.valLoss),
                                     "final_train_loss": num(evals.last?.trainLoss), "final_val_loss": num(evals.last?.valLoss),
@@ -179,6 +180,12 @@ public final class InstructTrainer {
 
     public var batchesPerEpoch: Int { train.rowCount / settings.batchSize }
     public var secondsPerStep: Double { stepSeconds.isEmpty ? 0 : stepSeconds.reduce(0, +) / Double(stepSeconds.count) }
+    /// Median wall seconds of the optimizer steps run in this process (0 before any).
+    public var medianSecondsPerStep: Double {
+        let s = stepSeconds.sorted()
+        guard !s.isEmpty else { return 0 }
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
 
     func collate(_ shard: InstructionShard, _ rows: [Int]) -> InstructionBatch {
         collateInstructionBatch(shard, indices: rows, allowedMaxLength: cut, maskPrompt: settings.maskInstructions)
