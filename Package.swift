@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "Fetcher", dependencies: ["ArtifactKit", "CCurl", "CCurlShim", "CZip", "Yams"]),
         .target(name: "PipelineRunner", dependencies: ["ArtifactKit", "DataPrep", "GPT2Tokenizer", "Yams"]),
         .target(name: "GPT2", dependencies: ["ArtifactKit", "COpenBLAS"]),
-        .target(name: "Training", dependencies: ["ArtifactKit", "DataPrep", "GPT2", "GPT2Tokenizer"]),
+        .target(name: "Training", dependencies: ["ArtifactKit", "DataPrep", "GPT2", "GPT2Tokenizer", "CCurl", "CCurlShim"]),
 
         // Thin command-line tools.
         .executableTarget(name: "fetch", dependencies: ["Fetcher", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
