@@ -10,8 +10,8 @@ import Training
 @main
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate a classifier trained by `train`, or classify texts with it.",
-        subcommands: [Report.self, Classify.self], defaultSubcommand: Report.self)
+        abstract: "Evaluate a classifier trained by `train` (`evaluate report`, the default), classify texts with it (`evaluate classify`), or evaluate an instruction-tuned model (`evaluate instruct`).",
+        subcommands: [Report.self, Classify.self, EvaluateInstruct.self], defaultSubcommand: Report.self)
 }
 
 struct Report: ParsableCommand {

@@ -9,6 +9,14 @@ import Training
 @main
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
+        abstract: "Fine-tune GPT-2: as a classifier (`train classifier`, the default; chapter 6) or on instructions (`train instruct`; chapter 7).",
+        subcommands: [TrainClassifier.self, TrainInstruct.self], defaultSubcommand: TrainClassifier.self)
+}
+
+/// `train classifier` (the default subcommand, so plain `train --prepared ...` runs it).
+struct TrainClassifier: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "classifier",
         abstract: "Fine-tune GPT-2 with a classification head on prepared shards (chapter 6).",
         discussion: "Writes model.safetensors, log.jsonl, state (for --resume) and manifest.json into --out. Ctrl-C saves the state and stops; `train --resume` with the same options continues exactly.")
 
