@@ -1,0 +1,124 @@
+import Foundation
+
+/// A small, fast, seedable generator: xoshiro256** (Blackman & Vigna, https://prng.di.unimi.it/),
+/// with its 256-bit state filled from the seed by SplitMix64 as its authors recommend.
+/// Same seed, same numbers, on every platform. It is NOT PyTorch's Mersenne Twister: a model
+/// initialised here has the same distributions as `torch.manual_seed(s); GPTModel(cfg)` but not
+/// the same numbers.
+public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {
+    private var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
+
+    public init(seed: UInt64) {
+        var x = seed
+        func splitmix() -> UInt64 {
+            x &+= 0x9e37_79b9_7f4a_7c15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+            return z ^ (z >> 31)
+        }
+        s0 = splitmix(); s1 = splitmix(); s2 = splitmix(); s3 = splitmix()
+    }
+
+    /// Starts from a raw state (for known-answer tests against the reference C code).
+    init(state: (UInt64, UInt64, UInt64, UInt64)) {
+        (s0, s1, s2, s3) = state
+    }
+
+    @inline(__always)
+    public mutating func next() -> UInt64 {
+        let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
+        let t = s1 << 17
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
+        s2 ^= t
+        s3 = s3 << 45 | s3 >> 19
+        return result
+    }
+
+    /// Uniform in [0, 1) with 53 random bits.
+    @inline(__always)
+    public mutating func nextUnit() -> Double {
+        Double(next() >> 11) * 0x1.0p-53
+    }
+
+    /// Standard normal pairs by the Box-Muller transform (both outputs used).
+    @inline(__always)
+    public mutating func nextNormalPair() -> (Double, Double) {
+        let u1 = 1.0 - nextUnit()  // (0, 1]: log stays finite
+        let u2 = nextUnit()
+        let r = (-2.0 * log(u1)).squareRoot()
+        let theta = 2.0 * Double.pi * u2
+        return (r * cos(theta), r * sin(theta))
+    }
+}
+
+/// How the book's PyTorch modules initialise a tensor by default.
+public enum InitKind: Equatable, Sendable {
+    /// nn.Embedding: N(0, 1).
+    case normal
+    /// nn.Linear weight and bias: U(-1/sqrt(fanIn), 1/sqrt(fanIn)) (kaiming_uniform with a = sqrt(5)).
+    case uniform(fanIn: Int)
+    /// LayerNorm scale.
+    case ones
+    /// LayerNorm shift.
+    case zeros
+}
+
+/// The default PyTorch initialisation of each tensor of the book's `GPTModel`, by its HF name.
+/// The book builds q, k and v as three nn.Linear(C, C) (fan-in C, one bound for the fused
+/// c_attn), out_proj nn.Linear(C, C), the feed-forward nn.Linear(C, 4C) and nn.Linear(4C, C),
+/// and the classifier nn.Linear(C, K).
+public func initKind(of spec: TensorSpec, config: GPT2Config) -> InitKind {
+    let C = config.embDim
+    let name = spec.name
+    if name == "wte.weight" || name == "wpe.weight" { return .normal }
+    if name.hasSuffix("ln_1.weight") || name.hasSuffix("ln_2.weight") || name == "ln_f.weight" { return .ones }
+    if name.hasSuffix("ln_1.bias") || name.hasSuffix("ln_2.bias") || name == "ln_f.bias" { return .zeros }
+    if name.hasSuffix("mlp.c_proj.weight") || name.hasSuffix("mlp.c_proj.bias") { return .uniform(fanIn: 4 * C) }
+    // c_attn, attn.c_proj, mlp.c_fc, out_head: all take C inputs.
+    return .uniform(fanIn: C)
+}
+
+/// 64-bit FNV-1a, used to give every tensor its own random stream derived from (seed, name), so a
+/// tensor's initial values do not depend on which other tensors the layout holds: the body of a
+/// classifier model equals the LM model's body for the same seed.
+func fnv1a64(_ s: String) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+    return h
+}
+
+/// Fills `buffer[spec.range]` as PyTorch's default initialisation would (distribution, not numbers).
+public func randomInitialize(_ spec: TensorSpec, config: GPT2Config, seed: UInt64, into buffer: inout [Float]) {
+    var rng = Xoshiro256StarStar(seed: seed ^ fnv1a64(spec.name))
+    let range = spec.range
+    buffer.withUnsafeMutableBufferPointer { buf in
+        switch initKind(of: spec, config: config) {
+        case .ones:
+            for i in range { buf[i] = 1 }
+        case .zeros:
+            for i in range { buf[i] = 0 }
+        case .uniform(let fanIn):
+            let bound = 1.0 / Double(fanIn).squareRoot()
+            for i in range { buf[i] = Float((2 * rng.nextUnit() - 1) * bound) }
+        case .normal:
+            var i = range.lowerBound
+            while i < range.upperBound {
+                let (a, b) = rng.nextNormalPair()
+                buf[i] = Float(a)
+                if i + 1 < range.upperBound { buf[i + 1] = Float(b) }
+                i += 2
+            }
+        }
+    }
+}
+
+/// A complete flat parameter buffer initialised like the book's freshly built `GPTModel`
+/// (`--weights random`), deterministic for a given seed.
+public func randomWeights(layout: ParameterLayout, seed: UInt64) -> [Float] {
+    var buffer = [Float](repeating: 0, count: layout.totalCount)
+    for spec in layout.tensors {
+        randomInitialize(spec, config: layout.config, seed: seed, into: &buffer)
+    }
+    return buffer
+}
