@@ -24,20 +24,28 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
+        // Non-variadic wrappers for curl_easy_setopt/getinfo, which Swift cannot call.
+        .target(name: "CCurlShim", dependencies: ["CCurl"]),
 
         // Libraries: all logic lives here.
         .target(name: "ArtifactKit", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "GPT2Tokenizer", dependencies: ["ArtifactKit"]),
         .target(name: "DataPrep", dependencies: ["ArtifactKit", "GPT2Tokenizer"]),
-        .target(name: "Fetcher", dependencies: ["ArtifactKit", "CCurl", "CZip", "Yams"]),
+        .target(name: "Fetcher", dependencies: ["ArtifactKit", "CCurl", "CCurlShim", "CZip", "Yams"]),
         .target(name: "PipelineRunner", dependencies: ["ArtifactKit", "DataPrep", "GPT2Tokenizer", "Yams"]),
         .target(name: "GPT2", dependencies: ["ArtifactKit", "COpenBLAS"]),
-        .target(name: "Training", dependencies: ["ArtifactKit", "DataPrep", "GPT2", "GPT2Tokenizer"]),
+        .target(name: "Training", dependencies: ["ArtifactKit", "DataPrep", "GPT2", "GPT2Tokenizer", "CCurl", "CCurlShim"]),
 
         // Thin command-line tools.
         .executableTarget(name: "fetch", dependencies: ["Fetcher", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "prepare", dependencies: ["DataPrep", "GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // Benchmark of the tokenizer against tiktoken (run by tools/bench/tokenizer.sh).
+        .executableTarget(name: "bench-tokenizer", dependencies: ["GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        // GPT-2 core benchmark (tools/bench/run_gpt2.sh runs it beside PyTorch).
+        .executableTarget(name: "bench-gpt2", dependencies: ["GPT2"]),
+
         .executableTarget(name: "train", dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "evaluate", dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 

@@ -43,8 +43,9 @@ public struct BookSplit {
         let shuffled = shuffleRNG.choiceWithoutReplacement(balanced.count, size: balanced.count).map { balanced[$0] }
 
         let n = shuffled.count
-        let trainEnd = Int(Double(n) * trainFraction)
-        let validationEnd = trainEnd + Int(Double(n) * validationFraction)
+        // Python's slices clamp to the length; clamping here keeps a rounding overshoot harmless too.
+        let trainEnd = min(n, Int(Double(n) * trainFraction))
+        let validationEnd = min(n, trainEnd + Int(Double(n) * validationFraction))
         train = Array(shuffled[0..<trainEnd])
         validation = Array(shuffled[trainEnd..<validationEnd])
         test = Array(shuffled[validationEnd...])

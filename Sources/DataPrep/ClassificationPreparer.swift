@@ -227,11 +227,16 @@ public enum ClassificationPreparer {
                                     location: final.path, hint: "choose an empty or new --out directory")
             }
         }
-        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
         let tag = "\(ProcessInfo.processInfo.processIdentifier).\(UUID().uuidString.prefix(8))"
         let building = parent.appendingPathComponent(".\(final.lastPathComponent).\(tag).tmp")
         let retired = parent.appendingPathComponent(".\(final.lastPathComponent).old.\(tag).tmp")
-        try fm.createDirectory(at: building, withIntermediateDirectories: false)
+        do {
+            try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+            try fm.createDirectory(at: building, withIntermediateDirectories: false)
+        } catch {
+            throw PipelineError("cannot create the output directory: \(error.localizedDescription)", location: parent.path,
+                                hint: "choose a writable --out")
+        }
         let result: T
         do { result = try body(building) } catch {
             try? fm.removeItem(at: building)

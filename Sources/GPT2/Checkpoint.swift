@@ -116,8 +116,7 @@ public func loadCheckpoint(from url: URL) throws -> (layout: ParameterLayout, pa
         guard info.dtype == "F32" else {
             throw PipelineError("checkpoint tensor \"\(spec.name)\" has dtype \(info.dtype), expected F32", location: path)
         }
-        let values = try file.floats(spec.name)
-        params.replaceSubrange(spec.range, with: values)
+        try params.withUnsafeMutableBufferPointer { try file.readFloats(spec.name, into: UnsafeMutableBufferPointer(rebasing: $0[spec.range])) }
     }
     if let want = meta[CheckpointFormat.Key.paramsSHA256] {
         let got = parametersSHA256(params)

@@ -20,6 +20,9 @@ final class Pass {
     let dropP: Float
     var rng: SeededRandom
     let scale: Float
+    /// When only one position per row reaches the head, the last block runs its attention
+    /// queries, output projection and MLP on those rows only ([B, C] output in residual[L]).
+    var compactRows: [Int]? = nil
 
     init(model: GPT2Model, tokens: [Int32], batch: Int, seqLen: Int, trainable: TrainableSet?, training: Bool,
          seed: UInt64) throws {
@@ -128,7 +131,87 @@ final class Pass {
             fillDropoutMask(m.base, count: N * C, p: dropP, rng: &rng)
             multiplyInPlace(x0, m.base, count: N * C)
         }
-        for l in 0..<L { blockForward(l) }
+        for l in 0..<L {
+            if l == L - 1, let rows = compactRows {
+                compactBlockForward(l, rows: rows)
+            } else {
+                blockForward(l)
+            }
+        }
+    }
+
+    /// Enables the compact last block for heads read at one position per row.
+    func useCompactLastBlock(for position: ClassificationPosition) {
+        compactRows = selectedRows(position)
+    }
+
+    /// The last block when only `rows` (one per batch row) reach the head: keys and values for
+    /// every position, everything after them for the selected rows only.
+    func compactBlockForward(_ l: Int, rows: [Int]) {
+        let a = ws.blockActivations(l, store: storesBlock(l), C: C)
+        let x = ws.residual[l].base, out = ws.residual[l + 1].base
+        let p = "h.\(l)."
+        let tmp = ws.tmpC!.base
+        let (B, T, H, hd, C, scale) = (self.B, self.T, self.H, self.hd, self.C, self.scale)
+        if dropout { a.ensureDropout(rows: ws.rowCapacity, C: C, attCount: ws.attCapacity) }
+
+        layerNormForward(x, rows: N, dim: C, weight: param(p + "ln_1.weight"), bias: param(p + "ln_1.bias"),
+                         out: a.ln1.base, mean: a.ln1Mean.base, rstd: a.ln1Rstd.base)
+        linearForward(a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: param(p + "attn.c_attn.weight"),
+                      bias: optionalParam(p + "attn.c_attn.bias"), out: a.qkv.base)
+        // One query per (row, head): scores [1, pos + 1] stored at att[bh * T].
+        let qkv = a.qkv.base, att = a.att.base, y = a.y.base
+        var dropped: UnsafeMutablePointer<Float>? = nil, mask: UnsafeMutablePointer<Float>? = nil
+        if dropout {
+            fillDropoutMask(a.attMask!.base, count: B * H * T, p: dropP, rng: &rng)
+            dropped = a.attDropped!.base
+            mask = a.attMask!.base
+        }
+        BLASThreads.set(1)
+        rows.withUnsafeBufferPointer { sel in
+            parallelRows(B * H, grain: 1) { r in
+                for bh in r {
+                    let b = bh / H, h = bh % H
+                    let n = sel[b] - b * T + 1
+                    let q = qkv + sel[b] * 3 * C + h * hd
+                    let k = qkv + b * T * 3 * C + C + h * hd, v = k + C
+                    let s = att + bh * T
+                    sgemm(transB: true, M: 1, N: n, K: hd, alpha: scale, A: q, lda: 3 * C, B: k, ldb: 3 * C, beta: 0, C: s, ldc: n)
+                    let sum = expShiftInPlace(s, n, shift: rowMax(s, n))
+                    let inv = 1 / sum
+                    for j in 0..<n { s[j] *= inv }
+                    var pv = UnsafePointer(s)
+                    if let dropped, let mask {
+                        let d = dropped + bh * T, m = mask + bh * T
+                        for j in 0..<n { d[j] = s[j] * m[j] }
+                        pv = UnsafePointer(d)
+                    }
+                    sgemm(M: 1, N: hd, K: n, A: pv, lda: n, B: v, ldb: 3 * C, beta: 0, C: y + b * C + h * hd, ldc: C)
+                }
+            }
+        }
+        linearForward(y, rows: B, inDim: C, outDim: C, weight: param(p + "attn.c_proj.weight"),
+                      bias: param(p + "attn.c_proj.bias"), out: tmp)
+        for (b, r) in rows.enumerated() { (a.resid2.base + b * C).update(from: x + r * C, count: C) }
+        var projMask: UnsafePointer<Float>? = nil
+        if dropout {
+            fillDropoutMask(a.projMask!.base, count: B * C, p: dropP, rng: &rng)
+            projMask = UnsafePointer(a.projMask!.base)
+        }
+        addScaled(a.resid2.base, tmp, mask: projMask, count: B * C, out: a.resid2.base)
+        layerNormForward(a.resid2.base, rows: B, dim: C, weight: param(p + "ln_2.weight"), bias: param(p + "ln_2.bias"),
+                         out: a.ln2.base, mean: a.ln2Mean.base, rstd: a.ln2Rstd.base)
+        linearForward(a.ln2.base, rows: B, inDim: C, outDim: 4 * C, weight: param(p + "mlp.c_fc.weight"),
+                      bias: param(p + "mlp.c_fc.bias"), out: a.fc.base)
+        geluForward(a.fc.base, count: B * 4 * C, out: a.gelu.base)
+        linearForward(a.gelu.base, rows: B, inDim: 4 * C, outDim: C, weight: param(p + "mlp.c_proj.weight"),
+                      bias: param(p + "mlp.c_proj.bias"), out: tmp)
+        var mlpMask: UnsafePointer<Float>? = nil
+        if dropout {
+            fillDropoutMask(a.mlpMask!.base, count: B * C, p: dropP, rng: &rng)
+            mlpMask = UnsafePointer(a.mlpMask!.base)
+        }
+        addScaled(a.resid2.base, tmp, mask: mlpMask, count: B * C, out: out)
     }
 
     func blockForward(_ l: Int) {
@@ -189,14 +272,7 @@ final class Pass {
                       beta: 0, C: s, ldc: T)
                 for i in 0..<T {
                     let row = s + i * T
-                    var mx = row[0]
-                    for j in 1..<(i + 1) where row[j] > mx { mx = row[j] }
-                    var sum: Float = 0
-                    for j in 0...i {
-                        let e = expf(row[j] - mx)
-                        row[j] = e
-                        sum += e
-                    }
+                    let sum = expShiftInPlace(row, i + 1, shift: rowMax(row, i + 1))
                     let inv = 1 / sum
                     for j in 0...i { row[j] *= inv }
                     for j in (i + 1)..<T { row[j] = 0 }
@@ -280,7 +356,10 @@ final class Pass {
         let wLn = param("ln_f.weight"), bLn = param("ln_f.bias")
         if let rows = selectedRows(position) {
             let gathered = ws.tmpC2!.base
-            for (b, r) in rows.enumerated() { (gathered + b * C).update(from: ws.residual[L].base + r * C, count: C) }
+            for (b, r) in rows.enumerated() {
+                let source = compactRows == nil ? r : b   // the compact last block already gathered
+                (gathered + b * C).update(from: ws.residual[L].base + source * C, count: C)
+            }
             layerNormForward(gathered, rows: B, dim: C, weight: wLn, bias: bLn, out: lnf.base, mean: mean.base, rstd: rstd.base)
             applyHead(lnf.base, rows: B, out: logits.base)
         } else if case .average(let lengths) = position {
@@ -318,15 +397,13 @@ final class Pass {
                         if gradient { row.update(repeating: 0, count: width) }
                         continue
                     }
-                    var mx = row[0]
-                    for j in 1..<width where row[j] > mx { mx = row[j] }
-                    var sum: Float = 0
-                    for j in 0..<width { sum += expf(row[j] - mx) }
-                    let logSum = logf(sum)
-                    rowLoss[i] = -(row[t] - mx - logSum)
+                    let mx = rowMax(row, width)
+                    let target = row[t]
+                    let sum = expShiftInPlace(row, width, shift: mx)   // row now holds exp(l - max)
+                    rowLoss[i] = -(target - mx - logf(sum))
                     if gradient {
-                        let inv = 1 / sum
-                        for j in 0..<width { row[j] = expf(row[j] - mx) * inv * g }
+                        let scale = g / sum
+                        for j in 0..<width { row[j] *= scale }
                         row[t] -= g
                     }
                 }
@@ -373,8 +450,12 @@ final class Pass {
                                   accumulateDX: false, dW: grad("ln_f.weight"), dB: grad("ln_f.bias"))
                 if needBelow {
                     let dResid = ws.buffer(&ws.dResid, ws.rowCapacity * C).base
-                    dResid.update(repeating: 0, count: N * C)
-                    for (b, r) in rows.enumerated() { (dResid + r * C).update(from: dRows + b * C, count: C) }
+                    if compactRows != nil {
+                        dResid.update(from: dRows, count: B * C)
+                    } else {
+                        dResid.update(repeating: 0, count: N * C)
+                        for (b, r) in rows.enumerated() { (dResid + r * C).update(from: dRows + b * C, count: C) }
+                    }
                 }
             } else if case .average(let lengths) = position {
                 // dHidden holds d(pooled) [B, C]; spread it over each row's real positions.
@@ -404,7 +485,11 @@ final class Pass {
         guard lowest <= L else { return }
         let stop = max(lowest - 1, 0)
         for l in stride(from: L - 1, through: stop, by: -1) {
-            blockBackward(l, needDX: lowest <= l)
+            if l == L - 1, let rows = compactRows {
+                compactBlockBackward(l, rows: rows, needDX: lowest <= l)
+            } else {
+                blockBackward(l, needDX: lowest <= l)
+            }
         }
         if lowest == 0 { embeddingBackward() }
     }
@@ -443,6 +528,88 @@ final class Pass {
         linearBackward(dY: da, x: a.y.base, rows: N, inDim: C, outDim: C, weight: param(p + "attn.c_proj.weight"),
                        dX: dTmpC2, dW: grad(p + "attn.c_proj.weight"), dB: grad(p + "attn.c_proj.bias"))
         attentionBackward(a, dY: dTmpC2, dQKV: dQKV)
+        let ln1Trainable = grad(p + "ln_1.weight") != nil || grad(p + "ln_1.bias") != nil
+        let needDLn1 = needDX || ln1Trainable
+        linearBackward(dY: dQKV, x: a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: param(p + "attn.c_attn.weight"),
+                       dX: needDLn1 ? dTmpC : nil, dW: grad(p + "attn.c_attn.weight"), dB: grad(p + "attn.c_attn.bias"))
+        if needDLn1 {
+            layerNormBackward(dOut: dTmpC, x: ws.residual[l].base, mean: a.ln1Mean.base, rstd: a.ln1Rstd.base,
+                              weight: param(p + "ln_1.weight"), rows: N, dim: C, dX: needDX ? dResid : nil,
+                              accumulateDX: true, dW: grad(p + "ln_1.weight"), dB: grad(p + "ln_1.bias"))
+        }
+    }
+
+    /// Backward of `compactBlockForward`: dResid holds [B, C] on entry and [N, C] on exit.
+    func compactBlockBackward(_ l: Int, rows: [Int], needDX: Bool) {
+        let a = ws.stored[l]!
+        let cap = ws.rowCapacity
+        let dResid = ws.dResid!.base
+        let dTmpC = ws.buffer(&ws.dTmpC, cap * C).base, dTmpC2 = ws.buffer(&ws.dTmpC2, cap * C).base
+        let dBig = ws.buffer(&ws.dBig, cap * 4 * C).base, dQKV = ws.buffer(&ws.dQKV, cap * 3 * C).base
+        let p = "h.\(l)."
+        let (B, T, H, hd, C, scale) = (self.B, self.T, self.H, self.hd, self.C, self.scale)
+
+        var df = UnsafePointer(dResid)
+        if dropout {
+            let m = a.mlpMask!.base
+            for i in 0..<(B * C) { dTmpC[i] = dResid[i] * m[i] }
+            df = UnsafePointer(dTmpC)
+        }
+        linearBackward(dY: df, x: a.gelu.base, rows: B, inDim: 4 * C, outDim: C, weight: param(p + "mlp.c_proj.weight"),
+                       dX: dBig, dW: grad(p + "mlp.c_proj.weight"), dB: grad(p + "mlp.c_proj.bias"))
+        geluBackward(a.fc.base, dOut: dBig, count: B * 4 * C, dX: dBig)
+        linearBackward(dY: dBig, x: a.ln2.base, rows: B, inDim: C, outDim: 4 * C, weight: param(p + "mlp.c_fc.weight"),
+                       dX: dTmpC2, dW: grad(p + "mlp.c_fc.weight"), dB: grad(p + "mlp.c_fc.bias"))
+        layerNormBackward(dOut: dTmpC2, x: a.resid2.base, mean: a.ln2Mean.base, rstd: a.ln2Rstd.base,
+                          weight: param(p + "ln_2.weight"), rows: B, dim: C, dX: dResid, accumulateDX: true,
+                          dW: grad(p + "ln_2.weight"), dB: grad(p + "ln_2.bias"))
+        var da = UnsafePointer(dResid)
+        if dropout {
+            let m = a.projMask!.base
+            for i in 0..<(B * C) { dTmpC[i] = dResid[i] * m[i] }
+            da = UnsafePointer(dTmpC)
+        }
+        linearBackward(dY: da, x: a.y.base, rows: B, inDim: C, outDim: C, weight: param(p + "attn.c_proj.weight"),
+                       dX: dTmpC2, dW: grad(p + "attn.c_proj.weight"), dB: grad(p + "attn.c_proj.bias"))
+        // Spread d(resid2) back to the full [N, C] stream (the residual path of the selected rows).
+        let dCompact = ws.buffer(&ws.dCompact, B * C).base
+        dCompact.update(from: dResid, count: B * C)
+        dResid.update(repeating: 0, count: N * C)
+        for (b, r) in rows.enumerated() { (dResid + r * C).update(from: dCompact + b * C, count: C) }
+
+        dQKV.update(repeating: 0, count: N * 3 * C)
+        let qkv = a.qkv.base, att = a.att.base
+        let dAtt = ws.buffer(&ws.dAtt, ws.attCapacity).base
+        let dropped = dropout ? a.attDropped!.base : nil
+        let mask = dropout ? a.attMask!.base : nil
+        BLASThreads.set(1)
+        rows.withUnsafeBufferPointer { sel in
+            parallelRows(B * H, grain: 1) { r in
+                for bh in r {
+                    let b = bh / H, h = bh % H
+                    let n = sel[b] - b * T + 1
+                    let q = qkv + sel[b] * 3 * C + h * hd
+                    let k = qkv + b * T * 3 * C + C + h * hd, v = k + C
+                    let dq = dQKV + sel[b] * 3 * C + h * hd
+                    let dk = dQKV + b * T * 3 * C + C + h * hd, dv = dk + C
+                    let dyh = UnsafePointer(dTmpC2 + b * C + h * hd)
+                    let s = att + bh * T
+                    let pv = dropped.map { UnsafePointer($0 + bh * T) } ?? UnsafePointer(s)
+                    let dp = dAtt + bh * T
+                    sgemm(transB: true, M: 1, N: n, K: hd, A: dyh, lda: C, B: v, ldb: 3 * C, beta: 0, C: dp, ldc: n)
+                    sgemm(transA: true, M: n, N: hd, K: 1, A: pv, lda: n, B: dyh, ldb: C, beta: 0, C: dv, ldc: 3 * C)
+                    if let mask {
+                        let m = mask + bh * T
+                        for j in 0..<n { dp[j] *= m[j] }
+                    }
+                    var dot: Float = 0
+                    for j in 0..<n { dot += s[j] * dp[j] }
+                    for j in 0..<n { dp[j] = s[j] * (dp[j] - dot) }
+                    sgemm(M: 1, N: hd, K: n, alpha: scale, A: dp, lda: n, B: k, ldb: 3 * C, beta: 0, C: dq, ldc: 3 * C)
+                    sgemm(transA: true, M: n, N: hd, K: 1, alpha: scale, A: dp, lda: n, B: q, ldb: 3 * C, beta: 0, C: dk, ldc: 3 * C)
+                }
+            }
+        }
         let ln1Trainable = grad(p + "ln_1.weight") != nil || grad(p + "ln_1.bias") != nil
         let needDLn1 = needDX || ln1Trainable
         linearBackward(dY: dQKV, x: a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: param(p + "attn.c_attn.weight"),

@@ -90,8 +90,18 @@ public final class GPT2Model {
         return Array(UnsafeBufferPointer(start: g.base + s.offset, count: s.count))
     }
 
-    /// Sets all gradients to zero (call before each optimizer step's first micro-batch).
-    public func zeroGradients() { gradBuffer?.zero() }
+    /// Tensors whose gradient slots have been written since the last `zeroGradients`.
+    var writtenGradients: Set<String> = []
+
+    /// Sets all gradients to zero (call before each optimizer step's first micro-batch). Only the
+    /// slots that backward passes wrote are cleared; the others are still zero.
+    public func zeroGradients() {
+        guard let g = gradBuffer else { return }
+        for name in writtenGradients {
+            if let s = layout.spec(named: name) { (g.base + s.offset).update(repeating: 0, count: s.count) }
+        }
+        writtenGradients = []
+    }
 
     func withGradients<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
         let g = ensureGradients()
@@ -124,6 +134,7 @@ public final class GPT2Model {
     public func logits(tokens: [Int32], batch: Int, seqLen: Int, at position: ClassificationPosition) throws -> [Float] {
         let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: nil, training: false, seed: 0)
         try pass.checkPosition(position)
+        pass.useCompactLastBlock(for: position)
         pass.forwardBlocks()
         let (ptr, count) = pass.selectedLogits(position)
         return Array(UnsafeBufferPointer(start: ptr, count: count))
@@ -133,6 +144,7 @@ public final class GPT2Model {
     public func loss(tokens: [Int32], batch: Int, seqLen: Int, objective: Objective) throws -> Float {
         let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: nil, training: false, seed: 0)
         try pass.checkObjective(objective)
+        if case .classification(_, let position) = objective { pass.useCompactLastBlock(for: position) }
         pass.forwardBlocks()
         let loss = pass.headLoss(objective, computeGradient: false, scale: 1)
         return loss
@@ -149,7 +161,9 @@ public final class GPT2Model {
         try trainable.validate(against: layout)
         let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: trainable,
                             training: training, seed: dropoutSeed)
+        writtenGradients.formUnion(trainable.names)
         try pass.checkObjective(objective)
+        if case .classification(_, let position) = objective { pass.useCompactLastBlock(for: position) }
         pass.forwardBlocks()
         let loss = pass.headLoss(objective, computeGradient: true, scale: gradientScale)
         guard loss.isFinite else {
@@ -203,7 +217,7 @@ final class Workspace {
     var embMask: FloatBuffer?
     var lnf, lnfMean, lnfRstd: FloatBuffer?
     var logits: FloatBuffer?
-    var dResid, dTmpC, dTmpC2, dBig, dQKV, dAtt: FloatBuffer?
+    var dResid, dTmpC, dTmpC2, dBig, dQKV, dAtt, dCompact: FloatBuffer?
     var rowLoss: FloatBuffer?
 
     func prepare(rows: Int, attCount: Int, config: GPT2Config) {
@@ -219,7 +233,7 @@ final class Workspace {
         tmpC2 = FloatBuffer(count: N * C, zeroed: false)
         embMask = nil
         lnf = nil; lnfMean = nil; lnfRstd = nil; logits = nil
-        dResid = nil; dTmpC = nil; dTmpC2 = nil; dBig = nil; dQKV = nil; dAtt = nil
+        dResid = nil; dTmpC = nil; dTmpC2 = nil; dBig = nil; dQKV = nil; dAtt = nil; dCompact = nil
         rowLoss = nil
     }
 

@@ -202,14 +202,7 @@ extension GPT2Model {
                     for i in 0..<n {
                         let row = sc + i * keys
                         let visible = seg.start + i + 1
-                        var mx = row[0]
-                        for j in 1..<visible where row[j] > mx { mx = row[j] }
-                        var sum: Float = 0
-                        for j in 0..<visible {
-                            let e = expf(row[j] - mx)
-                            row[j] = e
-                            sum += e
-                        }
+                        let sum = expShiftInPlace(row, visible, shift: rowMax(row, visible))
                         let inv = 1 / sum
                         for j in 0..<visible { row[j] *= inv }
                         for j in visible..<keys { row[j] = 0 }
@@ -240,7 +233,11 @@ extension GPT2Model {
                          out: lastNorm.base, mean: nil, rstd: nil)
         let logits = FloatBuffer(count: S * V, zeroed: false)
         BLASThreads.set(computeThreads)
-        sgemm(transB: true, M: S, N: V, K: C, A: lastNorm.base, lda: C, B: wte, ldb: C, beta: 0, C: logits.base, ldc: V)
+        if S == 1 {   // matrix-vector product: see linearForward
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(V), Int32(C), 1, wte, Int32(C), lastNorm.base, 1, 0, logits.base, 1)
+        } else {
+            sgemm(transB: true, M: S, N: V, K: C, A: lastNorm.base, lda: C, B: wte, ldb: C, beta: 0, C: logits.base, ldc: V)
+        }
         return logits
     }
 }

@@ -204,29 +204,36 @@ public struct SafetensorsFile: @unchecked Sendable {
     public func floats(_ name: String) throws -> [Float] {
         let e = try entry(name)
         let count = e.shape.reduce(1, *)
-        return try withRawBytes(name) { raw -> [Float] in
+        var out = [Float](repeating: 0, count: count)
+        try out.withUnsafeMutableBufferPointer { try readFloats(name, into: $0) }
+        return out
+    }
+
+    /// Converts a float tensor straight into `destination` (which must hold exactly its element
+    /// count), so a large model is copied once, from the mapped file into the parameter buffer.
+    public func readFloats(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        let e = try entry(name)
+        let count = e.shape.reduce(1, *)
+        guard destination.count == count else {
+            throw PipelineError("tensor \"\(name)\" has \(count) elements, the destination holds \(destination.count)", location: url.path)
+        }
+        guard count > 0 else { return }
+        try withRawBytes(name) { raw in
             switch e.dtype {
             case "F32":
-                return [Float](unsafeUninitializedCapacity: count) { buf, n in
-                    for i in 0..<count {
-                        buf[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                    }
-                    n = count
+                // The file is little-endian; so is every host we build for (x86_64, arm64).
+                memcpy(destination.baseAddress!, raw.baseAddress!, 4 * count)
+                if UInt32(littleEndian: 1) != 1 {
+                    for i in 0..<count { destination[i] = Float(bitPattern: UInt32(littleEndian: destination[i].bitPattern)) }
                 }
             case "F16":
-                return [Float](unsafeUninitializedCapacity: count) { buf, n in
-                    for i in 0..<count {
-                        buf[i] = halfToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-                    }
-                    n = count
+                for i in 0..<count {
+                    destination[i] = halfToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
                 }
             case "BF16":
-                return [Float](unsafeUninitializedCapacity: count) { buf, n in
-                    for i in 0..<count {
-                        let b = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                        buf[i] = Float(bitPattern: UInt32(b) << 16)
-                    }
-                    n = count
+                for i in 0..<count {
+                    let b = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                    destination[i] = Float(bitPattern: UInt32(b) << 16)
                 }
             default:
                 throw PipelineError("tensor \"\(name)\" has dtype \(e.dtype); expected a float tensor (F32, F16 or BF16)",
@@ -360,7 +367,7 @@ public enum SafetensorsWriter {
 
 /// A small JSON parser that keeps object keys in file order and reports duplicates to the caller
 /// (Foundation's parser loses both), and keeps integers exact.
-enum OrderedJSON: Equatable {
+enum OrderedJSON {
     case null
     case bool(Bool)
     case int(Int)
@@ -371,20 +378,6 @@ enum OrderedJSON: Equatable {
 
     struct ParseError: Error { var message: String }
 
-    static func == (a: OrderedJSON, b: OrderedJSON) -> Bool {
-        switch (a, b) {
-        case (.null, .null): return true
-        case (.bool(let x), .bool(let y)): return x == y
-        case (.int(let x), .int(let y)): return x == y
-        case (.double(let x), .double(let y)): return x == y
-        case (.string(let x), .string(let y)): return x == y
-        case (.array(let x), .array(let y)): return x == y
-        case (.object(let x), .object(let y)):
-            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
-        default: return false
-        }
-    }
-
     var nonNegativeInts: [Int]? {
         guard case .array(let items) = self else { return nil }
         var out: [Int] = []
@@ -393,13 +386,6 @@ enum OrderedJSON: Equatable {
             out.append(v)
         }
         return out
-    }
-
-    var stringValue: String? { if case .string(let s) = self { return s }; return nil }
-    var intValue: Int? { if case .int(let i) = self { return i }; return nil }
-    subscript(key: String) -> OrderedJSON? {
-        if case .object(let fields) = self { return fields.first(where: { $0.0 == key })?.1 }
-        return nil
     }
 
     static func parse(_ bytes: [UInt8]) throws -> OrderedJSON {

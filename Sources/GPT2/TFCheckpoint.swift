@@ -246,7 +246,13 @@ public func loadTFCheckpoint(directory: URL, config: GPT2Config, head: ModelHead
         original[hf] = name
     }
     let source = NamedTensorSource(tensors: tensors, originalName: original,
-                                   read: { try ckpt.floats(original[$0]!) },
+                                   read: { name, dst in
+                                       let values = try ckpt.floats(original[name]!)
+                                       guard values.count == dst.count else {
+                                           throw PipelineError("tensor \"\(original[name]!)\" holds \(values.count) values, expected \(dst.count)", location: indexPath)
+                                       }
+                                       _ = dst.initialize(from: values)
+                                   },
                                    location: indexPath,
                                    hint: "the checkpoint is not OpenAI's GPT-2 layout for this config")
     // Names, shapes and sizes are checked before any data is touched, then the data files'

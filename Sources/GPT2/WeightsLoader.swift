@@ -36,7 +36,8 @@ struct NamedTensorSource {
     var tensors: [String: (dtype: String, shape: [Int])]
     /// How the file spells the tensor (for messages), by HF name.
     var originalName: [String: String]
-    var read: (String) throws -> [Float]
+    /// Fills the destination (exactly the tensor's element count) with the tensor's values.
+    var read: (String, UnsafeMutableBufferPointer<Float>) throws -> Void
     var location: String
     /// What to tell a user whose file does not fit.
     var hint: String
@@ -110,17 +111,12 @@ func assembleParameters(_ source: NamedTensorSource, layout: ParameterLayout, he
             throw fail("tensor \"\(shown)\" has shape \(info.shape), expected \(spec.shape)\(why)")
         }
         guard readValues else { continue }
-        let values = try source.read(spec.name)
-        guard values.count == spec.count else {
-            throw fail("tensor \"\(shown)\" holds \(values.count) values, expected \(spec.count)")
-        }
-        if let bad = values.firstIndex(where: { !$0.isFinite }) {
-            throw fail("tensor \"\(shown)\" holds a non-finite value (\(values[bad])) at flat index \(bad)",
-                       hint: "the weights are damaged (or a training run diverged); use another file")
-        }
-        buffer.withUnsafeMutableBufferPointer { dst in
-            values.withUnsafeBufferPointer { src in
-                _ = memcpy(dst.baseAddress! + spec.offset, src.baseAddress!, 4 * spec.count)
+        try buffer.withUnsafeMutableBufferPointer { all in
+            let dst = UnsafeMutableBufferPointer(rebasing: all[spec.range])
+            try source.read(spec.name, dst)
+            if let bad = dst.firstIndex(where: { !$0.isFinite }) {
+                throw fail("tensor \"\(shown)\" holds a non-finite value (\(dst[bad])) at flat index \(bad - dst.startIndex)",
+                           hint: "the weights are damaged (or a training run diverged); use another file")
             }
         }
     }
@@ -191,7 +187,7 @@ func hfSource(_ file: SafetensorsFile) throws -> (NamedTensorSource, ignored: Se
     for name in ignored { params.removeValue(forKey: name) }
     let source = NamedTensorSource(
         tensors: params, originalName: original,
-        read: { try file.floats(original[$0]!) },
+        read: { try file.readFloats(original[$0]!, into: $1) },
         location: path,
         hint: "the file is not GPT-2 weights in Hugging Face layout for this config")
     return (source, ignored)

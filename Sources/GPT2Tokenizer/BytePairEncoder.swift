@@ -27,16 +27,20 @@ struct BytePairEncoder {
     private var cache: PieceTable
     /// Above this many bytes the cache is reset to the bare vocabulary, so memory stays bounded
     /// on corpora with endless distinct pieces.
-    static let cacheByteLimit = 256 << 20
+    var cacheByteLimit = 64 << 20
     /// Pieces longer than this are merged with a heap in O(n log n) instead of tiktoken's
     /// O(n^2) scan (both give identical results); long whitespace runs would otherwise dominate.
-    static let heapMergeThreshold = 128
+    /// Tests set it to 1 or `.max` to compare the two paths on every piece.
+    var heapMergeThreshold = 128
 
     private var parts: [Int32] = []
     private var ranks: [Int32] = []
     private var heap: [UInt64] = []
     private var next: [Int32] = []
     private var previous: [Int32] = []
+
+    /// Entries in the cache (the vocabulary's tokens included).
+    var cachedPieceCount: Int { cache.count }
 
     init(vocabulary: Vocabulary) {
         self.vocabulary = vocabulary
@@ -74,13 +78,13 @@ struct BytePairEncoder {
                                       _ byteToID: UnsafeBufferPointer<Int32>, into output: inout [Int]) {
         let hash = PieceTable.hash(piece, length)
         if cache.appendValue(for: piece, length, hash: hash, to: &output) { return }
-        if length > Self.heapMergeThreshold {
+        if length > heapMergeThreshold {
             mergeWithHeap(piece, length, pairs, byteToID)
         } else {
             mergeByScan(piece, length, pairs, byteToID)
         }
         for id in parts { output.append(Int(id)) }
-        if cache.storageBytes > Self.cacheByteLimit { cache = vocabulary.tokens }
+        if cache.storageBytes > cacheByteLimit { cache = vocabulary.tokens }
         parts.withUnsafeBufferPointer { cache.insert(piece, length, hash: hash, values: $0) }
     }
 

@@ -19,7 +19,7 @@ public final class GPT2BPETokenizer: @unchecked Sendable {
     /// The size of GPT-2's vocabulary: 50,000 merges + 256 bytes + `<|endoftext|>`.
     public static let expectedVocabularySize = 50257
 
-    private let vocabulary: Vocabulary
+    let vocabulary: Vocabulary
     private let lock = NSLock()
     private var sharedEncoder: BytePairEncoder
 

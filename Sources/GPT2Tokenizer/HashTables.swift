@@ -136,9 +136,16 @@ struct PieceTable {
     /// The single id stored for the key, if it maps to exactly one (used to look up vocabulary tokens).
     func singleValue(for bytes: UnsafeBufferPointer<UInt8>) -> Int32? {
         let hash = Self.hash(bytes.baseAddress!, bytes.count)
-        var output = [Int]()
-        guard appendValue(for: bytes.baseAddress!, bytes.count, hash: hash, to: &output), output.count == 1 else { return nil }
-        return Int32(output[0])
+        let mask = slots.count - 1
+        var index = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let slot = slots[index]
+            if slot.keyLength == 0 { return nil }
+            if slot.hash == hash && Int(slot.keyLength) == bytes.count && keyEquals(slot.keyOffset, bytes.baseAddress!, bytes.count) {
+                return slot.valueCount == 1 ? valueIDs[Int(slot.valueOffset)] : nil
+            }
+            index = (index + 1) & mask
+        }
     }
 
     @inline(__always)

@@ -20,8 +20,8 @@ enum PreTokenizer {
         case other = 0, letter = 1, number = 2, whitespace = 3
     }
 
-    /// Classes of the scalars below 0x30000 (the BMP and the two planes after it, which hold
-    /// nearly all assigned characters), computed once from the standard library's Unicode data.
+    /// Classes of the Basic Multilingual Plane, computed once from the standard library's
+    /// Unicode data; rarer scalars (emoji, historic scripts) are classified on the fly.
     static let lowClasses: [ScalarClass] = {
         var table = [ScalarClass](repeating: .other, count: lowTableSize)
         for value in 0..<UInt32(lowTableSize) {
@@ -30,7 +30,7 @@ enum PreTokenizer {
         return table
     }()
 
-    static let lowTableSize = 0x30000
+    static let lowTableSize = 0x10000
 
     /// The Unicode version of tiktoken's regex tables (tiktoken 0.14 links `regex-syntax`
     /// 0.8.11, generated from UCD 16.0.0). Swift's standard library may know newer characters

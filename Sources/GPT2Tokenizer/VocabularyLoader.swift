@@ -28,7 +28,7 @@ enum VocabularyLoader {
         }
         // tiktoken merges two adjacent parts whenever their concatenated bytes are a token, with
         // that token's id as the rank, so every split of every token into two tokens is a pair.
-        var pairs = PairRankTable(minimumCapacity: 1 << 19)
+        var pairs = PairRankTable(minimumCapacity: 1 << 17)   // GPT-2 has 108,299 pairs
         tokenBytes.withUnsafeBufferPointer { all in
             for id in 0..<ordinaryCount {
                 let start = tokenOffsets[id], end = tokenOffsets[id + 1]
@@ -73,42 +73,48 @@ enum VocabularyLoader {
     /// The bytes of every token id (the flat buffer and its offsets), from `encoder.json`.
     static func parseEncoder(_ data: Data, path: String) throws -> ([UInt8], [Int]) {
         let name = "encoder.json"
-        let entries: [String: Int]
-        do {
-            entries = try JSONDecoder().decode([String: Int].self, from: data)
-        } catch {
-            throw corrupt(name, path, "not a JSON object mapping token strings to integer ids (\(describe(error)))")
-        }
         let expected = GPT2BPETokenizer.expectedVocabularySize
-        guard entries.count == expected else {
-            throw corrupt(name, path, "it has \(entries.count) tokens, GPT-2's has \(expected)")
-        }
-        guard entries[GPT2BPETokenizer.endOfText] == GPT2BPETokenizer.endOfTextID else {
-            throw corrupt(name, path, "\(GPT2BPETokenizer.endOfText) must have id \(GPT2BPETokenizer.endOfTextID)")
-        }
+        let endOfTextScalars = GPT2BPETokenizer.endOfText.unicodeScalars.map(\.value)
         var bytesByID = [[UInt8]?](repeating: nil, count: expected)
-        for (token, id) in entries {
-            guard id >= 0 && id < expected else {
-                throw corrupt(name, path, "token \(quoted(token)) has id \(id), outside 0..<\(expected)")
-            }
-            guard bytesByID[id] == nil else {
-                throw corrupt(name, path, "id \(id) is used by more than one token (one is \(quoted(token)))")
-            }
-            if token == GPT2BPETokenizer.endOfText {
-                bytesByID[id] = Array(token.utf8)
-                continue
-            }
-            var bytes = [UInt8]()
-            for scalar in token.unicodeScalars {
-                let value = Int(scalar.value)
-                guard value < ByteLevel.byteForScalar.count, ByteLevel.byteForScalar[value] >= 0 else {
-                    throw corrupt(name, path, "token \(quoted(token)) (id \(id)) contains U+\(String(value, radix: 16, uppercase: true)), "
-                                  + "which is not one of GPT-2's 256 byte characters")
+        var entries = 0
+        do {
+            try data.withUnsafeBytes { raw in
+                var scanner = EncoderJSONScanner(raw.bindMemory(to: UInt8.self))
+                try scanner.scan { key, id, offset in
+                    entries += 1
+                    var token: String { String(String.UnicodeScalarView(key.compactMap(Unicode.Scalar.init))) }
+                    guard id < expected else {
+                        throw corrupt(name, path, "token \(quoted(token)) has id \(id), outside 0..<\(expected)")
+                    }
+                    guard bytesByID[id] == nil else {
+                        throw corrupt(name, path, "id \(id) is used by more than one token (one is \(quoted(token)))")
+                    }
+                    if key == endOfTextScalars {
+                        guard id == GPT2BPETokenizer.endOfTextID else {
+                            throw corrupt(name, path, "\(GPT2BPETokenizer.endOfText) must have id \(GPT2BPETokenizer.endOfTextID), not \(id)")
+                        }
+                        bytesByID[id] = Array(GPT2BPETokenizer.endOfText.utf8)
+                        return
+                    }
+                    var bytes = [UInt8]()
+                    bytes.reserveCapacity(key.count)
+                    for scalar in key where !appendByteLevel(scalar, to: &bytes) {
+                        throw corrupt(name, path, "token \(quoted(token)) (id \(id)) contains U+\(String(scalar, radix: 16, uppercase: true)), "
+                                      + "which is not one of GPT-2's 256 byte characters")
+                    }
+                    guard !bytes.isEmpty else { throw corrupt(name, path, "id \(id) has an empty token") }
+                    bytesByID[id] = bytes
                 }
-                bytes.append(UInt8(ByteLevel.byteForScalar[value]))
             }
-            guard !bytes.isEmpty else { throw corrupt(name, path, "id \(id) has an empty token") }
-            bytesByID[id] = bytes
+        } catch let error as ScanError {
+            throw corrupt(name, path, "not a JSON object mapping token strings to integer ids "
+                          + "(at byte \(error.offset): \(error.problem))")
+        }
+        guard entries == expected else {
+            throw corrupt(name, path, "it has \(entries) tokens, GPT-2's has \(expected)")
+        }
+        guard bytesByID[GPT2BPETokenizer.endOfTextID] == Array(GPT2BPETokenizer.endOfText.utf8) else {
+            throw corrupt(name, path, "\(GPT2BPETokenizer.endOfText) must have id \(GPT2BPETokenizer.endOfTextID)")
         }
         // The first 256 ids must be the single bytes in the byte-level table's order (tiktoken checks this too).
         for (rank, byte) in ByteLevel.bytesInRankOrder.enumerated() where bytesByID[rank] != [byte] {
@@ -116,9 +122,11 @@ enum VocabularyLoader {
                           + "(character \(quoted(String(Character(Unicode.Scalar(ByteLevel.scalarForByte[Int(byte)])!)))))")
         }
         var flat = [UInt8]()
+        flat.reserveCapacity(data.count / 2)
         var offsets = [0]
+        offsets.reserveCapacity(expected + 1)
         for bytes in bytesByID {
-            flat.append(contentsOf: bytes!)   // all present: 50257 distinct ids in range
+            flat.append(contentsOf: bytes!)   // all present: `expected` distinct ids in range
             offsets.append(flat.count)
         }
         return (flat, offsets)
@@ -128,37 +136,43 @@ enum VocabularyLoader {
     /// token's id as its merge rank, which is only right when the two files agree.
     static func checkMerges(_ data: Data, path: String, tokenBytes: [UInt8], tokenOffsets: [Int]) throws {
         let name = "vocab.bpe"
-        guard let text = String(data: data, encoding: .utf8) else { throw corrupt(name, path, "it is not UTF-8 text") }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        guard let header = lines.first, header.hasPrefix("#version") else {
-            throw corrupt(name, path, "line 1 should be the \"#version: 0.2\" header")
-        }
-        if lines.last?.isEmpty == true { lines.removeLast() }
         let expectedMerges = GPT2BPETokenizer.endOfTextID - 256
-        guard lines.count - 1 == expectedMerges else {
-            throw corrupt(name, path, "it has \(lines.count - 1) merges, GPT-2's has \(expectedMerges)")
-        }
-        for index in 1..<lines.count {
-            let lineNumber = index + 1
-            let fields = lines[index].split(whereSeparator: { $0.isWhitespace })
-            guard fields.count == 2 else {
-                throw corrupt(name, path, "line \(lineNumber): expected two tokens separated by a space, found \(quoted(String(lines[index])))")
+        try data.withUnsafeBytes { raw in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            guard let header = lines.first, header.starts(with: "#version".utf8) else {
+                throw corrupt(name, path, "line 1 should be the \"#version: 0.2\" header")
+            }
+            if lines.last?.isEmpty == true { lines.removeLast() }
+            guard lines.count - 1 == expectedMerges else {
+                throw corrupt(name, path, "it has \(lines.count - 1) merges, GPT-2's has \(expectedMerges)")
             }
             var merged = [UInt8]()
-            for field in fields {
-                for scalar in field.unicodeScalars {
-                    let value = Int(scalar.value)
-                    guard value < ByteLevel.byteForScalar.count, ByteLevel.byteForScalar[value] >= 0 else {
-                        throw corrupt(name, path, "line \(lineNumber): \(quoted(String(field))) contains U+\(String(value, radix: 16, uppercase: true)), "
-                                      + "which is not one of GPT-2's 256 byte characters")
-                    }
-                    merged.append(UInt8(ByteLevel.byteForScalar[value]))
+            for index in 1..<lines.count {
+                let lineNumber = index + 1
+                let line = UnsafeBufferPointer(rebasing: lines[index])
+                var shown: String { quoted(String(decoding: line, as: UTF8.self)) }
+                // tiktoken splits on any whitespace; the byte-level alphabet has none, so "\r" is the only other one to expect.
+                let fields = line.split(whereSeparator: { $0 == 0x20 || $0 == 0x0D || $0 == 0x09 })
+                guard fields.count == 2 else {
+                    throw corrupt(name, path, "line \(lineNumber): expected two tokens separated by a space, found \(shown)")
                 }
-            }
-            let id = 256 + index - 1
-            guard tokenBytes[tokenOffsets[id]..<tokenOffsets[id + 1]].elementsEqual(merged) else {
-                throw corrupt(name, path, "line \(lineNumber): merge \(quoted(String(lines[index]))) should make token id \(id) of encoder.json, "
-                              + "but that id is a different token; the two files do not belong together")
+                merged.removeAll(keepingCapacity: true)
+                for field in fields {
+                    let fieldBytes = UnsafeBufferPointer(rebasing: field)
+                    var position = 0
+                    while position < fieldBytes.count {
+                        guard let (scalar, length) = decodeUTF8(fieldBytes, at: position), appendByteLevel(scalar, to: &merged) else {
+                            throw corrupt(name, path, "line \(lineNumber): \(shown) is not made of GPT-2's 256 byte characters")
+                        }
+                        position += length
+                    }
+                }
+                let id = 256 + index - 1
+                guard tokenBytes[tokenOffsets[id]..<tokenOffsets[id + 1]].elementsEqual(merged) else {
+                    throw corrupt(name, path, "line \(lineNumber): merge \(shown) should make token id \(id) of encoder.json, "
+                                  + "but that id is a different token; the two files do not belong together")
+                }
             }
         }
     }
@@ -166,17 +180,5 @@ enum VocabularyLoader {
     private static func quoted(_ text: String) -> String {
         let shown = text.count > 40 ? String(text.prefix(40)) + "..." : text
         return "\"" + shown.unicodeScalars.map { $0.escaped(asASCII: false) }.joined() + "\""
-    }
-
-    private static func describe(_ error: Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            let underlying = (context.underlyingError as NSError?)?.localizedDescription
-            return underlying.map { "\(context.debugDescription) \($0)" } ?? context.debugDescription
-        }
-        if case DecodingError.typeMismatch(_, let context) = error {
-            let key = context.codingPath.last?.stringValue ?? "?"
-            return "the value for \(quoted(key)) is not an integer"
-        }
-        return "\(error)"
     }
 }

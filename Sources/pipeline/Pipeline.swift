@@ -174,7 +174,7 @@ struct ShowCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            print(try InspectorRegistry.standard().inspect(url: URL(fileURLWithPath: path), rows: rows))
+            print(try InspectorRegistry.full().inspect(url: URL(fileURLWithPath: path), rows: rows))
         }
     }
 }

@@ -1,6 +1,56 @@
 import ArgumentParser
+import ArtifactKit
+import DataPrep
+import Foundation
+import GPT2Tokenizer
 
+extension PromptStyle: ExpressibleByArgument {}
+
+/// `prepare instruct`: chapter 7's instruction data -> token shards + split entries + manifest.
 struct InstructCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "instruct", abstract: "(in progress)")
-    func run() throws { throw ValidationError("prepare instruct is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "instruct",
+        abstract: "Split, format and tokenize instruction data (chapter 7) into token shards.",
+        discussion: """
+            Reads a JSON list of {instruction, input, output} entries, splits it in file order \
+            (train = int(train-frac * n), test = int(test-frac * n), validation = the rest), formats \
+            each entry with the prompt style and encodes it with GPT-2 BPE. Writes train.bin, \
+            validation.bin, test.bin, the entries of each split as train.json, validation.json, \
+            test.json, and manifest.json into --out (replaced as a whole).
+            """)
+
+    @Option(help: "The instruction data (a JSON list of {instruction, input, output}).")
+    var input: String = "data/raw/instruction-data.json"
+
+    @Option(help: "Folder with the GPT-2 encoder.json and vocab.bpe.")
+    var vocab: String = "data/raw/gpt2"
+
+    @Option(help: "Output folder.")
+    var out: String = "data/instruct"
+
+    @Option(help: "Prompt template: alpaca (the chapter's) or phi3 (exercise 7.1).")
+    var style: PromptStyle = .alpaca
+
+    @Option(help: "Fraction of entries, from the start of the file, for training.")
+    var trainFrac: Double = 0.85
+
+    @Option(help: "Fraction of entries after the training ones for the test set; validation gets the rest.")
+    var testFrac: Double = 0.1
+
+    @Option(help: "Rows longer than this many tokens are cut by the batch collation; they are counted in the manifest.")
+    var allowedMaxLength: Int = 1024
+
+    func run() throws {
+        do {
+            let options = InstructionPrepareOptions(
+                input: URL(fileURLWithPath: input), vocabDirectory: URL(fileURLWithPath: vocab),
+                output: URL(fileURLWithPath: out), style: style, trainFrac: trainFrac, testFrac: testFrac,
+                allowedMaxLength: allowedMaxLength)
+            let manifest = try prepareInstructionDataset(options)
+            print(instructionSummary(manifest, out: out))
+        } catch let error as PipelineError {
+            FileHandle.standardError.write(Data("prepare instruct: error: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
 }

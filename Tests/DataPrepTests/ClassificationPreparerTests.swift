@@ -139,6 +139,34 @@ final class ClassificationPreparerTests: XCTestCase {
                        ClassificationPreparer.outputFileNames.sorted())
     }
 
+    func testContextMaxLengthPadsEverySplitToTheContextLength() throws {
+        let dir = try TestPaths.makeTempDir("prep-context")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("in.tsv")
+        try Data("ham\ta b\nham\tc\nham\td\nspam\te f g\nspam\th\n".utf8).write(to: input)
+        try Data("{}".utf8).write(to: dir.appendingPathComponent("encoder.json"))
+        try Data("#".utf8).write(to: dir.appendingPathComponent("vocab.bpe"))
+        var o = ClassificationPrepareOptions(input: input, vocabDirectory: dir, output: dir.appendingPathComponent("out"))
+        o.maxLength = .context
+        o.contextLength = 2
+        o.padTokenID = 9
+        let m = try ClassificationPreparer.run(o) { $0.split(separator: " ").map { _ in 5 } }
+        XCTAssertEqual(m.stats["max_length"], 2)
+        var rows = 0
+        for name in ClassificationPreparer.splitNames {
+            let shard = try ClassificationShard.read(from: o.output.appendingPathComponent("\(name).bin"))
+            XCTAssertEqual(shard.sequenceLength, 2)
+            XCTAssertEqual(shard.padTokenID, 9)
+            for i in 0..<shard.rowCount {
+                let n = Int(shard.lengths[i])
+                XCTAssertEqual(Array(shard.row(i)), Array(repeating: 5, count: n) + Array(repeating: 9, count: 2 - n))
+            }
+            rows += shard.rowCount
+        }
+        XCTAssertEqual(rows, 4)
+        XCTAssertEqual(m.params["max_length"], "context")
+    }
+
     func testMaxLengthParsing() throws {
         XCTAssertEqual(try MaxLengthSetting(parsing: "longest"), .longest)
         XCTAssertEqual(try MaxLengthSetting(parsing: "context"), .context)

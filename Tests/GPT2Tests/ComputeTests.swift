@@ -110,6 +110,25 @@ final class ComputeTests: XCTestCase {
                                    samples: 2, dropoutSeed: 99, training: true)
     }
 
+    func testClassifierWithDropoutMatchesFiniteDifferences() throws {
+        let model = try TinyModel.model(head: .classifier(numClasses: 3), dropRate: 0.25)
+        try checkFiniteDifferences(model, objective: .classification(labels: [2, 1], position: .perRow([2, 5])),
+                                   trainable: .all(model.layout), samples: 2, dropoutSeed: 5, training: true)
+    }
+
+    /// The compact last block (queries, projection and MLP only at the selected rows) gives the
+    /// same logits as the full forward pass read at those rows.
+    func testCompactLastBlockEqualsFullForward() throws {
+        let layout = ParameterLayout(config: TinyModel.config(), head: .languageModel)
+        let model = try GPT2Model(layout: layout, params: TinyModel.params(layout))
+        let tokens = TinyModel.tokens(B * T)
+        let full = try model.logits(tokens: tokens, batch: B, seqLen: T)
+        let selected = try model.logits(tokens: tokens, batch: B, seqLen: T, at: .perRow([1, 4]))
+        for (b, pos) in [1, 4].enumerated() {
+            for v in 0..<23 { XCTAssertEqual(selected[b * 23 + v], full[(b * T + pos) * 23 + v], accuracy: 1e-5) }
+        }
+    }
+
     /// Gradients with a partial trainable set must equal the same tensors' gradients when
     /// everything is trainable (backprop stops early but loses nothing above the cut).
     func testPartialTrainableSetsGiveTheSameGradients() throws {
@@ -120,7 +139,8 @@ final class ComputeTests: XCTestCase {
         try model.forwardBackward(tokens: tokens, batch: B, seqLen: T, objective: objective, trainable: .all(model.layout))
         let full = model.gradients
         for set in [TrainableSet.lastBlocks(1, model.layout), .lastBlocks(2, model.layout), .headOnly(model.layout),
-                    TrainableSet(names: ["h.1.ln_1.weight", "ln_f.bias"])] {
+                    TrainableSet(names: ["h.1.ln_1.weight", "ln_f.bias"]), TrainableSet(names: ["h.2.ln_1.bias"]),
+                    TrainableSet(names: ["h.2.attn.c_attn.weight", "wpe.weight"])] {
             model.zeroGradients()
             try model.forwardBackward(tokens: tokens, batch: B, seqLen: T, objective: objective, trainable: set)
             let partial = model.gradients

@@ -3,7 +3,7 @@ import XCTest
 @testable import GPT2
 import TestSupport
 
-final class WeightsCheckpointTests: XCTestCase {
+final class WeightsCheckpointTests: WeightsTestCase {
     var dir: URL!
 
     override func setUpWithError() throws { dir = try TestPaths.makeTempDir("checkpoint") }

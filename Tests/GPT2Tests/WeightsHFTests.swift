@@ -5,7 +5,7 @@ import TestSupport
 
 /// Loads files written by transformers / safetensors (tools/reference/make_weights_fixture.py) and
 /// compares every tensor of the flat buffer with the values Python read from the same files.
-final class WeightsHFTests: XCTestCase {
+final class WeightsHFTests: WeightsTestCase {
     var dir: URL!
 
     override func setUpWithError() throws { dir = try TestPaths.makeTempDir("hfweights") }

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import GPT2
 
-final class WeightsRandomInitTests: XCTestCase {
+final class WeightsRandomInitTests: WeightsTestCase {
     // Wide enough for tight statistics, small enough for a debug build: 1.2 M parameters.
     let config = GPT2Config(name: "stats", vocabSize: 1000, contextLength: 64, embDim: 128, nHeads: 4, nLayers: 2)
 

@@ -3,7 +3,7 @@ import XCTest
 @testable import GPT2
 import TestSupport
 
-final class WeightsSafetensorsTests: XCTestCase {
+final class WeightsSafetensorsTests: WeightsTestCase {
     var dir: URL!
 
     override func setUpWithError() throws { dir = try TestPaths.makeTempDir("safetensors") }

@@ -5,7 +5,7 @@ import TestSupport
 
 /// Reads the genuine index of OpenAI's GPT-2 124M TensorFlow checkpoint (shared assets; its data
 /// file is truncated to 3 MiB, of which the first tensor is complete).
-final class WeightsTFCheckpointTests: XCTestCase {
+final class WeightsTFCheckpointTests: WeightsTestCase {
     func layoutDir() throws -> URL {
         guard let assets = TestPaths.sharedAssets else {
             throw XCTSkip("shared assets not found (../shared/assets or $LLMFT_ASSETS): the genuine GPT-2 TF index is needed")
@@ -101,5 +101,59 @@ final class WeightsTFCheckpointTests: XCTestCase {
                       contains: ["missing", "model.ckpt.data-00000-of-00001"])
         try FileManager.default.removeItem(at: index)
         assertMessage(errorMessage { _ = try TFCheckpoint(directory: dir) }, contains: ["index not found"])
+    }
+}
+
+/// A complete tiny checkpoint written by TensorFlow's own SaveV2 op with OpenAI's variable names
+/// (tools/reference/make_weights_fixture.py --tf), holding the same model as tiny-gpt2.
+final class WeightsTFWrittenCheckpointTests: WeightsTestCase {
+    var tfDir: URL { weightsFixtures.appendingPathComponent("tiny-gpt2-tf") }
+
+    func testLoadsToTheSameBufferAsTheHuggingFaceFile() throws {
+        let ckpt = try TFCheckpoint(directory: tfDir)
+        XCTAssertEqual(ckpt.entries.count, 28)
+        XCTAssertEqual(ckpt.entries["model/h0/attn/c_attn/w"]?.shape, [1, 64, 192])
+        XCTAssertEqual(ckpt.entries["model/h1/mlp/c_proj/w"]?.shape, [1, 256, 64])
+        XCTAssertTrue(ckpt.entries.values.allSatisfy { $0.crc32c != nil })
+        let hp = try ckpt.config()
+        XCTAssertTrue(WeightsShape.of(tinyConfig).matches(hp))
+        XCTAssertEqual(hp.nHeads, 4)
+        let fromTF = try loadTFCheckpoint(directory: tfDir, config: tinyConfig, head: .languageModel)
+        let fromHF = try loadHFWeights(from: weightsFixtures.appendingPathComponent("tiny-gpt2"), config: tinyConfig, head: .languageModel)
+        XCTAssertEqual(fromTF, fromHF)
+        let cls = try loadTFCheckpoint(directory: tfDir, config: tinyConfig, head: .classifier(numClasses: 2), headInitSeed: 9)
+        let clsHF = try loadHFWeights(from: weightsFixtures.appendingPathComponent("tiny-gpt2"), config: tinyConfig,
+                                      head: .classifier(numClasses: 2), headInitSeed: 9)
+        XCTAssertEqual(cls, clsHF)
+    }
+
+    func testDamagedOrTruncatedDataAndWrongConfigAreNamed() throws {
+        let dir = try TestPaths.makeTempDir("tfwritten")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for name in try FileManager.default.contentsOfDirectory(atPath: tfDir.path) {
+            try FileManager.default.copyItem(at: tfDir.appendingPathComponent(name), to: dir.appendingPathComponent(name))
+        }
+        var threeLayers = tinyConfig
+        threeLayers.nLayers = 3
+        assertMessage(errorMessage { _ = try loadTFCheckpoint(directory: dir, config: threeLayers, head: .languageModel) },
+                      contains: ["n_layers 3", "hparams.json says n_layers 2, emb_dim 64"])
+
+        let dataURL = dir.appendingPathComponent("model.ckpt.data-00000-of-00001")
+        let good = try Data(contentsOf: dataURL)
+        let ckpt = try TFCheckpoint(directory: dir)
+        let (victim, entry) = ckpt.entries.first { $0.key == "model/h1/ln_2/g" }!
+        var flipped = good
+        flipped[entry.offset + 5] ^= 0x10
+        try flipped.write(to: dataURL)
+        assertMessage(errorMessage { _ = try loadTFCheckpoint(directory: dir, config: tinyConfig, head: .languageModel) },
+                      contains: ["\"\(victim)\"", "checksum", "model.ckpt.data-00000-of-00001"])
+
+        try good.dropLast(100).write(to: dataURL)
+        assertMessage(errorMessage { _ = try loadTFCheckpoint(directory: dir, config: tinyConfig, head: .languageModel) },
+                      contains: ["truncated", "requires \(good.count) bytes", "has \(good.count - 100)"])
+
+        // Restored, the same folder loads again: the errors above came from the damage alone.
+        try good.write(to: dataURL)
+        XCTAssertNoThrow(try loadTFCheckpoint(directory: dir, config: tinyConfig, head: .languageModel))
     }
 }

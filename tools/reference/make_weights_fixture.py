@@ -19,6 +19,15 @@ transformers and its parameters are jittered so that no tensor is all ones / all
                                          and an explicit lm_head.weight, like older Hub files
   expected.json                          per file and tensor: shape, dtype, sum, a few values
 
+With --tf (run in a venv that has tensorflow-cpu; TensorFlow is not in the project venv:
+`python3 -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install tensorflow-cpu`), the same tiny
+model is written as OpenAI's GPT-2 release is laid out, by TensorFlow's own SaveV2 op:
+
+  tiny-gpt2-tf/{checkpoint, hparams.json, model.ckpt.index, model.ckpt.data-00000-of-00001}
+
+with OpenAI's variable names (model/wte, model/h0/attn/c_attn/w as [1, C, 3C], ...). It reads
+tiny-gpt2/model.safetensors with numpy only, so run the plain mode first.
+
 The Swift tests (Tests/GPT2Tests/WeightsHFTests.swift) load these files and compare.
 """
 import argparse
@@ -28,11 +37,11 @@ import os
 import struct
 import sys
 
-import numpy as np
-import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
-from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
+if "--tf" not in sys.argv:
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -178,11 +187,76 @@ def check_swift_checkpoint():
     print("swift checkpoint OK")
 
 
+def read_safetensors_numpy(path):
+    """A minimal safetensors reader (F32 only) so the TF venv needs no torch."""
+    import numpy
+    with open(path, "rb") as fh:
+        n = struct.unpack("<Q", fh.read(8))[0]
+        header = json.loads(fh.read(n))
+        data = fh.read()
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        assert t["dtype"] == "F32", (name, t["dtype"])
+        b, e = t["data_offsets"]
+        out[name] = numpy.frombuffer(data[b:e], dtype="<f4").reshape(t["shape"])
+    return out
+
+
+def tf_name(hf):
+    """HF name -> OpenAI TF variable name (the inverse of TFCheckpoint.hfName in Swift)."""
+    parts = hf.split(".")
+    if hf in ("wte.weight", "wpe.weight"):
+        return "model/" + parts[0]
+    leaf = {"weight": "g", "bias": "b"}
+    if parts[0] == "ln_f":
+        return "model/ln_f/" + leaf[parts[1]]
+    i = parts[1]
+    if parts[2] in ("ln_1", "ln_2"):
+        return f"model/h{i}/{parts[2]}/" + leaf[parts[3]]
+    return f"model/h{i}/{parts[2]}/{parts[3]}/" + {"weight": "w", "bias": "b"}[parts[4]]
+
+
+def write_tf_fixture():
+    import tensorflow as tf
+
+    src = read_safetensors_numpy(os.path.join(OUT, "tiny-gpt2", "model.safetensors"))
+    out_dir = os.path.join(OUT, "tiny-gpt2-tf")
+    os.makedirs(out_dir, exist_ok=True)
+    names, tensors = [], []
+    for hf, value in sorted(src.items()):
+        name = tf_name(hf)
+        if name.endswith("/w"):
+            value = value.reshape((1,) + value.shape)  # TF Conv1D kernels are [1, in, out]
+        names.append(name)
+        tensors.append(tf.constant(value))
+    prefix = os.path.join(out_dir, "model.ckpt")
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
+    with open(os.path.join(out_dir, "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "model.ckpt"\nall_model_checkpoint_paths: "model.ckpt"\n')
+    with open(os.path.join(out_dir, "hparams.json"), "w") as f:
+        json.dump({"n_vocab": TINY["vocab_size"], "n_ctx": TINY["n_positions"], "n_embd": TINY["n_embd"],
+                   "n_head": TINY["n_head"], "n_layer": TINY["n_layer"]}, f, indent=2)
+    # Read back with TensorFlow's own reader.
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    assert len(shapes) == len(names), (len(shapes), len(names))
+    for name, value in zip(names, tensors):
+        assert (reader.get_tensor(name) == value.numpy()).all(), name
+    print(f"tiny-gpt2-tf: {len(names)} tensors written by tf.raw_ops.SaveV2 (TensorFlow {tf.__version__})")
+    for fn in sorted(os.listdir(out_dir)):
+        print(" ", fn, os.path.getsize(os.path.join(out_dir, fn)))
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--check", action="store_true", help="only verify the Swift-written checkpoint")
+    ap.add_argument("--tf", action="store_true", help="write tiny-gpt2-tf with TensorFlow (TF venv)")
     args = ap.parse_args()
     if args.check:
         check_swift_checkpoint()
+    elif args.tf:
+        write_tf_fixture()
     else:
         write_fixtures()

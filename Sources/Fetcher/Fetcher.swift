@@ -1,0 +1,438 @@
+import ArtifactKit
+import CCurlShim
+import Foundation
+
+/// How `Fetcher` downloads: where to, from which mirror, how hard to try.
+public struct FetchOptions {
+    /// The output directory (`data/raw`); sources' `file` paths are relative to it.
+    public var outDir: URL
+    /// A local directory holding verified copies (`DIR/<file>` or `DIR/<basename of file>`).
+    public var mirror: URL?
+    /// Extra attempts per URL after the first one, for transient errors only.
+    public var retries: Int
+    /// Seconds to wait before the first retry; doubled for each further one.
+    public var backoff: Double
+    /// The longest wait between two attempts.
+    public var maxBackoff: Double
+    /// Seconds to wait for a TCP/TLS connection.
+    public var connectTimeout: Double
+    /// Whole seconds without a single byte after which a transfer is abandoned (and retried).
+    public var stallTimeout: Int
+    /// Draw a progress bar on standard error (meant for terminals).
+    public var progress: Bool
+    /// Receives one line per file: downloaded, taken from the mirror, skipped, extracted.
+    public var report: (String) -> Void
+    /// Receives warnings and retry notices.
+    public var warn: (String) -> Void
+
+    public init(outDir: URL, mirror: URL? = nil, retries: Int = 3, backoff: Double = 1.0, maxBackoff: Double = 30,
+                connectTimeout: Double = 30, stallTimeout: Int = 60, progress: Bool = false,
+                report: @escaping (String) -> Void = { print($0) },
+                warn: @escaping (String) -> Void = { FileHandle.standardError.write(Data(("warning: " + $0 + "\n").utf8)) }) {
+        self.outDir = outDir
+        self.mirror = mirror
+        self.retries = retries
+        self.backoff = backoff
+        self.maxBackoff = maxBackoff
+        self.connectTimeout = connectTimeout
+        self.stallTimeout = stallTimeout
+        self.progress = progress
+        self.report = report
+        self.warn = warn
+    }
+
+    /// The environment variable naming a mirror directory when `--mirror` is not given.
+    public static let mirrorEnvironmentVariable = "LLMFT_MIRROR"
+
+    /// `--mirror` wins over `$LLMFT_MIRROR`; an empty value means none.
+    public static func resolveMirror(flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> URL? {
+        let value = flag ?? environment[mirrorEnvironmentVariable]
+        guard let value, !value.isEmpty else { return nil }
+        return URL(fileURLWithPath: value)
+    }
+}
+
+/// One file that `fetch` put in (or found in) the output directory.
+public struct FetchResult: Equatable, Sendable {
+    public enum Action: String, Sendable {
+        case downloaded
+        case mirrored = "mirror"
+        case alreadyVerified = "already-verified"
+        case extracted
+        case extractedAlreadyVerified = "extracted-already-verified"
+    }
+    /// The source's name.
+    public var source: String
+    /// Path relative to the output directory.
+    public var file: String
+    public var sha256: String
+    public var size: Int
+    public var action: Action
+    /// The URL, mirror path, or `archive:member` it came from; empty when it was already there.
+    public var from: String
+    /// A download continued a partial file with an HTTP Range request.
+    public var resumed: Bool
+
+    public init(source: String, file: String, sha256: String, size: Int, action: Action, from: String, resumed: Bool = false) {
+        self.source = source
+        self.file = file
+        self.sha256 = sha256
+        self.size = size
+        self.action = action
+        self.from = from
+        self.resumed = resumed
+    }
+
+    /// The line printed for this file.
+    public var line: String {
+        switch action {
+        case .downloaded: return "downloaded  \(file) (\(size) bytes, sha256 verified) from \(from)\(resumed ? " (resumed)" : "")"
+        case .mirrored: return "mirror      \(file) (\(size) bytes, sha256 verified) from \(from)"
+        case .alreadyVerified: return "skipped     \(file) (already present, size and sha256 verified)"
+        case .extracted: return "extracted   \(file) (\(size) bytes, CRC32 verified) from \(from)"
+        case .extractedAlreadyVerified: return "skipped     \(file) (already extracted, size and CRC32 match \(from))"
+        }
+    }
+}
+
+/// Some sources failed; the others were fetched and are listed in `results`.
+public struct FetchFailure: Error, CustomStringConvertible, LocalizedError {
+    public var errors: [PipelineError]
+    public var results: [FetchResult]
+    public var description: String {
+        let head = errors.count == 1 ? "" : "\(errors.count) sources failed:\n"
+        return head + errors.map(\.description).joined(separator: "\n")
+    }
+    public var errorDescription: String? { description }
+}
+
+/// Downloads declared sources with libcurl, verifies them, extracts zip members, and writes
+/// `manifest.json` (format `raw-sources`) into the output directory.
+public final class Fetcher {
+    public static let manifestFormat = "raw-sources"
+    public static let manifestFormatVersion = 1
+
+    public let options: FetchOptions
+    private let fm = FileManager.default
+
+    public init(options: FetchOptions) {
+        self.options = options
+    }
+
+    /// Fetches every source (continuing past failures), then writes the manifest when all
+    /// succeeded. Throws `FetchFailure` naming each failed source.
+    @discardableResult
+    public func fetch(_ sources: [SourceSpec]) throws -> [FetchResult] {
+        try validate(sources, file: "(sources given to Fetcher)")
+        if let mirror = options.mirror {
+            // A mistyped mirror path would otherwise send an offline machine to the network.
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: mirror.path, isDirectory: &isDir), isDir.boolValue else {
+                throw PipelineError("the mirror directory does not exist", location: mirror.path,
+                                    hint: "pass an existing directory with --mirror (or \(FetchOptions.mirrorEnvironmentVariable)), or neither")
+            }
+        }
+        try fm.createDirectory(at: options.outDir, withIntermediateDirectories: true)
+        let previous = try? Manifest.read(from: manifestURL)
+        var results: [FetchResult] = []
+        var errors: [PipelineError] = []
+        for source in sources {
+            do {
+                let fetched = try fetchOne(source)
+                for r in fetched { options.report(r.line) }
+                results += fetched
+            } catch let e as PipelineError {
+                errors.append(e)
+            } catch {
+                errors.append(PipelineError("source `\(source.name)`: \(error)", location: source.file))
+            }
+        }
+        if !errors.isEmpty {
+            // The directory no longer matches an old manifest for sure; the next successful run writes a new one.
+            try? fm.removeItem(at: manifestURL)
+            throw FetchFailure(errors: errors, results: results)
+        }
+        try writeManifest(results: results, previous: previous)
+        return results
+    }
+
+    public var manifestURL: URL { options.outDir.appendingPathComponent(Manifest.fileName) }
+
+    // MARK: - One source
+
+    private func fetchOne(_ s: SourceSpec) throws -> [FetchResult] {
+        let dest = options.outDir.appendingPathComponent(s.file)
+        var main: FetchResult
+        if let sha = try verifiedSHA(of: dest, size: s.size), sha == s.sha256 {
+            main = FetchResult(source: s.name, file: s.file, sha256: sha, size: s.size, action: .alreadyVerified, from: "")
+        } else {
+            if let attrs = try? fm.attributesOfItem(atPath: dest.path) {
+                guard (attrs[.type] as? FileAttributeType) == .typeRegular else {
+                    throw PipelineError("source `\(s.name)`: `\(s.file)` exists and is not a regular file", location: dest.path,
+                                        hint: "move it away; fetch replaces only files")
+                }
+                // Everything under a final name must be verified, so a stale or damaged file goes now.
+                options.warn("`\(s.file)` exists but does not match the declared size and sha256 of source `\(s.name)`; removing it and fetching again")
+                try fm.removeItem(at: dest)
+            }
+            try fm.createDirectory(at: dest.deletingLastPathComponent(), withIntermediateDirectories: true)
+            if let fromMirror = try takeFromMirror(s, dest: dest) {
+                main = fromMirror
+            } else {
+                main = try download(s, dest: dest)
+            }
+        }
+        // A partial left by an interrupted run is of no use once the file is in place, and must
+        // not linger in the artifact directory.
+        try? fm.removeItem(at: partialURL(for: dest))
+        var out = [main]
+        if let ex = s.extract {
+            out += try ZipExtractor(archive: dest, archiveName: s.file, source: s.name, spec: ex, outDir: options.outDir).extract()
+        }
+        return out
+    }
+
+    /// The sha256 of `url` when it exists with exactly `size` bytes, else nil (no hashing needed).
+    private func verifiedSHA(of url: URL, size: Int) throws -> String? {
+        guard let attrs = try? fm.attributesOfItem(atPath: url.path),
+              (attrs[.type] as? FileAttributeType) == .typeRegular,
+              (attrs[.size] as? NSNumber)?.intValue == size else { return nil }
+        return try FileHash.sha256(of: url)
+    }
+
+    private func fileSize(_ url: URL) -> Int64? {
+        guard let attrs = try? fm.attributesOfItem(atPath: url.path) else { return nil }
+        return (attrs[.size] as? NSNumber)?.int64Value
+    }
+
+    /// The hidden file a download of `dest` grows in: `.<name>.part` beside it.
+    func partialURL(for dest: URL) -> URL {
+        dest.deletingLastPathComponent().appendingPathComponent(".\(dest.lastPathComponent).part")
+    }
+
+    // MARK: - Mirror
+
+    /// Copies a verified file from the mirror, or returns nil (after saying why) so the URLs are tried.
+    /// A mirror copy with the wrong size or hash is reported and skipped, never used.
+    private func takeFromMirror(_ s: SourceSpec, dest: URL) throws -> FetchResult? {
+        guard let mirror = options.mirror else { return nil }
+        var candidates = [mirror.appendingPathComponent(s.file)]
+        let base = mirror.appendingPathComponent((s.file as NSString).lastPathComponent)
+        if base.path != candidates[0].path { candidates.append(base) }
+        let existing = candidates.filter { fm.fileExists(atPath: $0.path) }
+        if existing.isEmpty {
+            options.warn("source `\(s.name)`: not in the mirror (looked for \(candidates.map(\.path).joined(separator: " and "))); trying the URLs")
+            return nil
+        }
+        for candidate in existing {
+            let tmp = AtomicFile.temporaryURL(for: dest)
+            do {
+                try fm.copyItem(at: candidate, to: tmp)
+                // A read-only mirror (like ../shared/assets) must not make our outputs read-only.
+                try fm.setAttributes([.posixPermissions: 0o644], ofItemAtPath: tmp.path)
+                // Verify the copy, not the original: it is the copy that goes into place.
+                let size = fileSize(tmp) ?? -1
+                let sha = size == Int64(s.size) ? try FileHash.sha256(of: tmp) : nil
+                if let sha, sha == s.sha256 {
+                    try AtomicFile.moveIntoPlace(tmp, dest)
+                    return FetchResult(source: s.name, file: s.file, sha256: sha, size: s.size, action: .mirrored, from: candidate.path)
+                }
+                try? fm.removeItem(at: tmp)
+                let got = sha.map { "sha256 \($0)" } ?? "\(size) bytes"
+                let want = sha == nil ? "\(s.size) bytes" : "sha256 \(s.sha256)"
+                options.warn("source `\(s.name)`: mirror file \(candidate.path) has \(got), but the source declares \(want); ignoring it and trying the URLs")
+            } catch {
+                try? fm.removeItem(at: tmp)
+                options.warn("source `\(s.name)`: cannot copy mirror file \(candidate.path): \(error); trying the URLs")
+            }
+        }
+        return nil
+    }
+
+    // MARK: - Download
+
+    private enum URLFailure {
+        case checksum(String)
+        case truncated(String)
+        case other(String)
+        var text: String {
+            switch self { case .checksum(let t), .truncated(let t), .other(let t): return t }
+        }
+    }
+
+    private func download(_ s: SourceSpec, dest: URL) throws -> FetchResult {
+        let partial = partialURL(for: dest)
+        var failures: [URLFailure] = []
+        for url in s.urls {
+            switch try download(s, from: url, partial: partial, dest: dest) {
+            case .success(let result): return result
+            case .failure(let why): failures.append(why)
+            }
+        }
+        if fileSize(partial) == 0 { try? fm.removeItem(at: partial) }   // nothing worth resuming
+        var hint = "rerun `fetch` to retry (a partial download is resumed), or put a verified copy of `\(s.file)` in a mirror directory and pass --mirror DIR (or set \(FetchOptions.mirrorEnvironmentVariable)); offline machines can use ../shared/assets"
+        if failures.contains(where: { if case .checksum = $0 { return true }; return false }) {
+            hint = "the server sent a different file than declared; check the URL, and change `sha256`/`size` in the pipeline file only if you trust the new file. " + hint
+        }
+        let list = failures.map { "\n    " + $0.text }.joined()
+        throw PipelineError("source `\(s.name)`: could not fetch `\(s.file)` from any URL:\(list)",
+                            location: dest.path, hint: hint)
+    }
+
+    private enum URLAttempt {
+        case success(FetchResult)
+        case failure(URLFailure)
+    }
+
+    private func download(_ s: SourceSpec, from url: String, partial: URL, dest: URL) throws -> URLAttempt {
+        let size = Int64(s.size)
+        let isFile = url.lowercased().hasPrefix("file:")
+        var attempt = 0
+        var restartedAfterMismatch = false
+        var resumedAny = false
+        while true {
+            attempt += 1
+            var offset = fileSize(partial) ?? 0
+            if offset > size || isFile { offset = 0 }   // a local file is cheap to read again from the start
+            var usedPartial = offset > 0
+            var verdict: (failure: URLFailure, transient: Bool)?
+
+            if offset == size && fm.fileExists(atPath: partial.path) {
+                // A previous run got every byte but stopped before verifying; no request needed.
+                usedPartial = true
+            } else {
+                let bar = options.progress ? ProgressBar(label: s.file, total: size) : nil
+                let outcome = runTransfer(TransferRequest(url: url, partial: partial, offset: offset, limit: size,
+                                                          connectTimeout: options.connectTimeout,
+                                                          stallTimeout: options.stallTimeout, progress: bar))
+                bar?.finish()
+                if outcome.resumed { resumedAny = true }
+                if outcome.serverIgnoredRange {
+                    usedPartial = false
+                    options.warn("source `\(s.name)`: \(url) ignored the Range request (answered 200, not 206); downloading from byte 0")
+                }
+                if let local = outcome.localWriteError {
+                    throw PipelineError("source `\(s.name)`: cannot write the download: \(local)", location: partial.path,
+                                        hint: "check free disk space and permissions of the output directory")
+                }
+                if outcome.overLimit {
+                    try? fm.removeItem(at: partial)
+                    verdict = (.other("\(url): the server sent more than the declared \(size) bytes (wrong file, or `size` is out of date)"), false)
+                } else if outcome.rangeMismatch || outcome.httpStatus == 416 {
+                    try? fm.removeItem(at: partial)
+                    verdict = (.other("\(url): the server answered the Range request for bytes \(offset)- with HTTP \(outcome.httpStatus); restarting from byte 0"), true)
+                } else if !outcome.ok {
+                    let status = outcome.httpStatus > 0 ? " (HTTP \(outcome.httpStatus))" : ""
+                    let got = outcome.bytesInFile > 0 ? "; got \(outcome.bytesInFile) of \(size) bytes, kept for resuming" : ""
+                    let receivedSome = outcome.bytesInFile > (outcome.serverIgnoredRange ? 0 : offset)
+                    if outcome.code == CURLE_PARTIAL_FILE || (receivedSome && outcome.bytesInFile < size) {
+                        verdict = (.truncated("\(url): truncated download: \(outcome.curlMessage)\(got)"), isTransient(outcome))
+                    } else {
+                        verdict = (.other("\(url): \(outcome.curlMessage)\(status)"), isTransient(outcome))
+                    }
+                } else if outcome.bytesInFile < size {
+                    // The server closed cleanly but short (no Content-Length to tell libcurl).
+                    verdict = (.truncated("\(url): truncated download: got \(outcome.bytesInFile) of \(size) bytes, kept for resuming"), true)
+                }
+            }
+
+            if verdict == nil {
+                let sha = try FileHash.sha256(of: partial)
+                if sha == s.sha256 {
+                    try AtomicFile.moveIntoPlace(partial, dest)
+                    return .success(FetchResult(source: s.name, file: s.file, sha256: sha, size: s.size, action: .downloaded,
+                                                from: url, resumed: resumedAny))
+                }
+                try? fm.removeItem(at: partial)
+                if usedPartial && !restartedAfterMismatch {
+                    // The partial may be left from another URL or an older version of the file: try once from scratch.
+                    restartedAfterMismatch = true
+                    resumedAny = false
+                    options.warn("source `\(s.name)`: the resumed download of \(s.file) does not match its sha256; downloading it again from byte 0")
+                    attempt -= 1
+                    continue
+                }
+                return .failure(.checksum("\(url): checksum mismatch: got sha256 \(sha), declared \(s.sha256)"))
+            }
+
+            let (failure, transient) = verdict!
+            if transient && attempt <= options.retries {
+                let wait = min(options.maxBackoff, options.backoff * pow(2, Double(attempt - 1)))
+                options.warn("source `\(s.name)`: \(failure.text); retry \(attempt) of \(options.retries) in \(String(format: "%.1f", wait)) s")
+                if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+                continue
+            }
+            let tries = attempt == 1 ? "" : " (after \(attempt) attempts)"
+            switch failure {
+            case .checksum(let t): return .failure(.checksum(t + tries))
+            case .truncated(let t): return .failure(.truncated(t + tries))
+            case .other(let t): return .failure(.other(t + tries))
+            }
+        }
+    }
+
+    // MARK: - Manifest
+
+    /// Lists this run's files, plus files recorded by an earlier run (e.g. before `--only`)
+    /// that are still present with the recorded hash.
+    private func writeManifest(results: [FetchResult], previous: Manifest?) throws {
+        let oldProvenance = previous?.stats["provenance"]
+        var provenance: [String: JSONValue] = [:]
+        var outputs: [String: FileRecord] = [:]
+        var sources = Set<String>()
+        for r in results {
+            outputs[r.file] = FileRecord(path: r.file, sha256: r.sha256, size: r.size)
+            sources.insert(r.source)
+            var entry: JSONValue
+            switch r.action {
+            case .downloaded, .mirrored:
+                entry = ["source": .string(r.source), "action": .string(r.action.rawValue), "from": .string(r.from)]
+            case .extracted, .extractedAlreadyVerified:
+                let member = r.from.split(separator: ":", maxSplits: 1).map(String.init)
+                entry = ["source": .string(r.source), "action": "extracted", "from": .string(member.first ?? ""),
+                         "member": .string(member.count > 1 ? member[1] : "")]
+            case .alreadyVerified:
+                // Keep where it originally came from, when an earlier manifest knows it for this content.
+                if let old = oldProvenance?[r.file], previous?.outputs.contains(where: { $0.path == r.file && $0.sha256 == r.sha256 }) == true {
+                    entry = old
+                } else {
+                    entry = ["source": .string(r.source), "action": "already-present", "from": ""]
+                }
+            }
+            provenance[r.file] = entry
+        }
+        if let previous {
+            for old in previous.outputs where outputs[old.path] == nil {
+                let url = options.outDir.appendingPathComponent(old.path)
+                guard unsafePathReason(old.path) == nil, let sha = try verifiedSHA(of: url, size: old.size), sha == old.sha256 else { continue }
+                outputs[old.path] = old
+                if let p = oldProvenance?[old.path] {
+                    provenance[old.path] = p
+                    if let name = p["source"]?.stringValue { sources.insert(name) }
+                }
+            }
+        }
+        let outputList = outputs.keys.sorted().map { outputs[$0]! }
+        var inputs: [FileRecord] = []
+        for record in outputList {
+            if let p = provenance[record.path], let from = p["from"]?.stringValue, !from.isEmpty,
+               let action = p["action"]?.stringValue, action == "downloaded" || action == "mirror" {
+                inputs.append(FileRecord(path: from, sha256: record.sha256, size: record.size))
+            }
+        }
+        var manifest = Manifest(
+            format: Fetcher.manifestFormat, formatVersion: Fetcher.manifestFormatVersion, tool: "fetch",
+            params: ["sources": .array(sources.sorted().map { .string($0) })],
+            inputs: inputs, outputs: outputList,
+            stats: ["provenance": .object(provenance),
+                    "files": .int(outputList.count),
+                    "bytes": .int(outputList.reduce(0) { $0 + $1.size })])
+        if let previous, previous.toolVersion == manifest.toolVersion {
+            // Nothing changed: keep the old file byte for byte, so that a runner hashing this
+            // directory does not see a new timestamp as a new input for later stages.
+            manifest.createdAt = previous.createdAt
+            if manifest == previous { return }
+        }
+        try manifest.write(into: options.outDir)
+    }
+}

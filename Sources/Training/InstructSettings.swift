@@ -1,0 +1,88 @@
+import ArtifactKit
+import Foundation
+import GPT2
+
+/// Every setting of an instruction fine-tuning run (chapter 7), named as in
+/// pipelines/instruct.yaml's `train` params. The defaults are the book's.
+public struct InstructSettings: Codable, Equatable, Sendable {
+    /// The book fine-tunes gpt2-medium (355M); gpt2-small is enough to exercise the pipeline.
+    public var model: String = "gpt2-medium"
+    /// "pretrained" (weights from `weightsFile`) or "random" (seeded initialisation).
+    public var weights: String = "pretrained"
+    public var weightsFile: String? = nil
+    public var seed: UInt64 = 123
+    public var learningRate: Float = 5e-5
+    public var weightDecay: Float = 0.1
+    public var epochs: Int = 2
+    public var batchSize: Int = 8
+    public var evalFreq: Int = 5
+    public var evalIter: Int = 5
+    /// Write a resumable state every this many optimizer steps (0: only at the end / on Ctrl-C).
+    public var saveEvery: Int = 50
+    /// Exercise 7.2: the loss covers only the response (and the end-of-text token).
+    public var maskInstructions: Bool = false
+    /// The book's `allowed_max_length` of the collate function.
+    public var allowedMaxLength: Int = 1024
+    /// Appendix E (LoRA); not built yet, an error when true.
+    public var lora: Bool = false
+    /// Stop after this many optimizer steps in total and write the outputs (a shorter run than
+    /// `epochs` asks for; nil: no limit). Does not change any number up to that step.
+    public var maxSteps: Int? = nil
+
+    public init() {}
+
+    public func validate() throws {
+        guard weights == "pretrained" || weights == "random" else {
+            throw PipelineError("unknown weights \"\(weights)\"", location: "train.weights", hint: "use pretrained or random")
+        }
+        if weights == "pretrained" && (weightsFile ?? "").isEmpty {
+            throw PipelineError("weights: pretrained needs a weights file", location: "train.weights_file",
+                                hint: "pass --weights-file model.safetensors, or --weights random to train from random weights")
+        }
+        if lora {
+            throw PipelineError("lora is not supported yet", location: "train.lora",
+                                hint: "set lora to false: train instruct fine-tunes all parameters")
+        }
+        guard epochs >= 1 else { throw PipelineError("epochs must be at least 1", location: "train.epochs") }
+        guard batchSize >= 1 else { throw PipelineError("batch_size must be at least 1", location: "train.batch_size") }
+        guard evalFreq >= 1 else { throw PipelineError("eval_freq must be at least 1", location: "train.eval_freq") }
+        guard evalIter >= 1 else { throw PipelineError("eval_iter must be at least 1", location: "train.eval_iter") }
+        guard saveEvery >= 0 else { throw PipelineError("save_every must not be negative", location: "train.save_every") }
+        guard allowedMaxLength >= 2 else {
+            throw PipelineError("allowed_max_length must be at least 2", location: "train.allowed_max_length")
+        }
+        guard learningRate > 0, learningRate.isFinite else { throw PipelineError("lr must be positive", location: "train.lr") }
+        guard weightDecay >= 0 else { throw PipelineError("weight_decay must not be negative", location: "train.weight_decay") }
+        if let m = maxSteps, m < 1 { throw PipelineError("max_steps must be at least 1", location: "train.max_steps") }
+    }
+
+    /// The settings as manifest params.
+    public var asJSON: [String: JSONValue] {
+        [
+            "model": .string(model), "weights": .string(weights), "weights_file": weightsFile.map { .string($0) } ?? .null,
+            "seed": .int(Int(seed)), "lr": .double(Double(learningRate)), "weight_decay": .double(Double(weightDecay)),
+            "epochs": .int(epochs), "batch_size": .int(batchSize), "eval_freq": .int(evalFreq), "eval_iter": .int(evalIter),
+            "mask_instructions": .bool(maskInstructions), "allowed_max_length": .int(allowedMaxLength),
+            "lora": .bool(lora), "max_steps": maxSteps.map { .int($0) } ?? .null,
+        ]
+    }
+
+    /// The settings that decide the numbers a run produces; a resume state must have been made with
+    /// the same ones. `epochs` and `max_steps` may grow on resume (they only decide where to stop).
+    var resumeKey: String {
+        var j = asJSON
+        j["epochs"] = nil
+        j["max_steps"] = nil
+        return JSONValue.object(j).canonicalString
+    }
+
+    /// The base-weights part in the classifier's settings type, to reuse `BaseWeights.load`.
+    var baseWeightSettings: TrainingSettings {
+        var s = TrainingSettings()
+        s.model = model
+        s.weights = weights
+        s.weightsFile = weightsFile
+        s.seed = seed
+        return s
+    }
+}

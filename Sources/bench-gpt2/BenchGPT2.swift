@@ -1,0 +1,193 @@
+import Foundation
+import GPT2
+
+/// Benchmark of the GPT-2 core on gpt2-small/medium shapes with random weights. Prints one JSON
+/// line per case; tools/bench/run_gpt2.sh runs it beside tools/bench/gpt2_torch.py and prints a
+/// table. Usage:
+///
+///   bench-gpt2 --case forward|forward-cls|train-ch6|train-ch7|generate [--model 124M|355M] [--reps N]
+@main
+struct BenchGPT2 {
+    /// The model name as given on the command line ("124M"), to pair rows with the torch side.
+    nonisolated(unsafe) static var modelLabel = "124M"
+
+    static func main() throws {
+        var args = CommandLine.arguments.dropFirst()
+        var caseName = "forward", modelName = "124M", reps = 5
+        while let a = args.popFirst() {
+            switch a {
+            case "--case": caseName = args.popFirst() ?? caseName
+            case "--model": modelName = args.popFirst() ?? modelName
+            case "--reps": reps = Int(args.popFirst() ?? "") ?? reps
+            default:
+                FileHandle.standardError.write("unknown argument \(a)\n".data(using: .utf8)!)
+                exit(2)
+            }
+        }
+        let config = try GPT2Config.named(modelName)
+        modelLabel = modelName
+        switch caseName {
+        case "forward": try forward(config, reps: reps, classifier: false)
+        case "forward-cls": try forward(config, reps: reps, classifier: true)
+        case "train-ch6": try trainChapter6(config, reps: reps)
+        case "train-ch7": try trainChapter7(config, reps: reps)
+        case "generate": try generate(config, reps: reps)
+        default:
+            FileHandle.standardError.write("unknown case \(caseName)\n".data(using: .utf8)!)
+            exit(2)
+        }
+    }
+
+    /// N(0, 0.02) weights, LayerNorm weights 1 and biases 0 (GPT-2's initialisation).
+    static func randomModel(_ config: GPT2Config, head: ModelHead) throws -> GPT2Model {
+        let layout = ParameterLayout(config: config, head: head)
+        var rng = SeededRandom(seed: 1)
+        var p = [Float](repeating: 0, count: layout.totalCount)
+        for t in layout.tensors {
+            let isNorm = t.name.contains("ln_")
+            for i in t.range {
+                if isNorm {
+                    p[i] = t.name.hasSuffix("weight") ? 1 : 0
+                } else {
+                    let u1 = max(rng.nextUnitFloat(), 1e-7), u2 = rng.nextUnitFloat()
+                    p[i] = 0.02 * (-2 * logf(u1)).squareRoot() * cosf(2 * .pi * u2)
+                }
+            }
+        }
+        return try GPT2Model(layout: layout, params: p)
+    }
+
+    static func tokens(_ n: Int, _ vocab: Int, seed: UInt64 = 5) -> [Int32] {
+        var rng = SeededRandom(seed: seed)
+        return (0..<n).map { _ in Int32(rng.next() % UInt64(vocab)) }
+    }
+
+    static func time(_ body: () throws -> Void) rethrows -> Double {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    }
+
+    static func median(_ xs: [Double]) -> Double {
+        let s = xs.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    static func peakRSSMiB() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_maxrss) / 1024   // Linux reports KiB
+    }
+
+    /// Matrix-product FLOPs of one forward pass over B x T tokens: the block linears, attention as
+    /// computed (full T x T score blocks), and the head on `headRows` rows of width `headWidth`.
+    static func forwardFlops(_ c: GPT2Config, B: Int, T: Int, blocks: Int, headRows: Int, headWidth: Int) -> Double {
+        let N = Double(B * T), C = Double(c.embDim)
+        let linear = 2 * N * 12 * C * C
+        let attention = 4 * Double(B) * Double(T) * Double(T) * C
+        return Double(blocks) * (linear + attention) + 2 * Double(headRows) * C * Double(headWidth)
+    }
+
+    static func report(_ fields: [String: Any]) {
+        var f = fields
+        f["impl"] = "swift"
+        f["peak_rss_mib"] = peakRSSMiB()
+        let data = try! JSONSerialization.data(withJSONObject: f, options: [.sortedKeys])
+        print(String(data: data, encoding: .utf8)!)
+    }
+
+    static func forward(_ c: GPT2Config, reps: Int, classifier: Bool) throws {
+        let B = 8, T = 120
+        let model = try randomModel(c, head: classifier ? .classifier(numClasses: 2) : .languageModel)
+        let toks = tokens(B * T, c.vocabSize)
+        var times: [Double] = []
+        for i in 0...reps {
+            let t = try time {
+                if classifier {
+                    _ = try model.logits(tokens: toks, batch: B, seqLen: T, at: .last)
+                } else {
+                    _ = try model.logits(tokens: toks, batch: B, seqLen: T)
+                }
+            }
+            if i > 0 { times.append(t) }   // the first run allocates the workspace
+        }
+        let med = median(times)
+        let flops = forwardFlops(c, B: B, T: T, blocks: c.nLayers, headRows: classifier ? B : B * T,
+                                 headWidth: classifier ? 2 : c.vocabSize)
+        report(["case": classifier ? "forward-cls" : "forward", "model": modelLabel, "median_s": med, "times": times,
+                "tokens_per_s": Double(B * T) / med, "gflops": flops / med / 1e9])
+    }
+
+    static func trainChapter6(_ c: GPT2Config, reps: Int) throws {
+        let B = 8, T = 120
+        let model = try randomModel(c, head: .classifier(numClasses: 2))
+        let trainable = TrainableSet.lastBlocks(1, model.layout)
+        let opt = AdamW(parameterCount: model.layout.totalCount, learningRate: 5e-5, weightDecay: 0.1)
+        let toks = tokens(B * T, c.vocabSize)
+        let labels: [Int32] = (0..<B).map { Int32($0 % 2) }
+        var times: [Double] = []
+        var loss: Float = 0
+        for i in 0...reps {
+            let t = try time {
+                model.zeroGradients()
+                loss = try model.forwardBackward(tokens: toks, batch: B, seqLen: T,
+                                                 objective: .classification(labels: labels, position: .last),
+                                                 trainable: trainable)
+                try opt.update(model, trainable: trainable)
+            }
+            if i > 0 { times.append(t) }
+        }
+        let med = median(times)
+        // Forward through every block, backward through the last one and the 2-class head.
+        let fwd = forwardFlops(c, B: B, T: T, blocks: c.nLayers, headRows: B, headWidth: 2)
+        let bwd = 2 * forwardFlops(c, B: B, T: T, blocks: 1, headRows: B, headWidth: 2)
+        report(["case": "train-ch6", "model": modelLabel, "median_s": med, "times": times, "loss": Double(loss),
+                "tokens_per_s": Double(B * T) / med, "gflops": (fwd + bwd) / med / 1e9])
+    }
+
+    static func trainChapter7(_ c: GPT2Config, reps: Int) throws {
+        let B = 8, T = 90
+        let model = try randomModel(c, head: .languageModel)
+        let trainable = TrainableSet.all(model.layout)
+        let opt = AdamW(parameterCount: model.layout.totalCount, learningRate: 5e-5, weightDecay: 0.1)
+        let toks = tokens(B * T, c.vocabSize)
+        var targets = tokens(B * T, c.vocabSize, seed: 9)
+        for b in 0..<B { for t in 0..<20 { targets[b * T + t] = -100 } }   // masked instruction prefix
+        var times: [Double] = []
+        var loss: Float = 0
+        for i in 0...reps {
+            let t = try time {
+                model.zeroGradients()
+                loss = try model.forwardBackward(tokens: toks, batch: B, seqLen: T, objective: .languageModel(targets: targets),
+                                                 trainable: trainable)
+                try opt.update(model, trainable: trainable)
+            }
+            if i > 0 { times.append(t) }
+        }
+        let med = median(times)
+        let fwd = forwardFlops(c, B: B, T: T, blocks: c.nLayers, headRows: B * T, headWidth: c.vocabSize)
+        report(["case": "train-ch7", "model": modelLabel, "median_s": med, "times": times, "loss": Double(loss),
+                "tokens_per_s": Double(B * T) / med, "gflops": 3 * fwd / med / 1e9])
+    }
+
+    static func generate(_ c: GPT2Config, reps: Int) throws {
+        let model = try randomModel(c, head: .languageModel)
+        let promptLength = 20, newTokens = 30
+        let prompts = (0..<8).map { tokens(promptLength + $0, c.vocabSize, seed: UInt64(100 + $0)) }
+        let options = GenerationOptions(maxNewTokens: newTokens)
+        var uncached: [Double] = [], cached1: [Double] = [], cached8: [Double] = []
+        var same = true
+        for _ in 0..<max(1, reps / 2) {
+            var a: [[Int32]] = [], b: [[Int32]] = []
+            uncached.append(try time { a = try model.generateUncached(prompts: [prompts[0]], options: options) })
+            cached1.append(try time { b = try model.generate(prompts: [prompts[0]], options: options) })
+            same = same && a == b
+            cached8.append(try time { _ = try model.generate(prompts: prompts, options: options) })
+        }
+        let u = median(uncached), c1 = median(cached1), c8 = median(cached8)
+        report(["case": "generate", "model": modelLabel, "prompt_tokens": promptLength, "new_tokens": newTokens,
+                "uncached_b1_tok_s": Double(newTokens) / u, "cached_b1_tok_s": Double(newTokens) / c1,
+                "cached_b8_tok_s": Double(8 * newTokens) / c8, "cached_equals_uncached": same,
+                "times_uncached": uncached, "times_cached_b1": cached1, "times_cached_b8": cached8])
+    }
+}

@@ -1,0 +1,45 @@
+import ArgumentParser
+import ArtifactKit
+import Foundation
+import Training
+
+/// `evaluate instruct`: losses, perplexities, a response for every test entry, overlap scores and
+/// an optional judge score for a model trained by `train instruct`. See docs/instruct.md.
+struct EvaluateInstruct: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "instruct",
+        abstract: "Evaluate an instruction-tuned model: validation/test loss and perplexity, greedy responses to every test entry, overlap scores, optional judge.",
+        discussion: "Writes instruction-data-with-response.json (the book's file), scores.jsonl, metrics.json, loss.svg and manifest.json into --out.")
+
+    @Option(help: "Output directory of `train instruct`.") var model = "data/instruct-train"
+    @Option(help: "Output directory of `prepare instruct`.") var prepared = "data/instruct"
+    @Option(help: "Tokenizer folder (encoder.json, vocab.bpe).") var vocab = "data/instruct-raw/gpt2"
+    @Option(help: "Output directory.") var out = "data/instruct-eval"
+    @Option(help: "Batch size of the losses.") var batchSize = 8
+    @Option(help: "Prompts generated together with the KV cache.") var generationBatch = 8
+    @Option(help: "Most tokens generated per response.") var maxNewTokens = 256
+    @Option(help: "Only the first N test entries get responses (default: all).") var limit: Int?
+    @Option(help: "Ollama-compatible endpoint of the judge model, e.g. http://localhost:11434 (default: no judge).") var judgeUrl: String?
+    @Option(help: "Judge model name.") var judgeModel = "llama3"
+
+    func run() throws {
+        var o = InstructEvaluateOptions(model: URL(fileURLWithPath: model), prepared: URL(fileURLWithPath: prepared),
+                                        output: URL(fileURLWithPath: out), vocabDirectory: URL(fileURLWithPath: vocab))
+        o.batchSize = batchSize
+        o.generationBatch = generationBatch
+        o.maxNewTokens = maxNewTokens
+        o.limit = limit
+        if let url = judgeUrl, !url.isEmpty { o.judge = JudgeOptions(url: url, model: judgeModel) }
+        func err(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+        let r = try InstructEvaluateStage.run(o, progress: err)
+        let m = r.metrics
+        func d(_ v: JSONValue?) -> String { v?.doubleValue.map { String(format: "%.4f", $0) } ?? "-" }
+        print("validation loss \(d(m["validation"]?["loss"])) perplexity \(d(m["validation"]?["perplexity"]))")
+        print("test       loss \(d(m["test"]?["loss"])) perplexity \(d(m["test"]?["perplexity"]))")
+        print("overlap: token F1 \(d(m["overlap"]?["token_f1_mean"])), ROUGE-L \(d(m["overlap"]?["rouge_l_mean"])) over \(r.responses.count) responses")
+        print("generation: \(m["generation"]?["new_tokens"]?.intValue ?? 0) tokens in \(d(m["generation"]?["seconds"]))s (\(d(m["generation"]?["tokens_per_second"])) tokens/s)")
+        if let p = r.judgeProblem { err("warning: \(p)") }
+        if let mean = m["judge"]?["mean"]?.doubleValue { print(String(format: "judge mean score %.2f", mean)) }
+        print("wrote \(out)/" + r.files.joined(separator: ", "))
+    }
+}

@@ -1,0 +1,187 @@
+import ArtifactKit
+import DataPrep
+import Foundation
+import GPT2
+import TestSupport
+import Training
+import XCTest
+
+/// A tiny instruction data set prepared by the real `prepare instruct` code with the GPT-2
+/// vocabulary of the shared assets, and a tiny GPT-2 with the full 50257-token vocabulary.
+enum TinyInstruct {
+    static let config = GPT2Config(name: "tiny", vocabSize: 50257, contextLength: 96, embDim: 16, nHeads: 2, nLayers: 2)
+
+    static func vocab() throws -> URL {
+        guard let assets = TestPaths.sharedAssets else {
+            throw XCTSkip("shared assets (../shared/assets or $LLMFT_ASSETS) not present: the GPT-2 vocabulary is needed")
+        }
+        return assets.appendingPathComponent("gpt2")
+    }
+
+    /// 30 short entries (about half with an input): 25 train, 3 test, 2 validation rows.
+    static func entries() -> [InstructionEntry] {
+        let words = ["red", "blue", "green", "fast", "slow", "cat", "dog", "sun", "rain", "tree"]
+        return (0..<30).map { i in
+            let a = words[i % 10], b = words[(i * 3 + 1) % 10]
+            return i % 2 == 0
+                ? InstructionEntry(instruction: "Give the opposite of \(a).", output: "The opposite of \(a) is \(b).")
+                : InstructionEntry(instruction: "Repeat the word.", input: "\(a) \(b)", output: "\(a) \(b)")
+        }
+    }
+
+    static func prepare(into dir: URL) throws -> URL {
+        let input = dir.appendingPathComponent("instruction-data.json")
+        try InstructionEntries.encoded(entries()).write(to: input)
+        let out = dir.appendingPathComponent("prepared")
+        _ = try prepareInstructionDataset(InstructionPrepareOptions(input: input, vocabDirectory: try vocab(), output: out))
+        return out
+    }
+
+    static func settings(epochs: Int = 2) -> InstructSettings {
+        var s = InstructSettings()
+        s.model = "tiny"
+        s.weights = "random"
+        s.epochs = epochs
+        s.batchSize = 4
+        s.evalFreq = 2
+        s.evalIter = 2
+        s.saveEvery = 0
+        s.learningRate = 1e-3
+        return s
+    }
+
+    static func options(_ prepared: URL, _ out: URL, _ s: InstructSettings) -> InstructTrainOptions {
+        var o = InstructTrainOptions(prepared: prepared, output: out, settings: s)
+        o.config = config
+        return o
+    }
+}
+
+final class InstructTrainTests: XCTestCase {
+    func testTrainWritesCheckpointLogStateAndManifest() throws {
+        let dir = try TestPaths.makeTempDir("itrain")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let prepared = try TinyInstruct.prepare(into: dir)
+        var s = TinyInstruct.settings()
+        s.maxSteps = 2
+        let out = dir.appendingPathComponent("train")
+        let r = try InstructTrainStage.run(TinyInstruct.options(prepared, out, s))
+        XCTAssertFalse(r.outcome.interrupted)
+        XCTAssertEqual(r.outcome.steps, 2)
+        XCTAssertEqual(r.outcome.examplesSeen, 8)
+        for f in ["model.safetensors", "log.jsonl", "state", "manifest.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(f).path), f)
+        }
+        let ckpt = try loadCheckpoint(from: out.appendingPathComponent("model.safetensors"))
+        XCTAssertEqual(ckpt.layout.head, .languageModel)
+        XCTAssertEqual(ckpt.layout.config, TinyInstruct.config)
+        XCTAssertEqual(ckpt.metadata["prompt_style"], "alpaca")
+        XCTAssertEqual(ckpt.metadata["trainable"], "all")
+        // Every tensor trains (full fine-tuning): all differ from the random start.
+        let start = randomWeights(layout: ckpt.layout, seed: s.seed)
+        for spec in ckpt.layout.tensors {
+            XCTAssertNotEqual(Array(ckpt.params[spec.range]), Array(start[spec.range]), spec.name)
+        }
+        let log = try LogRecord.readLog(out.appendingPathComponent("log.jsonl"))
+        XCTAssertEqual(log.map(\.step), [1])  // eval_freq 2: after steps 1, 3, ...
+        XCTAssertEqual(log[0].kind, "eval")
+        let m = try Manifest.read(from: out.appendingPathComponent("manifest.json"))
+        XCTAssertEqual(m.format, "instruct-training")
+        XCTAssertEqual(m.params["max_steps"], 2)
+        XCTAssertEqual(m.stats["batches_per_epoch"], 6)  // 25 rows / 4, last incomplete batch dropped
+        XCTAssertEqual(Set(m.outputs.map(\.path)), ["model.safetensors", "log.jsonl", "state"])
+        XCTAssertTrue(m.inputs.contains { $0.path.hasSuffix("train.bin") })
+    }
+
+    func testTrainingLowersTheLoss() throws {
+        let dir = try TestPaths.makeTempDir("itrain")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let prepared = try TinyInstruct.prepare(into: dir)
+        var s = TinyInstruct.settings(epochs: 3)
+        s.evalFreq = 3
+        let r = try InstructTrainStage.run(TinyInstruct.options(prepared, dir.appendingPathComponent("t"), s))
+        let evals = r.outcome.log.filter { $0.kind == "eval" }
+        XCTAssertEqual(r.outcome.steps, 18)
+        XCTAssertEqual(evals.map(\.step), [1, 4, 7, 10, 13, 16])
+        XCTAssertLessThan(evals.last!.trainLoss!, evals.first!.trainLoss! - 1, "\(evals.map { $0.trainLoss! })")
+        XCTAssertLessThan(evals.last!.valLoss!, evals.first!.valLoss!, "\(evals.map { $0.valLoss! })")
+    }
+
+    func testResumeEqualsUninterrupted() throws {
+        let dir = try TestPaths.makeTempDir("itrain")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let prepared = try TinyInstruct.prepare(into: dir)
+        let s = TinyInstruct.settings(epochs: 2)
+        let whole = dir.appendingPathComponent("whole"), parts = dir.appendingPathComponent("parts")
+        let a = try InstructTrainStage.run(TinyInstruct.options(prepared, whole, s))
+        // Stop in the middle of the second epoch, then continue.
+        var o = TinyInstruct.options(prepared, parts, s)
+        o.stopAfterSteps = 8
+        let first = try InstructTrainStage.run(o)
+        XCTAssertTrue(first.outcome.interrupted)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: parts.appendingPathComponent("model.safetensors").path))
+        o.stopAfterSteps = nil
+        o.resume = true
+        let b = try InstructTrainStage.run(o)
+        XCTAssertEqual(a.outcome.steps, 12)
+        XCTAssertEqual(b.outcome.steps, 12)
+        XCTAssertEqual(a.outcome.log.map(\.trainLoss), b.outcome.log.map(\.trainLoss))
+        XCTAssertEqual(a.outcome.log.map(\.valLoss), b.outcome.log.map(\.valLoss))
+        let pa = try loadCheckpoint(from: whole.appendingPathComponent("model.safetensors")).params
+        let pb = try loadCheckpoint(from: parts.appendingPathComponent("model.safetensors")).params
+        XCTAssertEqual(pa, pb)
+    }
+
+    func testResumeWithDifferentParamsOrWithoutStateIsRejected() throws {
+        let dir = try TestPaths.makeTempDir("itrain")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let prepared = try TinyInstruct.prepare(into: dir)
+        let out = dir.appendingPathComponent("t")
+        var o = TinyInstruct.options(prepared, out, TinyInstruct.settings())
+        o.resume = true
+        XCTAssertThrowsError(try InstructTrainStage.run(o)) { XCTAssertTrue("\($0)".contains("no resume state"), "\($0)") }
+        o.resume = false
+        o.stopAfterSteps = 1
+        _ = try InstructTrainStage.run(o)
+        o.resume = true
+        o.settings.learningRate = 2e-3
+        XCTAssertThrowsError(try InstructTrainStage.run(o)) { XCTAssertTrue("\($0)".contains("different train params"), "\($0)") }
+        o.settings.learningRate = 1e-3
+        o.settings.maskInstructions = true
+        XCTAssertThrowsError(try InstructTrainStage.run(o)) { XCTAssertTrue("\($0)".contains("different train params"), "\($0)") }
+        // More epochs is allowed (it only moves the end).
+        o.settings.maskInstructions = false
+        o.settings.epochs = 3
+        o.stopAfterSteps = 2
+        XCTAssertEqual(try InstructTrainStage.run(o).outcome.steps, 2)
+    }
+
+    func testNonFiniteLossStopsWithAMessage() throws {
+        let dir = try TestPaths.makeTempDir("itrain")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let prepared = try TinyInstruct.prepare(into: dir)
+        let data = try InstructionDataset(directory: prepared)
+        let layout = ParameterLayout(config: TinyInstruct.config, head: .languageModel)
+        var params = randomWeights(layout: layout, seed: 1)
+        params[layout.spec(named: "ln_f.weight")!.offset] = .nan
+        let model = try GPT2Model(layout: layout, params: params)
+        let trainer = InstructTrainer(model: model, train: try data.shard(.train), validation: try data.shard(.validation),
+                                      settings: TinyInstruct.settings(), cut: 96, inputsKey: "x", stateURL: nil)
+        XCTAssertThrowsError(try trainer.run()) { e in
+            XCTAssertTrue(e is PipelineError)
+            XCTAssertTrue("\(e)".contains("step 1 (epoch 1)") && "\(e)".contains("not a finite number"), "\(e)")
+        }
+    }
+
+    func testBadSettingsAreRejected() throws {
+        var s = TinyInstruct.settings()
+        s.lora = true
+        XCTAssertThrowsError(try s.validate()) { XCTAssertTrue("\($0)".contains("lora is not supported yet"), "\($0)") }
+        s = TinyInstruct.settings()
+        s.weights = "pretrained"
+        XCTAssertThrowsError(try s.validate()) { XCTAssertTrue("\($0)".contains("needs a weights file"), "\($0)") }
+        s = TinyInstruct.settings()
+        s.maxSteps = 0
+        XCTAssertThrowsError(try s.validate())
+    }
+}
