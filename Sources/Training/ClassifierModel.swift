@@ -95,6 +95,11 @@ public final class ClassifierModel {
         }
         var cache = [Float](repeating: 0, count: rows.rowCount * (startBlock == nil ? C : S * C))
         for start in stride(from: 0, to: order.count, by: chunk) {
+            // Ctrl-C before training starts: nothing to save yet, so stop here with a message.
+            if InterruptFlag.isRaised {
+                throw PipelineError("interrupted while running the frozen layers, before the first step: nothing was saved",
+                                    hint: "run train again (with --resume if a state from an earlier interrupted run exists)")
+            }
             let group = Array(order[start..<min(start + chunk, order.count)])
             let b = rows.batch(group, pooling: pooling, trim: trimBatches)
             if let k = startBlock {
