@@ -349,8 +349,10 @@ final class RunnerTests: XCTestCase {
     func testTheRepositoryPipelineFilePlans() throws {
         let url = TestPaths.repoRoot.appendingPathComponent("pipeline.yaml")
         let p = try Pipeline.plan(try PipelineFile.load(url: url), checkDisk: false)
-        XCTAssertEqual(p.stages.map(\.name), ["fetch", "prepare"])
+        XCTAssertEqual(p.stages.map(\.name), ["fetch", "prepare", "weights", "train", "evaluate"])
         XCTAssertEqual(p.stage(named: "prepare")?.upstream, ["fetch"])
+        XCTAssertEqual(Set(p.stage(named: "train")?.upstream ?? []), ["fetch", "prepare", "weights"])
+        XCTAssertEqual(Set(p.stage(named: "evaluate")?.upstream ?? []), ["prepare", "train"])
         XCTAssertEqual(p.stage(named: "fetch")?.command, "fetch --config pipeline.yaml --out data/raw")
         XCTAssertTrue(p.stage(named: "prepare")!.command.contains("--seed 123 --train-frac 0.7 --validation-frac 0.1 --max-length longest"))
         guard case .array(let sources)? = p.stage(named: "fetch")?.params["fetch.sources"] else { return XCTFail("fetch.sources") }
