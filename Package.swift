@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "GPT2Tokenizer", dependencies: ["ArtifactKit"]),
         .target(name: "DataPrep", dependencies: ["ArtifactKit", "GPT2Tokenizer"]),
         .target(name: "Fetcher", dependencies: ["ArtifactKit", "CCurl", "CCurlShim", "CZip", "Yams"]),
-        .target(name: "PipelineRunner", dependencies: ["ArtifactKit", "DataPrep", "GPT2Tokenizer", "Yams"]),
+        .target(name: "PipelineRunner", dependencies: ["ArtifactKit", "DataPrep", "GPT2", "GPT2Tokenizer", "Yams"]),
         .target(name: "GPT2", dependencies: ["ArtifactKit", "COpenBLAS"]),
         .target(name: "Training", dependencies: ["ArtifactKit", "DataPrep", "GPT2", "GPT2Tokenizer", "CCurl", "CCurlShim"]),
 

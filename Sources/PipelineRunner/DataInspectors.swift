@@ -4,9 +4,12 @@ import Foundation
 import GPT2Tokenizer
 
 extension InspectorRegistry {
-    /// The generic inspectors plus the decoders of this project's own binary artifacts.
+    /// The generic inspectors plus the decoders of this project's own artifacts: shards, safetensors
+    /// checkpoints and metrics.
     public static func full() -> InspectorRegistry {
         var registry = InspectorRegistry.standard()
+        registry.register(MetricsInspector())
+        registry.register(SafetensorsInspector())
         registry.register(InstructionShardInspector())
         registry.register(ClassificationShardInspector())
         return registry

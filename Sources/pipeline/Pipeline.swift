@@ -9,7 +9,7 @@ struct PipelineCommand: ParsableCommand {
         commandName: "pipeline",
         abstract: "Runs the stages of pipeline.yaml that are stale, DVC style.",
         discussion: "See docs/pipeline.md for the file format, the lock file and examples.",
-        subcommands: [RunCommand.self, StatusCommand.self, DagCommand.self, ShowCommand.self, ValidateCommand.self])
+        subcommands: [RunCommand.self, StatusCommand.self, DagCommand.self, ShowCommand.self, MetricsCommand.self, ValidateCommand.self])
 }
 
 /// Options every subcommand that reads a pipeline file shares.
@@ -175,6 +175,37 @@ struct ShowCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             print(try InspectorRegistry.full().inspect(url: URL(fileURLWithPath: path), rows: rows))
+        }
+    }
+}
+
+struct MetricsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metrics",
+        abstract: "Print the latest metrics (every metrics.json inside the stages' outs) as tables.")
+
+    @OptionGroup var fileOptions: FileOptions
+
+    func run() throws {
+        try reportingErrors {
+            let pipeline = try fileOptions.load()
+            let base = pipeline.file.directory
+            var found = 0
+            for stage in pipeline.stages {
+                for out in stage.outs {
+                    let url = base.appendingPathComponent(out)
+                    let candidates = url.lastPathComponent == "metrics.json" ? [url] : [url.appendingPathComponent("metrics.json")]
+                    for file in candidates where FileManager.default.fileExists(atPath: file.path) {
+                        found += 1
+                        print("\(stage.name): \(out == file.lastPathComponent ? out : out + "/metrics.json")")
+                        print(try MetricsTable.render(file))
+                        print("")
+                    }
+                }
+            }
+            if found == 0 {
+                print("no metrics yet: no stage out holds a metrics.json (run `pipeline run` first)")
+            }
         }
     }
 }
