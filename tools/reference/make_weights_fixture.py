@@ -234,7 +234,10 @@ def write_tf_fixture():
     prefix = os.path.join(out_dir, "model.ckpt")
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
     with open(os.path.join(out_dir, "checkpoint"), "w") as f:
-        f.write('model_checkpoint_path: "model.ckpt"\nall_model_checkpoint_paths: "model.ckpt"\n')
+        # An absolute path from the writing machine, as TF records it: the loader must use only
+        # the last component (the files sit beside the `checkpoint` file wherever it is copied).
+        f.write('model_checkpoint_path: "/tmp/tiny-gpt2-tf/model.ckpt"\n'
+                'all_model_checkpoint_paths: "/tmp/tiny-gpt2-tf/model.ckpt"\n')
     with open(os.path.join(out_dir, "hparams.json"), "w") as f:
         json.dump({"n_vocab": TINY["vocab_size"], "n_ctx": TINY["n_positions"], "n_embd": TINY["n_embd"],
                    "n_head": TINY["n_head"], "n_layer": TINY["n_layer"]}, f, indent=2)
