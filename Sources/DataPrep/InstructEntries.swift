@@ -96,28 +96,8 @@ public enum InstructionEntries {
         return Data(out.utf8)
     }
 
-    /// A JSON string literal (RFC 8259 escapes; non-ASCII kept as UTF-8).
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    /// A JSON string literal as json.dumps(ensure_ascii=False) writes it.
+    static func jsonString(_ s: String) -> String { JSONText.string(s) }
 
     /// Foundation reports a byte offset ("around character 1234"); a line number helps more.
     static func lineAndColumn(of detail: String, in data: Data) -> String {

@@ -269,25 +269,5 @@ public enum InstructEvaluateStage {
     }
 
     /// A string literal as Python's json.dumps writes it with ensure_ascii=True.
-    public static func pythonJSONString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if scalar.value < 0x20 || scalar.value > 0x7E {  // Python escapes all but printable ASCII
-                    for unit in String(scalar).utf16 { out += String(format: "\\u%04x", unit) }
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    public static func pythonJSONString(_ s: String) -> String { JSONText.string(s, asciiOnly: true) }
 }

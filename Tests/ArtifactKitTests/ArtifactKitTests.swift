@@ -42,3 +42,12 @@ final class ArtifactKitTests: XCTestCase {
         XCTAssertEqual(back, m)
     }
 }
+
+final class JSONTextTests: XCTestCase {
+    // Expected bytes are Python's json.dumps(s, ensure_ascii=False) and json.dumps(s).
+    func testEscapesLikePython() {
+        let s = "a\"b\\c\nd\re\tf\u{08}g\u{0C}h\u{01}é😀"
+        XCTAssertEqual(JSONText.string(s), #""a\"b\\c\nd\re\tf\bg\fh\u0001é😀""#)
+        XCTAssertEqual(JSONText.string(s, asciiOnly: true), #""a\"b\\c\nd\re\tf\bg\fh\u0001\u00e9\ud83d\ude00""#)
+    }
+}
