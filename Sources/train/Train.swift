@@ -23,47 +23,39 @@ struct TrainClassifier: ParsableCommand {
     @Option(help: "Output directory of `prepare classification`.") var prepared = "data/prepared"
     @Option(help: "Output directory.") var out = "data/train"
     @Option(help: "Model size (gpt2-small, gpt2-medium, gpt2-large, gpt2-xl, 124M, ...) or a JSON config file.") var model = "gpt2-small"
-    @Option(help: "pretrained (from --weights-file) or random (seeded).") var weights = "pretrained"
-    @Option(help: "Hugging Face GPT-2 model.safetensors (or the folder holding it) for --weights pretrained.") var weightsFile: String?
-    @Option(help: "Seed of the head initialisation, random weights and batch order.") var seed: UInt64 = 123
+    @OptionGroup var common: CommonTrainOptions
     @Option(help: "last_layer | last_block | last_two_blocks | all (lora: not supported yet).") var trainableLayers = "last_block"
     @Option(help: "last | first | flexible (last real token of each row).") var tokenPosition = "last"
     @Option(help: "true: mean of the final hidden states over each row's real tokens.") var averageEmbeddings = false
-    @Option(help: "AdamW learning rate.") var lr: Float = 5e-5
-    @Option(help: "AdamW weight decay.") var weightDecay: Float = 0.1
     @Option(help: "Epochs.") var epochs = 5
-    @Option(help: "Batch size (the last incomplete training batch is dropped).") var batchSize = 8
     @Option(help: "Evaluate losses every this many steps.") var evalFreq = 50
-    @Option(help: "Batches per loader used by those evaluations and the epoch accuracies.") var evalIter = 5
-    @Option(help: "Write the resumable state every this many steps (0: only at the end and on Ctrl-C).") var saveEvery = 50
     @Option(help: "Expected number of classes; an error when the shards' labels say otherwise.") var numClasses: Int?
     @Option(help: "Tokenizer folder (encoder.json, vocab.bpe) to check against the shards' manifest.") var vocab: String?
-    @Flag(help: "Continue from --out/state.") var resume = false
     @Flag(help: "Recompute the frozen layers every step instead of caching their output (slower, same result).") var noCache = false
     @Flag(help: "Run every batch at the full padded length (slower, same result).") var noTrim = false
 
     func run() throws {
         var s = TrainingSettings()
         s.model = model
-        s.weights = weights
-        s.weightsFile = weightsFile
-        s.seed = seed
+        s.weights = common.weights
+        s.weightsFile = common.weightsFile
+        s.seed = common.seed
         s.trainableLayers = try TrainableLayers.parse(trainableLayers)
         s.pooling = Pooling(position: try TokenPosition.parse(tokenPosition), averageEmbeddings: averageEmbeddings)
-        s.learningRate = lr
-        s.weightDecay = weightDecay
+        s.learningRate = common.lr
+        s.weightDecay = common.weightDecay
         s.epochs = epochs
-        s.batchSize = batchSize
+        s.batchSize = common.batchSize
         s.evalFreq = evalFreq
-        s.evalIter = evalIter
-        s.saveEvery = saveEvery
+        s.evalIter = common.evalIter
+        s.saveEvery = common.saveEvery
         s.cacheFrozenTrunk = !noCache
         s.trimBatches = !noTrim
 
         var o = TrainOptions(prepared: URL(fileURLWithPath: prepared), output: URL(fileURLWithPath: out), settings: s)
         o.numClasses = numClasses
         o.vocabDirectory = vocab.map { URL(fileURLWithPath: $0) }
-        o.resume = resume
+        o.resume = common.resume
         InterruptFlag.installSIGINTHandler()
         let reporter = ConsoleReporter()
         let result = try TrainStage.run(o, makeBackend: { try GPT2Backend(layout: $0, parameters: $1) }, reporter: reporter)

@@ -15,43 +15,35 @@ struct TrainInstruct: ParsableCommand {
     @Option(help: "Output directory of `prepare instruct`.") var prepared = "data/instruct"
     @Option(help: "Output directory.") var out = "data/instruct-train"
     @Option(help: "Model size (gpt2-small, gpt2-medium, gpt2-large, gpt2-xl, 124M, ...) or a JSON config file.") var model = "gpt2-medium"
-    @Option(help: "pretrained (from --weights-file) or random (seeded).") var weights = "pretrained"
-    @Option(help: "Hugging Face GPT-2 model.safetensors for --weights pretrained.") var weightsFile: String?
-    @Option(help: "Seed of random weights and of the batch order.") var seed: UInt64 = 123
-    @Option(help: "AdamW learning rate.") var lr: Float = 5e-5
-    @Option(help: "AdamW weight decay.") var weightDecay: Float = 0.1
+    @OptionGroup var common: CommonTrainOptions
     @Option(help: "Epochs.") var epochs = 2
-    @Option(help: "Batch size (the last incomplete training batch is dropped).") var batchSize = 8
     @Option(help: "Evaluate losses every this many steps.") var evalFreq = 5
-    @Option(help: "Batches per loader used by those evaluations.") var evalIter = 5
-    @Option(help: "Write the resumable state every this many steps (0: only at the end and on Ctrl-C).") var saveEvery = 50
     @Option(help: "The collate function's allowed_max_length (rows are cut to it).") var allowedMaxLength = 1024
     @Option(help: "true: the loss covers only the responses (exercise 7.2).") var maskInstructions = false
     @Option(help: "true: LoRA (appendix E) - not supported yet.") var lora = false
     @Option(help: "Stop after this many steps in total and write the outputs (a shortened run; 0: no limit).") var maxSteps = 0
     @Option(help: "Tokenizer folder (encoder.json, vocab.bpe); when given, a sample response is printed after each epoch.") var vocab: String?
-    @Flag(help: "Continue from --out/state.") var resume = false
 
     func run() throws {
         var s = InstructSettings()
         s.model = model
-        s.weights = weights
-        s.weightsFile = weightsFile
-        s.seed = seed
-        s.learningRate = lr
-        s.weightDecay = weightDecay
+        s.weights = common.weights
+        s.weightsFile = common.weightsFile
+        s.seed = common.seed
+        s.learningRate = common.lr
+        s.weightDecay = common.weightDecay
         s.epochs = epochs
-        s.batchSize = batchSize
+        s.batchSize = common.batchSize
         s.evalFreq = evalFreq
-        s.evalIter = evalIter
-        s.saveEvery = saveEvery
+        s.evalIter = common.evalIter
+        s.saveEvery = common.saveEvery
         s.allowedMaxLength = allowedMaxLength
         s.maskInstructions = maskInstructions
         s.lora = lora
         s.maxSteps = maxSteps > 0 ? maxSteps : nil
         var o = InstructTrainOptions(prepared: URL(fileURLWithPath: prepared), output: URL(fileURLWithPath: out), settings: s)
         o.vocabDirectory = vocab.map { URL(fileURLWithPath: $0) }
-        o.resume = resume
+        o.resume = common.resume
         InterruptFlag.installSIGINTHandler()
         let reporter = ConsoleReporter()
         let result = try InstructTrainStage.run(o, reporter: reporter)
