@@ -65,7 +65,20 @@ public final class AdamW {
                 for range in ranges {
                     parallelRows(range.count, grain: 16384) { r in
                         let lo = range.lowerBound + r.lowerBound, hi = range.lowerBound + r.upperBound
-                        for i in lo..<hi {
+                        // 8 lanes at a time: written out because the compiler cannot prove the four
+                        // buffers apart and left the scalar loop (sqrt and divide) unvectorised.
+                        var i = lo
+                        while i + 8 <= hi {
+                            let gi = load8(gb + i)
+                            let mi = b1 * load8(mb + i) + (1 - b1) * gi
+                            let vi = b2 * load8(vb + i) + (1 - b2) * gi * gi
+                            store8(mi, mb + i)
+                            store8(vi, vb + i)
+                            let denom = vi.squareRoot() / bc2Sqrt + eps
+                            store8(load8(pb + i) * decay - stepSize * mi / denom, pb + i)
+                            i += 8
+                        }
+                        for i in i..<hi {
                             let gi = gb[i]
                             pb[i] *= decay
                             mb[i] = b1 * mb[i] + (1 - b1) * gi

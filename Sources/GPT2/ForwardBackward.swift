@@ -307,33 +307,31 @@ final class Pass {
 
     /// head(x) for M rows of x [M, C] into out [M, outputs].
     func applyHead(_ x: UnsafePointer<Float>, rows M: Int, out: UnsafeMutablePointer<Float>) {
-        BLASThreads.set(computeThreads)
         switch model.layout.head {
         case .languageModel:
-            sgemm(transB: true, M: M, N: V, K: C, A: x, lda: C, B: param("wte.weight"), ldb: C, beta: 0, C: out, ldc: V)
+            parallelSgemm(transB: true, M: M, N: V, K: C, A: x, lda: C, B: param("wte.weight"), ldb: C, beta: 0, C: out, ldc: V)
         case .classifier(let k):
             let bias = param("out_head.bias")
             for i in 0..<M { (out + i * k).update(from: bias, count: k) }
-            sgemm(transB: true, M: M, N: k, K: C, A: x, lda: C, B: param("out_head.weight"), ldb: C, beta: 1, C: out, ldc: k)
+            parallelSgemm(transB: true, M: M, N: k, K: C, A: x, lda: C, B: param("out_head.weight"), ldb: C, beta: 1, C: out, ldc: k)
         }
     }
 
     /// Backward of `applyHead`: accumulates head-weight grads and writes dX [M, C].
     func applyHeadBackward(dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, rows M: Int, dX: UnsafeMutablePointer<Float>?) {
-        BLASThreads.set(computeThreads)
         switch model.layout.head {
         case .languageModel:
             let w = param("wte.weight")
             if let gw = grad("wte.weight") {
-                sgemm(transA: true, M: V, N: C, K: M, A: dOut, lda: V, B: x, ldb: C, beta: 1, C: gw, ldc: C)
+                parallelSgemm(transA: true, M: V, N: C, K: M, A: dOut, lda: V, B: x, ldb: C, beta: 1, C: gw, ldc: C)
             }
-            if let dX { sgemm(M: M, N: C, K: V, A: dOut, lda: V, B: w, ldb: C, beta: 0, C: dX, ldc: C) }
+            if let dX { parallelSgemm(M: M, N: C, K: V, A: dOut, lda: V, B: w, ldb: C, beta: 0, C: dX, ldc: C) }
         case .classifier(let k):
             if let gw = grad("out_head.weight") {
-                sgemm(transA: true, M: k, N: C, K: M, A: dOut, lda: k, B: x, ldb: C, beta: 1, C: gw, ldc: C)
+                parallelSgemm(transA: true, M: k, N: C, K: M, A: dOut, lda: k, B: x, ldb: C, beta: 1, C: gw, ldc: C)
             }
             if let gb = grad("out_head.bias") { columnSumsAccumulate(dOut, rows: M, cols: k, into: gb) }
-            if let dX { sgemm(M: M, N: C, K: k, A: dOut, lda: k, B: param("out_head.weight"), ldb: C, beta: 0, C: dX, ldc: C) }
+            if let dX { parallelSgemm(M: M, N: C, K: k, A: dOut, lda: k, B: param("out_head.weight"), ldb: C, beta: 0, C: dX, ldc: C) }
         }
     }
 

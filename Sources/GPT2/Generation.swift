@@ -232,11 +232,11 @@ extension GPT2Model {
         layerNormForward(last.base, rows: S, dim: C, weight: w("ln_f.weight"), bias: w("ln_f.bias"),
                          out: lastNorm.base, mean: nil, rstd: nil)
         let logits = FloatBuffer(count: S * V, zeroed: false)
-        BLASThreads.set(computeThreads)
         if S == 1 {   // matrix-vector product: see linearForward
+            BLASThreads.set(computeThreads)
             cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(V), Int32(C), 1, wte, Int32(C), lastNorm.base, 1, 0, logits.base, 1)
         } else {
-            sgemm(transB: true, M: S, N: V, K: C, A: lastNorm.base, lda: C, B: wte, ldb: C, beta: 0, C: logits.base, ldc: V)
+            parallelSgemm(transB: true, M: S, N: V, K: C, A: lastNorm.base, lda: C, B: wte, ldb: C, beta: 0, C: logits.base, ldc: V)
         }
         return logits
     }

@@ -70,6 +70,56 @@ func sgemm(transA: Bool = false, transB: Bool = false, M: Int, N: Int, K: Int, a
                 Int32(M), Int32(N), Int32(K), alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
 }
 
+/// How the big products use the cores. `.blas` lets OpenBLAS thread each sgemm itself; `.split`
+/// runs OpenBLAS single-threaded and gives each core its own slice of the output rows (or
+/// columns, for short products), so our loops and the products share one set of threads: with
+/// OpenBLAS's own pool, its idle workers spin in sched_yield while our elementwise loops run,
+/// and on a 2-core machine the two pools take turns on the cores. `LLMFT_GEMM_THREADS=blas|split`
+/// chooses (for measurements); the default is the faster one on our machines (docs/benchmarks.md).
+enum GEMMThreading {
+    case blas, split
+    static let current: GEMMThreading = ProcessInfo.processInfo.environment["LLMFT_GEMM_THREADS"] == "blas" ? .blas : .split
+}
+
+/// `sgemm` over every core: see `GEMMThreading`. Slices are whole rows of C (or whole columns
+/// when there are too few rows), so each element is computed exactly as by one sgemm call over
+/// the whole product only if OpenBLAS's kernel does not depend on the slice; results agree to
+/// float rounding (the parity tests hold either way).
+func parallelSgemm(transA: Bool = false, transB: Bool = false, M: Int, N: Int, K: Int, alpha: Float = 1,
+                   A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>, ldb: Int,
+                   beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int) {
+    if M == 0 || N == 0 { return }
+    let threads = computeThreads
+    if GEMMThreading.current == .blas || threads == 1 {
+        BLASThreads.set(threads)
+        sgemm(transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda, B: B, ldb: ldb,
+              beta: beta, C: C, ldc: ldc)
+        return
+    }
+    BLASThreads.set(1)
+    // Rows when each core gets at least 32 of them (packing B once per core is then cheap next to
+    // the product); columns otherwise, in multiples of 16 to keep OpenBLAS's kernels on full tiles.
+    if M >= 32 * threads {
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            let lo = M * t / threads, hi = M * (t + 1) / threads
+            if lo == hi { return }
+            sgemm(transA: transA, transB: transB, M: hi - lo, N: N, K: K, alpha: alpha,
+                  A: transA ? A + lo : A + lo * lda, lda: lda, B: B, ldb: ldb, beta: beta, C: C + lo * ldc, ldc: ldc)
+        }
+    } else if N >= 64 * threads {
+        let blocks = (N + 15) / 16
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            let lo = min(N, blocks * t / threads * 16), hi = min(N, blocks * (t + 1) / threads * 16)
+            if lo >= hi { return }
+            sgemm(transA: transA, transB: transB, M: M, N: hi - lo, K: K, alpha: alpha, A: A, lda: lda,
+                  B: transB ? B + lo * ldb : B + lo, ldb: ldb, beta: beta, C: C + lo, ldc: ldc)
+        }
+    } else {
+        sgemm(transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda, B: B, ldb: ldb,
+              beta: beta, C: C, ldc: ldc)
+    }
+}
+
 /// y[rows, cols] = x @ W + b, with W [in, out] row-major (Hugging Face Conv1D layout).
 /// The bias is broadcast into y first so the sgemm accumulates onto it (beta = 1).
 func linearForward(_ x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int,
@@ -79,16 +129,16 @@ func linearForward(_ x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int
             for i in r { (out + i * outDim).update(from: bias, count: outDim) }
         }
     }
-    BLASThreads.set(computeThreads)
     if rows == 1 {
+        BLASThreads.set(computeThreads)
         // One row (single-token decoding) is a matrix-vector product: OpenBLAS 0.3.21's sgemm
         // would pack the whole weight matrix for it, sgemv streams it (2.5x faster here).
         cblas_sgemv(CblasRowMajor, CblasTrans, Int32(inDim), Int32(outDim), 1, weight, Int32(outDim), x, 1,
                     bias == nil ? 0 : 1, out, 1)
         return
     }
-    sgemm(M: rows, N: outDim, K: inDim, A: x, lda: inDim, B: weight, ldb: outDim,
-          beta: bias == nil ? 0 : 1, C: out, ldc: outDim)
+    parallelSgemm(M: rows, N: outDim, K: inDim, A: x, lda: inDim, B: weight, ldb: outDim,
+                  beta: bias == nil ? 0 : 1, C: out, ldc: outDim)
 }
 
 /// Backward of `linearForward`: dX (+)= dY @ W^T, dW += X^T @ dY, db += column sums of dY.
@@ -96,13 +146,12 @@ func linearForward(_ x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int
 func linearBackward(dY: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int,
                     weight: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>?, accumulateDX: Bool = false,
                     dW: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?) {
-    BLASThreads.set(computeThreads)
     if let dX {
-        sgemm(transB: true, M: rows, N: inDim, K: outDim, A: dY, lda: outDim, B: weight, ldb: outDim,
+        parallelSgemm(transB: true, M: rows, N: inDim, K: outDim, A: dY, lda: outDim, B: weight, ldb: outDim,
               beta: accumulateDX ? 1 : 0, C: dX, ldc: inDim)
     }
     if let dW {
-        sgemm(transA: true, M: inDim, N: outDim, K: rows, A: x, lda: inDim, B: dY, ldb: outDim,
+        parallelSgemm(transA: true, M: inDim, N: outDim, K: rows, A: x, lda: inDim, B: dY, ldb: outDim,
               beta: 1, C: dW, ldc: outDim)
     }
     if let dB { columnSumsAccumulate(dY, rows: rows, cols: outDim, into: dB) }
@@ -193,30 +242,31 @@ func layerNormBackward(dOut: UnsafePointer<Float>, x: UnsafePointer<Float>, mean
 
 private let geluScale: Float = (2 / Float.pi).squareRoot()
 
+// 0.5 * (1 + tanh(u)) is the logistic function of 2u, so gelu(v) = v / (1 + exp(-2u)) with
+// u = sqrt(2/pi) * (v + 0.044715 v^3): one exponential and one division per element, and no
+// sign handling (exp saturates to 0 or to a large finite value, which gives 0 for very negative v).
+
 func geluForward(_ x: UnsafePointer<Float>, count: Int, out: UnsafeMutablePointer<Float>) {
     parallelRows(count, grain: 4096) { r in
         forEach8(count, r) { i, n in
             let v = loadPartial(x + i, n)
-            let cube: Float8 = v * v * v
-            let inner: Float8 = geluScale * (v + 0.044715 * cube)
-            let y: Float8 = 0.5 * v * (1 + vtanh(inner))
-            storePartial(y, out + i, n)
+            let inner: Float8 = geluScale * (v + 0.044715 * (v * v * v))
+            storePartial(v / (1 + vexp(-2 * inner)), out + i, n)
         }
     }
 }
 
 /// dX = dOut * gelu'(x), written in place over dOut's buffer when `dX == dOut`.
+/// With s = 1 / (1 + exp(-2u)): gelu'(v) = s + v * s * (1 - s) * 2 * du/dv.
 func geluBackward(_ x: UnsafePointer<Float>, dOut: UnsafePointer<Float>, count: Int, dX: UnsafeMutablePointer<Float>) {
     parallelRows(count, grain: 4096) { r in
         forEach8(count, r) { i, n in
             let v = loadPartial(x + i, n)
             let v2: Float8 = v * v
             let inner: Float8 = geluScale * (v + 0.044715 * v2 * v)
-            let t = vtanh(inner)
-            let sech2: Float8 = 1 - t * t
+            let s: Float8 = 1 / (1 + vexp(-2 * inner))
             let dInner: Float8 = geluScale * (1 + 0.134145 * v2)
-            let half: Float8 = 0.5 * (1 + t)
-            let d: Float8 = half + 0.5 * v * sech2 * dInner
+            let d: Float8 = s + 2 * v * s * (1 - s) * dInner
             storePartial(loadPartial(dOut + i, n) * d, dX + i, n)
         }
     }
@@ -289,7 +339,10 @@ typealias Float8 = SIMD8<Float>
 /// within 1e-7 relative of the exact value; libm's scalar expf/tanhf do not vectorise and were
 /// the slowest part of GELU and of the softmaxes.
 @inline(__always) func vexp(_ input: Float8) -> Float8 {
-    let x = pointwiseMin(pointwiseMax(input, Float8(repeating: -87)), Float8(repeating: 88))
+    // Clamped with compare-and-select: the generic pointwiseMin/Max were not inlined and cost
+    // more than the polynomial.
+    var x = input.replacing(with: -87, where: input .< -87)
+    x.replace(with: 88, where: x .> 88)
     let magic: Float = 12_582_912   // 1.5 * 2^23: adding it rounds to an integer in the low bits
     let t = x * 1.442_695_040_888_963_4 + magic
     let n = t - magic
@@ -303,13 +356,6 @@ typealias Float8 = SIMD8<Float>
     let y = p * (r * r) + r + 1
     let bits = (unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
     return y * unsafeBitCast(bits, to: Float8.self)
-}
-
-/// tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|).
-@inline(__always) func vtanh(_ u: Float8) -> Float8 {
-    let e = vexp(-2 * pointwiseMax(u, -u))
-    let t = (1 - e) / (1 + e)
-    return t.replacing(with: -t, where: u .< 0)
 }
 
 /// Runs `body` over `count` floats in 8-lane chunks; the tail goes through a zero-padded vector.
@@ -361,7 +407,8 @@ typealias Float8 = SIMD8<Float>
     var j = 0
     var m8 = Float8(repeating: -.infinity)
     while j + 8 <= n {
-        m8 = pointwiseMax(m8, load8(row + j))
+        let v = load8(row + j)
+        m8.replace(with: v, where: v .> m8)
         j += 8
     }
     var m = m8.max()
