@@ -6,6 +6,7 @@ import GPT2
 /// table. Usage:
 ///
 ///   bench-gpt2 --case forward|forward-cls|train-ch6|train-ch7|generate [--model 124M|355M] [--reps N]
+///              [--prompt-tokens 20 --new-tokens 30]   (generate)
 @main
 struct BenchGPT2 {
     /// The model name as given on the command line ("124M"), to pair rows with the torch side.
@@ -13,12 +14,14 @@ struct BenchGPT2 {
 
     static func main() throws {
         var args = CommandLine.arguments.dropFirst()
-        var caseName = "forward", modelName = "124M", reps = 5
+        var caseName = "forward", modelName = "124M", reps = 5, promptTokens = 20, newTokens = 30
         while let a = args.popFirst() {
             switch a {
             case "--case": caseName = args.popFirst() ?? caseName
             case "--model": modelName = args.popFirst() ?? modelName
             case "--reps": reps = Int(args.popFirst() ?? "") ?? reps
+            case "--prompt-tokens": promptTokens = Int(args.popFirst() ?? "") ?? promptTokens
+            case "--new-tokens": newTokens = Int(args.popFirst() ?? "") ?? newTokens
             default:
                 FileHandle.standardError.write("unknown argument \(a)\n".data(using: .utf8)!)
                 exit(2)
@@ -31,7 +34,7 @@ struct BenchGPT2 {
         case "forward-cls": try forward(config, reps: reps, classifier: true)
         case "train-ch6": try trainChapter6(config, reps: reps)
         case "train-ch7": try trainChapter7(config, reps: reps)
-        case "generate": try generate(config, reps: reps)
+        case "generate": try generate(config, reps: reps, promptLength: promptTokens, newTokens: newTokens)
         default:
             FileHandle.standardError.write("unknown case \(caseName)\n".data(using: .utf8)!)
             exit(2)
@@ -170,24 +173,27 @@ struct BenchGPT2 {
                 "tokens_per_s": Double(B * T) / med, "gflops": 3 * fwd / med / 1e9])
     }
 
-    static func generate(_ c: GPT2Config, reps: Int) throws {
+    /// Batch 1 with and without the cache, then 8 prompts of lengths promptLength ..< promptLength + 8
+    /// together (ragged, as `evaluate instruct` batches them).
+    static func generate(_ c: GPT2Config, reps: Int, promptLength: Int, newTokens: Int) throws {
         let model = try randomModel(c, head: .languageModel)
-        let promptLength = 20, newTokens = 30
-        let prompts = (0..<8).map { tokens(promptLength + $0, c.vocabSize, seed: UInt64(100 + $0)) }
+        let prompts = (0..<32).map { tokens(promptLength + $0 % 8, c.vocabSize, seed: UInt64(100 + $0)) }
         let options = GenerationOptions(maxNewTokens: newTokens)
-        var uncached: [Double] = [], cached1: [Double] = [], cached8: [Double] = []
+        var uncached: [Double] = [], cached1: [Double] = [], cached8: [Double] = [], cached32: [Double] = []
         var same = true
         for _ in 0..<max(1, reps / 2) {
             var a: [[Int32]] = [], b: [[Int32]] = []
             uncached.append(try time { a = try model.generateUncached(prompts: [prompts[0]], options: options) })
             cached1.append(try time { b = try model.generate(prompts: [prompts[0]], options: options) })
             same = same && a == b
-            cached8.append(try time { _ = try model.generate(prompts: prompts, options: options) })
+            cached8.append(try time { _ = try model.generate(prompts: Array(prompts[0..<8]), options: options) })
+            cached32.append(try time { _ = try model.generate(prompts: prompts, options: options) })
         }
-        let u = median(uncached), c1 = median(cached1), c8 = median(cached8)
+        let u = median(uncached), c1 = median(cached1), c8 = median(cached8), c32 = median(cached32)
         report(["case": "generate", "model": modelLabel, "prompt_tokens": promptLength, "new_tokens": newTokens,
                 "uncached_b1_tok_s": Double(newTokens) / u, "cached_b1_tok_s": Double(newTokens) / c1,
-                "cached_b8_tok_s": Double(8 * newTokens) / c8, "cached_equals_uncached": same,
+                "cached_b8_tok_s": Double(8 * newTokens) / c8, "cached_b32_tok_s": Double(32 * newTokens) / c32,
+                "cached_equals_uncached": same, "times_cached_b32": cached32,
                 "times_uncached": uncached, "times_cached_b1": cached1, "times_cached_b8": cached8])
     }
 }

@@ -5,7 +5,7 @@ written here from the architecture description, run on 2 threads with random wei
 
 Usage (tools/bench/run_gpt2.sh calls it):
     /work/venv/bin/python tools/bench/gpt2_torch.py --case forward|forward-cls|train-ch6|train-ch7|generate
-        [--model 124M|355M] [--reps N]
+        [--model 124M|355M] [--reps N] [--prompt-tokens 20 --new-tokens 30 (generate)]
 Prints one JSON line per case, like bench-gpt2.
 """
 import argparse
@@ -196,12 +196,11 @@ def train_ch7(model_name, reps):
             "tokens_per_s": 720 / med})
 
 
-def generate(model_name, reps):
+def generate(model_name, reps, prompt_tokens=20, new_tokens=30):
     """The book's generate_text_simple loop: full forward over the cropped context per token."""
     model, cfg = build(model_name)
     model.eval()
-    idx0 = torch.randint(0, cfg["vocab_size"], (1, 20))
-    new_tokens = 30
+    idx0 = torch.randint(0, cfg["vocab_size"], (1, prompt_tokens))
 
     def run():
         idx = idx0
@@ -212,7 +211,7 @@ def generate(model_name, reps):
 
     times = [timed(run) for _ in range(max(1, reps // 2))]
     med = statistics.median(times)
-    report({"case": "generate", "model": model_name, "prompt_tokens": 20, "new_tokens": new_tokens,
+    report({"case": "generate", "model": model_name, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
             "uncached_b1_tok_s": new_tokens / med, "times_uncached": times})
 
 
@@ -221,8 +220,10 @@ if __name__ == "__main__":
     ap.add_argument("--case", default="forward")
     ap.add_argument("--model", default="124M")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--prompt-tokens", type=int, default=20)
+    ap.add_argument("--new-tokens", type=int, default=30)
     a = ap.parse_args()
     torch.set_num_threads(2)
     {"forward": lambda: forward(a.model, a.reps, False), "forward-cls": lambda: forward(a.model, a.reps, True),
      "train-ch6": lambda: train_ch6(a.model, a.reps), "train-ch7": lambda: train_ch7(a.model, a.reps),
-     "generate": lambda: generate(a.model, a.reps)}[a.case]()
+     "generate": lambda: generate(a.model, a.reps, a.prompt_tokens, a.new_tokens)}[a.case]()
