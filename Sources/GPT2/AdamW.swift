@@ -48,7 +48,14 @@ public final class AdamW {
     /// Applies one update with the model's accumulated gradients to the tensors in `trainable`.
     public func update(_ model: GPT2Model, trainable: TrainableSet) throws {
         try trainable.validate(against: model.layout)
-        guard m.count == model.layout.totalCount else {
+        if trainable.adapters {
+            guard let lora = model.lora, m.count == lora.count else {
+                throw PipelineError("optimizer was built for \(m.count) parameters, the model's LoRA adapters have \(model.lora?.count ?? 0)")
+            }
+            guard trainable.names.isEmpty else {
+                throw PipelineError("LoRA training updates only the adapters; the trainable set also names \(trainable.names.count) base tensors")
+            }
+        } else if m.count != model.layout.totalCount {
             throw PipelineError("optimizer was built for \(m.count) parameters, model has \(model.layout.totalCount)")
         }
         step += 1
@@ -59,36 +66,41 @@ public final class AdamW {
         let stepSize = lr / bc1
         let mb = m.base, vb = v.base
         let ranges = model.layout.tensors.filter { trainable.contains($0.name) }.map(\.range)
-        model.withParameters { p in
-            model.withGradients { g in
-                let pb = p.baseAddress!, gb = g.baseAddress!
-                for range in ranges {
-                    parallelRows(range.count, grain: 16384) { r in
-                        let lo = range.lowerBound + r.lowerBound, hi = range.lowerBound + r.upperBound
-                        // 8 lanes at a time: written out because the compiler cannot prove the four
-                        // buffers apart and left the scalar loop (sqrt and divide) unvectorised.
-                        var i = lo
-                        while i + 8 <= hi {
-                            let gi = load8(gb + i)
-                            let mi = b1 * load8(mb + i) + (1 - b1) * gi
-                            let vi = b2 * load8(vb + i) + (1 - b2) * gi * gi
-                            store8(mi, mb + i)
-                            store8(vi, vb + i)
-                            let denom = vi.squareRoot() / bc2Sqrt + eps
-                            store8(load8(pb + i) * decay - stepSize * mi / denom, pb + i)
-                            i += 8
-                        }
-                        for i in i..<hi {
-                            let gi = gb[i]
-                            pb[i] *= decay
-                            mb[i] = b1 * mb[i] + (1 - b1) * gi
-                            vb[i] = b2 * vb[i] + (1 - b2) * gi * gi
-                            let denom = vb[i].squareRoot() / bc2Sqrt + eps
-                            pb[i] -= stepSize * mb[i] / denom
-                        }
+        let kernel = { (pb: UnsafeMutablePointer<Float>, gb: UnsafeMutablePointer<Float>, ranges: [Range<Int>]) in
+            for range in ranges {
+                parallelRows(range.count, grain: 16384) { r in
+                    let lo = range.lowerBound + r.lowerBound, hi = range.lowerBound + r.upperBound
+                    // 8 lanes at a time: written out because the compiler cannot prove the four
+                    // buffers apart and left the scalar loop (sqrt and divide) unvectorised.
+                    var i = lo
+                    while i + 8 <= hi {
+                        let gi = load8(gb + i)
+                        let mi = b1 * load8(mb + i) + (1 - b1) * gi
+                        let vi = b2 * load8(vb + i) + (1 - b2) * gi * gi
+                        store8(mi, mb + i)
+                        store8(vi, vb + i)
+                        let denom = vi.squareRoot() / bc2Sqrt + eps
+                        store8(load8(pb + i) * decay - stepSize * mi / denom, pb + i)
+                        i += 8
+                    }
+                    for i in i..<hi {
+                        let gi = gb[i]
+                        pb[i] *= decay
+                        mb[i] = b1 * mb[i] + (1 - b1) * gi
+                        vb[i] = b2 * vb[i] + (1 - b2) * gi * gi
+                        let denom = vb[i].squareRoot() / bc2Sqrt + eps
+                        pb[i] -= stepSize * mb[i] / denom
                     }
                 }
             }
+        }
+        if trainable.adapters, let lora = model.lora {
+            // LoRA: this optimizer's moments are the adapter buffer's (see init(adaptersOf:)).
+            kernel(lora.params.base, lora.ensureGradients().base, [0..<lora.count])
+            return
+        }
+        model.withParameters { p in
+            model.withGradients { g in kernel(p.baseAddress!, g.baseAddress!, ranges) }
         }
     }
 }

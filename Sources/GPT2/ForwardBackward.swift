@@ -45,8 +45,12 @@ final class Pass {
         self.tokens = tokens
         P = model.params.base
         self.trainable = trainable
-        G = trainable == nil ? nil : model.ensureGradients().base
+        // LoRA-only training allocates no gradients for the frozen base weights.
+        G = trainable == nil || trainable!.names.isEmpty ? nil : model.ensureGradients().base
         var low = Int.max
+        if let trainable, trainable.adapters, let lora = model.lora {
+            for s in lora.layout.adapters { low = min(low, s.block.map { $0 + 1 } ?? cfg.nLayers + 1) }
+        }
         if let trainable {
             for name in trainable.names {
                 guard let s = model.layout.spec(named: name) else { continue }
@@ -70,6 +74,18 @@ final class Pass {
         return G + s.offset
     }
     func storesBlock(_ l: Int) -> Bool { trainable != nil && lowest <= l + 1 }
+
+    /// LoRA: adds alpha * (x A) B of the adapters of Linear `linear` (if any) to its output.
+    func adapt(_ linear: String, _ x: UnsafePointer<Float>, rows: Int, width: Int, out: UnsafeMutablePointer<Float>) {
+        model.lora?.forward(linear, x: x, rows: rows, ldOut: width, out: out)
+    }
+
+    /// LoRA backward of `adapt` (after the base Linear's backward wrote dX): adapter gradients
+    /// when they train, and their share of dX.
+    func adaptBackward(_ linear: String, dY: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int, width: Int,
+                       dX: UnsafeMutablePointer<Float>?) {
+        model.lora?.backward(linear, dY: dY, ldY: width, x: x, rows: rows, dX: dX, train: trainable?.adapters == true)
+    }
 
     // MARK: Validation
 
@@ -159,6 +175,7 @@ final class Pass {
                          out: a.ln1.base, mean: a.ln1Mean.base, rstd: a.ln1Rstd.base)
         linearForward(a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: param(p + "attn.c_attn.weight"),
                       bias: optionalParam(p + "attn.c_attn.bias"), out: a.qkv.base)
+        adapt(p + "attn.c_attn", a.ln1.base, rows: N, width: 3 * C, out: a.qkv.base)
         // One query per (row, head): scores [1, pos + 1] stored at att[bh * T].
         let qkv = a.qkv.base, att = a.att.base, y = a.y.base
         var dropped: UnsafeMutablePointer<Float>? = nil, mask: UnsafeMutablePointer<Float>? = nil
@@ -192,6 +209,7 @@ final class Pass {
         }
         linearForward(y, rows: B, inDim: C, outDim: C, weight: param(p + "attn.c_proj.weight"),
                       bias: param(p + "attn.c_proj.bias"), out: tmp)
+        adapt(p + "attn.c_proj", y, rows: B, width: C, out: tmp)
         for (b, r) in rows.enumerated() { (a.resid2.base + b * C).update(from: x + r * C, count: C) }
         var projMask: UnsafePointer<Float>? = nil
         if dropout {
@@ -203,9 +221,11 @@ final class Pass {
                          out: a.ln2.base, mean: a.ln2Mean.base, rstd: a.ln2Rstd.base)
         linearForward(a.ln2.base, rows: B, inDim: C, outDim: 4 * C, weight: param(p + "mlp.c_fc.weight"),
                       bias: param(p + "mlp.c_fc.bias"), out: a.fc.base)
+        adapt(p + "mlp.c_fc", a.ln2.base, rows: B, width: 4 * C, out: a.fc.base)
         geluForward(a.fc.base, count: B * 4 * C, out: a.gelu.base)
         linearForward(a.gelu.base, rows: B, inDim: 4 * C, outDim: C, weight: param(p + "mlp.c_proj.weight"),
                       bias: param(p + "mlp.c_proj.bias"), out: tmp)
+        adapt(p + "mlp.c_proj", a.gelu.base, rows: B, width: C, out: tmp)
         var mlpMask: UnsafePointer<Float>? = nil
         if dropout {
             fillDropoutMask(a.mlpMask!.base, count: B * C, p: dropP, rng: &rng)
@@ -225,9 +245,11 @@ final class Pass {
                          out: a.ln1.base, mean: a.ln1Mean.base, rstd: a.ln1Rstd.base)
         linearForward(a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: param(p + "attn.c_attn.weight"),
                       bias: optionalParam(p + "attn.c_attn.bias"), out: a.qkv.base)
+        adapt(p + "attn.c_attn", a.ln1.base, rows: N, width: 3 * C, out: a.qkv.base)
         attentionForward(a)
         linearForward(a.y.base, rows: N, inDim: C, outDim: C, weight: param(p + "attn.c_proj.weight"),
                       bias: param(p + "attn.c_proj.bias"), out: tmp)
+        adapt(p + "attn.c_proj", a.y.base, rows: N, width: C, out: tmp)
         var projMask: UnsafePointer<Float>? = nil
         if dropout {
             fillDropoutMask(a.projMask!.base, count: N * C, p: dropP, rng: &rng)
@@ -239,9 +261,11 @@ final class Pass {
                          out: a.ln2.base, mean: a.ln2Mean.base, rstd: a.ln2Rstd.base)
         linearForward(a.ln2.base, rows: N, inDim: C, outDim: 4 * C, weight: param(p + "mlp.c_fc.weight"),
                       bias: param(p + "mlp.c_fc.bias"), out: a.fc.base)
+        adapt(p + "mlp.c_fc", a.ln2.base, rows: N, width: 4 * C, out: a.fc.base)
         geluForward(a.fc.base, count: N * 4 * C, out: a.gelu.base)
         linearForward(a.gelu.base, rows: N, inDim: 4 * C, outDim: C, weight: param(p + "mlp.c_proj.weight"),
                       bias: param(p + "mlp.c_proj.bias"), out: tmp)
+        adapt(p + "mlp.c_proj", a.gelu.base, rows: N, width: C, out: tmp)
         var mlpMask: UnsafePointer<Float>? = nil
         if dropout {
             fillDropoutMask(a.mlpMask!.base, count: N * C, p: dropP, rng: &rng)
@@ -310,10 +334,12 @@ final class Pass {
         switch model.layout.head {
         case .languageModel:
             parallelSgemm(transB: true, M: M, N: V, K: C, A: x, lda: C, B: param("wte.weight"), ldb: C, beta: 0, C: out, ldc: V)
+            adapt("lm_head", x, rows: M, width: V, out: out)
         case .classifier(let k):
             let bias = param("out_head.bias")
             for i in 0..<M { (out + i * k).update(from: bias, count: k) }
             parallelSgemm(transB: true, M: M, N: k, K: C, A: x, lda: C, B: param("out_head.weight"), ldb: C, beta: 1, C: out, ldc: k)
+            adapt("out_head", x, rows: M, width: k, out: out)
         }
     }
 
@@ -326,12 +352,14 @@ final class Pass {
                 parallelSgemm(transA: true, M: V, N: C, K: M, A: dOut, lda: V, B: x, ldb: C, beta: 1, C: gw, ldc: C)
             }
             if let dX { parallelSgemm(M: M, N: C, K: V, A: dOut, lda: V, B: w, ldb: C, beta: 0, C: dX, ldc: C) }
+            adaptBackward("lm_head", dY: dOut, x: x, rows: M, width: V, dX: dX)
         case .classifier(let k):
             if let gw = grad("out_head.weight") {
                 parallelSgemm(transA: true, M: k, N: C, K: M, A: dOut, lda: k, B: x, ldb: C, beta: 1, C: gw, ldc: C)
             }
             if let gb = grad("out_head.bias") { columnSumsAccumulate(dOut, rows: M, cols: k, into: gb) }
             if let dX { parallelSgemm(M: M, N: C, K: k, A: dOut, lda: k, B: param("out_head.weight"), ldb: C, beta: 0, C: dX, ldc: C) }
+            adaptBackward("out_head", dY: dOut, x: x, rows: M, width: k, dX: dX)
         }
     }
 
@@ -509,9 +537,11 @@ final class Pass {
         }
         linearBackward(dY: df, x: a.gelu.base, rows: N, inDim: 4 * C, outDim: C, weight: param(p + "mlp.c_proj.weight"),
                        dX: dBig, dW: grad(p + "mlp.c_proj.weight"), dB: grad(p + "mlp.c_proj.bias"))
+        adaptBackward(p + "mlp.c_proj", dY: df, x: a.gelu.base, rows: N, width: C, dX: dBig)
         geluBackward(a.fc.base, dOut: dBig, count: N * 4 * C, dX: dBig)
         linearBackward(dY: dBig, x: a.ln2.base, rows: N, inDim: C, outDim: 4 * C, weight: param(p + "mlp.c_fc.weight"),
                        dX: dTmpC2, dW: grad(p + "mlp.c_fc.weight"), dB: grad(p + "mlp.c_fc.bias"))
+        adaptBackward(p + "mlp.c_fc", dY: dBig, x: a.ln2.base, rows: N, width: 4 * C, dX: dTmpC2)
         layerNormBackward(dOut: dTmpC2, x: a.resid2.base, mean: a.ln2Mean.base, rstd: a.ln2Rstd.base,
                           weight: param(p + "ln_2.weight"), rows: N, dim: C, dX: dResid, accumulateDX: true,
                           dW: grad(p + "ln_2.weight"), dB: grad(p + "ln_2.bias"))
@@ -525,11 +555,13 @@ final class Pass {
         }
         linearBackward(dY: da, x: a.y.base, rows: N, inDim: C, outDim: C, weight: param(p + "attn.c_proj.weight"),
                        dX: dTmpC2, dW: grad(p + "attn.c_proj.weight"), dB: grad(p + "attn.c_proj.bias"))
+        adaptBackward(p + "attn.c_proj", dY: da, x: a.y.base, rows: N, width: C, dX: dTmpC2)
         attentionBackward(a, dY: dTmpC2, dQKV: dQKV)
         let ln1Trainable = grad(p + "ln_1.weight") != nil || grad(p + "ln_1.bias") != nil
         let needDLn1 = needDX || ln1Trainable
         linearBackward(dY: dQKV, x: a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: param(p + "attn.c_attn.weight"),
                        dX: needDLn1 ? dTmpC : nil, dW: grad(p + "attn.c_attn.weight"), dB: grad(p + "attn.c_attn.bias"))
+        adaptBackward(p + "attn.c_attn", dY: dQKV, x: a.ln1.base, rows: N, width: 3 * C, dX: needDLn1 ? dTmpC : nil)
         if needDLn1 {
             layerNormBackward(dOut: dTmpC, x: ws.residual[l].base, mean: a.ln1Mean.base, rstd: a.ln1Rstd.base,
                               weight: param(p + "ln_1.weight"), rows: N, dim: C, dX: needDX ? dResid : nil,
@@ -555,9 +587,11 @@ final class Pass {
         }
         linearBackward(dY: df, x: a.gelu.base, rows: B, inDim: 4 * C, outDim: C, weight: param(p + "mlp.c_proj.weight"),
                        dX: dBig, dW: grad(p + "mlp.c_proj.weight"), dB: grad(p + "mlp.c_proj.bias"))
+        adaptBackward(p + "mlp.c_proj", dY: df, x: a.gelu.base, rows: B, width: C, dX: dBig)
         geluBackward(a.fc.base, dOut: dBig, count: B * 4 * C, dX: dBig)
         linearBackward(dY: dBig, x: a.ln2.base, rows: B, inDim: C, outDim: 4 * C, weight: param(p + "mlp.c_fc.weight"),
                        dX: dTmpC2, dW: grad(p + "mlp.c_fc.weight"), dB: grad(p + "mlp.c_fc.bias"))
+        adaptBackward(p + "mlp.c_fc", dY: dBig, x: a.ln2.base, rows: B, width: 4 * C, dX: dTmpC2)
         layerNormBackward(dOut: dTmpC2, x: a.resid2.base, mean: a.ln2Mean.base, rstd: a.ln2Rstd.base,
                           weight: param(p + "ln_2.weight"), rows: B, dim: C, dX: dResid, accumulateDX: true,
                           dW: grad(p + "ln_2.weight"), dB: grad(p + "ln_2.bias"))
@@ -569,6 +603,7 @@ final class Pass {
         }
         linearBackward(dY: da, x: a.y.base, rows: B, inDim: C, outDim: C, weight: param(p + "attn.c_proj.weight"),
                        dX: dTmpC2, dW: grad(p + "attn.c_proj.weight"), dB: grad(p + "attn.c_proj.bias"))
+        adaptBackward(p + "attn.c_proj", dY: da, x: a.y.base, rows: B, width: C, dX: dTmpC2)
         // Spread d(resid2) back to the full [N, C] stream (the residual path of the selected rows).
         let dCompact = ws.buffer(&ws.dCompact, B * C).base
         dCompact.update(from: dResid, count: B * C)
@@ -612,6 +647,7 @@ final class Pass {
         let needDLn1 = needDX || ln1Trainable
         linearBackward(dY: dQKV, x: a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: param(p + "attn.c_attn.weight"),
                        dX: needDLn1 ? dTmpC : nil, dW: grad(p + "attn.c_attn.weight"), dB: grad(p + "attn.c_attn.bias"))
+        adaptBackward(p + "attn.c_attn", dY: dQKV, x: a.ln1.base, rows: N, width: 3 * C, dX: needDLn1 ? dTmpC : nil)
         if needDLn1 {
             layerNormBackward(dOut: dTmpC, x: ws.residual[l].base, mean: a.ln1Mean.base, rstd: a.ln1Rstd.base,
                               weight: param(p + "ln_1.weight"), rows: N, dim: C, dX: needDX ? dResid : nil,

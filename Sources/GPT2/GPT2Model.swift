@@ -43,6 +43,8 @@ public final class GPT2Model {
     let params: FloatBuffer
     var gradBuffer: FloatBuffer?
     var workspace = Workspace()
+    /// LoRA adapters applied on top of the (frozen) Linear layers, see LoRA.swift.
+    var lora: LoRAAdapters?
 
     /// Builds a model over `params` (`layout.totalCount` floats in layout order).
     public init(layout: ParameterLayout, params: [Float]) throws {
@@ -96,6 +98,7 @@ public final class GPT2Model {
     /// Sets all gradients to zero (call before each optimizer step's first micro-batch). Only the
     /// slots that backward passes wrote are cleared; the others are still zero.
     public func zeroGradients() {
+        lora?.zeroGradients()
         guard let g = gradBuffer else { return }
         for name in writtenGradients {
             if let s = layout.spec(named: name) { (g.base + s.offset).update(repeating: 0, count: s.count) }
@@ -159,6 +162,9 @@ public final class GPT2Model {
                                 trainable: TrainableSet, training: Bool = true, dropoutSeed: UInt64 = 0,
                                 gradientScale: Float = 1) throws -> Float {
         try trainable.validate(against: layout)
+        if trainable.adapters && lora == nil {
+            throw PipelineError("the trainable set names the LoRA adapters, but none are attached", hint: "call attachLoRA first")
+        }
         let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: trainable,
                             training: training, seed: dropoutSeed)
         writtenGradients.formUnion(trainable.names)

@@ -181,6 +181,7 @@ extension GPT2Model {
                              out: ln.base, mean: nil, rstd: nil)
             linearForward(ln.base, rows: M, inDim: C, outDim: 3 * C, weight: w(pre + "attn.c_attn.weight"),
                           bias: layout.spec(named: pre + "attn.c_attn.bias").map { P + $0.offset }, out: qkv.base)
+            lora?.forward(pre + "attn.c_attn", x: ln.base, rows: M, ldOut: 3 * C, out: qkv.base)
             let kc = cache.keys[l].base, vc = cache.values[l].base
             for i in 0..<M {
                 let dst = (rowOf[i] * ctx + posOf[i]) * C
@@ -213,14 +214,17 @@ extension GPT2Model {
             }
             linearForward(y.base, rows: M, inDim: C, outDim: C, weight: w(pre + "attn.c_proj.weight"),
                           bias: w(pre + "attn.c_proj.bias"), out: tmp.base)
+            lora?.forward(pre + "attn.c_proj", x: y.base, rows: M, ldOut: C, out: tmp.base)
             addInPlace(x.base, tmp.base, count: M * C)
             layerNormForward(x.base, rows: M, dim: C, weight: w(pre + "ln_2.weight"), bias: w(pre + "ln_2.bias"),
                              out: ln.base, mean: nil, rstd: nil)
             linearForward(ln.base, rows: M, inDim: C, outDim: 4 * C, weight: w(pre + "mlp.c_fc.weight"),
                           bias: w(pre + "mlp.c_fc.bias"), out: fc.base)
+            lora?.forward(pre + "mlp.c_fc", x: ln.base, rows: M, ldOut: 4 * C, out: fc.base)
             geluForward(fc.base, count: M * 4 * C, out: gelu.base)
             linearForward(gelu.base, rows: M, inDim: 4 * C, outDim: C, weight: w(pre + "mlp.c_proj.weight"),
                           bias: w(pre + "mlp.c_proj.bias"), out: tmp.base)
+            lora?.forward(pre + "mlp.c_proj", x: gelu.base, rows: M, ldOut: C, out: tmp.base)
             addInPlace(x.base, tmp.base, count: M * C)
         }
         // Final norm and head only for each segment's last token.
@@ -238,6 +242,7 @@ extension GPT2Model {
         } else {
             parallelSgemm(transB: true, M: S, N: V, K: C, A: lastNorm.base, lda: C, B: wte, ldb: C, beta: 0, C: logits.base, ldc: V)
         }
+        lora?.forward("lm_head", x: lastNorm.base, rows: S, ldOut: V, out: logits.base)
         return logits
     }
 }

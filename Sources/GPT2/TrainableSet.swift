@@ -7,8 +7,17 @@ import Foundation
 /// forward without keeping their activations, and no activation gradient is computed for them.
 public struct TrainableSet: Equatable, Sendable {
     public var names: Set<String>
+    /// Whether the attached LoRA adapters train (all of them; see LoRA.swift).
+    public var adapters: Bool
 
-    public init(names: Set<String>) { self.names = names }
+    public init(names: Set<String>, adapters: Bool = false) {
+        self.names = names
+        self.adapters = adapters
+    }
+
+    /// LoRA fine-tuning (the book's appendix E): every original parameter frozen, only the
+    /// attached adapters train.
+    public static let loraAdapters = TrainableSet(names: [], adapters: true)
 
     public func contains(_ name: String) -> Bool { names.contains(name) }
 
@@ -40,7 +49,7 @@ public struct TrainableSet: Equatable, Sendable {
 
     /// Checks every name exists in the layout and the set is not empty.
     public func validate(against layout: ParameterLayout) throws {
-        guard !names.isEmpty else {
+        guard !names.isEmpty || adapters else {
             throw PipelineError("no trainable parameters", hint: "choose at least the output head as trainable")
         }
         for n in names.sorted() where layout.spec(named: n) == nil {

@@ -47,6 +47,9 @@ extension GPT2Trunk {
     public func forwardLastBlockSelected(hidden: [Float], batch B: Int, seqLen T: Int, positions: [Int],
                                          keepActivations: Bool) throws -> [Float] {
         let cfg = model.config, C = cfg.embDim, H = cfg.nHeads, hd = cfg.headDim, l = cfg.nLayers - 1
+        guard model.lora == nil else {
+            throw PipelineError("the selected-position last block does not apply LoRA adapters", hint: "use forwardTop")
+        }
         guard hidden.count == B * T * C, positions.count == B, positions.allSatisfy({ (0..<T).contains($0) }) else {
             throw PipelineError("forwardLastBlockSelected: \(hidden.count) hidden values and \(positions.count) positions for a \(B) x \(T) x \(C) batch")
         }

@@ -26,17 +26,33 @@ public final class GPT2Trunk {
 
     public var layout: ParameterLayout { model.layout }
 
-    /// Copies `values[range]` into the model's parameters (after an optimizer step).
+    /// Copies `values[range]` into the model's parameters (after an optimizer step). With LoRA
+    /// adapters attached, `values` is the base parameters followed by the adapter buffer (offsets
+    /// from `layout.totalCount` on are the adapters').
     public func loadParameters(_ values: [Float], range: Range<Int>) {
-        model.withParameters { p in
-            values.withUnsafeBufferPointer { v in
-                (p.baseAddress! + range.lowerBound).update(from: v.baseAddress! + range.lowerBound, count: range.count)
+        let total = layout.totalCount
+        let base = range.clamped(to: 0..<total)
+        if !base.isEmpty {
+            model.withParameters { p in
+                values.withUnsafeBufferPointer { v in
+                    (p.baseAddress! + base.lowerBound).update(from: v.baseAddress! + base.lowerBound, count: base.count)
+                }
+            }
+        }
+        if let lora = model.lora {
+            let extra = range.clamped(to: total..<(total + lora.count))
+            if !extra.isEmpty {
+                values.withUnsafeBufferPointer { v in
+                    lora.setValues(UnsafeBufferPointer(rebasing: v[extra]), range: (extra.lowerBound - total)..<(extra.upperBound - total))
+                }
             }
         }
     }
 
     /// The trainable set of a top pass: blocks `startBlock...`, the final LayerNorm, and the embeddings when they run.
     private func topSet(startBlock: Int, embeddings: Bool) -> TrainableSet {
+        // A model with LoRA adapters trains only them (the book freezes every original parameter).
+        if model.lora != nil { return .loraAdapters }
         var names = Set(layout.tensors.filter { ($0.block ?? -1) >= startBlock }.map(\.name))
         names.insert("ln_f.weight")
         names.insert("ln_f.bias")
@@ -86,7 +102,7 @@ public final class GPT2Trunk {
         }
         let toks = tokens ?? [Int32](repeating: 0, count: batch * seqLen)
         let set = keepActivations ? topSet(startBlock: startBlock, embeddings: hidden == nil) : nil
-        if set != nil { _ = model.ensureGradients() }
+        if let set, !set.names.isEmpty { _ = model.ensureGradients() }
         let p = try Pass(model: model, tokens: toks, batch: batch, seqLen: seqLen, trainable: set, training: false, seed: 0)
         if let h = hidden {
             h.withUnsafeBufferPointer { p.ws.residual[startBlock].base.update(from: $0.baseAddress!, count: $0.count) }
@@ -119,7 +135,11 @@ public final class GPT2Trunk {
         guard dOutput.count == N * C else { throw PipelineError("got \(dOutput.count) output gradients for \(N) x \(C) states") }
         let names = p.trainable!.names
         let ranges = layout.tensors.filter { names.contains($0.name) }.map(\.range)
-        model.withGradients { g in for r in ranges { (g.baseAddress! + r.lowerBound).update(repeating: 0, count: r.count) } }
+        if !ranges.isEmpty {
+            model.withGradients { g in for r in ranges { (g.baseAddress! + r.lowerBound).update(repeating: 0, count: r.count) } }
+        }
+        let lora = p.trainable!.adapters ? model.lora : nil
+        lora?.zeroGradients()
         let dResid = p.ws.buffer(&p.ws.dResid, p.ws.rowCapacity * C).base
         dOutput.withUnsafeBufferPointer { d in
             layerNormBackward(dOut: d.baseAddress!, x: p.ws.residual[L].base, mean: p.ws.lnfMean!.base, rstd: p.ws.lnfRstd!.base,
@@ -127,6 +147,11 @@ public final class GPT2Trunk {
                               dW: p.grad("ln_f.weight"), dB: p.grad("ln_f.bias"))
         }
         p.backwardBlocks()
-        return model.withGradients { g in ranges.map { r in (r, Array(g[r])) } }
+        var out: [(range: Range<Int>, values: [Float])] = ranges.isEmpty ? [] : model.withGradients { g in ranges.map { r in (r, Array(g[r])) } }
+        if let lora {
+            // The adapters' gradients at their place in the extended vector (base parameters, then adapters).
+            out.append((layout.totalCount..<(layout.totalCount + lora.count), lora.gradients))
+        }
+        return out
     }
 }

@@ -41,9 +41,23 @@ public protocol ClassifierBackend: AnyObject {
     /// the backend cannot. With `keepActivations`, `backwardTop` then takes a [batch, embDim] gradient.
     func forwardLastBlockSelected(hidden: [Float], batch: Int, length: Int, positions: [Int],
                                   keepActivations: Bool) throws -> [Float]?
+
+    /// LoRA: attaches adapters to every Linear layer. From then on the parameter vector the
+    /// backend takes (`loadParameters`) and returns gradients for (`backwardTop`) is the base
+    /// parameters followed by the adapters, and only the adapters get gradients.
+    func attachLoRA(_ weights: LoRAWeights) throws
+
+    /// The attached adapters, if any.
+    var loraAdapters: LoRAAdapters? { get }
 }
 
 extension ClassifierBackend {
+    public func attachLoRA(_ weights: LoRAWeights) throws {
+        throw PipelineError("this classifier backend does not support LoRA")
+    }
+
+    public var loraAdapters: LoRAAdapters? { nil }
+
     public func forwardLastBlockSelected(hidden: [Float], batch: Int, length: Int, positions: [Int],
                                          keepActivations: Bool) throws -> [Float]? { nil }
 }
@@ -59,6 +73,10 @@ public final class GPT2Backend: ClassifierBackend {
     }
 
     public var layout: ParameterLayout { model.layout }
+
+    public func attachLoRA(_ weights: LoRAWeights) throws { try model.attachLoRA(weights) }
+
+    public var loraAdapters: LoRAAdapters? { model.loraAdapters }
 
     public func loadParameters(_ values: [Float], range: Range<Int>) { trunk.loadParameters(values, range: range) }
 

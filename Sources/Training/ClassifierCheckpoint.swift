@@ -4,7 +4,9 @@ import GPT2
 
 /// The fine-tuned classifier on disk: GPT2's safetensors checkpoint (`saveCheckpoint`) whose
 /// metadata also carries what inference must repeat: the pooling (token position, averaging)
-/// and the padding (max length, pad token id) used in training.
+/// and the padding (max length, pad token id) used in training. A LoRA run's checkpoint holds
+/// the base weights and the adapters separately; `load` merges them (W + alpha A B, exact up to
+/// float rounding) so evaluation and `classify` run a plain model.
 public enum ClassifierCheckpoint {
     public static let settingsKey = "training_settings"
     public static let maxLengthKey = "max_length"
@@ -18,17 +20,22 @@ public enum ClassifierCheckpoint {
         public var maxLength: Int
         public var padTokenID: Int
         public var numClasses: Int
+        /// The adapters of a LoRA checkpoint (already merged into `parameters`).
+        public var lora: LoRAWeights?
     }
 
-    public static func save(parameters: [Float], layout: ParameterLayout, metadata: [String: String], to url: URL) throws {
-        try saveCheckpoint(params: parameters, layout: layout, metadata: metadata, to: url)
+    public static func save(parameters: [Float], layout: ParameterLayout, metadata: [String: String], to url: URL,
+                            lora: LoRAWeights? = nil) throws {
+        try saveCheckpoint(params: parameters, layout: layout, metadata: metadata, to: url, lora: lora)
     }
 
     public static func load(from url: URL) throws -> Loaded {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw PipelineError("no trained model here", location: url.path, hint: "run `train` first (pipeline run train)")
         }
-        let (layout, params, meta) = try loadCheckpoint(from: url)
+        let file = try loadCheckpointWithLoRA(from: url)
+        let (layout, meta) = (file.layout, file.metadata)
+        let params = try file.lora?.merged(into: file.params, layout: layout) ?? file.params
         guard case .classifier(let k) = layout.head else {
             throw PipelineError("the checkpoint has a language-model head, not a classifier", location: url.path,
                                 hint: "pass the model written by `train`")
@@ -44,6 +51,6 @@ public enum ClassifierCheckpoint {
         if case .bool(let b)? = settings["average_embeddings"] { average = b } else { average = false }
         return Loaded(layout: layout, parameters: params, metadata: meta,
                       pooling: Pooling(position: position, averageEmbeddings: average),
-                      maxLength: maxLength, padTokenID: pad, numClasses: k)
+                      maxLength: maxLength, padTokenID: pad, numClasses: k, lora: file.lora)
     }
 }

@@ -10,8 +10,18 @@ public struct ClassifierHead {
     public let numClasses: Int
     let weightOffset: Int
     let biasOffset: Int
+    /// The head's LoRA adapter, when training with LoRA: offsets of A [C, rank] and B [rank, K]
+    /// in the parameter vector (base parameters, then adapters), and the book's scale alpha.
+    public struct LoRAHead: Sendable {
+        public var aOffset: Int
+        public var bOffset: Int
+        public var rank: Int
+        public var alpha: Float
+    }
+    public let lora: LoRAHead?
 
-    public init(layout: ParameterLayout) throws {
+    public init(layout: ParameterLayout, lora: LoRAHead? = nil) throws {
+        self.lora = lora
         guard case .classifier(let k) = layout.head, let w = layout.spec(named: "out_head.weight"),
               let b = layout.spec(named: "out_head.bias") else {
             throw PipelineError("the model has no classification head", hint: "build the layout with head .classifier(numClasses:)")
@@ -67,9 +77,31 @@ public struct ClassifierHead {
                         out[b * K + k] = s + p[biasOffset + k]
                     }
                 }
+                // LoRA: + alpha * (x A) B
+                if let l = lora {
+                    for b in 0..<B {
+                        let u = loraProjection(x, row: b, p)
+                        for k in 0..<K {
+                            var s: Float = 0
+                            for j in 0..<l.rank { s += u[j] * p[l.bOffset + j * K + k] }
+                            out[b * K + k] += l.alpha * s
+                        }
+                    }
+                }
             }
         }
         return out
+    }
+
+    /// u = x[row] A ([rank]) for the head's LoRA adapter.
+    func loraProjection(_ x: UnsafeBufferPointer<Float>, row b: Int, _ p: UnsafeBufferPointer<Float>) -> [Float] {
+        guard let l = lora else { return [] }
+        var u = [Float](repeating: 0, count: l.rank)
+        for c in 0..<width {
+            let xc = x[b * width + c], a = l.aOffset + c * l.rank
+            for j in 0..<l.rank { u[j] += xc * p[a + j] }
+        }
+        return u
     }
 
     /// Mean cross-entropy over the batch (PyTorch's `cross_entropy`), its gradient w.r.t. the
@@ -101,6 +133,33 @@ public struct ClassifierHead {
                 for c in 0..<C {
                     gradients[w + c] += g * pooled[b * C + c]
                     dPooled[b * C + c] += g * parameters[w + c]
+                }
+            }
+        }
+        if let l = lora {
+            // dB += alpha u^T g; du = alpha g B^T; dA += x^T du; dx += du A^T
+            parameters.withUnsafeBufferPointer { p in
+                pooled.withUnsafeBufferPointer { x in
+                    for b in 0..<B {
+                        let u = loraProjection(x, row: b, p)
+                        var du = [Float](repeating: 0, count: l.rank)
+                        for j in 0..<l.rank {
+                            for k in 0..<K {
+                                let g = dLogits[b * K + k]
+                                gradients[l.bOffset + j * K + k] += l.alpha * u[j] * g
+                                du[j] += l.alpha * g * p[l.bOffset + j * K + k]
+                            }
+                        }
+                        for c in 0..<C {
+                            let a = l.aOffset + c * l.rank
+                            var dx: Float = 0
+                            for j in 0..<l.rank {
+                                gradients[a + j] += x[b * C + c] * du[j]
+                                dx += du[j] * p[a + j]
+                            }
+                            dPooled[b * C + c] += dx
+                        }
+                    }
                 }
             }
         }

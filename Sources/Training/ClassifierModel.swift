@@ -45,15 +45,23 @@ public final class ClassifierModel {
     public init(backend: ClassifierBackend, parameters: [Float], pooling: Pooling, trainable: TrainableLayers,
                 trimBatches: Bool = true) throws {
         let layout = backend.layout
-        guard parameters.count == layout.totalCount else {
-            throw PipelineError("parameter buffer has \(parameters.count) floats, the layout needs \(layout.totalCount)")
+        // With LoRA the vector is the base parameters followed by the adapters (LoRALayout order).
+        let lora = backend.loraAdapters
+        let loraCount = lora?.count ?? 0
+        guard parameters.count == layout.totalCount + loraCount else {
+            throw PipelineError("parameter buffer has \(parameters.count) floats, the layout needs \(layout.totalCount + loraCount)")
         }
-        guard trainable != .lora else {
-            throw PipelineError("trainable_layers lora is not supported yet", hint: "use last_layer, last_block, last_two_blocks or all")
+        guard (trainable == .lora) == (lora != nil) else {
+            throw PipelineError(trainable == .lora ? "trainable_layers lora needs LoRA adapters attached to the model"
+                                                   : "a model with LoRA adapters trains only them (trainable_layers lora)")
         }
         self.backend = backend
         self.parameters = parameters
-        self.head = try ClassifierHead(layout: layout)
+        self.head = try ClassifierHead(layout: layout, lora: lora.map { l in
+            let s = l.layout.adapters(of: "out_head")[0]
+            return ClassifierHead.LoRAHead(aOffset: layout.totalCount + s.aOffset, bOffset: layout.totalCount + s.bOffset,
+                                           rank: l.layout.rank, alpha: l.alpha)
+        })
         self.pooling = pooling
         self.trainable = trainable
         self.trimBatches = trimBatches
@@ -61,7 +69,8 @@ public final class ClassifierModel {
         startBlock = trainable.lowestTrainableBlock(nLayers: nLayers)
         switch trainable {
         case .lastLayer: trainableRange = layout.spec(named: "out_head.weight")!.offset..<layout.totalCount
-        case .all, .lora: trainableRange = 0..<layout.totalCount
+        case .all: trainableRange = 0..<layout.totalCount
+        case .lora: trainableRange = layout.totalCount..<(layout.totalCount + loraCount)
         default: trainableRange = layout.blockRange(startBlock!).lowerBound..<layout.totalCount
         }
         backend.loadParameters(parameters, range: 0..<parameters.count)
@@ -76,8 +85,9 @@ public final class ClassifierModel {
     }
 
     /// Whether caching the frozen trunk is exact: something must be frozen, and frozen layers
-    /// must behave the same every time (no dropout).
-    public var cacheIsExact: Bool { !trainable.trainsEmbeddings && config.dropRate == 0 }
+    /// must behave the same every time (no dropout). With LoRA every block changes (only the
+    /// embeddings stay fixed, not worth caching), so there is no cache.
+    public var cacheIsExact: Bool { trainable != .lora && !trainable.trainsEmbeddings && config.dropRate == 0 }
 
     // MARK: frozen trunk
 
@@ -159,7 +169,7 @@ public final class ClassifierModel {
             guard case .hidden(let pooled) = frozen else { fatalError("head-only input is pooled vectors") }
             return (pooled, false)
         }
-        if selectedPositionShortcut, k == config.nLayers - 1, !pooling.averageEmbeddings, case .hidden(let h) = frozen,
+        if selectedPositionShortcut, trainable != .lora, k == config.nLayers - 1, !pooling.averageEmbeddings, case .hidden(let h) = frozen,
            let out = try backend.forwardLastBlockSelected(hidden: h, batch: b.rows.count, length: b.length,
                                                           positions: b.pooled.map(\.lowerBound), keepActivations: training) {
             return (out, true)

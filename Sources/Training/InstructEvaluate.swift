@@ -77,7 +77,7 @@ public enum InstructEvaluateStage {
         guard FileManager.default.fileExists(atPath: modelURL.path) else {
             throw PipelineError("no trained model here", location: modelURL.path, hint: "run `train instruct` first")
         }
-        let ckpt = try loadCheckpoint(from: modelURL)
+        let ckpt = try loadCheckpointWithLoRA(from: modelURL)
         guard ckpt.layout.head == .languageModel else {
             throw PipelineError("this checkpoint has a classification head, not the language-model head", location: modelURL.path,
                                 hint: "evaluate a classifier with `evaluate report`; `evaluate instruct` needs `train instruct`'s output")
@@ -102,6 +102,8 @@ public enum InstructEvaluateStage {
         try checkTokenizer(o.vocabDirectory, against: data.manifest, prepared: o.prepared)
         let tokenizer = try GPT2BPETokenizer(directory: o.vocabDirectory)
         let model = try GPT2Model(layout: ckpt.layout, params: ckpt.params)
+        // A LoRA run's adapters are applied at run time (the tied head cannot be merged into wte).
+        if let lora = ckpt.lora { try model.attachLoRA(lora) }
         let config = ckpt.layout.config
         let validation = try data.shard(.validation), test = try data.shard(.test)
         try InstructTrainStage.checkTokens(validation, "validation", config: config, dir: o.prepared)

@@ -23,8 +23,14 @@ public struct InstructSettings: Codable, Equatable, Sendable {
     public var maskInstructions: Bool = false
     /// The book's `allowed_max_length` of the collate function.
     public var allowedMaxLength: Int = 1024
-    /// Appendix E (LoRA); not built yet, an error when true.
+    /// Appendix E (LoRA): every original parameter frozen, adapters on every Linear layer (the
+    /// tied output head included) train, with `loraRank` and `loraAlpha`.
     public var lora: Bool = false
+    public var loraRank: Int = 16
+    public var loraAlpha: Float = 16
+
+    /// The LoRA settings when `lora` is on, nil otherwise.
+    public var loraSettings: LoRASettings? { lora ? LoRASettings(rank: loraRank, alpha: loraAlpha) : nil }
     /// Stop after this many optimizer steps in total and write the outputs (a shorter run than
     /// `epochs` asks for; nil: no limit). Does not change any number up to that step.
     public var maxSteps: Int? = nil
@@ -39,10 +45,7 @@ public struct InstructSettings: Codable, Equatable, Sendable {
             throw PipelineError("weights: pretrained needs a weights file", location: "train.weights_file",
                                 hint: "pass --weights-file model.safetensors, or --weights random to train from random weights")
         }
-        if lora {
-            throw PipelineError("lora is not supported yet", location: "train.lora",
-                                hint: "set lora to false: train instruct fine-tunes all parameters")
-        }
+        try loraSettings?.validate(rankLocation: "train.lora_rank", alphaLocation: "train.lora_alpha")
         guard epochs >= 1 else { throw PipelineError("epochs must be at least 1", location: "train.epochs") }
         guard batchSize >= 1 else { throw PipelineError("batch_size must be at least 1", location: "train.batch_size") }
         guard evalFreq >= 1 else { throw PipelineError("eval_freq must be at least 1", location: "train.eval_freq") }
@@ -64,7 +67,7 @@ public struct InstructSettings: Codable, Equatable, Sendable {
             "epochs": .int(epochs), "batch_size": .int(batchSize), "eval_freq": .int(evalFreq), "eval_iter": .int(evalIter),
             "mask_instructions": .bool(maskInstructions), "allowed_max_length": .int(allowedMaxLength),
             "lora": .bool(lora), "max_steps": maxSteps.map { .int($0) } ?? .null,
-        ]
+        ].merging(loraSettings.map(\.asJSON) ?? [:]) { a, _ in a }
     }
 
     /// The settings that decide the numbers a run produces; a resume state must have been made with

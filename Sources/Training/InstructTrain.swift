@@ -64,6 +64,10 @@ public enum InstructTrainStage {
         let layout = ParameterLayout(config: config, head: .languageModel)
         let base = try BaseWeights.load(settings: s.baseWeightSettings, layout: layout)
         let model = try GPT2Model(layout: layout, params: base.parameters)
+        if let lora = s.loraSettings {
+            try model.attachLoRA(LoRAWeights.initial(for: layout, settings: lora, seed: s.seed))
+            reporter.note("LoRA rank \(lora.rank), alpha \(lora.alpha): \(model.loraAdapters!.count) trainable parameters; the \(layout.totalCount) original parameters are frozen")
+        }
         let tokenizer = try o.vocabDirectory.map { try GPT2BPETokenizer(directory: $0) }
         let sampleEntry = try tokenizer == nil ? nil : data.entries(.validation).first
 
@@ -97,14 +101,14 @@ public enum InstructTrainStage {
         // Final outputs, each written atomically; the manifest last, so it only ever describes complete files.
         let meta: [String: String] = [
             CheckpointFormat.CallerKey.baseModel: "\(config.name) \(base.identity)",
-            CheckpointFormat.CallerKey.trainable: "all",
+            CheckpointFormat.CallerKey.trainable: s.lora ? "lora" : "all",
             settingsKey: JSONValue.object(s.asJSON).canonicalString,
             styleKey: style.rawValue,
             allowedMaxLengthKey: String(cut),
             "train_shard_sha256": hashes[0], "validation_shard_sha256": hashes[1],
         ]
         let modelURL = o.output.appendingPathComponent(modelFile)
-        try saveCheckpoint(params: model.parameters, layout: layout, metadata: meta, to: modelURL)
+        try saveCheckpoint(params: model.parameters, layout: layout, metadata: meta, to: modelURL, lora: model.loraAdapters?.weights)
         let logURL = o.output.appendingPathComponent(logFile)
         try AtomicFile.write(Data(outcome.log.map { $0.jsonLine() + "\n" }.joined().utf8), to: logURL)
 
@@ -126,7 +130,7 @@ public enum InstructTrainStage {
                                     "wall_seconds": .double(outcome.elapsedSeconds),
                                     "seconds_per_step_this_process": .double(trainer.secondsPerStep),
                                     "median_seconds_per_step_this_process": .double(trainer.medianSecondsPerStep),
-                                    "trainable_parameters": .int(layout.totalCount),
+                                    "trainable_parameters": .int(model.loraAdapters?.count ?? layout.totalCount),
                                     "first_train_loss": num(evals.first?.trainLoss), "first_val_loss": num(evals.first?.valLoss),
                                     "final_train_loss": num(evals.last?.trainLoss), "final_val_loss": num(evals.last?.valLoss),
                                     "epoch_samples": .array(trainer.samples.map { .string($0) }),
@@ -175,7 +179,14 @@ public final class InstructTrainer {
         self.inputsKey = inputsKey
         self.stateURL = stateURL
         self.reporter = reporter
-        trainable = TrainableSet.all(model.layout)
+        trainable = model.loraAdapters == nil ? TrainableSet.all(model.layout) : .loraAdapters
+    }
+
+    /// What the optimizer trains, as a range of the vector (base parameters, then adapters) that
+    /// a resume state stores: everything, or only the LoRA adapters.
+    var trainedRange: Range<Int> {
+        let total = model.layout.totalCount
+        return model.loraAdapters.map { total..<(total + $0.count) } ?? 0..<total
     }
 
     public var batchesPerEpoch: Int { train.rowCount / settings.batchSize }
@@ -212,8 +223,8 @@ public final class InstructTrainer {
             throw PipelineError("the resume state was made from different shards or base weights", location: source,
                                 hint: "train without --resume to start over")
         }
-        if state.meta.trainableLower != 0 || state.meta.trainableUpper != model.layout.totalCount {
-            throw PipelineError("the resume state is not a full fine-tuning state of this model (\(state.meta.trainableUpper - state.meta.trainableLower) parameters, model has \(model.layout.totalCount))",
+        if state.meta.trainableLower != trainedRange.lowerBound || state.meta.trainableUpper != trainedRange.upperBound {
+            throw PipelineError("the resume state trains a different part of the model (\(state.meta.trainableUpper - state.meta.trainableLower) parameters, this run trains \(trainedRange.count))",
                                 location: source, hint: "train without --resume to start over")
         }
     }
@@ -224,8 +235,7 @@ public final class InstructTrainer {
             throw PipelineError("the training set has \(n) rows, fewer than one batch of \(bs)", location: "train.batch_size",
                                 hint: "use a smaller batch_size")
         }
-        let total = model.layout.totalCount
-        let optimizer = GPT2.AdamW(parameterCount: total, learningRate: settings.learningRate, weightDecay: settings.weightDecay)
+        let optimizer = GPT2.AdamW(parameterCount: trainedRange.count, learningRate: settings.learningRate, weightDecay: settings.weightDecay)
         var gen = SeededGenerator(seed: settings.seed ^ 0x5EED_7EA1)
         var epoch = 0, nextBatch = 0, examplesSeen = 0
         var permutation: [Int] = []
@@ -233,7 +243,7 @@ public final class InstructTrainer {
         var elapsedBefore = 0.0
         if let s = state {
             try checkCompatible(s, source: stateURL?.path ?? "state")
-            try model.setParameters(s.parameters)
+            if let lora = model.loraAdapters { try lora.setValues(s.parameters) } else { try model.setParameters(s.parameters) }
             try optimizer.restore(step: s.meta.optimizerStep, firstMoment: s.m, secondMoment: s.v)
             gen = s.meta.generator
             epoch = s.meta.epoch
@@ -251,10 +261,12 @@ public final class InstructTrainer {
 
         func saveState() throws {
             guard let url = stateURL else { return }
-            let meta = ResumeState.Meta(settingsKey: settings.resumeKey, inputsKey: inputsKey, trainableLower: 0, trainableUpper: total,
+            let meta = ResumeState.Meta(settingsKey: settings.resumeKey, inputsKey: inputsKey,
+                                        trainableLower: trainedRange.lowerBound, trainableUpper: trainedRange.upperBound,
                                         optimizerStep: optimizer.step, epoch: epoch, nextBatch: nextBatch, permutation: permutation,
                                         generator: gen, examplesSeen: examplesSeen, elapsedSeconds: elapsed(), log: log)
-            try ResumeState(meta: meta, parameters: model.parameters, m: optimizer.firstMoment, v: optimizer.secondMoment).write(to: url)
+            let trained = model.loraAdapters?.values ?? model.parameters
+            try ResumeState(meta: meta, parameters: trained, m: optimizer.firstMoment, v: optimizer.secondMoment).write(to: url)
         }
         func trainingBatches(_ order: [Int]) -> [[Int]] {
             (0..<(n / bs)).map { Array(order[($0 * bs)..<(($0 + 1) * bs)]) }

@@ -72,7 +72,15 @@ public enum TrainStage {
         }
         let base = try BaseWeights.load(settings: s, layout: layout)
         let backend = try makeBackend(layout, base.parameters)
-        let model = try ClassifierModel(backend: backend, parameters: base.parameters, pooling: s.pooling,
+        var parameters = base.parameters
+        if let lora = s.lora {
+            // The book: the new head is drawn, everything is frozen, then every Linear gets an adapter.
+            let adapters = try LoRAWeights.initial(for: layout, settings: lora, seed: s.seed)
+            try backend.attachLoRA(adapters)
+            parameters += adapters.values
+            reporter.note("LoRA rank \(lora.rank), alpha \(lora.alpha): \(adapters.values.count) trainable parameters; the \(layout.totalCount) original parameters are frozen (no frozen-layer cache: every block changes)")
+        }
+        let model = try ClassifierModel(backend: backend, parameters: parameters, pooling: s.pooling,
                                         trainable: s.trainableLayers, trimBatches: s.trimBatches)
         let train = DataSplit(name: "train", rows: data.train)
         let validation = DataSplit(name: "validation", rows: data.validation)
@@ -111,7 +119,13 @@ public enum TrainStage {
             "train_shard_sha256": data.shardHashes["train"]!, "validation_shard_sha256": data.shardHashes["validation"]!,
         ]
         let modelURL = o.output.appendingPathComponent(modelFile)
-        try ClassifierCheckpoint.save(parameters: model.parameters, layout: layout, metadata: meta, to: modelURL)
+        let trained = model.parameters
+        let lora = try s.lora.map {
+            try LoRAWeights(settings: $0, layout: LoRALayout(layout: layout, rank: $0.rank),
+                            values: Array(trained[layout.totalCount...]))
+        }
+        try ClassifierCheckpoint.save(parameters: Array(trained[0..<layout.totalCount]), layout: layout, metadata: meta,
+                                      to: modelURL, lora: lora)
         let logURL = o.output.appendingPathComponent(logFile)
         try AtomicFile.write(Data(outcome.log.map { $0.jsonLine() + "\n" }.joined().utf8), to: logURL)
 

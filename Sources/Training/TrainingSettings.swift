@@ -12,7 +12,7 @@ public enum TrainableLayers: String, CaseIterable, Codable, Sendable {
     case lastTwoBlocks = "last_two_blocks"
     /// Every parameter, embeddings included.
     case all
-    /// LoRA adapters on every Linear layer (appendix E); not built yet.
+    /// LoRA adapters on every Linear layer, the head included, everything else frozen (appendix E).
     case lora
 
     public static func parse(_ text: String) throws -> TrainableLayers {
@@ -112,8 +112,16 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var cacheFrozenTrunk: Bool = true
     /// Cut each batch to the positions the pooled output depends on (exact; see `Pooling.neededLength`).
     public var trimBatches: Bool = true
+    /// LoRA rank and alpha (used when trainableLayers is lora; the book's appendix E: 16 and 16).
+    public var loraRank: Int = 16
+    public var loraAlpha: Float = 16
 
     public init() {}
+
+    /// The LoRA settings when training with adapters, nil otherwise.
+    public var lora: LoRASettings? {
+        trainableLayers == .lora ? LoRASettings(rank: loraRank, alpha: loraAlpha) : nil
+    }
 
     public func validate() throws {
         guard weights == "pretrained" || weights == "random" else {
@@ -130,10 +138,7 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
         guard saveEvery >= 0 else { throw PipelineError("save_every must not be negative", location: "train.save_every") }
         guard learningRate > 0, learningRate.isFinite else { throw PipelineError("lr must be positive", location: "train.lr") }
         guard weightDecay >= 0 else { throw PipelineError("weight_decay must not be negative", location: "train.weight_decay") }
-        if trainableLayers == .lora {
-            throw PipelineError("trainable_layers lora is not supported yet", location: "train.trainable_layers",
-                                hint: "use last_layer, last_block, last_two_blocks or all")
-        }
+        try lora?.validate(rankLocation: "train.lora_rank", alphaLocation: "train.lora_alpha")
     }
 
     /// The settings as manifest params (also what a resume state must match).
@@ -145,7 +150,7 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
             "lr": .double(Double("\(learningRate)") ?? Double(learningRate)),
             "weight_decay": .double(Double("\(weightDecay)") ?? Double(weightDecay)), "epochs": .int(epochs),
             "batch_size": .int(batchSize), "eval_freq": .int(evalFreq), "eval_iter": .int(evalIter),
-        ]
+        ].merging(lora.map(\.asJSON) ?? [:]) { a, _ in a }
     }
 
     /// The settings that decide the numbers a run produces; a resume state must have been made with the same ones.

@@ -13,3 +13,9 @@ struct CommonTrainOptions: ParsableArguments {
     @Option(help: "Write the resumable state every this many steps (0: only at the end and on Ctrl-C).") var saveEvery = 50
     @Flag(help: "Continue from --out/state.") var resume = false
 }
+
+/// LoRA's rank and alpha (appendix E; the book uses 16 and 16). Used only when LoRA is on.
+struct LoRAOptions: ParsableArguments {
+    @Option(help: "LoRA rank (with --trainable-layers lora / --lora true).") var loraRank = 16
+    @Option(help: "LoRA alpha: the adapter output is scaled by alpha (not alpha / rank), as in the book.") var loraAlpha: Float = 16
+}

@@ -24,7 +24,7 @@ struct TrainClassifier: ParsableCommand {
     @Option(help: "Output directory.") var out = "data/train"
     @Option(help: "Model size (gpt2-small, gpt2-medium, gpt2-large, gpt2-xl, 124M, ...) or a JSON config file.") var model = "gpt2-small"
     @OptionGroup var common: CommonTrainOptions
-    @Option(help: "last_layer | last_block | last_two_blocks | all (lora: not supported yet).") var trainableLayers = "last_block"
+    @Option(help: "last_layer | last_block | last_two_blocks | all | lora (appendix E: adapters on every Linear, all else frozen).") var trainableLayers = "last_block"
     @Option(help: "last | first | flexible (last real token of each row).") var tokenPosition = "last"
     @Option(help: "true: mean of the final hidden states over each row's real tokens.") var averageEmbeddings = false
     @Option(help: "Epochs.") var epochs = 5
@@ -33,6 +33,7 @@ struct TrainClassifier: ParsableCommand {
     @Option(help: "Tokenizer folder (encoder.json, vocab.bpe) to check against the shards' manifest.") var vocab: String?
     @Flag(help: "Recompute the frozen layers every step instead of caching their output (slower, same result).") var noCache = false
     @Flag(help: "Run every batch at the full padded length (slower, same result).") var noTrim = false
+    @OptionGroup var lora: LoRAOptions
 
     func run() throws {
         var s = TrainingSettings()
@@ -51,6 +52,8 @@ struct TrainClassifier: ParsableCommand {
         s.saveEvery = common.saveEvery
         s.cacheFrozenTrunk = !noCache
         s.trimBatches = !noTrim
+        s.loraRank = lora.loraRank
+        s.loraAlpha = lora.loraAlpha
 
         var o = TrainOptions(prepared: URL(fileURLWithPath: prepared), output: URL(fileURLWithPath: out), settings: s)
         o.numClasses = numClasses

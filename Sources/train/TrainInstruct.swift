@@ -20,7 +20,8 @@ struct TrainInstruct: ParsableCommand {
     @Option(help: "Evaluate losses every this many steps.") var evalFreq = 5
     @Option(help: "The collate function's allowed_max_length (rows are cut to it).") var allowedMaxLength = 1024
     @Option(help: "true: the loss covers only the responses (exercise 7.2).") var maskInstructions = false
-    @Option(help: "true: LoRA (appendix E) - not supported yet.") var lora = false
+    @Option(help: "true: LoRA (appendix E): freeze every parameter, train adapters on every Linear layer.") var lora = false
+    @OptionGroup var loraOptions: LoRAOptions
     @Option(help: "Stop after this many steps in total and write the outputs (a shortened run; 0: no limit).") var maxSteps = 0
     @Option(help: "Tokenizer folder (encoder.json, vocab.bpe); when given, a sample response is printed after each epoch.") var vocab: String?
 
@@ -40,6 +41,8 @@ struct TrainInstruct: ParsableCommand {
         s.allowedMaxLength = allowedMaxLength
         s.maskInstructions = maskInstructions
         s.lora = lora
+        s.loraRank = loraOptions.loraRank
+        s.loraAlpha = loraOptions.loraAlpha
         s.maxSteps = maxSteps > 0 ? maxSteps : nil
         var o = InstructTrainOptions(prepared: URL(fileURLWithPath: prepared), output: URL(fileURLWithPath: out), settings: s)
         o.vocabDirectory = vocab.map { URL(fileURLWithPath: $0) }

@@ -176,7 +176,11 @@ final class InstructTrainTests: XCTestCase {
     func testBadSettingsAreRejected() throws {
         var s = TinyInstruct.settings()
         s.lora = true
-        XCTAssertThrowsError(try s.validate()) { XCTAssertTrue("\($0)".contains("lora is not supported yet"), "\($0)") }
+        try s.validate()
+        s.loraRank = 0
+        XCTAssertThrowsError(try s.validate()) {
+            XCTAssertTrue("\($0)".contains("LoRA rank must be at least 1, got 0") && "\($0)".contains("train.lora_rank"), "\($0)")
+        }
         s = TinyInstruct.settings()
         s.weights = "pretrained"
         XCTAssertThrowsError(try s.validate()) { XCTAssertTrue("\($0)".contains("needs a weights file"), "\($0)") }

@@ -18,6 +18,11 @@ final class StageTests: XCTestCase {
     /// Writes data/prepared-like shards, CSVs, tokenizer files and manifest: rows of token ids <
     /// 39 padded with 39 to 8 positions; label 1 when token 3 occurs.
     func writePrepared(rows: [String: Int] = ["train": 20, "validation": 6, "test": 7], shardVersion: UInt32? = nil) throws -> URL {
+        try Self.writePrepared(in: dir, rows: rows, shardVersion: shardVersion)
+    }
+
+    static func writePrepared(in dir: URL, rows: [String: Int] = ["train": 20, "validation": 6, "test": 7],
+                              shardVersion: UInt32? = nil) throws -> URL {
         let prepared = dir.appendingPathComponent("prepared")
         let vocab = dir.appendingPathComponent("vocab")
         try FileManager.default.createDirectory(at: prepared, withIntermediateDirectories: true)
@@ -51,7 +56,9 @@ final class StageTests: XCTestCase {
         return prepared
     }
 
-    func options(_ prepared: URL, epochs: Int = 2) -> TrainOptions {
+    func options(_ prepared: URL, epochs: Int = 2) -> TrainOptions { Self.options(prepared, in: dir, epochs: epochs) }
+
+    static func options(_ prepared: URL, in dir: URL, epochs: Int = 2) -> TrainOptions {
         var s = TrainingSettings()
         s.weights = "random"
         s.epochs = epochs

@@ -190,9 +190,16 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(log.filter { $0.kind == "eval" }.map(\.step), [1, 4])   // the book's global_step 0, 3
     }
 
-    func testLoraIsRefusedClearly() {
+    func testBadLoRARankIsRefusedClearly() throws {
         var s = Toy.settings(.lora)
-        XCTAssertThrowsError(try s.validate()) { XCTAssertTrue("\($0)".contains("not supported yet")) }
+        try s.validate()
+        for rank in [0, -1] {
+            s.loraRank = rank
+            XCTAssertThrowsError(try s.validate()) {
+                XCTAssertTrue("\($0)".contains("LoRA rank must be at least 1, got \(rank)") && "\($0)".contains("train.lora_rank"), "\($0)")
+            }
+        }
+        s.loraRank = 16
         s.trainableLayers = .lastBlock
         s.weights = "pretrained"
         XCTAssertThrowsError(try s.validate()) { XCTAssertTrue("\($0)".contains("weights file")) }
