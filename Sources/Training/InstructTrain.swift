@@ -62,7 +62,7 @@ public enum InstructTrainStage {
         try checkTokens(train, "train", config: config, dir: o.prepared)
         try checkTokens(validation, "validation", config: config, dir: o.prepared)
         let layout = ParameterLayout(config: config, head: .languageModel)
-        let base = try BaseWeights.load(settings: s.baseWeightSettings, layout: layout)
+        let base = try BaseWeights.load(settings: s.baseWeightSettings, layout: layout, initScheme: s.initScheme)
         let model = try GPT2Model(layout: layout, params: base.parameters)
         let tokenizer = try o.vocabDirectory.map { try GPT2BPETokenizer(directory: $0) }
         let sampleEntry = try tokenizer == nil ? nil : data.entries(.validation).first
