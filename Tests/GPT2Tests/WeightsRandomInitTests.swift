@@ -39,6 +39,8 @@ final class WeightsRandomInitTests: WeightsTestCase {
                 XCTAssertEqual(s.mean, 0, accuracy: 5 * sigma / n.squareRoot(), spec.name)
                 // The sample std of a uniform has relative standard error sqrt((kurtosis - 1) / 4n) = sqrt(0.2 / n).
                 XCTAssertEqual(s.std, sigma, accuracy: 5 * (0.2 / n).squareRoot() * sigma, spec.name)
+            case .normalStd:
+                XCTFail("\(spec.name): the torch scheme has no N(0, std) tensor")
             }
         }
         // The kinds follow the book's modules.
