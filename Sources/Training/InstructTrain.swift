@@ -124,8 +124,9 @@ public enum InstructTrainStage {
                                     "tokens_seen_this_process": .int(trainer.tokensSeen),
                                     "epochs": .int(s.epochs), "batches_per_epoch": .int(trainer.batchesPerEpoch),
                                     "wall_seconds": .double(outcome.elapsedSeconds),
-                                    "seconds_per_step_this_process": .double(trainer.secondsPerStep),
-                                    "median_seconds_per_step_this_process": .double(trainer.medianSecondsPerStep),
+                                    // null when this process ran no step (a --resume that only writes the outputs).
+                                    "seconds_per_step_this_process": trainer.stepsThisProcess == 0 ? .null : .double(trainer.secondsPerStep),
+                                    "median_seconds_per_step_this_process": trainer.stepsThisProcess == 0 ? .null : .double(trainer.medianSecondsPerStep),
                                     "trainable_parameters": .int(layout.totalCount),
                                     "first_train_loss": num(evals.first?.trainLoss), "first_val_loss": num(evals.first?.valLoss),
                                     "final_train_loss": num(evals.last?.trainLoss), "final_val_loss": num(evals.last?.valLoss),
@@ -179,6 +180,8 @@ public final class InstructTrainer {
     }
 
     public var batchesPerEpoch: Int { train.rowCount / settings.batchSize }
+    /// Optimizer steps this process ran (0 for a --resume that only writes the outputs).
+    public var stepsThisProcess: Int { stepSeconds.count }
     public var secondsPerStep: Double { stepSeconds.isEmpty ? 0 : stepSeconds.reduce(0, +) / Double(stepSeconds.count) }
     /// Median wall seconds of the optimizer steps run in this process (0 before any).
     public var medianSecondsPerStep: Double {

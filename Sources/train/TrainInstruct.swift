@@ -56,8 +56,9 @@ struct TrainInstruct: ParsableCommand {
         }
         let stats = result.manifest?.stats ?? [:]
         func loss(_ k: String) -> String { stats[k]?.doubleValue.map { String(format: "%.3f", $0) } ?? "-" }
-        reporter.note(String(format: "trained %d steps (%d examples) in %.1fs (%.2fs/step); train loss %@ -> %@, validation loss %@ -> %@",
-                             outcome.steps, outcome.examplesSeen, outcome.elapsedSeconds, result.secondsPerStep,
+        let perStep = stats["seconds_per_step_this_process"]?.doubleValue.map { String(format: "%.2fs/step", $0) } ?? "no step in this process"
+        reporter.note(String(format: "trained %d steps (%d examples) in %.1fs (%@); train loss %@ -> %@, validation loss %@ -> %@",
+                             outcome.steps, outcome.examplesSeen, outcome.elapsedSeconds, perStep,
                              loss("first_train_loss"), loss("final_train_loss"), loss("first_val_loss"), loss("final_val_loss")))
         reporter.note("wrote \(out)/model.safetensors, log.jsonl, state, manifest.json")
     }

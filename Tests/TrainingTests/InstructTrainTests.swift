@@ -92,6 +92,14 @@ final class InstructTrainTests: XCTestCase {
         XCTAssertEqual(m.stats["batches_per_epoch"], 6)  // 25 rows / 4, last incomplete batch dropped
         XCTAssertEqual(Set(m.outputs.map(\.path)), ["model.safetensors", "log.jsonl", "state"])
         XCTAssertTrue(m.inputs.contains { $0.path.hasSuffix("train.bin") })
+        XCTAssertGreaterThan(m.stats["seconds_per_step_this_process"]?.doubleValue ?? 0, 0)
+        // A --resume at the end only writes the outputs: no step in that process, so no step time (not 0).
+        var again = TinyInstruct.options(prepared, out, s)
+        again.resume = true
+        XCTAssertEqual(try InstructTrainStage.run(again).outcome.steps, 2)
+        let m2 = try Manifest.read(from: out.appendingPathComponent("manifest.json"))
+        XCTAssertEqual(m2.stats["seconds_per_step_this_process"], .null)
+        XCTAssertEqual(m2.stats["steps"], 2)
     }
 
     func testTrainingLowersTheLoss() throws {
