@@ -72,8 +72,12 @@ public struct FetchResult: Equatable, Sendable {
     public var from: String
     /// A download continued a partial file with an HTTP Range request.
     public var resumed: Bool
+    /// The source is unpinned: `sha256` is what this file has (or had when it was first fetched),
+    /// not a declared value it was checked against.
+    public var unpinned: Bool
 
-    public init(source: String, file: String, sha256: String, size: Int, action: Action, from: String, resumed: Bool = false) {
+    public init(source: String, file: String, sha256: String, size: Int, action: Action, from: String, resumed: Bool = false,
+                unpinned: Bool = false) {
         self.source = source
         self.file = file
         self.sha256 = sha256
@@ -81,10 +85,23 @@ public struct FetchResult: Equatable, Sendable {
         self.action = action
         self.from = from
         self.resumed = resumed
+        self.unpinned = unpinned
     }
 
     /// The line printed for this file.
     public var line: String {
+        if unpinned {
+            switch action {
+            case .downloaded:
+                return "downloaded  \(file) (\(size) bytes, UNPINNED: sha256 \(sha256) recorded, not verified) from \(from)\(resumed ? " (resumed)" : "")"
+            case .mirrored:
+                return "mirror      \(file) (\(size) bytes, UNPINNED: sha256 \(sha256) recorded, not verified) from \(from)"
+            case .alreadyVerified:
+                return "skipped     \(file) (already present with the size and sha256 recorded when it was fetched; unpinned)"
+            case .extracted, .extractedAlreadyVerified:
+                break
+            }
+        }
         switch action {
         case .downloaded: return "downloaded  \(file) (\(size) bytes, sha256 verified) from \(from)\(resumed ? " (resumed)" : "")"
         case .mirrored: return "mirror      \(file) (\(size) bytes, sha256 verified) from \(from)"
@@ -111,6 +128,9 @@ public struct FetchFailure: Error, CustomStringConvertible, LocalizedError {
 public final class Fetcher {
     public static let manifestFormat = "raw-sources"
     public static let manifestFormatVersion = 1
+    /// The most bytes an unpinned source without a declared `size` may have (the largest GPT-2,
+    /// XL, has 1.56 billion F32 parameters: about 6.2 GB).
+    public static let unknownSizeCap: Int64 = 16 << 30
 
     public let options: FetchOptions
     private let fm = FileManager.default
@@ -138,7 +158,7 @@ public final class Fetcher {
         var errors: [PipelineError] = []
         for source in sources {
             do {
-                let fetched = try fetchOne(source)
+                let fetched = try fetchOne(source, previous: previous)
                 for r in fetched { options.report(r.line) }
                 results += fetched
             } catch let e as PipelineError {
@@ -160,11 +180,16 @@ public final class Fetcher {
 
     // MARK: - One source
 
-    private func fetchOne(_ s: SourceSpec) throws -> [FetchResult] {
+    private func fetchOne(_ s: SourceSpec, previous: Manifest?) throws -> [FetchResult] {
         let dest = options.outDir.appendingPathComponent(s.file)
         var main: FetchResult
-        if let sha = try verifiedSHA(of: dest, size: s.size), sha == s.sha256 {
-            main = FetchResult(source: s.name, file: s.file, sha256: sha, size: s.size, action: .alreadyVerified, from: "")
+        // What the file in place must be: the declared hash, or for an unpinned source the one
+        // recorded when it was fetched (and only if that record agrees with a declared size).
+        let recorded = previous?.outputs.first { $0.path == s.file && (s.size == nil || $0.size == s.size) }
+        let expected: (sha256: String, size: Int)? = s.sha256.map { ($0, s.size ?? -1) } ?? recorded.map { ($0.sha256, $0.size) }
+        if let expected, let sha = try verifiedSHA(of: dest, size: expected.size), sha == expected.sha256 {
+            main = FetchResult(source: s.name, file: s.file, sha256: sha, size: expected.size, action: .alreadyVerified, from: "",
+                               unpinned: !s.isPinned)
         } else {
             if let attrs = try? fm.attributesOfItem(atPath: dest.path) {
                 guard (attrs[.type] as? FileAttributeType) == .typeRegular else {
@@ -172,7 +197,8 @@ public final class Fetcher {
                                         hint: "move it away; fetch replaces only files")
                 }
                 // Everything under a final name must be verified, so a stale or damaged file goes now.
-                options.warn("`\(s.file)` exists but does not match the declared size and sha256 of source `\(s.name)`; removing it and fetching again")
+                let against = s.isPinned ? "the declared size and sha256" : (recorded == nil ? "any fetch recorded in \(Manifest.fileName)" : "the size and sha256 recorded when it was fetched")
+                options.warn("`\(s.file)` exists but does not match \(against) of source `\(s.name)`; removing it and fetching again")
                 try fm.removeItem(at: dest)
             }
             try fm.createDirectory(at: dest.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -186,6 +212,9 @@ public final class Fetcher {
         // not linger in the artifact directory.
         try? fm.removeItem(at: partialURL(for: dest))
         var out = [main]
+        if main.unpinned && main.action != .alreadyVerified {
+            options.warn("source `\(s.name)` is unpinned (no sha256 declared): `\(s.file)` was checked for completeness only. It has \(main.size) bytes and sha256 \(main.sha256); once you trust it, pin it with `sha256: \(main.sha256)` and `size: \(main.size)` in the pipeline file")
+        }
         if let ex = s.extract {
             out += try ZipExtractor(archive: dest, archiveName: s.file, source: s.name, spec: ex, outDir: options.outDir).extract()
         }
@@ -218,7 +247,8 @@ public final class Fetcher {
         guard let mirror = options.mirror else { return nil }
         var candidates = [mirror.appendingPathComponent(s.file)]
         let base = mirror.appendingPathComponent((s.file as NSString).lastPathComponent)
-        if base.path != candidates[0].path { candidates.append(base) }
+        // Without a hash to tell files apart, a bare basename (every weights file is model.safetensors) could be any of them.
+        if base.path != candidates[0].path && s.isPinned { candidates.append(base) }
         let existing = candidates.filter { fm.fileExists(atPath: $0.path) }
         if existing.isEmpty {
             options.warn("source `\(s.name)`: not in the mirror (looked for \(candidates.map(\.path).joined(separator: " and "))); trying the URLs")
@@ -232,14 +262,15 @@ public final class Fetcher {
                 try fm.setAttributes([.posixPermissions: 0o644], ofItemAtPath: tmp.path)
                 // Verify the copy, not the original: it is the copy that goes into place.
                 let size = fileSize(tmp) ?? -1
-                let sha = size == Int64(s.size) ? try FileHash.sha256(of: tmp) : nil
-                if let sha, sha == s.sha256 {
+                let sha = s.size.map({ Int64($0) == size }) ?? true ? try FileHash.sha256(of: tmp) : nil
+                if let sha, s.sha256 == nil || sha == s.sha256 {
                     try AtomicFile.moveIntoPlace(tmp, dest)
-                    return FetchResult(source: s.name, file: s.file, sha256: sha, size: s.size, action: .mirrored, from: candidate.path)
+                    return FetchResult(source: s.name, file: s.file, sha256: sha, size: Int(size), action: .mirrored, from: candidate.path,
+                                       unpinned: !s.isPinned)
                 }
                 try? fm.removeItem(at: tmp)
                 let got = sha.map { "sha256 \($0)" } ?? "\(size) bytes"
-                let want = sha == nil ? "\(s.size) bytes" : "sha256 \(s.sha256)"
+                let want = sha == nil ? "\(s.size ?? -1) bytes" : "sha256 \(s.sha256 ?? "")"
                 options.warn("source `\(s.name)`: mirror file \(candidate.path) has \(got), but the source declares \(want); ignoring it and trying the URLs")
             } catch {
                 try? fm.removeItem(at: tmp)
@@ -285,7 +316,10 @@ public final class Fetcher {
     }
 
     private func download(_ s: SourceSpec, from url: String, partial: URL, dest: URL) throws -> URLAttempt {
-        let size = Int64(s.size)
+        // An unpinned source of unknown size: no cap but a sanity one, and completeness rests on
+        // the transfer itself (libcurl fails a body shorter than its Content-Length).
+        let knownSize = s.size != nil
+        let size = s.size.map { Int64($0) } ?? Fetcher.unknownSizeCap
         let isFile = url.lowercased().hasPrefix("file:")
         var attempt = 0
         var restartedAfterMismatch = false
@@ -301,7 +335,7 @@ public final class Fetcher {
                 // A previous run got every byte but stopped before verifying; no request needed.
                 usedPartial = true
             } else {
-                let bar = options.progress ? ProgressBar(label: s.file, total: size) : nil
+                let bar = options.progress ? ProgressBar(label: s.file, total: knownSize ? size : 0) : nil
                 let outcome = runTransfer(TransferRequest(url: url, partial: partial, offset: offset, limit: size,
                                                           connectTimeout: options.connectTimeout,
                                                           stallTimeout: options.stallTimeout, progress: bar))
@@ -317,20 +351,21 @@ public final class Fetcher {
                 }
                 if outcome.overLimit {
                     try? fm.removeItem(at: partial)
-                    verdict = (.other("\(url): the server sent more than the declared \(size) bytes (wrong file, or `size` is out of date)"), false)
+                    verdict = (.other(knownSize ? "\(url): the server sent more than the declared \(size) bytes (wrong file, or `size` is out of date)"
+                                                : "\(url): the server sent more than \(size) bytes, the cap for an unpinned source without a size (declare `size`)"), false)
                 } else if outcome.rangeMismatch || outcome.httpStatus == 416 {
                     try? fm.removeItem(at: partial)
                     verdict = (.other("\(url): the server answered the Range request for bytes \(offset)- with HTTP \(outcome.httpStatus); restarting from byte 0"), true)
                 } else if !outcome.ok {
                     let status = outcome.httpStatus > 0 ? " (HTTP \(outcome.httpStatus))" : ""
-                    let got = outcome.bytesInFile > 0 ? "; got \(outcome.bytesInFile) of \(size) bytes, kept for resuming" : ""
+                    let got = outcome.bytesInFile > 0 ? "; got \(outcome.bytesInFile) of \(knownSize ? String(size) : "?") bytes, kept for resuming" : ""
                     let receivedSome = outcome.bytesInFile > (outcome.serverIgnoredRange ? 0 : offset)
                     if outcome.code == CURLE_PARTIAL_FILE || (receivedSome && outcome.bytesInFile < size) {
                         verdict = (.truncated("\(url): truncated download: \(outcome.curlMessage)\(got)"), isTransient(outcome))
                     } else {
                         verdict = (.other("\(url): \(outcome.curlMessage)\(status)"), isTransient(outcome))
                     }
-                } else if outcome.bytesInFile < size {
+                } else if knownSize && outcome.bytesInFile < size {
                     // The server closed cleanly but short (no Content-Length to tell libcurl).
                     verdict = (.truncated("\(url): truncated download: got \(outcome.bytesInFile) of \(size) bytes, kept for resuming"), true)
                 }
@@ -338,10 +373,11 @@ public final class Fetcher {
 
             if verdict == nil {
                 let sha = try FileHash.sha256(of: partial)
-                if sha == s.sha256 {
+                if s.sha256 == nil || sha == s.sha256 {
+                    let got = Int(fileSize(partial) ?? -1)
                     try AtomicFile.moveIntoPlace(partial, dest)
-                    return .success(FetchResult(source: s.name, file: s.file, sha256: sha, size: s.size, action: .downloaded,
-                                                from: url, resumed: resumedAny))
+                    return .success(FetchResult(source: s.name, file: s.file, sha256: sha, size: got, action: .downloaded,
+                                                from: url, resumed: resumedAny, unpinned: !s.isPinned))
                 }
                 try? fm.removeItem(at: partial)
                 if usedPartial && !restartedAfterMismatch {
@@ -352,7 +388,7 @@ public final class Fetcher {
                     attempt -= 1
                     continue
                 }
-                return .failure(.checksum("\(url): checksum mismatch: got sha256 \(sha), declared \(s.sha256)"))
+                return .failure(.checksum("\(url): checksum mismatch: got sha256 \(sha), declared \(s.sha256 ?? "")"))
             }
 
             let (failure, transient) = verdict!
@@ -398,6 +434,11 @@ public final class Fetcher {
                 } else {
                     entry = ["source": .string(r.source), "action": "already-present", "from": ""]
                 }
+            }
+            if r.unpinned, case .object(var fields) = entry, fields["unpinned"] == nil {
+                // Says the recorded sha256 was not checked against a declared one.
+                fields["unpinned"] = true
+                entry = .object(fields)
             }
             provenance[r.file] = entry
         }

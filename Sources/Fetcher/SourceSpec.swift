@@ -10,14 +10,21 @@ public struct SourceSpec: Codable, Equatable, Sendable {
     public var file: String
     /// Tried in order: the primary first, then the backups.
     public var urls: [String]
-    /// Lowercase hex SHA-256 of the whole file.
-    public var sha256: String
-    /// Exact size in bytes.
-    public var size: Int
+    /// Lowercase hex SHA-256 of the whole file; nil for an unpinned source (`sha256: unpinned` in
+    /// the file): one whose hash nobody could check yet. Fetch then records the hash it got,
+    /// says so, and later runs hold the file to that recorded hash.
+    public var sha256: String?
+    /// Exact size in bytes; may be left out only for an unpinned source.
+    public var size: Int?
     /// Members to take out of the file when it is a zip archive.
     public var extract: ExtractSpec?
 
-    public init(name: String, file: String, urls: [String], sha256: String, size: Int, extract: ExtractSpec? = nil) {
+    /// The `sha256` value that declares an unpinned source.
+    public static let unpinned = "unpinned"
+
+    public var isPinned: Bool { sha256 != nil }
+
+    public init(name: String, file: String, urls: [String], sha256: String?, size: Int?, extract: ExtractSpec? = nil) {
         self.name = name
         self.file = file
         self.urls = urls
@@ -36,9 +43,24 @@ public struct SourceSpec: Codable, Equatable, Sendable {
         name = try c.decode(String.self, forKey: .name)
         file = try c.decode(String.self, forKey: .file)
         urls = try c.decode([String].self, forKey: .urls)
-        sha256 = try c.decode(String.self, forKey: .sha256).lowercased()
-        size = try c.decode(Int.self, forKey: .size)
+        let hash = try c.decode(String.self, forKey: .sha256).lowercased()
+        sha256 = hash == SourceSpec.unpinned ? nil : hash
+        size = try c.decodeIfPresent(Int.self, forKey: .size)
+        if size == nil && sha256 != nil {
+            throw DecodingError.keyNotFound(CodingKeys.size, .init(codingPath: decoder.codingPath,
+                                                                   debugDescription: "a pinned source needs its size"))
+        }
         extract = try c.decodeIfPresent(ExtractSpec.self, forKey: .extract)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(file, forKey: .file)
+        try c.encode(urls, forKey: .urls)
+        try c.encode(sha256 ?? SourceSpec.unpinned, forKey: .sha256)
+        try c.encodeIfPresent(size, forKey: .size)
+        try c.encodeIfPresent(extract, forKey: .extract)
     }
 }
 
@@ -132,7 +154,7 @@ public func loadSources(fromYAML text: String, file: String) throws -> [SourceSp
         section = try YAMLDecoder().decode(PipelineFetchSection.self, from: text)
     } catch let error as DecodingError {
         throw PipelineError(describe(error), location: file,
-                            hint: "fix `params.fetch.sources` (each source has name, file, urls, sha256, size, and optionally extract)")
+                            hint: "fix `params.fetch.sources` (each source has name, file, urls, sha256 (64 hex digits, or `unpinned`), size, and optionally extract)")
     } catch {
         throw PipelineError("not valid YAML: \(error)", location: file)
     }
@@ -206,10 +228,14 @@ public func validate(_ sources: [SourceSpec], file: String) throws {
             }
         }
         let hex = Set("0123456789abcdef")
-        if s.sha256.count != 64 || !s.sha256.allSatisfy({ hex.contains($0) }) {
-            throw fail(i, "sha256", "`\(s.sha256)` is not 64 hex digits")
+        if let sha = s.sha256, sha.count != 64 || !sha.allSatisfy({ hex.contains($0) }) {
+            throw fail(i, "sha256", "`\(sha)` is not 64 hex digits (nor `\(SourceSpec.unpinned)`)")
         }
-        if s.size < 0 { throw fail(i, "size", "must not be negative") }
+        if s.isPinned && s.size == nil { throw fail(i, "size", "is missing (only an unpinned source may leave it out)") }
+        if let size = s.size, size < 0 { throw fail(i, "size", "must not be negative") }
+        if !s.isPinned && s.extract != nil {
+            throw fail(i, "extract", "an unpinned source cannot be extracted: pin its sha256 and size first")
+        }
         if let ex = s.extract {
             if ex.members.isEmpty { throw fail(i, "extract.members", "names no member") }
             if let cap = ex.maxUncompressedBytes, cap <= 0 { throw fail(i, "extract.max_uncompressed_bytes", "must be positive") }

@@ -13,17 +13,40 @@ public struct BaseWeights {
     /// Loads or draws the base weights with a freshly initialised classification head (the book:
     /// torch.manual_seed(123); model.out_head = nn.Linear(emb_dim, num_classes)). The head is
     /// initialised like nn.Linear (uniform ±1/sqrt(emb_dim)) from the seed, so its numbers differ
-    /// from torch's but not their distribution.
-    public static func load(settings s: TrainingSettings, layout: ParameterLayout) throws -> BaseWeights {
+    /// from torch's but not their distribution. `initScheme` decides random weights (the classifier
+    /// keeps the book's `.torch`; `train instruct` defaults to `.gpt2`, see `InitScheme`).
+    public static func load(settings s: TrainingSettings, layout: ParameterLayout, initScheme: InitScheme = .torch) throws -> BaseWeights {
         if s.weights == "random" {
-            return BaseWeights(parameters: randomWeights(layout: layout, seed: s.seed), identity: "random seed \(s.seed)", file: nil)
+            // The torch identity stays as it was, so older classifier resume states still match.
+            let identity = "random seed \(s.seed)" + (initScheme == .torch ? "" : " init \(initScheme.rawValue)")
+            return BaseWeights(parameters: randomWeights(layout: layout, seed: s.seed, scheme: initScheme), identity: identity, file: nil)
         }
-        let url = URL(fileURLWithPath: s.weightsFile ?? "")
+        let url = try resolveWeightsFile(URL(fileURLWithPath: s.weightsFile ?? ""), modelName: layout.config.name)
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw PipelineError("the pretrained weights file is missing", location: url.path,
-                                hint: "fetch it with `fetch --config weights.yaml --out data/weights`, or train offline with --weights random (pipeline: --set train.weights=random)")
+                                hint: "fetch it with `fetch --config weights.yaml --out data/weights --only \(layout.config.name)`, or train offline with --weights random (pipeline: --set train.weights=random)")
         }
         let params = try loadHFWeights(from: url, config: layout.config, head: layout.head, headInitSeed: s.seed)
         return BaseWeights(parameters: params, identity: "\(url.lastPathComponent) sha256 " + (try FileHash.sha256(of: url)), file: url)
+    }
+
+    /// `fetch --config weights.yaml` puts each size in its own folder (`data/weights/gpt2-medium/
+    /// model.safetensors`), so a weights path may name that parent folder: the model size then
+    /// decides which file is read. A folder resolves to its own `model.safetensors` when it has
+    /// one, else to `<model name>/model.safetensors` inside it; a file is returned as is. A folder
+    /// holding neither is an error naming what was looked for.
+    public static func resolveWeightsFile(_ url: URL, modelName: String) throws -> URL {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else { return url }
+        let own = url.appendingPathComponent("model.safetensors")
+        if fm.fileExists(atPath: own.path) { return own }
+        let perSize = url.appendingPathComponent(modelName).appendingPathComponent("model.safetensors")
+        if fm.fileExists(atPath: perSize.path) { return perSize }
+        // The loader explains why a sharded checkpoint is refused.
+        if fm.fileExists(atPath: url.appendingPathComponent("model.safetensors.index.json").path) { return url }
+        throw PipelineError("no pretrained weights for \(modelName) in this folder (looked for model.safetensors and \(modelName)/model.safetensors)",
+                            location: url.path,
+                            hint: "fetch them with `fetch --config weights.yaml --out \(url.path) --only \(modelName)` (pipeline: the weights stage with train.weights=pretrained), or pass the file itself")
     }
 }

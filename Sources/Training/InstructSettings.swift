@@ -10,6 +10,10 @@ public struct InstructSettings: Codable, Equatable, Sendable {
     /// "pretrained" (weights from `weightsFile`) or "random" (seeded initialisation).
     public var weights: String = "pretrained"
     public var weightsFile: String? = nil
+    /// How `weights: random` is drawn. GPT-2's scheme by default: our output head is tied to the
+    /// token embedding, and PyTorch's N(0, 1) embedding (`.torch`, the book's GPTModel, which has
+    /// a separate head) would start the loss in the hundreds. Unused for pretrained weights.
+    public var initScheme: InitScheme = .gpt2
     public var seed: UInt64 = 123
     public var learningRate: Float = 5e-5
     public var weightDecay: Float = 0.1
@@ -63,6 +67,7 @@ public struct InstructSettings: Codable, Equatable, Sendable {
     public var asJSON: [String: JSONValue] {
         [
             "model": .string(model), "weights": .string(weights), "weights_file": weightsFile.map { .string($0) } ?? .null,
+            "init": .string(initScheme.rawValue),
             "seed": .int(Int(seed)), "lr": .double(Double(learningRate)), "weight_decay": .double(Double(weightDecay)),
             "epochs": .int(epochs), "batch_size": .int(batchSize), "eval_freq": .int(evalFreq), "eval_iter": .int(evalIter),
             "mask_instructions": .bool(maskInstructions), "allowed_max_length": .int(allowedMaxLength),

@@ -62,7 +62,7 @@ public enum InstructTrainStage {
         try checkTokens(train, "train", config: config, dir: o.prepared)
         try checkTokens(validation, "validation", config: config, dir: o.prepared)
         let layout = ParameterLayout(config: config, head: .languageModel)
-        let base = try BaseWeights.load(settings: s.baseWeightSettings, layout: layout)
+        let base = try BaseWeights.load(settings: s.baseWeightSettings, layout: layout, initScheme: s.initScheme)
         let model = try GPT2Model(layout: layout, params: base.parameters)
         if let lora = s.loraSettings {
             try model.attachLoRA(LoRAWeights.initial(for: layout, settings: lora, seed: s.seed))
@@ -128,8 +128,9 @@ public enum InstructTrainStage {
                                     "tokens_seen_this_process": .int(trainer.tokensSeen),
                                     "epochs": .int(s.epochs), "batches_per_epoch": .int(trainer.batchesPerEpoch),
                                     "wall_seconds": .double(outcome.elapsedSeconds),
-                                    "seconds_per_step_this_process": .double(trainer.secondsPerStep),
-                                    "median_seconds_per_step_this_process": .double(trainer.medianSecondsPerStep),
+                                    // null when this process ran no step (a --resume that only writes the outputs).
+                                    "seconds_per_step_this_process": trainer.stepsThisProcess == 0 ? .null : .double(trainer.secondsPerStep),
+                                    "median_seconds_per_step_this_process": trainer.stepsThisProcess == 0 ? .null : .double(trainer.medianSecondsPerStep),
                                     "trainable_parameters": .int(model.loraAdapters?.count ?? layout.totalCount),
                                     "first_train_loss": num(evals.first?.trainLoss), "first_val_loss": num(evals.first?.valLoss),
                                     "final_train_loss": num(evals.last?.trainLoss), "final_val_loss": num(evals.last?.valLoss),
@@ -190,6 +191,8 @@ public final class InstructTrainer {
     }
 
     public var batchesPerEpoch: Int { train.rowCount / settings.batchSize }
+    /// Optimizer steps this process ran (0 for a --resume that only writes the outputs).
+    public var stepsThisProcess: Int { stepSeconds.count }
     public var secondsPerStep: Double { stepSeconds.isEmpty ? 0 : stepSeconds.reduce(0, +) / Double(stepSeconds.count) }
     /// Median wall seconds of the optimizer steps run in this process (0 before any).
     public var medianSecondsPerStep: Double {

@@ -7,6 +7,11 @@ import GPT2
 ///
 ///   bench-gpt2 --case forward|forward-cls|train-ch6|train-ch7|generate [--model 124M|355M] [--reps N]
 ///              [--prompt-tokens 20 --new-tokens 30]   (generate)
+///   bench-gpt2 --case generate-batch [--model 124M] [--rows 110] [--batches 8,32,110] [--new-tokens 256]
+///
+/// `generate-batch` is `evaluate instruct`'s generation: `rows` ragged prompts (30-69 tokens)
+/// answered `batch` at a time with the KV cache, every row running the full `new-tokens` (random
+/// weights never draw <|endoftext|> on purpose, so no eos), for each batch size in turn.
 @main
 struct BenchGPT2 {
     /// The model name as given on the command line ("124M"), to pair rows with the torch side.
@@ -14,9 +19,13 @@ struct BenchGPT2 {
 
     static func main() throws {
         var args = CommandLine.arguments.dropFirst()
-        var caseName = "forward", modelName = "124M", reps = 5, promptTokens = 20, newTokens = 30
+        var caseName = "forward", modelName = "124M", reps = 5, promptTokens = 20
+        var rows = 110, batches = [8, 32, 110]
+        var newTokens: Int? = nil   // generate: 30, generate-batch: 256
         while let a = args.popFirst() {
             switch a {
+            case "--rows": rows = Int(args.popFirst() ?? "") ?? rows
+            case "--batches": batches = (args.popFirst() ?? "").split(separator: ",").compactMap { Int($0) }
             case "--case": caseName = args.popFirst() ?? caseName
             case "--model": modelName = args.popFirst() ?? modelName
             case "--reps": reps = Int(args.popFirst() ?? "") ?? reps
@@ -34,7 +43,8 @@ struct BenchGPT2 {
         case "forward-cls": try forward(config, reps: reps, classifier: true)
         case "train-ch6": try trainChapter6(config, reps: reps)
         case "train-ch7": try trainChapter7(config, reps: reps)
-        case "generate": try generate(config, reps: reps, promptLength: promptTokens, newTokens: newTokens)
+        case "generate": try generate(config, reps: reps, promptLength: promptTokens, newTokens: newTokens ?? 30)
+        case "generate-batch": try generateBatches(config, rows: rows, batches: batches, newTokens: newTokens ?? 256)
         default:
             FileHandle.standardError.write("unknown case \(caseName)\n".data(using: .utf8)!)
             exit(2)
@@ -195,5 +205,25 @@ struct BenchGPT2 {
                 "cached_b8_tok_s": Double(8 * newTokens) / c8, "cached_b32_tok_s": Double(32 * newTokens) / c32,
                 "cached_equals_uncached": same, "times_cached_b32": cached32,
                 "times_uncached": uncached, "times_cached_b1": cached1, "times_cached_b8": cached8])
+    }
+
+    static func generateBatches(_ c: GPT2Config, rows: Int, batches: [Int], newTokens: Int) throws {
+        let model = try randomModel(c, head: .languageModel)
+        let prompts = (0..<rows).map { tokens(30 + ($0 * 7) % 40, c.vocabSize, seed: UInt64(200 + $0)) }
+        let options = GenerationOptions(maxNewTokens: newTokens)
+        for batch in batches {
+            var produced = 0
+            let seconds = try time {
+                for start in stride(from: 0, to: rows, by: batch) {
+                    produced += try model.generate(prompts: Array(prompts[start..<min(start + batch, rows)]), options: options)
+                        .reduce(0) { $0 + $1.count }
+                }
+            }
+            // The cache holds keys and values of every layer for min(context, longest prompt + new tokens) positions.
+            let positions = min(c.contextLength, (prompts.map(\.count).max() ?? 0) + newTokens)
+            let cacheMiB = Double(2 * c.nLayers * min(batch, rows) * positions * c.embDim * 4) / 1048576
+            report(["case": "generate-batch", "model": modelLabel, "rows": rows, "batch": batch, "new_tokens": produced,
+                    "seconds": seconds, "tokens_per_s": Double(produced) / seconds, "kv_cache_mib": cacheMiB])
+        }
     }
 }

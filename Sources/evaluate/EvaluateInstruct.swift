@@ -16,7 +16,7 @@ struct EvaluateInstruct: ParsableCommand {
     @Option(help: "Tokenizer folder (encoder.json, vocab.bpe).") var vocab = "data/instruct-raw/gpt2"
     @Option(help: "Output directory.") var out = "data/instruct-eval"
     @Option(help: "Batch size of the losses.") var batchSize = 8
-    @Option(help: "Prompts generated together with the KV cache.") var generationBatch = 8
+    @Option(help: "Prompts generated together with the KV cache (see docs/instruct.md for the measurements behind 32).") var generationBatch = 32
     @Option(help: "Most tokens generated per response.") var maxNewTokens = 256
     @Option(help: "Only the first N test entries get responses (default: all).") var limit: Int?
     @Option(help: "Ollama-compatible endpoint of the judge model, e.g. http://localhost:11434 (default: no judge).") var judgeUrl: String?

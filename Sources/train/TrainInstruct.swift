@@ -16,6 +16,7 @@ struct TrainInstruct: ParsableCommand {
     @Option(help: "Output directory.") var out = "data/instruct-train"
     @Option(help: "Model size (gpt2-small, gpt2-medium, gpt2-large, gpt2-xl, 124M, ...) or a JSON config file.") var model = "gpt2-medium"
     @OptionGroup var common: CommonTrainOptions
+    @Option(name: .customLong("init"), help: "With --weights random: gpt2 (GPT-2's N(0, 0.02) scheme, initial loss near ln 50257) or torch (PyTorch's module defaults, as the book's GPTModel; with the tied head the loss starts in the hundreds).") var initScheme = "gpt2"
     @Option(help: "Epochs.") var epochs = 2
     @Option(help: "Evaluate losses every this many steps.") var evalFreq = 5
     @Option(help: "The collate function's allowed_max_length (rows are cut to it).") var allowedMaxLength = 1024
@@ -30,6 +31,7 @@ struct TrainInstruct: ParsableCommand {
         s.model = model
         s.weights = common.weights
         s.weightsFile = common.weightsFile
+        s.initScheme = try InitScheme.parse(initScheme, location: "--init")
         s.seed = common.seed
         s.learningRate = common.lr
         s.weightDecay = common.weightDecay
@@ -57,8 +59,9 @@ struct TrainInstruct: ParsableCommand {
         }
         let stats = result.manifest?.stats ?? [:]
         func loss(_ k: String) -> String { stats[k]?.doubleValue.map { String(format: "%.3f", $0) } ?? "-" }
-        reporter.note(String(format: "trained %d steps (%d examples) in %.1fs (%.2fs/step); train loss %@ -> %@, validation loss %@ -> %@",
-                             outcome.steps, outcome.examplesSeen, outcome.elapsedSeconds, result.secondsPerStep,
+        let perStep = stats["seconds_per_step_this_process"]?.doubleValue.map { String(format: "%.2fs/step", $0) } ?? "no step in this process"
+        reporter.note(String(format: "trained %d steps (%d examples) in %.1fs (%@); train loss %@ -> %@, validation loss %@ -> %@",
+                             outcome.steps, outcome.examplesSeen, outcome.elapsedSeconds, perStep,
                              loss("first_train_loss"), loss("final_train_loss"), loss("first_val_loss"), loss("final_val_loss")))
         reporter.note("wrote \(out)/model.safetensors, log.jsonl, state, manifest.json")
     }

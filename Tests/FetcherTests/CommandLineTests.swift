@@ -75,6 +75,25 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(only.stderr.contains("--only nope: no such source"), only.stderr)
     }
 
+    /// weights.yaml with `--only SIZE`: just that file, and an unpinned size says so.
+    func testWeightsFileOnlyOneSize() throws {
+        let config = TestPaths.repoRoot.appendingPathComponent("weights.yaml").path
+        let mirror = tmp.appendingPathComponent("mirror")
+        try FileManager.default.createDirectory(at: mirror.appendingPathComponent("gpt2-medium"), withIntermediateDirectories: true)
+        let fake = Data("not really gpt2-medium".utf8)
+        try fake.write(to: mirror.appendingPathComponent("gpt2-medium/model.safetensors"))
+        let run = try runFetch(["--config", config, "--out", "data/weights", "--only", "gpt2-medium", "--mirror", mirror.path, "--no-progress"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("mirror      gpt2-medium/model.safetensors (\(fake.count) bytes, UNPINNED"), run.stdout)
+        XCTAssertTrue(run.stderr.contains("source `gpt2-medium` is unpinned"), run.stderr)
+        XCTAssertEqual(allFiles(tmp.appendingPathComponent("data/weights")), ["gpt2-medium/model.safetensors", "manifest.json"])
+
+        let unknown = try runFetch(["--config", config, "--out", "data/weights", "--only", "gpt2-mega"])
+        XCTAssertEqual(unknown.status, 1)
+        XCTAssertTrue(unknown.stderr.contains("--only gpt2-mega: no such source (sources: gpt2-small, gpt2-medium, gpt2-large, gpt2-xl)"),
+                      unknown.stderr)
+    }
+
     /// A `fetch` killed mid-download leaves only its hidden partial; the next run resumes it.
     func testKilledDownloadIsResumedByTheNextRun() throws {
         let exe = TestPaths.executable("fetch")

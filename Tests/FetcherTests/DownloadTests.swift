@@ -334,4 +334,63 @@ final class DownloadTests: XCTestCase {
         XCTAssertEqual(manifest.outputs.map(\.path), ["a.bin", "b.bin"])
         XCTAssertEqual(manifest.stats["provenance"]?["b.bin"]?["from"]?.stringValue, server.url("sub/f.bin"))
     }
+
+    // MARK: - Unpinned sources (no sha256 declared: weights.yaml's larger GPT-2 sizes)
+
+    func unpinned(_ urls: [String], file: String = "data/f.bin", size: Int? = nil) -> SourceSpec {
+        SourceSpec(name: "blob", file: file, urls: urls, sha256: nil, size: size)
+    }
+
+    func testUnpinnedSourceIsDownloadedRecordedAndThenHeldToTheRecord() throws {
+        let results = try fetcher().fetch([unpinned([server.url("f.bin")])])
+        XCTAssertEqual(results.map(\.action), [.downloaded])
+        XCTAssertEqual(results.first?.sha256, FileHash.sha256(of: content))
+        XCTAssertEqual(results.first?.size, content.count)
+        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("data/f.bin")), content)
+        XCTAssertTrue(transcript.lines[0].contains("UNPINNED: sha256 \(FileHash.sha256(of: content)) recorded, not verified"), transcript.lines[0])
+        XCTAssertTrue(transcript.warnings.contains { $0.contains("is unpinned") && $0.contains("sha256: \(FileHash.sha256(of: content))")
+            && $0.contains("size: \(content.count)") }, "\(transcript.warnings)")
+        let manifest = try Manifest.read(from: out.appendingPathComponent("manifest.json"))
+        XCTAssertEqual(manifest.outputs, [FileRecord(path: "data/f.bin", sha256: FileHash.sha256(of: content), size: content.count)])
+        XCTAssertEqual(manifest.stats["provenance"]?["data/f.bin"]?["unpinned"], true)
+
+        // The second run holds the file to the recorded hash: skipped without a request ...
+        let before = server.requests().count
+        XCTAssertEqual(try fetcher().fetch([unpinned([server.url("f.bin")])]).map(\.action), [.alreadyVerified])
+        XCTAssertEqual(server.requests().count, before)
+        XCTAssertTrue(transcript.lines.last?.contains("recorded when it was fetched; unpinned") == true, "\(transcript.lines)")
+        // ... and a changed file is not accepted as the recorded one: it is fetched again.
+        var damaged = content
+        damaged[7] ^= 0xFF
+        try damaged.write(to: out.appendingPathComponent("data/f.bin"))
+        XCTAssertEqual(try fetcher().fetch([unpinned([server.url("f.bin")])]).map(\.action), [.downloaded])
+        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("data/f.bin")), content)
+        XCTAssertTrue(transcript.warnings.contains { $0.contains("does not match the size and sha256 recorded when it was fetched") },
+                      "\(transcript.warnings)")
+    }
+
+    func testUnpinnedSourceStillNeedsACompleteTransferAndADeclaredSize() throws {
+        // A body shorter than its Content-Length is incomplete with or without a hash to check.
+        let failure = fetchFailure { try fetcher(retries: 0).fetch([unpinned([server.url("drop/9/30000/f.bin")])]) }
+        XCTAssertTrue(failure?.description.contains("truncated download") == true, failure?.description ?? "no failure")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("data/f.bin").path))
+        // A declared size is checked even without a hash.
+        let sized = fetchFailure { try fetcher(retries: 0).fetch([unpinned([server.url("f.bin")], size: content.count - 1)]) }
+        XCTAssertTrue(sized?.description.contains("more than the declared \(content.count - 1) bytes") == true, sized?.description ?? "no failure")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("data/f.bin").path))
+    }
+
+    func testUnpinnedSourceTakesOnlyTheExactMirrorPath() throws {
+        // Every weights file is called model.safetensors: without a hash a basename match could be any size.
+        let mirror = tmp.appendingPathComponent("mirror")
+        try FileManager.default.createDirectory(at: mirror.appendingPathComponent("medium"), withIntermediateDirectories: true)
+        try content.write(to: mirror.appendingPathComponent("model.bin"))
+        XCTAssertNotNil(fetchFailure { try fetcher(retries: 0, mirror: mirror).fetch([unpinned([server.url("missing")], file: "medium/model.bin")]) })
+        XCTAssertTrue(transcript.warnings.contains { $0.contains("not in the mirror") }, "\(transcript.warnings)")
+        try content.write(to: mirror.appendingPathComponent("medium/model.bin"))
+        let results = try fetcher(mirror: mirror).fetch([unpinned([server.url("missing")], file: "medium/model.bin")])
+        XCTAssertEqual(results.map(\.action), [.mirrored])
+        XCTAssertEqual(results.first?.from, mirror.appendingPathComponent("medium/model.bin").path)
+        XCTAssertTrue(results[0].unpinned)
+    }
 }

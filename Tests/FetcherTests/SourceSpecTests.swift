@@ -50,6 +50,40 @@ final class SourceSpecTests: XCTestCase {
         XCTAssertEqual(sources[1].file, "gpt2/encoder.json")
     }
 
+    func testRepositoryWeightsFileHasEverySizeAndPinsOnlyWhatWasChecked() throws {
+        let sources = try loadSources(fromPipelineFile: TestPaths.repoRoot.appendingPathComponent("weights.yaml"))
+        XCTAssertEqual(sources.map(\.name), ["gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl"], "named like train.model")
+        for s in sources {
+            XCTAssertEqual(s.file, "\(s.name)/model.safetensors")
+            let repo = s.name == "gpt2-small" ? "gpt2" : s.name
+            XCTAssertEqual(s.urls, ["https://huggingface.co/openai-community/\(repo)/resolve/main/model.safetensors"])
+        }
+        XCTAssertEqual(sources[0].sha256, "248dfc3911869ec493c76e65bf2fcf7f615828b0254c12b473182f0f81d3a707")
+        XCTAssertEqual(sources[0].size, 548_105_171)
+        for s in sources.dropFirst() {
+            XCTAssertFalse(s.isPinned, s.name)
+            XCTAssertNil(s.size, s.name)
+        }
+    }
+
+    func testUnpinnedSource() throws {
+        let yaml = valid.replacingOccurrences(of: "sha256: 1587EA43E58E82B14FF1F5425C88E17F8496BFCDB67A583DBFF9EEFAF9963CE3\n        size: 10\n", with: "sha256: unpinned\n")
+            .replacingOccurrences(of: "        extract:\n          members: {inner: inner.tsv}\n          max_uncompressed_bytes: 100\n", with: "")
+        let s = try load(yaml)
+        XCTAssertNil(s[0].sha256)
+        XCTAssertNil(s[0].size)
+        XCTAssertFalse(s[0].isPinned)
+        // A size may still be declared (and is then checked).
+        XCTAssertEqual(try load(yaml.replacingOccurrences(of: "sha256: unpinned", with: "sha256: unpinned\n        size: 7"))[0].size, 7)
+        // Unpinned archives are not extracted.
+        expectError(valid.replacingOccurrences(of: "sha256: 1587EA43E58E82B14FF1F5425C88E17F8496BFCDB67A583DBFF9EEFAF9963CE3", with: "sha256: unpinned"),
+                    ["extract", "unpinned source cannot be extracted"])
+        // Written back as `unpinned`.
+        let json = String(decoding: try JSONEncoder().encode(s[0]), as: UTF8.self)
+        XCTAssertTrue(json.contains("\"sha256\":\"unpinned\""), json)
+        XCTAssertFalse(json.contains("size"), json)
+    }
+
     func testUnknownKeyInSourceIsNamed() {
         expectError(valid.replacingOccurrences(of: "size: 10", with: "size: 10\n        checksum: abc"),
                     ["unknown key `checksum`", "params.fetch.sources[0]"])

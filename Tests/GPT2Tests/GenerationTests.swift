@@ -50,6 +50,28 @@ final class GenerationTests: XCTestCase {
         }
     }
 
+    /// A batch as wide as evaluate's default (32) and wider, with prompts of every length and rows
+    /// stopping at different steps: each row still equals its own uncached generation.
+    func testWideRaggedBatchWithEarlyStopsEqualsUncached() throws {
+        let model = try TinyModel.model()
+        var rng = SeededRandom(seed: 11)
+        let prompts: [[Int32]] = (0..<40).map { _ in
+            (0..<(1 + Int(rng.next() % 7))).map { _ in Int32(rng.next() % 23) }
+        }
+        let free = try model.generate(prompts: prompts, options: GenerationOptions(maxNewTokens: 6))
+        // The most frequent generated token as end-of-text makes many rows stop early, at different steps.
+        let counts = Dictionary(free.joined().map { ($0, 1) }, uniquingKeysWith: +)
+        let eos = counts.max { $0.value < $1.value }!.key
+        let options = GenerationOptions(maxNewTokens: 6, eosId: eos)
+        let cached = try model.generate(prompts: prompts, options: options)
+        XCTAssertEqual(cached, try model.generateUncached(prompts: prompts, options: options))
+        XCTAssertGreaterThan(Set(cached.map(\.count)).count, 2, "rows should stop at different steps: \(cached.map(\.count))")
+        // Split into evaluate-style chunks of 32 + 8: the same rows.
+        let chunked = try model.generate(prompts: Array(prompts[..<32]), options: options)
+            + model.generate(prompts: Array(prompts[32...]), options: options)
+        XCTAssertEqual(chunked, cached)
+    }
+
     func testTopKOneIsGreedyAndBadPromptsAreRejected() throws {
         let model = try TinyModel.model()
         let greedy = try model.generate(prompts: ragged, options: GenerationOptions(maxNewTokens: 5))

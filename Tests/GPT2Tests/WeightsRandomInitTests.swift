@@ -39,6 +39,8 @@ final class WeightsRandomInitTests: WeightsTestCase {
                 XCTAssertEqual(s.mean, 0, accuracy: 5 * sigma / n.squareRoot(), spec.name)
                 // The sample std of a uniform has relative standard error sqrt((kurtosis - 1) / 4n) = sqrt(0.2 / n).
                 XCTAssertEqual(s.std, sigma, accuracy: 5 * (0.2 / n).squareRoot() * sigma, spec.name)
+            case .normalStd:
+                XCTFail("\(spec.name): the torch scheme has no N(0, std) tensor")
             }
         }
         // The kinds follow the book's modules.
@@ -48,6 +50,57 @@ final class WeightsRandomInitTests: WeightsTestCase {
         XCTAssertEqual(initKind(of: layout.spec(named: "out_head.weight")!, config: config), .uniform(fanIn: 128))
         XCTAssertEqual(initKind(of: layout.spec(named: "wpe.weight")!, config: config), .normal)
         XCTAssertEqual(initKind(of: layout.spec(named: "ln_f.weight")!, config: config), .ones)
+    }
+
+    func testGPT2SchemeHasGPT2sDistributions() {
+        let layout = ParameterLayout(config: config, head: .classifier(numClasses: 2))
+        let w = randomWeights(layout: layout, seed: 123, scheme: .gpt2)
+        let residualStd = 0.02 / 4.0.squareRoot()   // 0.02 / sqrt(2 n_layers), n_layers 2
+        for spec in layout.tensors {
+            let s = stats(w[spec.range])
+            let n = Double(spec.count)
+            switch initKind(of: spec, config: config, scheme: .gpt2) {
+            case .ones:
+                XCTAssertTrue(w[spec.range].allSatisfy { $0 == 1 }, spec.name)
+            case .zeros:
+                XCTAssertTrue(w[spec.range].allSatisfy { $0 == 0 }, spec.name)
+            case .normalStd(let std):
+                XCTAssertEqual(std, spec.name.hasSuffix("c_proj.weight") ? residualStd : 0.02, accuracy: 1e-15, spec.name)
+                XCTAssertEqual(s.mean, 0, accuracy: 5 * std / n.squareRoot(), spec.name)
+                XCTAssertEqual(s.std, std, accuracy: 5 * std / (2 * n).squareRoot(), spec.name)
+            case .normal, .uniform:
+                XCTFail("\(spec.name): GPT-2's scheme draws only N(0, std), ones and zeros")
+            }
+        }
+        // Every bias is zero, LayerNorm scales one (checked above); the kinds by name:
+        XCTAssertEqual(initKind(of: layout.spec(named: "wte.weight")!, config: config, scheme: .gpt2), .normalStd(0.02))
+        XCTAssertEqual(initKind(of: layout.spec(named: "h.1.mlp.c_proj.weight")!, config: config, scheme: .gpt2), .normalStd(residualStd))
+        XCTAssertEqual(initKind(of: layout.spec(named: "h.0.attn.c_proj.weight")!, config: config, scheme: .gpt2), .normalStd(residualStd))
+        XCTAssertEqual(initKind(of: layout.spec(named: "h.0.attn.c_attn.bias")!, config: config, scheme: .gpt2), .zeros)
+        XCTAssertEqual(initKind(of: layout.spec(named: "ln_f.weight")!, config: config, scheme: .gpt2), .ones)
+        // The torch scheme is still the default and unchanged by the new one (chapter 6 runs keep their numbers).
+        XCTAssertEqual(randomWeights(layout: layout, seed: 123), randomWeights(layout: layout, seed: 123, scheme: .torch))
+        XCTAssertThrowsError(try InitScheme.parse("xavier")) { XCTAssertTrue("\($0)".contains("unknown init \"xavier\""), "\($0)") }
+    }
+
+    /// With the output head tied to the token embedding, GPT-2's scheme starts a language model
+    /// near the loss of a uniform guess, ln(vocab_size); PyTorch's N(0, 1) embedding does not.
+    func testGPT2SchemeStartsTheTiedLanguageModelNearLnVocab() throws {
+        let c = GPT2Config(name: "lm", vocabSize: 50257, contextLength: 32, embDim: 256, nHeads: 4, nLayers: 2)
+        let layout = ParameterLayout(config: c, head: .languageModel)
+        var rng = Xoshiro256StarStar(seed: 7)
+        let tokens = (0..<(2 * 32)).map { _ in Int32(rng.next() % 50257) }
+        let targets = (0..<(2 * 32)).map { _ in Int32(rng.next() % 50257) }
+        func loss(_ scheme: InitScheme) throws -> Double {
+            let model = try GPT2Model(layout: layout, params: randomWeights(layout: layout, seed: 123, scheme: scheme))
+            return Double(try model.loss(tokens: tokens, batch: 2, seqLen: 32, objective: .languageModel(targets: targets)))
+        }
+        // Logits have variance about emb_dim * 0.02^2 = 0.1 (the final LayerNorm gives unit-variance
+        // features): the expected loss is about ln V + 0.1 / 2.
+        let gpt2 = try loss(.gpt2)
+        XCTAssertEqual(gpt2, log(50257.0), accuracy: 0.25)
+        // The torch scheme (N(0, 1) tied embedding) gives logits of standard deviation about 16.
+        XCTAssertGreaterThan(try loss(.torch), 25)
     }
 
     func testSeedsAreDeterministicAndDistinct() {

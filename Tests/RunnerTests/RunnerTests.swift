@@ -358,4 +358,27 @@ final class RunnerTests: XCTestCase {
         guard case .array(let sources)? = p.stage(named: "fetch")?.params["fetch.sources"] else { return XCTFail("fetch.sources") }
         XCTAssertEqual(sources.count, 3)
     }
+
+    /// Both pipelines' `weights` stages fetch only train.model's file (weights.yaml names its
+    /// sources like the model sizes), and nothing for random weights.
+    func testWeightsStagesFetchTheTrainModelsSize() throws {
+        let instruct = TestPaths.repoRoot.appendingPathComponent("pipelines/instruct.yaml")
+        let p = try Pipeline.load(url: instruct, checkDisk: false)
+        XCTAssertEqual(p.stages.map(\.name), ["fetch", "prepare", "weights", "train", "evaluate"])
+        XCTAssertEqual(Set(p.stage(named: "train")?.upstream ?? []), ["prepare", "weights"])
+        let weights = try XCTUnwrap(p.stage(named: "weights")?.command)
+        XCTAssertTrue(weights.contains("if [ pretrained = pretrained ]"), weights)
+        XCTAssertTrue(weights.contains("fetch --config ../weights.yaml --out ../data/instruct-weights --only gpt2-medium"), weights)
+        XCTAssertTrue(try XCTUnwrap(p.stage(named: "train")?.command).contains("--weights-file ../data/instruct-weights --init gpt2"))
+        let large = try Pipeline.load(url: instruct, overrides: ["train.model=gpt2-large"], checkDisk: false)
+        XCTAssertTrue(try XCTUnwrap(large.stage(named: "weights")?.command).contains("--only gpt2-large"))
+        let random = try Pipeline.load(url: instruct, overrides: ["train.weights=random"], checkDisk: false)
+        XCTAssertTrue(try XCTUnwrap(random.stage(named: "weights")?.command).contains("if [ random = pretrained ]"))
+
+        let chapter6 = try Pipeline.load(url: TestPaths.repoRoot.appendingPathComponent("pipeline.yaml"), overrides: ["train.model=gpt2-xl"],
+                                         checkDisk: false)
+        XCTAssertTrue(try XCTUnwrap(chapter6.stage(named: "weights")?.command)
+            .contains("fetch --config weights.yaml --out data/weights --only gpt2-xl"))
+        XCTAssertTrue(try XCTUnwrap(chapter6.stage(named: "train")?.command).contains("--weights-file data/weights "))
+    }
 }
