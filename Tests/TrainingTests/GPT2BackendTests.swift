@@ -115,4 +115,22 @@ final class GPT2BackendTests: XCTestCase {
             XCTAssertLessThan(maxDiff, 2e-3, "\(trainable) \(pooling)")
         }
     }
+
+    /// The frozen-trunk pass gives each row the same states however many rows share a pass
+    /// (rows are independent in every kernel), so the pass size is a speed setting only.
+    func testTrunkChunkDoesNotChangeTheStates() throws {
+        for (trainable, pooling) in [(TrainableLayers.lastBlock, Pooling(position: .last)), (.lastLayer, Pooling(position: .flexible))] {
+            var caches: [[Float]] = []
+            for chunk in [1, 4, 16] {
+                let backend = try GPT2Backend(layout: Self.layout, parameters: Self.parameters())
+                let model = try ClassifierModel(backend: backend, parameters: Self.parameters(), pooling: pooling, trainable: trainable)
+                let split = DataSplit(name: "train", rows: Self.rows(count: 18, seed: 1))
+                try model.fillCache(split, chunk: chunk)
+                XCTAssertTrue(split.isCached)
+                caches.append(try model.logits(rows: Array(0..<18), of: split).flatMap { $0 })
+            }
+            XCTAssertEqual(caches[0], caches[1], "\(trainable)")
+            XCTAssertEqual(caches[0], caches[2], "\(trainable)")
+        }
+    }
 }
