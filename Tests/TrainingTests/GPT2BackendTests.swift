@@ -116,8 +116,10 @@ final class GPT2BackendTests: XCTestCase {
         }
     }
 
-    /// The frozen-trunk pass gives each row the same states however many rows share a pass
-    /// (rows are independent in every kernel), so the pass size is a speed setting only.
+    /// The frozen-trunk pass gives each row the same states, to float rounding, however many rows
+    /// share a pass, so the pass size is a speed setting only. Not bit for bit: OpenBLAS picks its
+    /// sgemm kernels by matrix size (here the logits moved by up to ~3e-7 between 1, 4 and 16 rows
+    /// per pass), which is why train and evaluate both fill the cache with `trunkChunk` rows.
     func testTrunkChunkDoesNotChangeTheStates() throws {
         for (trainable, pooling) in [(TrainableLayers.lastBlock, Pooling(position: .last)), (.lastLayer, Pooling(position: .flexible))] {
             var caches: [[Float]] = []
@@ -129,8 +131,10 @@ final class GPT2BackendTests: XCTestCase {
                 XCTAssertTrue(split.isCached)
                 caches.append(try model.logits(rows: Array(0..<18), of: split).flatMap { $0 })
             }
-            XCTAssertEqual(caches[0], caches[1], "\(trainable)")
-            XCTAssertEqual(caches[0], caches[2], "\(trainable)")
+            for other in caches.dropFirst() {
+                XCTAssertEqual(other.count, caches[0].count)
+                XCTAssertLessThan(zip(other, caches[0]).map { abs($0 - $1) }.max()!, 1e-5, "\(trainable)")
+            }
         }
     }
 }
