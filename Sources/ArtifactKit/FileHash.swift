@@ -22,6 +22,11 @@ public enum FileHash {
         hex(SHA256.hash(data: data))
     }
 
+    /// SHA-256 of raw memory (for example a parameter buffer), without copying it into a `Data`.
+    public static func sha256(of bytes: UnsafeRawBufferPointer) -> String {
+        hex(SHA256.hash(data: bytes))
+    }
+
     public static func sha256(of string: String) -> String {
         sha256(of: Data(string.utf8))
     }

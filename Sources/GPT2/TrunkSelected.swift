@@ -5,9 +5,10 @@ import Foundation
 ///
 /// When only the last block trains and the head reads one position per row (`last`, `first`,
 /// `flexible`), the loss depends on the last block's output at that position only. Its keys and
-/// values still come from every position (ln_1 and c_attn run on all rows), but the query, the
-/// attention output, c_proj, ln_2, the MLP and ln_f are needed for one row per sequence: about a
-/// third of the block's work forward and backward. Same numbers as the full block at those
+/// values still come from every position (ln_1 and c_attn's key and value columns run on all
+/// rows), but the query, the attention output, c_proj, ln_2, the MLP and ln_f are needed for one
+/// row per sequence: of the block's matrix products per position only c_attn's key and value
+/// columns (a sixth of them) run on every row. Same numbers as the full block at those
 /// positions (tested against `GPT2Model.forwardBackward`).
 final class SelectedLastBlockState {
     let B, T, N, C, H, hd: Int
@@ -62,8 +63,23 @@ extension GPT2Trunk {
 
         layerNormForward(s.x.base, rows: N, dim: C, weight: w(p + "ln_1.weight"), bias: w(p + "ln_1.bias"),
                          out: s.ln1.base, mean: s.ln1Mean.base, rstd: s.ln1Rstd.base)
-        linearForward(s.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: w(p + "attn.c_attn.weight"), bias: qkvBias,
-                      out: s.qkv.base)
+        // Keys and values at every position, the query only at the pooled one: c_attn's query
+        // columns on the other rows would never be read (a third of c_attn's work saved).
+        let wqkv = w(p + "attn.c_attn.weight")   // [C, 3C]: query, key, value columns
+        if let b = qkvBias {
+            parallelRows(N, grain: 64) { r in for i in r { (s.qkv.base + i * 3 * C + C).update(from: b + C, count: 2 * C) } }
+        }
+        BLASThreads.set(computeThreads)
+        sgemm(M: N, N: 2 * C, K: C, A: s.ln1.base, lda: C, B: wqkv + C, ldb: 3 * C, beta: qkvBias == nil ? 0 : 1,
+              C: s.qkv.base + C, ldc: 3 * C)
+        let selectedLn1 = FloatBuffer(count: B * C, zeroed: false), query = FloatBuffer(count: B * C, zeroed: false)
+        for b in 0..<B {
+            (selectedLn1.base + b * C).update(from: s.ln1.base + (b * T + positions[b]) * C, count: C)
+            if let bias = qkvBias { (query.base + b * C).update(from: bias, count: C) }
+        }
+        sgemm(M: B, N: C, K: C, A: selectedLn1.base, lda: C, B: wqkv, ldb: 3 * C, beta: qkvBias == nil ? 0 : 1,
+              C: query.base, ldc: C)
+        for b in 0..<B { (s.qkv.base + (b * T + positions[b]) * 3 * C).update(from: query.base + b * C, count: C) }
         let scale = 1 / Float(hd).squareRoot()
         let qkv = s.qkv.base, probs = s.probs.base, y = s.y.base
         parallelRows(B * H, grain: 1) { r in
@@ -169,9 +185,32 @@ extension GPT2Trunk {
                 }
             }
         }
+        // c_attn backward as its forward ran: key and value columns over every row, query
+        // columns over the pooled rows only (their gradient is zero on the others).
         let dLn1 = FloatBuffer(count: N * C)
-        linearBackward(dY: dQKV.base, x: s.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: w(p + "attn.c_attn.weight"),
-                       dX: dLn1.base, dW: g(p + "attn.c_attn.weight"), dB: g(p + "attn.c_attn.bias"))
+        let wqkv = w(p + "attn.c_attn.weight"), dW = g(p + "attn.c_attn.weight")!, dBias = g(p + "attn.c_attn.bias")
+        BLASThreads.set(computeThreads)
+        sgemm(transB: true, M: N, N: C, K: 2 * C, A: dq + C, lda: 3 * C, B: wqkv + C, ldb: 3 * C, beta: 0, C: dLn1.base, ldc: C)
+        sgemm(transA: true, M: C, N: 2 * C, K: N, A: s.ln1.base, lda: C, B: dq + C, ldb: 3 * C, beta: 1, C: dW + C, ldc: 3 * C)
+        if let dBias {
+            parallelRows(2 * C, grain: 256) { cr in
+                for i in 0..<N { let row = dq + i * 3 * C + C; for j in cr { dBias[C + j] += row[j] } }
+            }
+        }
+        let selectedLn1 = FloatBuffer(count: B * C, zeroed: false), dQuery = FloatBuffer(count: B * C, zeroed: false)
+        let dSelected = FloatBuffer(count: B * C, zeroed: false)
+        for b in 0..<B {
+            let row = b * T + s.positions[b]
+            (selectedLn1.base + b * C).update(from: s.ln1.base + row * C, count: C)
+            (dQuery.base + b * C).update(from: dq + row * 3 * C, count: C)
+        }
+        sgemm(transB: true, M: B, N: C, K: C, A: dQuery.base, lda: C, B: wqkv, ldb: 3 * C, beta: 0, C: dSelected.base, ldc: C)
+        sgemm(transA: true, M: C, N: C, K: B, A: selectedLn1.base, lda: C, B: dQuery.base, ldb: C, beta: 1, C: dW, ldc: 3 * C)
+        if let dBias { columnSumsAccumulate(dQuery.base, rows: B, cols: C, into: dBias) }
+        for b in 0..<B {
+            let d = dLn1.base + (b * T + s.positions[b]) * C, e = dSelected.base + b * C
+            for i in 0..<C { d[i] += e[i] }
+        }
         layerNormBackward(dOut: dLn1.base, x: s.x.base, mean: s.ln1Mean.base, rstd: s.ln1Rstd.base, weight: w(p + "ln_1.weight"),
                           rows: N, dim: C, dX: nil, accumulateDX: false, dW: g(p + "ln_1.weight"), dB: g(p + "ln_1.bias"))
         return names.map { spec in (spec.range, Array(UnsafeBufferPointer(start: G + spec.offset, count: spec.count))) }

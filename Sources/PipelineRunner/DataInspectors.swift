@@ -5,11 +5,12 @@ import GPT2Tokenizer
 
 extension InspectorRegistry {
     /// The generic inspectors plus the decoders of this project's own artifacts: shards, safetensors
-    /// checkpoints and metrics.
+    /// checkpoints, frozen-trunk states and metrics.
     public static func full() -> InspectorRegistry {
         var registry = InspectorRegistry.standard()
         registry.register(MetricsInspector())
         registry.register(SafetensorsInspector())
+        registry.register(TrunkStatesInspector())
         registry.register(InstructionShardInspector())
         registry.register(ClassificationShardInspector())
         return registry

@@ -108,3 +108,35 @@ public enum MetricsTable {
         }.joined(separator: "\n")
     }
 }
+
+/// `trunk.bin` written by `train`: the frozen-layer states `evaluate` reuses (see `TrunkStatesFile`).
+struct TrunkStatesInspector: ArtifactInspector {
+    func canInspect(url: URL, magic: String?) -> Bool { magic == TrunkStatesFile.header.magic }
+
+    func inspect(url: URL, rows: Int) throws -> String {
+        let file = try TrunkStatesFile.open(url)
+        let m = file.meta
+        let what = m.kind == "hidden"
+            ? "the hidden states entering block \(m.block.map(String.init) ?? "?") (the lowest trainable block), per row the positions the pooled output reads"
+            : "the pooled final vector of each row (only the head trains)"
+        var lines = [
+            "file:     \(url.path)",
+            "format:   frozen-trunk states \(TrunkStatesFile.header.magic) v\(TrunkStatesFile.header.version), \(Format.bytes(file.fileSize)) (size matches the header)",
+            "holds:    \(what)",
+            "model:    \(m.model), width \(m.embDim)",
+            "base:     \(m.base)",
+            "frozen:   the first \(m.frozenParameters) parameters, sha256 \(m.frozenSHA256)",
+            "pooling:  \(m.pooling)",
+            "splits:",
+        ]
+        let table = m.splits.enumerated().map { i, s -> [String] in
+            let stored = file.positions[i].reduce(0, +)
+            return [s.name, String(s.rows), String(s.sequenceLength), String(stored), Format.bytes(stored * m.embDim * 4),
+                    String(s.shardSHA256.prefix(12))]
+        }
+        lines += Format.table(["split", "rows", "length", "positions stored", "values", "shard sha256"], table)
+            .split(separator: "\n").map { "  " + $0 }
+        lines.append("(evaluate reads it when the checkpoint's frozen weights, block and pooling and the shards' sha256 match; otherwise it recomputes and says why)")
+        return lines.joined(separator: "\n")
+    }
+}

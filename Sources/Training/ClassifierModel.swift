@@ -38,6 +38,10 @@ public final class ClassifierModel {
     public private(set) var gradients: [Float] = []
     /// Rows per forward pass when only evaluating (more rows make better use of BLAS).
     public var inferenceChunk = 16
+    /// Rows per pass of the frozen layers in `fillCache` (rows x positions rows per matrix product;
+    /// see docs/benchmarks.md "Frozen-trunk batch size" for how it was chosen). Each row's states
+    /// do not depend on the other rows of its pass (see `testTrunkChunkDoesNotChangeTheStates`).
+    public var trunkChunk = 16
     /// When only the last block trains and one position per row is pooled, run that block past
     /// attention at the pooled positions only (same numbers, about a third of the work).
     public var selectedPositionShortcut = true
@@ -93,8 +97,9 @@ public final class ClassifierModel {
 
     /// Computes and stores the frozen trunk's output for every row of `split`. Rows are grouped by
     /// needed length when trimming is allowed, so short rows are not run at full padded length.
-    public func fillCache(_ split: DataSplit, chunk: Int = 16) throws {
+    public func fillCache(_ split: DataSplit, chunk: Int? = nil) throws {
         guard cacheIsExact else { return }
+        let chunk = chunk ?? trunkChunk
         let rows = split.rows
         let C = config.embDim, S = rows.sequenceLength
         var order = Array(0..<rows.rowCount)

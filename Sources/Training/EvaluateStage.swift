@@ -12,6 +12,8 @@ public struct EvaluateOptions {
     public var batchSize = 8
     /// Also write PNG copies of the plots with this converter when it is installed.
     public var pngConverter = "rsvg-convert"
+    /// Progress notes (whether the frozen-trunk states were reused, and why not).
+    public var note: (String) -> Void = { _ in }
 
     public init(model: URL, prepared: URL, output: URL) {
         self.model = model
@@ -24,6 +26,8 @@ public struct EvaluateResult {
     public var metrics: [String: SplitMetrics]
     public var files: [String]
     public var pngSkipped: String?
+    /// Where the frozen-layer states came from: "read from ...", "computed (why)" or "none (...)".
+    public var frozenTrunk: String
 }
 
 /// The `evaluate` stage: the trained classifier on the full train, validation and test splits.
@@ -36,8 +40,12 @@ public enum EvaluateStage {
         -> (ClassifierModel, ClassifierCheckpoint.Loaded) {
         let ckpt = try ClassifierCheckpoint.load(from: dir.appendingPathComponent(TrainStage.modelFile))
         let backend = try makeBackend(ckpt.layout, ckpt.parameters)
-        // Inference only: which part "trains" does not matter; head-only keeps nothing for backward.
-        let model = try ClassifierModel(backend: backend, parameters: ckpt.parameters, pooling: ckpt.pooling, trainable: .lastLayer)
+        // Split where training split: the frozen part (unchanged from the base weights) can then be
+        // taken from trunk.bin or run once, and the top runs as in training (the last block at the
+        // pooled positions only). Anything else (an older or a LoRA checkpoint) runs every layer.
+        var trainable = ckpt.metadata[CheckpointFormat.CallerKey.trainable].flatMap { TrainableLayers(rawValue: $0) } ?? .all
+        if trainable == .lora { trainable = .all }
+        let model = try ClassifierModel(backend: backend, parameters: ckpt.parameters, pooling: ckpt.pooling, trainable: trainable)
         return (model, ckpt)
     }
 
@@ -53,8 +61,25 @@ public enum EvaluateStage {
 
         var metrics: [String: SplitMetrics] = [:]
         var testLogits: [[Float]] = []
-        for name in ClassificationPreparer.splitNames {
-            let split = DataSplit(name: name, rows: data[name])
+        let splits = ClassificationPreparer.splitNames.map { DataSplit(name: $0, rows: data[$0]) }
+        // The frozen layers: from train's trunk.bin when it belongs to this checkpoint and these
+        // shards, else run once here (same code as train, so the same numbers either way).
+        let trunkStart = Date()
+        let trunkURL = o.model.appendingPathComponent(TrunkStatesFile.fileName)
+        var trunk = "none (trainable_layers \(model.trainable.rawValue): nothing frozen)"
+        if model.cacheIsExact {
+            if let why = FrozenTrunkArtifact.load(from: trunkURL, model: model, splits: splits, shardHashes: data.shardHashes) {
+                o.note("not using \(TrunkStatesFile.fileName): \(why); running the frozen layers for \(splits.map(\.rows.rowCount).reduce(0, +)) rows")
+                for split in splits { try model.fillCache(split) }
+                trunk = "computed (\(why))"
+            } else {
+                trunk = "read from \(trunkURL.path)"
+                o.note("frozen-layer states read from \(trunkURL.path)")
+            }
+        }
+        let trunkSeconds = Date().timeIntervalSince(trunkStart)
+        for split in splits {
+            let name = split.name
             let logits = try Evaluation.logits(model: model, split: split)
             metrics[name] = Evaluation.metrics(logits: logits, labels: split.rows.labels, batchSize: o.batchSize, head: model.head)
             if name == "test" { testLogits = logits }
@@ -97,13 +122,13 @@ public enum EvaluateStage {
             pngSkipped = "no training log at \(logURL.path): no plots"
         }
 
-        let inputs = try [o.model.appendingPathComponent(TrainStage.modelFile)]
+        let inputs = try ([o.model.appendingPathComponent(TrainStage.modelFile)] + (trunk.hasPrefix("read") ? [trunkURL] : []))
             .filter { fm.fileExists(atPath: $0.path) }.map { try FileRecord.of($0, as: $0.path) }
             + ["train.bin", "validation.bin", "test.bin", "test.csv"].map {
                 try FileRecord.of(o.prepared.appendingPathComponent($0), as: o.prepared.appendingPathComponent($0).path)
             }
         let outputs = try written.map { try FileRecord.of(o.output.appendingPathComponent($0), as: $0) }
-        var stats: [String: JSONValue] = [:]
+        var stats: [String: JSONValue] = ["frozen_trunk": .string(trunk), "frozen_trunk_seconds": .double(trunkSeconds)]
         for (name, m) in metrics {
             stats["\(name)_accuracy"] = .double(m.accuracy)
             stats["\(name)_loss"] = .double(m.loss)
@@ -115,7 +140,7 @@ public enum EvaluateStage {
                                          "average_embeddings": .bool(ckpt.pooling.averageEmbeddings)],
                                 inputs: inputs, outputs: outputs, stats: stats)
         try manifest.write(into: o.output)
-        return EvaluateResult(metrics: metrics, files: written + [Manifest.fileName], pngSkipped: pngSkipped)
+        return EvaluateResult(metrics: metrics, files: written + [Manifest.fileName], pngSkipped: pngSkipped, frozenTrunk: trunk)
     }
 
     /// SVG -> PNG with an external converter (librsvg's rsvg-convert); throws when it is missing or fails.

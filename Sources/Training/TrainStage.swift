@@ -1,5 +1,6 @@
 import ArtifactKit
 import Foundation
+import DataPrep
 import GPT2
 
 /// Inputs and switches of the `train` stage.
@@ -61,7 +62,10 @@ public enum TrainStage {
         let s = o.settings
         try s.validate()
         let config = try o.config ?? config(named: s.model)
-        let data = try PreparedData.load(from: o.prepared, splits: ["train", "validation"])
+        // The test rows are read too when a frozen trunk exists: their frozen-layer states go into
+        // trunk.bin with the others, so `evaluate` runs only the trainable top.
+        let sharesTrunk = s.cacheFrozenTrunk && config.dropRate == 0 && !s.trainableLayers.trainsEmbeddings
+        let data = try PreparedData.load(from: o.prepared, splits: sharesTrunk ? ClassificationPreparer.splitNames : ["train", "validation"])
         if let vocab = o.vocabDirectory { try data.checkTokenizer(vocabDirectory: vocab) }
         try data.check(against: config, numClasses: o.numClasses)
         let layout = ParameterLayout(config: config, head: .classifier(numClasses: data.numClasses))
@@ -84,13 +88,17 @@ public enum TrainStage {
                                         trainable: s.trainableLayers, trimBatches: s.trimBatches)
         let train = DataSplit(name: "train", rows: data.train)
         let validation = DataSplit(name: "validation", rows: data.validation)
+        let test = DataSplit(name: "test", rows: data.test)
         let cacheStart = Date()
-        if s.cacheFrozenTrunk && model.cacheIsExact {
-            reporter.note("running the frozen layers once for \(train.rows.rowCount + validation.rows.rowCount) rows (train + validation)...")
-            try model.fillCache(train)
-            try model.fillCache(validation)
-            reporter.note(String(format: "frozen layers run once for %d rows in %.1fs", train.rows.rowCount + validation.rows.rowCount,
-                                 Date().timeIntervalSince(cacheStart)))
+        // Shared with evaluate only when the frozen part holds at least one block: states that are
+        // just the embeddings (nothing below block 0) cost more to store than to recompute.
+        let trunkSplits = sharesTrunk && model.cacheIsExact && model.startBlock != 0 ? [train, validation, test] : []
+        let cached = !trunkSplits.isEmpty ? trunkSplits : s.cacheFrozenTrunk && model.cacheIsExact ? [train, validation] : []
+        if !cached.isEmpty {
+            let n = cached.map(\.rows.rowCount).reduce(0, +)
+            reporter.note("running the frozen layers once for \(n) rows (\(cached.map(\.name).joined(separator: " + ")))...")
+            for split in cached { try model.fillCache(split) }
+            reporter.note(String(format: "frozen layers run once for %d rows in %.1fs", n, Date().timeIntervalSince(cacheStart)))
         }
         let cacheSeconds = Date().timeIntervalSince(cacheStart)
 
@@ -128,12 +136,25 @@ public enum TrainStage {
                                       to: modelURL, lora: lora)
         let logURL = o.output.appendingPathComponent(logFile)
         try AtomicFile.write(Data(outcome.log.map { $0.jsonLine() + "\n" }.joined().utf8), to: logURL)
+        // trunk.bin: the frozen states of every row for `evaluate`; a stale one from an earlier run
+        // with a frozen trunk is removed so the directory only describes this run.
+        let trunkURL = o.output.appendingPathComponent(TrunkStatesFile.fileName)
+        var trunkSeconds = 0.0
+        if trunkSplits.isEmpty {
+            if FileManager.default.fileExists(atPath: trunkURL.path) { try FileManager.default.removeItem(at: trunkURL) }
+        } else {
+            let start = Date()
+            try FrozenTrunkArtifact.write(model: model, splits: trunkSplits, shardHashes: data.shardHashes, base: base.identity, to: trunkURL)
+            trunkSeconds = Date().timeIntervalSince(start)
+        }
 
-        var inputs = try ["train.bin", "validation.bin", Manifest.fileName].map {
+        var inputs = try (trunkSplits.isEmpty ? ["train.bin", "validation.bin"] : ["train.bin", "validation.bin", "test.bin"]).map {
             try FileRecord.of(o.prepared.appendingPathComponent($0), as: o.prepared.appendingPathComponent($0).path)
         }
         if let f = base.file { inputs.append(try FileRecord.of(f, as: f.path)) }
-        let outputs = try [modelFile, logFile, ResumeState.fileName].map { try FileRecord.of(o.output.appendingPathComponent($0), as: $0) }
+        inputs.append(try FileRecord.of(o.prepared.appendingPathComponent(Manifest.fileName), as: o.prepared.appendingPathComponent(Manifest.fileName).path))
+        let outputs = try ([modelFile, logFile, ResumeState.fileName] + (trunkSplits.isEmpty ? [] : [TrunkStatesFile.fileName]))
+            .map { try FileRecord.of(o.output.appendingPathComponent($0), as: $0) }
         let lastEval = outcome.log.last { $0.kind == "eval" }, lastEpoch = outcome.log.last { $0.kind == "epoch" }
         var params = s.asJSON
         params["num_classes"] = .int(data.numClasses)
@@ -147,6 +168,9 @@ public enum TrainStage {
                                     "epochs": .int(s.epochs), "batches_per_epoch": .int(trainer.batchesPerEpoch),
                                     "wall_seconds": .double(outcome.elapsedSeconds),
                                     "frozen_trunk_cached": .bool(train.isCached), "cache_seconds": .double(cacheSeconds),
+                                    "trunk_file": trunkSplits.isEmpty ? .null : .string(TrunkStatesFile.fileName),
+                                    "trunk_rows": .int(trunkSplits.map(\.rows.rowCount).reduce(0, +)),
+                                    "trunk_write_seconds": .double(trunkSeconds),
                                     "trainable_parameters": .int(model.trainableRange.count),
                                     "final_train_loss": num(lastEval?.trainLoss), "final_val_loss": num(lastEval?.valLoss),
                                     "final_train_accuracy": num(lastEpoch?.trainAccuracy), "final_val_accuracy": num(lastEpoch?.valAccuracy),

@@ -5,7 +5,7 @@ import GPT2
 /// line per case; tools/bench/run_gpt2.sh runs it beside tools/bench/gpt2_torch.py and prints a
 /// table. Usage:
 ///
-///   bench-gpt2 --case forward|forward-cls|train-ch6|train-ch7|generate [--model 124M|355M] [--reps N]
+///   bench-gpt2 --case forward|forward-cls|train-ch6|train-ch7|generate|trunk [--model 124M|355M] [--reps N]
 ///              [--prompt-tokens 20 --new-tokens 30]   (generate)
 ///   bench-gpt2 --case generate-batch [--model 124M] [--rows 110] [--batches 8,32,110] [--new-tokens 256]
 ///
@@ -45,6 +45,7 @@ struct BenchGPT2 {
         case "train-ch7": try trainChapter7(config, reps: reps)
         case "generate": try generate(config, reps: reps, promptLength: promptTokens, newTokens: newTokens ?? 30)
         case "generate-batch": try generateBatches(config, rows: rows, batches: batches, newTokens: newTokens ?? 256)
+        case "trunk": try trunkChunks(config, reps: reps)
         default:
             FileHandle.standardError.write("unknown case \(caseName)\n".data(using: .utf8)!)
             exit(2)
@@ -156,6 +157,38 @@ struct BenchGPT2 {
         let bwd = 2 * forwardFlops(c, B: B, T: T, blocks: 1, headRows: B, headWidth: 2)
         report(["case": "train-ch6", "model": modelLabel, "median_s": med, "times": times, "loss": Double(loss),
                 "tokens_per_s": Double(B * T) / med, "gflops": (fwd + bwd) / med / 1e9])
+    }
+
+    /// The chapter-6 frozen-trunk pass (blocks 0-10 over rows of 120 tokens, no activations kept)
+    /// with different numbers of rows per pass: the same 64 rows each time, so every size does the
+    /// same work. Also reports how far each size's states are from those of 8-row passes.
+    static func trunkChunks(_ c: GPT2Config, reps: Int) throws {
+        let T = 120, rows = 64, endBlock = c.nLayers - 1
+        let model = try randomModel(c, head: .classifier(numClasses: 2))
+        let trunk = try GPT2Trunk(model: model)
+        let toks = tokens(rows * T, c.vocabSize)
+        func states(chunk: Int) throws -> [Float] {
+            var out: [Float] = []
+            for start in stride(from: 0, to: rows, by: chunk) {
+                let n = min(chunk, rows - start)
+                out += try trunk.hiddenStates(tokens: Array(toks[(start * T)..<((start + n) * T)]), batch: n, seqLen: T, endBlock: endBlock)
+            }
+            return out
+        }
+        let reference = try states(chunk: 8)
+        let flops = forwardFlops(c, B: rows, T: T, blocks: endBlock, headRows: 0, headWidth: 0)
+        for chunk in [4, 8, 16, 32, 64] {
+            _ = try trunk.hiddenStates(tokens: Array(toks[0..<(chunk * T)]), batch: chunk, seqLen: T, endBlock: 1)   // workspace
+            var times: [Double] = []
+            var got: [Float] = []
+            for _ in 0..<max(reps, 1) { times.append(try time { got = try states(chunk: chunk) }) }
+            var maxDiff: Float = 0
+            for (a, b) in zip(got, reference) { maxDiff = max(maxDiff, abs(a - b)) }
+            let med = median(times)
+            report(["case": "trunk", "model": modelLabel, "rows_per_pass": chunk, "matrix_rows": chunk * T, "median_s": med,
+                    "times": times, "gflops": flops / med / 1e9, "max_abs_diff_vs_8": Double(maxDiff),
+                    "bitwise_equal_to_8": got == reference])
+        }
     }
 
     static func trainChapter7(_ c: GPT2Config, reps: Int) throws {

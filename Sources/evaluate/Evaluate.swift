@@ -26,6 +26,7 @@ struct Report: ParsableCommand {
     func run() throws {
         var o = EvaluateOptions(model: URL(fileURLWithPath: model), prepared: URL(fileURLWithPath: prepared), output: URL(fileURLWithPath: out))
         o.batchSize = batchSize
+        o.note = { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
         let r = try EvaluateStage.run(o, makeBackend: { try GPT2Backend(layout: $0, parameters: $1) })
         for name in ["train", "validation", "test"] {
             guard let m = r.metrics[name] else { continue }

@@ -9,7 +9,8 @@ struct PipelineCommand: ParsableCommand {
         commandName: "pipeline",
         abstract: "Runs the stages of pipeline.yaml that are stale, DVC style.",
         discussion: "See docs/pipeline.md for the file format, the lock file and examples.",
-        subcommands: [RunCommand.self, StatusCommand.self, DagCommand.self, ShowCommand.self, MetricsCommand.self, ValidateCommand.self])
+        subcommands: [RunCommand.self, StatusCommand.self, DagCommand.self, ShowCommand.self, MetricsCommand.self, ValidateCommand.self,
+                      ExperimentCommand.self])
 }
 
 /// Options every subcommand that reads a pipeline file shares.

@@ -115,4 +115,26 @@ final class GPT2BackendTests: XCTestCase {
             XCTAssertLessThan(maxDiff, 2e-3, "\(trainable) \(pooling)")
         }
     }
+
+    /// The frozen-trunk pass gives each row the same states, to float rounding, however many rows
+    /// share a pass, so the pass size is a speed setting only. Not bit for bit: OpenBLAS picks its
+    /// sgemm kernels by matrix size (here the logits moved by up to ~3e-7 between 1, 4 and 16 rows
+    /// per pass), which is why train and evaluate both fill the cache with `trunkChunk` rows.
+    func testTrunkChunkDoesNotChangeTheStates() throws {
+        for (trainable, pooling) in [(TrainableLayers.lastBlock, Pooling(position: .last)), (.lastLayer, Pooling(position: .flexible))] {
+            var caches: [[Float]] = []
+            for chunk in [1, 4, 16] {
+                let backend = try GPT2Backend(layout: Self.layout, parameters: Self.parameters())
+                let model = try ClassifierModel(backend: backend, parameters: Self.parameters(), pooling: pooling, trainable: trainable)
+                let split = DataSplit(name: "train", rows: Self.rows(count: 18, seed: 1))
+                try model.fillCache(split, chunk: chunk)
+                XCTAssertTrue(split.isCached)
+                caches.append(try model.logits(rows: Array(0..<18), of: split).flatMap { $0 })
+            }
+            for other in caches.dropFirst() {
+                XCTAssertEqual(other.count, caches[0].count)
+                XCTAssertLessThan(zip(other, caches[0]).map { abs($0 - $1) }.max()!, 1e-5, "\(trainable)")
+            }
+        }
+    }
 }

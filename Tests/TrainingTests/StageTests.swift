@@ -115,6 +115,86 @@ final class StageTests: XCTestCase {
         }
     }
 
+    /// `train` writes the frozen-trunk states of every row (trunk.bin); `evaluate` reads them when
+    /// they belong to its checkpoint and shards and gives byte-identical metrics and predictions to
+    /// recomputing them, and the same probabilities (to float rounding) as running every layer.
+    func testEvaluateReusesTheTrunkStatesOfTrainWithTheSameNumbers() throws {
+        let prepared = try writePrepared()
+        let out = dir.appendingPathComponent("train"), trunkURL = out.appendingPathComponent("trunk.bin")
+        func evaluate(_ name: String) throws -> (result: EvaluateResult, metrics: Data, predictions: Data) {
+            var eo = EvaluateOptions(model: out, prepared: prepared, output: dir.appendingPathComponent(name))
+            eo.pngConverter = "no-such-converter-for-tests"
+            let r = try EvaluateStage.run(eo, makeBackend: Self.backend)
+            return (r, try Data(contentsOf: eo.output.appendingPathComponent("metrics.json")),
+                    try Data(contentsOf: eo.output.appendingPathComponent("predictions.csv")))
+        }
+        // The tiny model has 2 blocks: last_two_blocks freezes only the embeddings (no file: they
+        // are cheaper to recompute than to store), `all` freezes nothing.
+        for (trainable, pooling) in [(TrainableLayers.lastBlock, Pooling(position: .last)),
+                                     (.lastBlock, Pooling(position: .flexible, averageEmbeddings: true)),
+                                     (.lastLayer, Pooling(position: .first)), (.lastTwoBlocks, Pooling(position: .flexible)),
+                                     (.all, Pooling(position: .last))] {
+            var o = options(prepared)
+            o.settings.trainableLayers = trainable
+            o.settings.pooling = pooling
+            let trained = try TrainStage.run(o, makeBackend: Self.backend)
+            let label = "\(trainable) \(pooling)"
+            let shared = trainable == .lastBlock || trainable == .lastLayer
+            XCTAssertEqual(FileManager.default.fileExists(atPath: trunkURL.path), shared, label)
+            let withFile = try evaluate("eval-file")
+            if !shared {
+                XCTAssertTrue(withFile.result.frozenTrunk.hasPrefix(trainable == .all ? "none" : "computed (no trunk.bin"),
+                              withFile.result.frozenTrunk)
+                XCTAssertNil(trained.manifest?.outputs.first { $0.path == "trunk.bin" }, "a stale trunk.bin is removed")
+                continue
+            }
+            XCTAssertEqual(trained.manifest?.stats["trunk_rows"], 33, label)
+            XCTAssertNotNil(trained.manifest?.outputs.first { $0.path == "trunk.bin" })
+            XCTAssertTrue(withFile.result.frozenTrunk.hasPrefix("read from"), "\(label): \(withFile.result.frozenTrunk)")
+
+            // Without the file: recomputed, and exactly the same bytes.
+            let aside = dir.appendingPathComponent("trunk.aside")
+            try FileManager.default.moveItem(at: trunkURL, to: aside)
+            let recomputed = try evaluate("eval-recomputed")
+            XCTAssertTrue(recomputed.result.frozenTrunk.hasPrefix("computed (no trunk.bin"), recomputed.result.frozenTrunk)
+            XCTAssertEqual(withFile.metrics, recomputed.metrics, label)
+            XCTAssertEqual(withFile.predictions, recomputed.predictions, label)
+
+            // Every layer from the tokens (no split at all): the same probabilities to float rounding.
+            let ckpt = try ClassifierCheckpoint.load(from: out.appendingPathComponent("model.safetensors"))
+            let full = try ClassifierModel(backend: try Self.backend(ckpt.layout, ckpt.parameters), parameters: ckpt.parameters,
+                                           pooling: ckpt.pooling, trainable: .all)
+            let test = try PreparedData.load(from: prepared).test
+            let logits = try full.logits(rows: Array(0..<test.rowCount), of: DataSplit(name: "test", rows: test))
+            let csv = try CSV.parse(String(decoding: withFile.predictions, as: UTF8.self), source: "predictions")
+            for (i, l) in logits.enumerated() { XCTAssertEqual(Double(softmax(l)[1]), Double(csv[i + 1][3])!, accuracy: 2e-6, label) }
+
+            // A damaged file is not used: evaluate says why and recomputes.
+            var bytes = try Data(contentsOf: aside)
+            try bytes.prefix(bytes.count - 4).write(to: trunkURL)
+            let damaged = try evaluate("eval-damaged")
+            XCTAssertTrue(damaged.result.frozenTrunk.contains("truncated or damaged"), damaged.result.frozenTrunk)
+            XCTAssertEqual(damaged.metrics, withFile.metrics)
+            bytes.replaceSubrange(8..<12, with: [9, 0, 0, 0])
+            try bytes.write(to: trunkURL)
+            XCTAssertTrue(try evaluate("eval-version").result.frozenTrunk.contains("format version 9"))
+            try FileManager.default.removeItem(at: trunkURL)
+            try FileManager.default.moveItem(at: aside, to: trunkURL)
+        }
+
+        // States of other base weights (another seed) are refused.
+        var other = options(prepared)
+        other.settings.seed = 7
+        other.output = dir.appendingPathComponent("train-seed7")
+        _ = try TrainStage.run(other, makeBackend: Self.backend)
+        _ = try TrainStage.run(options(prepared), makeBackend: Self.backend)
+        try FileManager.default.removeItem(at: trunkURL)
+        try FileManager.default.copyItem(at: other.output.appendingPathComponent("trunk.bin"), to: trunkURL)
+        let foreign = try evaluate("eval-foreign")
+        XCTAssertTrue(foreign.result.frozenTrunk.contains("frozen weights differ from those the states were computed with (random seed 7)"),
+                      foreign.result.frozenTrunk)
+    }
+
     func testInterruptedRunKeepsThePreviousModelAndResumesExactly() throws {
         let prepared = try writePrepared()
         let first = try TrainStage.run(options(prepared), makeBackend: Self.backend)

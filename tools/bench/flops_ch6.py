@@ -1,14 +1,17 @@
 """FLOP count of the chapter-6 run as `train` + `evaluate` do it, for the floor "FLOPs / 140 GFLOP/s".
 
 Counts matrix-multiply and attention FLOPs (2 per multiply-add) of GPT-2 small with the frozen-trunk
-cache: the frozen blocks once per train/validation row, the trainable top block forward + backward
-(backward = 2 x forward) per step, the evaluation passes, and evaluate's full forward of all rows.
+cache: the frozen blocks once per train/validation/test row (train writes them to trunk.bin), the
+trainable top block forward + backward (backward = 2 x forward) per step, the evaluation passes, and
+evaluate's pass of the last block over every row from trunk.bin.
 Reads the real lengths from the shards, so `flexible` (batches cut to their longest real row) is
 counted exactly for the cache, the evaluations and evaluate; for the training steps it uses each
 epoch's mean batch length under a random order (the exact order is our generator's).
 
-    python tools/bench/flops_ch6.py data/prepared [last|flexible] [epochs] [--dense]
-(--dense: the whole last block on every position, as before the pooled-position shortcut)
+    python tools/bench/flops_ch6.py data/prepared [last|flexible] [epochs] [--dense] [--unshared]
+(--dense: the whole last block on every position, as before the pooled-position shortcut;
+ --unshared: as before trunk.bin: the cache over train + validation only, evaluate runs all 12
+ blocks over every row, and c_attn's query columns run on every position)
 """
 import random
 import struct
@@ -36,14 +39,16 @@ def block_fwd(tokens_per_row):
     return total
 
 
-def last_block_selected(tokens_per_row, backward):
+def last_block_selected(tokens_per_row, backward, query_everywhere=False):
     """The last block with everything after attention at one position per row (TrunkSelected.swift):
-    ln_1 + c_attn on every token (3C^2 multiply-adds), the rest (9C^2) on one row per sequence;
-    backward: c_attn's dW and dX on every token (6C^2), 2 x the rest on one row."""
+    c_attn's key and value columns on every token (2C^2 multiply-adds), the query (C^2) and the rest
+    (9C^2) on one row per sequence; backward: 2 x each. With query_everywhere (the earlier code)
+    all of c_attn (3C^2) runs on every token."""
     total = 0
+    k = 3 if backward else 1
     for t in tokens_per_row:
-        per_token = 3 * C * C * (3 if backward else 1)
-        per_row = 9 * C * C * (3 if backward else 1) + 2 * C * t * (3 if backward else 1)
+        per_token = (3 if query_everywhere else 2) * C * C * k
+        per_row = (9 if query_everywhere else 10) * C * C * k + 2 * C * t * k
         total += 2 * (per_token * t + per_row)
     return total
 
@@ -65,7 +70,9 @@ def main():
             out += [max(need(n) for n in b)] * len(b)
         return out
 
-    cache = (L - 1) * block_fwd(sorted(need(n) for n in train + val))  # grouped by length
+    unshared = "--unshared" in sys.argv
+    cached_rows = train + val if unshared else train + val + test
+    cache = (L - 1) * block_fwd(sorted(need(n) for n in cached_rows))  # grouped by length
     steps_per_epoch = len(train) // BATCH
     rng = random.Random(0)
     step_tokens = []
@@ -74,15 +81,22 @@ def main():
         rng.shuffle(order)
         step_tokens += batched(order[:steps_per_epoch * BATCH])
     shortcut = "--dense" not in sys.argv   # the released code runs the last block at the pooled position only
-    steps = last_block_selected(step_tokens, True) if shortcut else 3 * block_fwd(step_tokens)
+    steps = last_block_selected(step_tokens, True, unshared) if shortcut else 3 * block_fwd(step_tokens)
     evals = len(range(0, EPOCHS * steps_per_epoch, EVAL_FREQ)) + EPOCHS
     eval_rows = EVAL_ITER * BATCH
     ev_rows = batched(train[:eval_rows]) + batched(val[:eval_rows])
-    ev = evals * (last_block_selected(ev_rows, False) if shortcut else block_fwd(ev_rows))
-    evaluate = L * block_fwd(sorted(need(n) for n in train + val + test))
+    ev = evals * (last_block_selected(ev_rows, False, unshared) if shortcut else block_fwd(ev_rows))
+    all_rows = sorted((need(n) for n in train + val + test), reverse=True)
+    if unshared:
+        evaluate = L * block_fwd(all_rows)
+    else:  # evaluate: the last block from trunk.bin, in chunks of 16 rows grouped by length
+        chunked = []
+        for i in range(0, len(all_rows), 16):
+            chunked += [all_rows[i]] * len(all_rows[i:i + 16])
+        evaluate = last_block_selected(chunked, False) if shortcut else block_fwd(chunked)
     total = cache + steps + ev + evaluate
     for name, v in [("frozen-trunk cache", cache), ("training steps", steps), ("evaluations", ev),
-                    ("evaluate (all rows)", evaluate), ("total", total)]:
+                    ("evaluate", evaluate), ("total", total)]:
         print(f"{name:22s} {v / 1e12:7.2f} TFLOP  floor {v / 140e9:6.1f} s")
 
 
