@@ -132,8 +132,8 @@ final class LoRATrainingTests: XCTestCase {
         let cb = try loadCheckpointWithLoRA(from: parts.appendingPathComponent("model.safetensors"))
         XCTAssertEqual(ca.lora, cb.lora)
         XCTAssertEqual(ca.params, cb.params)
-        // The base stayed the random start; the adapters (rank 2, the tied head's included) trained.
-        XCTAssertEqual(ca.params, randomWeights(layout: ca.layout, seed: s.seed))
+        // The base stayed the random start (train instruct's init scheme); the adapters (rank 2, the tied head's included) trained.
+        XCTAssertEqual(ca.params, randomWeights(layout: ca.layout, seed: s.seed, scheme: s.initScheme))
         let lora = try XCTUnwrap(ca.lora)
         let head = lora.layout.adapters(of: "lm_head")[0]
         XCTAssertEqual(head.outDim, 50257)
