@@ -18,32 +18,19 @@ final class LoRATests: XCTestCase {
     }
 
     func loadCase(_ name: String) throws -> Case {
-        let dir = TestPaths.fixtures.appendingPathComponent("lora-parity")
-        let weights = try SafetensorsFile(contentsOf: dir.appendingPathComponent("\(name).weights.safetensors"))
-        let golden = try SafetensorsFile(contentsOf: dir.appendingPathComponent("\(name).golden.safetensors"))
-        let json = try XCTUnwrap(weights.metadata["config"])
-        let raw = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        let config = try JSONDecoder().decode(GPT2Config.self, from: Data(json.utf8))
-        let head: ModelHead = (raw["head"] as? String) == "lm" ? .languageModel : .classifier(numClasses: 2)
-        let layout = ParameterLayout(config: config, head: head)
-        var params = [Float](repeating: 0, count: layout.totalCount)
-        for spec in layout.tensors {
-            XCTAssertEqual(weights.info(spec.name)?.shape, spec.shape, spec.name)
-            params.replaceSubrange(spec.range, with: try weights.floats(spec.name))
-        }
+        let f = try ParityFixture(folder: "lora-parity", name: name)
+        let weights = f.weights
         let rank = try XCTUnwrap(weights.metadata["lora_rank"].flatMap(Int.init))
         let alpha = try XCTUnwrap(weights.metadata["lora_alpha"].flatMap(Float.init))
-        let loraLayout = try LoRALayout(layout: layout, rank: rank)
+        let loraLayout = try LoRALayout(layout: f.layout, rank: rank)
         var values = [Float](repeating: 0, count: loraLayout.totalCount)
         for t in loraLayout.tensors {
             XCTAssertEqual(weights.info(t.name)?.shape, t.shape, t.name)
             values.replaceSubrange(t.offset..<(t.offset + t.shape[0] * t.shape[1]), with: try weights.floats(t.name))
         }
-        let model = try GPT2Model(layout: layout, params: params)
+        let model = try GPT2Model(layout: f.layout, params: f.params)
         try model.attachLoRA(LoRAWeights(settings: LoRASettings(rank: rank, alpha: alpha), layout: loraLayout, values: values))
-        let ids = try golden.int64s("input_ids")
-        let shape = try XCTUnwrap(golden.info("input_ids")?.shape)
-        return Case(model: model, golden: golden, batch: shape[0], seqLen: shape[1], tokens: ids.map { Int32($0) },
+        return Case(model: model, golden: f.golden, batch: f.batch, seqLen: f.seqLen, tokens: f.tokens,
                     initialAdapters: values)
     }
 

@@ -15,24 +15,9 @@ final class ParityTests: XCTestCase {
     }
 
     func loadCase(_ name: String) throws -> Case {
-        let dir = TestPaths.fixtures.appendingPathComponent("gpt2-parity")
-        let weights = try SafetensorsFile(contentsOf: dir.appendingPathComponent("\(name).weights.safetensors"))
-        let golden = try SafetensorsFile(contentsOf: dir.appendingPathComponent("\(name).golden.safetensors"))
-        let json = try XCTUnwrap(weights.metadata["config"])
-        let raw = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        let config = try JSONDecoder().decode(GPT2Config.self, from: Data(json.utf8))
-        let head: ModelHead = (raw["head"] as? String) == "lm" ? .languageModel : .classifier(numClasses: 2)
-        let layout = ParameterLayout(config: config, head: head)
-        var params = [Float](repeating: 0, count: layout.totalCount)
-        for spec in layout.tensors {
-            let values = try weights.floats(spec.name)
-            XCTAssertEqual(weights.info(spec.name)?.shape, spec.shape, spec.name)
-            params.replaceSubrange(spec.range, with: values)
-        }
-        let ids = try golden.int64s("input_ids")
-        let shape = try XCTUnwrap(golden.info("input_ids")?.shape)
-        return Case(model: try GPT2Model(layout: layout, params: params), golden: golden, batch: shape[0],
-                    seqLen: shape[1], tokens: ids.map { Int32($0) })
+        let f = try ParityFixture(folder: "gpt2-parity", name: name)
+        return Case(model: try GPT2Model(layout: f.layout, params: f.params), golden: f.golden, batch: f.batch,
+                    seqLen: f.seqLen, tokens: f.tokens)
     }
 
     /// Norm-wise relative error and max abs difference.
