@@ -34,23 +34,6 @@ final class LoRATests: XCTestCase {
                     initialAdapters: values)
     }
 
-    /// Norm-wise relative error and max abs difference (printed so the achieved agreement can be quoted).
-    func compare(_ actual: [Float], _ expected: [Float], rel: Double, absMax: Double, _ what: String,
-                 file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(actual.count, expected.count, what, file: file, line: line)
-        var diff2 = 0.0, ref2 = 0.0, maxAbs = 0.0
-        for (a, e) in zip(actual, expected) {
-            let d = Double(a) - Double(e)
-            diff2 += d * d
-            ref2 += Double(e) * Double(e)
-            maxAbs = max(maxAbs, abs(d))
-        }
-        let relErr = diff2.squareRoot() / max(ref2.squareRoot(), 1e-30)
-        print(String(format: "lora parity %@: relative %.2e, max abs %.2e", what, relErr, maxAbs))
-        XCTAssertTrue(relErr <= rel || diff2.squareRoot() <= 1e-6, "\(what): relative error \(relErr) > \(rel)", file: file, line: line)
-        XCTAssertLessThanOrEqual(maxAbs, absMax, "\(what): max abs difference", file: file, line: line)
-    }
-
     func adapterTensor(_ lora: LoRAAdapters, _ values: [Float], _ name: String) throws -> [Float] {
         let t = try XCTUnwrap(lora.layout.tensors.first { $0.name == name }, name)
         return Array(values[t.offset..<(t.offset + t.shape[0] * t.shape[1])])
@@ -58,14 +41,14 @@ final class LoRATests: XCTestCase {
 
     func checkCase(_ c: Case, objective: Objective, logits: [Float], finals: [String]) throws {
         let lora = try XCTUnwrap(c.model.loraAdapters)
-        compare(logits, try c.golden.floats("logits"), rel: 1e-4, absMax: 1e-4, "logits")
+        compareParity("lora parity", logits, try c.golden.floats("logits"), rel: 1e-4, absMax: 1e-4, "logits")
         let loss = try c.model.forwardBackward(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, objective: objective,
                                                trainable: .loraAdapters)
         let expectedLoss = try c.golden.floats("loss")[0]
         XCTAssertEqual(loss, expectedLoss, accuracy: 1e-4 * abs(expectedLoss))
         let grads = lora.gradients
         for t in lora.layout.tensors {
-            compare(try adapterTensor(lora, grads, t.name), try c.golden.floats("grad." + t.name), rel: 1e-3, absMax: 1e-4,
+            compareParity("lora parity", try adapterTensor(lora, grads, t.name), try c.golden.floats("grad." + t.name), rel: 1e-3, absMax: 1e-4,
                     "grad \(t.name)")
         }
         // The base weights are frozen: no gradient buffer is ever allocated for them.
@@ -87,7 +70,7 @@ final class LoRATests: XCTestCase {
             XCTAssertEqual(a, e, accuracy: 1e-4 * max(abs(e), 1), "loss at step \(i + 1): \(a) vs torch \(e)")
         }
         for name in finals {
-            compare(try adapterTensor(lora, lora.values, name), try c.golden.floats("after." + name), rel: 1e-4, absMax: 1e-4,
+            compareParity("lora parity", try adapterTensor(lora, lora.values, name), try c.golden.floats("after." + name), rel: 1e-4, absMax: 1e-4,
                     "\(name) after 5 steps")
         }
         XCTAssertEqual(c.model.parameters, baseBefore, "the base weights changed")
@@ -131,7 +114,7 @@ final class LoRATests: XCTestCase {
         let plain = try GPT2Model(layout: c.model.layout, params: merged)
         let a = try c.model.logits(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, at: .last)
         let b = try plain.logits(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, at: .last)
-        compare(b, a, rel: 1e-5, absMax: 1e-5, "merged vs adapters")
+        compareParity("lora parity", b, a, rel: 1e-5, absMax: 1e-5, "merged vs adapters")
         // The tied language-model head cannot be merged into wte.
         let lm = try loadCase("lm")
         XCTAssertThrowsError(try lm.model.loraAdapters!.weights.merged(into: lm.model.parameters, layout: lm.model.layout))

@@ -37,3 +37,21 @@ struct ParityFixture {
         tokens = ids.map { Int32($0) }
     }
 }
+
+/// Norm-wise relative error and max abs difference of `actual` against the golden `expected`.
+/// Printed (prefixed with `label`) so the achieved agreement can be quoted (docs/model.md), not only the bound.
+func compareParity(_ label: String, _ actual: [Float], _ expected: [Float], rel: Double, absMax: Double, _ what: String,
+                   file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(actual.count, expected.count, what, file: file, line: line)
+    var diff2 = 0.0, ref2 = 0.0, maxAbs = 0.0
+    for (a, e) in zip(actual, expected) {
+        let d = Double(a) - Double(e)
+        diff2 += d * d
+        ref2 += Double(e) * Double(e)
+        maxAbs = max(maxAbs, abs(d))
+    }
+    let relErr = diff2.squareRoot() / max(ref2.squareRoot(), 1e-30)
+    print(String(format: "%@ %@: relative %.2e, max abs %.2e", label, what, relErr, maxAbs))
+    XCTAssertTrue(relErr <= rel || diff2.squareRoot() <= 1e-6, "\(what): relative error \(relErr) > \(rel)", file: file, line: line)
+    XCTAssertLessThanOrEqual(maxAbs, absMax, "\(what): max abs difference", file: file, line: line)
+}

@@ -20,24 +20,6 @@ final class ParityTests: XCTestCase {
                     seqLen: f.seqLen, tokens: f.tokens)
     }
 
-    /// Norm-wise relative error and max abs difference.
-    func compare(_ actual: [Float], _ expected: [Float], rel: Double, absMax: Double, _ what: String,
-                 file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(actual.count, expected.count, what, file: file, line: line)
-        var diff2 = 0.0, ref2 = 0.0, maxAbs = 0.0
-        for (a, e) in zip(actual, expected) {
-            let d = Double(a) - Double(e)
-            diff2 += d * d
-            ref2 += Double(e) * Double(e)
-            maxAbs = max(maxAbs, abs(d))
-        }
-        let relErr = diff2.squareRoot() / max(ref2.squareRoot(), 1e-30)
-        // Printed so the achieved agreement can be quoted (docs/model.md), not only the bound.
-        print(String(format: "parity %@: relative %.2e, max abs %.2e", what, relErr, maxAbs))
-        XCTAssertTrue(relErr <= rel || diff2.squareRoot() <= 1e-6, "\(what): relative error \(relErr) > \(rel)", file: file, line: line)
-        XCTAssertLessThanOrEqual(maxAbs, absMax, "\(what): max abs difference", file: file, line: line)
-    }
-
     func testLanguageModelMatchesTransformers() throws {
         let c = try loadCase("lm")
         let targets = try c.golden.int64s("targets").map { Int32($0) }
@@ -45,13 +27,13 @@ final class ParityTests: XCTestCase {
         let all = TrainableSet.all(c.model.layout)
 
         let logits = try c.model.logits(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen)
-        compare(logits, try c.golden.floats("logits"), rel: 1e-4, absMax: 1e-4, "logits")
+        compareParity("parity", logits, try c.golden.floats("logits"), rel: 1e-4, absMax: 1e-4, "logits")
 
         let loss = try c.model.forwardBackward(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, objective: objective, trainable: all)
         let expectedLoss = try c.golden.floats("loss")[0]
         XCTAssertEqual(loss, expectedLoss, accuracy: 1e-4 * abs(expectedLoss))
         for spec in c.model.layout.tensors {
-            compare(try XCTUnwrap(c.model.gradient(spec.name)), try c.golden.floats("grad." + spec.name),
+            compareParity("parity", try XCTUnwrap(c.model.gradient(spec.name)), try c.golden.floats("grad." + spec.name),
                     rel: 1e-3, absMax: 1e-4, "grad \(spec.name)")
         }
         try checkTrajectory(c, objective: objective, trainable: all,
@@ -68,7 +50,7 @@ final class ParityTests: XCTestCase {
         }))
 
         let logits = try c.model.logits(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, at: .last)
-        compare(logits, try c.golden.floats("logits"), rel: 1e-4, absMax: 1e-4, "logits")
+        compareParity("parity", logits, try c.golden.floats("logits"), rel: 1e-4, absMax: 1e-4, "logits")
 
         let loss = try c.model.forwardBackward(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, objective: objective,
                                                trainable: trainable)
@@ -77,7 +59,7 @@ final class ParityTests: XCTestCase {
         for spec in c.model.layout.tensors {
             let grad = try XCTUnwrap(c.model.gradient(spec.name))
             if trainable.contains(spec.name) {
-                compare(grad, try c.golden.floats("grad." + spec.name), rel: 1e-3, absMax: 1e-4, "grad \(spec.name)")
+                compareParity("parity", grad, try c.golden.floats("grad." + spec.name), rel: 1e-3, absMax: 1e-4, "grad \(spec.name)")
             } else {
                 XCTAssertNil(c.golden.info("grad." + spec.name), "torch trained \(spec.name)")
                 XCTAssertTrue(grad.allSatisfy { $0 == 0 }, "frozen \(spec.name) got a gradient")
@@ -104,7 +86,7 @@ final class ParityTests: XCTestCase {
             XCTAssertEqual(a, e, accuracy: 1e-4 * max(abs(e), 1), "loss at step \(i + 1): \(a) vs torch \(e)", file: file, line: line)
         }
         for name in finals {
-            compare(try XCTUnwrap(c.model.tensor(name)), try c.golden.floats("after." + name), rel: 1e-4, absMax: 1e-4,
+            compareParity("parity", try XCTUnwrap(c.model.tensor(name)), try c.golden.floats("after." + name), rel: 1e-4, absMax: 1e-4,
                     "\(name) after 10 steps", file: file, line: line)
         }
     }
