@@ -119,6 +119,12 @@ def timed(fn):
     return time.perf_counter() - t0
 
 
+def timed_reps(fn, reps):
+    """One untimed warm-up call, then `reps` timed calls; returns their times."""
+    fn()
+    return [timed(fn) for _ in range(reps)]
+
+
 def report(fields):
     fields["impl"] = "torch"
     fields["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -129,12 +135,8 @@ def forward(model_name, reps, classifier):
     model, cfg = build(model_name, classifier)
     model.eval()
     idx = torch.randint(0, cfg["vocab_size"], (8, 120))
-    times = []
-    for i in range(reps + 1):
-        with torch.no_grad():
-            t = timed(lambda: model(idx)[:, -1, :] if classifier else model(idx))
-        if i > 0:
-            times.append(t)
+    with torch.no_grad():
+        times = timed_reps(lambda: model(idx)[:, -1, :] if classifier else model(idx), reps)
     med = statistics.median(times)
     report({"case": "forward-cls" if classifier else "forward", "model": model_name, "median_s": med, "times": times,
             "tokens_per_s": 960 / med})
@@ -151,7 +153,7 @@ def train_ch6(model_name, reps):
     opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.1)
     idx = torch.randint(0, cfg["vocab_size"], (8, 120))
     labels = torch.arange(8) % 2
-    times, loss_value = [], 0.0
+    loss_value = 0.0
 
     def step():
         nonlocal loss_value
@@ -161,10 +163,7 @@ def train_ch6(model_name, reps):
         opt.step()
         loss_value = loss.item()
 
-    for i in range(reps + 1):
-        t = timed(step)
-        if i > 0:
-            times.append(t)
+    times = timed_reps(step, reps)
     med = statistics.median(times)
     report({"case": "train-ch6", "model": model_name, "median_s": med, "times": times, "loss": loss_value,
             "tokens_per_s": 960 / med})
@@ -177,7 +176,7 @@ def train_ch7(model_name, reps):
     idx = torch.randint(0, cfg["vocab_size"], (8, 90))
     targets = torch.randint(0, cfg["vocab_size"], (8, 90))
     targets[:, :20] = -100
-    times, loss_value = [], 0.0
+    loss_value = 0.0
 
     def step():
         nonlocal loss_value
@@ -187,10 +186,7 @@ def train_ch7(model_name, reps):
         opt.step()
         loss_value = loss.item()
 
-    for i in range(reps + 1):
-        t = timed(step)
-        if i > 0:
-            times.append(t)
+    times = timed_reps(step, reps)
     med = statistics.median(times)
     report({"case": "train-ch7", "model": model_name, "median_s": med, "times": times, "loss": loss_value,
             "tokens_per_s": 720 / med})
