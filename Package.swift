@@ -44,7 +44,7 @@ let package = Package(
         .executableTarget(name: "bench-tokenizer", dependencies: ["GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // GPT-2 core benchmark (tools/bench/run_gpt2.sh runs it beside PyTorch).
-        .executableTarget(name: "bench-gpt2", dependencies: ["GPT2"]),
+        .executableTarget(name: "bench-gpt2", dependencies: ["GPT2", "Training"]),
 
         .executableTarget(name: "train", dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "evaluate", dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -59,39 +59,14 @@ public final class AdamW {
             throw PipelineError("optimizer was built for \(m.count) parameters, model has \(model.layout.totalCount)")
         }
         step += 1
-        let lr = learningRate, b1 = beta1, b2 = beta2, eps = eps
-        let decay = 1 - lr * weightDecay
-        let bc1 = 1 - powf(b1, Float(step))
-        let bc2Sqrt = (1 - powf(b2, Float(step))).squareRoot()
-        let stepSize = lr / bc1
+        let hyper = AdamWStep(step: step, learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps,
+                              weightDecay: weightDecay)
         let mb = m.base, vb = v.base
         let ranges = model.layout.tensors.filter { trainable.contains($0.name) }.map(\.range)
         let kernel = { (pb: UnsafeMutablePointer<Float>, gb: UnsafeMutablePointer<Float>, ranges: [Range<Int>]) in
             for range in ranges {
-                parallelRows(range.count, grain: 16384) { r in
-                    let lo = range.lowerBound + r.lowerBound, hi = range.lowerBound + r.upperBound
-                    // 8 lanes at a time: written out because the compiler cannot prove the four
-                    // buffers apart and left the scalar loop (sqrt and divide) unvectorised.
-                    var i = lo
-                    while i + 8 <= hi {
-                        let gi = load8(gb + i)
-                        let mi = b1 * load8(mb + i) + (1 - b1) * gi
-                        let vi = b2 * load8(vb + i) + (1 - b2) * gi * gi
-                        store8(mi, mb + i)
-                        store8(vi, vb + i)
-                        let denom = vi.squareRoot() / bc2Sqrt + eps
-                        store8(load8(pb + i) * decay - stepSize * mi / denom, pb + i)
-                        i += 8
-                    }
-                    for i in i..<hi {
-                        let gi = gb[i]
-                        pb[i] *= decay
-                        mb[i] = b1 * mb[i] + (1 - b1) * gi
-                        vb[i] = b2 * vb[i] + (1 - b2) * gi * gi
-                        let denom = vb[i].squareRoot() / bc2Sqrt + eps
-                        pb[i] -= stepSize * mb[i] / denom
-                    }
-                }
+                hyper.apply(parameters: pb + range.lowerBound, gradients: gb + range.lowerBound, m: mb + range.lowerBound,
+                            v: vb + range.lowerBound, count: range.count)
             }
         }
         if trainable.adapters, let lora = model.lora {
@@ -101,6 +76,53 @@ public final class AdamW {
         }
         model.withParameters { p in
             model.withGradients { g in kernel(p.baseAddress!, g.baseAddress!, ranges) }
+        }
+    }
+}
+
+/// The update rule of one AdamW step (torch.optim.AdamW, see `AdamW`), shared by this module's
+/// optimizer and the classifier's. The bias corrections are computed in double precision, as
+/// PyTorch computes them (Python floats), then rounded once.
+public struct AdamWStep: Sendable {
+    public let beta1, beta2, eps: Float
+    /// lr / (1 - beta1^t), sqrt(1 - beta2^t), 1 - lr * weightDecay.
+    public let stepSize, bc2Sqrt, decay: Float
+
+    public init(step: Int, learningRate: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float) {
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        stepSize = Float(Double(learningRate) / (1 - pow(Double(beta1), Double(step))))
+        bc2Sqrt = Float((1 - pow(Double(beta2), Double(step))).squareRoot())
+        decay = 1 - learningRate * weightDecay
+    }
+
+    /// Updates `count` parameters and their moments in place, split over the cores.
+    public func apply(parameters pb: UnsafeMutablePointer<Float>, gradients gb: UnsafePointer<Float>,
+                      m mb: UnsafeMutablePointer<Float>, v vb: UnsafeMutablePointer<Float>, count: Int) {
+        let (b1, b2, eps, stepSize, bc2Sqrt, decay) = (beta1, beta2, eps, stepSize, bc2Sqrt, decay)
+        parallelRows(count, grain: 16384) { r in
+            // 8 lanes at a time: written out because the compiler cannot prove the four
+            // buffers apart and left the scalar loop (sqrt and divide) unvectorised.
+            var i = r.lowerBound
+            while i + 8 <= r.upperBound {
+                let gi = load8(gb + i)
+                let mi = b1 * load8(mb + i) + (1 - b1) * gi
+                let vi = b2 * load8(vb + i) + (1 - b2) * gi * gi
+                store8(mi, mb + i)
+                store8(vi, vb + i)
+                let denom = vi.squareRoot() / bc2Sqrt + eps
+                store8(load8(pb + i) * decay - stepSize * mi / denom, pb + i)
+                i += 8
+            }
+            for i in i..<r.upperBound {
+                let gi = gb[i]
+                pb[i] *= decay
+                mb[i] = b1 * mb[i] + (1 - b1) * gi
+                vb[i] = b2 * vb[i] + (1 - b2) * gi * gi
+                let denom = vb[i].squareRoot() / bc2Sqrt + eps
+                pb[i] -= stepSize * mb[i] / denom
+            }
         }
     }
 }

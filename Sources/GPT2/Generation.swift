@@ -237,8 +237,7 @@ extension GPT2Model {
                          out: lastNorm.base, mean: nil, rstd: nil)
         let logits = FloatBuffer(count: S * V, zeroed: false)
         if S == 1 {   // matrix-vector product: see linearForward
-            BLASThreads.set(computeThreads)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(V), Int32(C), 1, wte, Int32(C), lastNorm.base, 1, 0, logits.base, 1)
+            parallelSgemv(transposed: false, rows: V, cols: C, A: wte, x: lastNorm.base, beta: 0, y: logits.base)
         } else {
             parallelSgemm(transB: true, M: S, N: V, K: C, A: lastNorm.base, lda: C, B: wte, ldb: C, beta: 0, C: logits.base, ldc: V)
         }

@@ -120,6 +120,38 @@ func parallelSgemm(transA: Bool = false, transB: Bool = false, M: Int, N: Int, K
     }
 }
 
+/// Matrix-vector product over every core, OpenBLAS single-threaded (see `GEMMThreading`): A is
+/// row-major [rows, cols]; `transposed` computes y[cols] = A^T x (x @ W for a [in, out] weight),
+/// otherwise y[rows] = A x. Each core streams its own slice of A and owns its slice of y, so the
+/// decoding step's other loops and these products share one set of threads (OpenBLAS's own pool
+/// would spin in sched_yield between the products, and its thread count would be switched
+/// several times per layer).
+func parallelSgemv(transposed: Bool, rows: Int, cols: Int, A: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                   beta: Float, y: UnsafeMutablePointer<Float>) {
+    let outputs = transposed ? cols : rows
+    if outputs == 0 { return }
+    let threads = GEMMThreading.current == .blas ? 1 : computeThreads
+    if threads == 1 || outputs < 256 * threads {
+        BLASThreads.set(GEMMThreading.current == .blas ? computeThreads : 1)
+        cblas_sgemv(CblasRowMajor, transposed ? CblasTrans : CblasNoTrans, Int32(rows), Int32(cols), 1, A, Int32(cols),
+                    x, 1, beta, y, 1)
+        return
+    }
+    BLASThreads.set(1)
+    // Slices in multiples of 16 outputs (whole cache lines of y, aligned vector loads of A's rows).
+    let blocks = (outputs + 15) / 16
+    DispatchQueue.concurrentPerform(iterations: threads) { t in
+        let lo = min(outputs, blocks * t / threads * 16), hi = min(outputs, blocks * (t + 1) / threads * 16)
+        if lo >= hi { return }
+        if transposed {
+            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(rows), Int32(hi - lo), 1, A + lo, Int32(cols), x, 1, beta, y + lo, 1)
+        } else {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(hi - lo), Int32(cols), 1, A + lo * cols, Int32(cols), x, 1,
+                        beta, y + lo, 1)
+        }
+    }
+}
+
 /// y[rows, cols] = x @ W + b, with W [in, out] row-major (Hugging Face Conv1D layout).
 /// The bias is broadcast into y first so the sgemm accumulates onto it (beta = 1).
 func linearForward(_ x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int,
@@ -130,11 +162,9 @@ func linearForward(_ x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int
         }
     }
     if rows == 1 {
-        BLASThreads.set(computeThreads)
         // One row (single-token decoding) is a matrix-vector product: OpenBLAS 0.3.21's sgemm
         // would pack the whole weight matrix for it, sgemv streams it (2.5x faster here).
-        cblas_sgemv(CblasRowMajor, CblasTrans, Int32(inDim), Int32(outDim), 1, weight, Int32(outDim), x, 1,
-                    bias == nil ? 0 : 1, out, 1)
+        parallelSgemv(transposed: true, rows: inDim, cols: outDim, A: weight, x: x, beta: bias == nil ? 0 : 1, y: out)
         return
     }
     parallelSgemm(M: rows, N: outDim, K: inDim, A: x, lda: inDim, B: weight, ldb: outDim,

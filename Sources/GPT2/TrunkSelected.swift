@@ -69,15 +69,14 @@ extension GPT2Trunk {
         if let b = qkvBias {
             parallelRows(N, grain: 64) { r in for i in r { (s.qkv.base + i * 3 * C + C).update(from: b + C, count: 2 * C) } }
         }
-        BLASThreads.set(computeThreads)
-        sgemm(M: N, N: 2 * C, K: C, A: s.ln1.base, lda: C, B: wqkv + C, ldb: 3 * C, beta: qkvBias == nil ? 0 : 1,
+        parallelSgemm(M: N, N: 2 * C, K: C, A: s.ln1.base, lda: C, B: wqkv + C, ldb: 3 * C, beta: qkvBias == nil ? 0 : 1,
               C: s.qkv.base + C, ldc: 3 * C)
         let selectedLn1 = FloatBuffer(count: B * C, zeroed: false), query = FloatBuffer(count: B * C, zeroed: false)
         for b in 0..<B {
             (selectedLn1.base + b * C).update(from: s.ln1.base + (b * T + positions[b]) * C, count: C)
             if let bias = qkvBias { (query.base + b * C).update(from: bias, count: C) }
         }
-        sgemm(M: B, N: C, K: C, A: selectedLn1.base, lda: C, B: wqkv, ldb: 3 * C, beta: qkvBias == nil ? 0 : 1,
+        parallelSgemm(M: B, N: C, K: C, A: selectedLn1.base, lda: C, B: wqkv, ldb: 3 * C, beta: qkvBias == nil ? 0 : 1,
               C: query.base, ldc: C)
         for b in 0..<B { (s.qkv.base + (b * T + positions[b]) * 3 * C).update(from: query.base + b * C, count: C) }
         let scale = 1 / Float(hd).squareRoot()
@@ -128,8 +127,8 @@ extension GPT2Trunk {
     }
 
     /// Backward of `forwardLastBlockSelected` given d(loss)/d(output) [batch, embDim]; returns the
-    /// gradients of the last block's tensors and ln_f as (offset range, values).
-    func backwardSelected(_ s: SelectedLastBlockState, dOutput: [Float]) throws -> [(range: Range<Int>, values: [Float])] {
+    /// gradients of the last block's tensors and ln_f in the model's gradient buffer; returns their offset ranges.
+    func backwardSelected(_ s: SelectedLastBlockState, dOutput: [Float]) throws -> [Range<Int>] {
         let (B, T, N, C, H, hd) = (s.B, s.T, s.N, s.C, s.H, s.hd)
         guard dOutput.count == B * C else { throw PipelineError("got \(dOutput.count) output gradients for \(B) x \(C)") }
         let l = model.config.nLayers - 1, p = "h.\(l)."
@@ -189,9 +188,8 @@ extension GPT2Trunk {
         // columns over the pooled rows only (their gradient is zero on the others).
         let dLn1 = FloatBuffer(count: N * C)
         let wqkv = w(p + "attn.c_attn.weight"), dW = g(p + "attn.c_attn.weight")!, dBias = g(p + "attn.c_attn.bias")
-        BLASThreads.set(computeThreads)
-        sgemm(transB: true, M: N, N: C, K: 2 * C, A: dq + C, lda: 3 * C, B: wqkv + C, ldb: 3 * C, beta: 0, C: dLn1.base, ldc: C)
-        sgemm(transA: true, M: C, N: 2 * C, K: N, A: s.ln1.base, lda: C, B: dq + C, ldb: 3 * C, beta: 1, C: dW + C, ldc: 3 * C)
+        parallelSgemm(transB: true, M: N, N: C, K: 2 * C, A: dq + C, lda: 3 * C, B: wqkv + C, ldb: 3 * C, beta: 0, C: dLn1.base, ldc: C)
+        parallelSgemm(transA: true, M: C, N: 2 * C, K: N, A: s.ln1.base, lda: C, B: dq + C, ldb: 3 * C, beta: 1, C: dW + C, ldc: 3 * C)
         if let dBias {
             parallelRows(2 * C, grain: 256) { cr in
                 for i in 0..<N { let row = dq + i * 3 * C + C; for j in cr { dBias[C + j] += row[j] } }
@@ -204,8 +202,8 @@ extension GPT2Trunk {
             (selectedLn1.base + b * C).update(from: s.ln1.base + row * C, count: C)
             (dQuery.base + b * C).update(from: dq + row * 3 * C, count: C)
         }
-        sgemm(transB: true, M: B, N: C, K: C, A: dQuery.base, lda: C, B: wqkv, ldb: 3 * C, beta: 0, C: dSelected.base, ldc: C)
-        sgemm(transA: true, M: C, N: C, K: B, A: selectedLn1.base, lda: C, B: dQuery.base, ldb: C, beta: 1, C: dW, ldc: 3 * C)
+        parallelSgemm(transB: true, M: B, N: C, K: C, A: dQuery.base, lda: C, B: wqkv, ldb: 3 * C, beta: 0, C: dSelected.base, ldc: C)
+        parallelSgemm(transA: true, M: C, N: C, K: B, A: selectedLn1.base, lda: C, B: dQuery.base, ldb: C, beta: 1, C: dW, ldc: 3 * C)
         if let dBias { columnSumsAccumulate(dQuery.base, rows: B, cols: C, into: dBias) }
         for b in 0..<B {
             let d = dLn1.base + (b * T + s.positions[b]) * C, e = dSelected.base + b * C
@@ -213,6 +211,6 @@ extension GPT2Trunk {
         }
         layerNormBackward(dOut: dLn1.base, x: s.x.base, mean: s.ln1Mean.base, rstd: s.ln1Rstd.base, weight: w(p + "ln_1.weight"),
                           rows: N, dim: C, dX: nil, accumulateDX: false, dW: g(p + "ln_1.weight"), dB: g(p + "ln_1.bias"))
-        return names.map { spec in (spec.range, Array(UnsafeBufferPointer(start: G + spec.offset, count: spec.count))) }
+        return names.map(\.range)
     }
 }

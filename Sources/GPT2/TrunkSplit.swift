@@ -122,12 +122,20 @@ public final class GPT2Trunk {
 
     /// Backpropagates `dOutput` (the loss gradient w.r.t. the last `forwardTop` output) through
     /// the final LayerNorm and blocks `startBlock...` (and the embeddings for a pass from tokens),
-    /// and returns the parameter gradients of exactly those tensors as (offset range, values) pairs.
+    /// and ADDS the parameter gradients of exactly those tensors into `gradients` (the flat layout,
+    /// followed by the LoRA adapters when they train). Nothing else of `gradients` is touched.
     /// After `forwardLastBlockSelected`, `dOutput` is [batch, embDim] and the gradients are the last block's and ln_f's.
-    public func backwardTop(dOutput: [Float]) throws -> [(range: Range<Int>, values: [Float])] {
+    public func backwardTop(dOutput: [Float], addingInto gradients: UnsafeMutableBufferPointer<Float>) throws {
+        guard gradients.count >= layout.totalCount + (model.lora?.count ?? 0) else {
+            throw PipelineError("backwardTop: a gradient buffer of \(gradients.count) floats for \(layout.totalCount) parameters")
+        }
+        let G = gradients.baseAddress!
         if let s = selected {
             selected = nil
-            return try backwardSelected(s, dOutput: dOutput)
+            for r in try backwardSelected(s, dOutput: dOutput) {
+                model.withGradients { g in addInPlace(G + r.lowerBound, g.baseAddress! + r.lowerBound, count: r.count) }
+            }
+            return
         }
         guard let p = pass else { throw PipelineError("backwardTop needs a forwardTop with keepActivations just before") }
         pass = nil
@@ -147,11 +155,12 @@ public final class GPT2Trunk {
                               dW: p.grad("ln_f.weight"), dB: p.grad("ln_f.bias"))
         }
         p.backwardBlocks()
-        var out: [(range: Range<Int>, values: [Float])] = ranges.isEmpty ? [] : model.withGradients { g in ranges.map { r in (r, Array(g[r])) } }
+        model.withGradients { g in
+            for r in ranges { addInPlace(G + r.lowerBound, g.baseAddress! + r.lowerBound, count: r.count) }
+        }
         if let lora {
             // The adapters' gradients at their place in the extended vector (base parameters, then adapters).
-            out.append((layout.totalCount..<(layout.totalCount + lora.count), lora.gradients))
+            addInPlace(G + layout.totalCount, lora.ensureGradients().base, count: lora.count)
         }
-        return out
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GPT2
 
 /// A small seeded generator (xoshiro256**, seeded through SplitMix64) whose whole state is four
 /// integers, so a resumable training state can store it and continue the same sequence.
@@ -71,26 +72,16 @@ public struct AdamW: Sendable {
 
     public mutating func update(parameters: inout [Float], gradients: [Float]) {
         step += 1
-        let bc1 = 1 - pow(Double(beta1), Double(step))
-        let bc2 = 1 - pow(Double(beta2), Double(step))
-        let stepSize = Float(Double(learningRate) / bc1)
-        let bc2Sqrt = Float(bc2.squareRoot())
-        let decay = 1 - learningRate * weightDecay
-        let (b1, b2, eps) = (beta1, beta2, eps)
-        let lo = range.lowerBound
+        let rule = AdamWStep(step: step, learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps,
+                             weightDecay: weightDecay)
+        let lo = range.lowerBound, n = range.count
+        precondition(parameters.count >= range.upperBound && gradients.count >= range.upperBound && m.count == n && v.count == n)
         parameters.withUnsafeMutableBufferPointer { p in
             gradients.withUnsafeBufferPointer { g in
                 m.withUnsafeMutableBufferPointer { m in
                     v.withUnsafeMutableBufferPointer { v in
-                        for i in 0..<m.count {
-                            let gi = g[lo + i]
-                            var pi = p[lo + i] * decay
-                            m[i] = b1 * m[i] + (1 - b1) * gi
-                            v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                            let denom = v[i].squareRoot() / bc2Sqrt + eps
-                            pi -= stepSize * m[i] / denom
-                            p[lo + i] = pi
-                        }
+                        rule.apply(parameters: p.baseAddress! + lo, gradients: g.baseAddress! + lo, m: m.baseAddress!,
+                                   v: v.baseAddress!, count: n)
                     }
                 }
             }

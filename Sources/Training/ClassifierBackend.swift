@@ -102,10 +102,6 @@ public final class GPT2Backend: ClassifierBackend {
     }
 
     public func backwardTop(dOutput: [Float], gradients: inout [Float]) throws {
-        for (range, values) in try trunk.backwardTop(dOutput: dOutput) {
-            gradients.withUnsafeMutableBufferPointer { g in
-                for (i, v) in zip(range, values) { g[i] += v }
-            }
-        }
+        try gradients.withUnsafeMutableBufferPointer { g in try trunk.backwardTop(dOutput: dOutput, addingInto: g) }
     }
 }

@@ -5,7 +5,7 @@ import GPT2
 /// line per case; tools/bench/run_gpt2.sh runs it beside tools/bench/gpt2_torch.py and prints a
 /// table. Usage:
 ///
-///   bench-gpt2 --case forward|forward-cls|train-ch6|train-ch7|generate|trunk [--model 124M|355M] [--reps N]
+///   bench-gpt2 --case forward|forward-cls|train-ch6|train-ch6-cached|train-ch7|generate|trunk [--model 124M|355M] [--reps N]
 ///              [--prompt-tokens 20 --new-tokens 30]   (generate)
 ///   bench-gpt2 --case generate-batch [--model 124M] [--rows 110] [--batches 8,32,110] [--new-tokens 256]
 ///
@@ -42,6 +42,7 @@ struct BenchGPT2 {
         case "forward": try forward(config, reps: reps, classifier: false)
         case "forward-cls": try forward(config, reps: reps, classifier: true)
         case "train-ch6": try trainChapter6(config, reps: reps)
+        case "train-ch6-cached": try trainChapter6Cached(config, reps: reps)
         case "train-ch7": try trainChapter7(config, reps: reps)
         case "generate": try generate(config, reps: reps, promptLength: promptTokens, newTokens: newTokens ?? 30)
         case "generate-batch": try generateBatches(config, rows: rows, batches: batches, newTokens: newTokens ?? 256)
