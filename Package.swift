@@ -24,6 +24,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
+        // glibc's mallopt (part of libc: nothing to link).
+        .systemLibrary(name: "CMalloc"),
         // Non-variadic wrappers for curl_easy_setopt/getinfo, which Swift cannot call.
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
 
@@ -33,7 +35,7 @@ let package = Package(
         .target(name: "DataPrep", dependencies: ["ArtifactKit", "GPT2Tokenizer"]),
         .target(name: "Fetcher", dependencies: ["ArtifactKit", "CCurl", "CCurlShim", "CZip", "Yams"]),
         .target(name: "PipelineRunner", dependencies: ["ArtifactKit", "DataPrep", "GPT2", "GPT2Tokenizer", "Yams"]),
-        .target(name: "GPT2", dependencies: ["ArtifactKit", "COpenBLAS"]),
+        .target(name: "GPT2", dependencies: ["ArtifactKit", "COpenBLAS", "CMalloc"]),
         .target(name: "Training", dependencies: ["ArtifactKit", "DataPrep", "GPT2", "GPT2Tokenizer", "CCurl", "CCurlShim"]),
 
         // Thin command-line tools.

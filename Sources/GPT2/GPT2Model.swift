@@ -55,6 +55,7 @@ public final class GPT2Model {
         if case .classifier(let k) = layout.head, k < 1 {
             throw PipelineError("classifier head needs at least one class, got \(k)")
         }
+        _ = AllocatorTuning.applied
         self.layout = layout
         self.params = FloatBuffer(count: layout.totalCount, zeroed: false)
         params.withUnsafeBufferPointer { self.params.base.update(from: $0.baseAddress!, count: $0.count) }

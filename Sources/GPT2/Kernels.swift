@@ -188,10 +188,11 @@ func linearBackward(dY: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int
 }
 
 /// into[j] += sum_i m[i, j]; split over column blocks so each thread owns its outputs.
-func columnSumsAccumulate(_ m: UnsafePointer<Float>, rows: Int, cols: Int, into: UnsafeMutablePointer<Float>) {
+func columnSumsAccumulate(_ m: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int? = nil, into: UnsafeMutablePointer<Float>) {
+    let ld = ld ?? cols
     parallelRows(cols, grain: 256) { cr in
         for i in 0..<rows {
-            let row = m + i * cols
+            let row = m + i * ld
             for j in cr { into[j] += row[j] }
         }
     }

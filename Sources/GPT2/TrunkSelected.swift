@@ -10,17 +10,28 @@ import Foundation
 /// row per sequence: of the block's matrix products per position only c_attn's key and value
 /// columns (a sixth of them) run on every row. Same numbers as the full block at those
 /// positions (tested against `GPT2Model.forwardBackward`).
+///
+/// Only positions 0...positions[b] of row b are read, so the rows are packed: row b's positions
+/// sit at packed rows start[b]..<start[b] + positions[b] + 1, and the products run on the sum of
+/// the needed lengths instead of batch x padded length (`flexible` batches are padded to their
+/// longest row; each row here costs only its own length).
 final class SelectedLastBlockState {
     let B, T, N, C, H, hd: Int
     let positions: [Int]
-    let x: FloatBuffer          // [N, C] input hidden states
+    /// First packed row of each sequence; N = the total number of packed rows.
+    let start: [Int]
+    let x: FloatBuffer          // [N, C] input hidden states, packed
     let ln1, ln1Mean, ln1Rstd, qkv: FloatBuffer
     let probs: FloatBuffer      // [B, H, T] attention weights of the selected query (zero past it)
     let y, resid2, ln2, ln2Mean, ln2Rstd, fc, gelu, out, lnf, lnfMean, lnfRstd: FloatBuffer
 
     init(B: Int, T: Int, C: Int, H: Int, positions: [Int]) {
-        self.B = B; self.T = T; N = B * T; self.C = C; self.H = H; hd = C / H
+        self.B = B; self.T = T; self.C = C; self.H = H; hd = C / H
         self.positions = positions
+        var start = [Int](), n = 0
+        for p in positions { start.append(n); n += p + 1 }
+        self.start = start
+        N = n
         x = FloatBuffer(count: N * C, zeroed: false)
         ln1 = FloatBuffer(count: N * C, zeroed: false)
         ln1Mean = FloatBuffer(count: N, zeroed: false)
@@ -55,8 +66,10 @@ extension GPT2Trunk {
             throw PipelineError("forwardLastBlockSelected: \(hidden.count) hidden values and \(positions.count) positions for a \(B) x \(T) x \(C) batch")
         }
         let s = SelectedLastBlockState(B: B, T: T, C: C, H: H, positions: positions)
-        let N = B * T
-        hidden.withUnsafeBufferPointer { s.x.base.update(from: $0.baseAddress!, count: N * C) }
+        let N = s.N, start = s.start
+        hidden.withUnsafeBufferPointer { h in
+            for b in 0..<B { (s.x.base + start[b] * C).update(from: h.baseAddress! + b * T * C, count: (positions[b] + 1) * C) }
+        }
         let p = "h.\(l)."
         func w(_ name: String) -> UnsafeMutablePointer<Float> { model.params.base + layout.spec(named: name)!.offset }
         let qkvBias = layout.spec(named: p + "attn.c_attn.bias").map { model.params.base + $0.offset }
@@ -73,22 +86,22 @@ extension GPT2Trunk {
               C: s.qkv.base + C, ldc: 3 * C)
         let selectedLn1 = FloatBuffer(count: B * C, zeroed: false), query = FloatBuffer(count: B * C, zeroed: false)
         for b in 0..<B {
-            (selectedLn1.base + b * C).update(from: s.ln1.base + (b * T + positions[b]) * C, count: C)
+            (selectedLn1.base + b * C).update(from: s.ln1.base + (start[b] + positions[b]) * C, count: C)
             if let bias = qkvBias { (query.base + b * C).update(from: bias, count: C) }
         }
         parallelSgemm(M: B, N: C, K: C, A: selectedLn1.base, lda: C, B: wqkv, ldb: 3 * C, beta: qkvBias == nil ? 0 : 1,
               C: query.base, ldc: C)
-        for b in 0..<B { (s.qkv.base + (b * T + positions[b]) * 3 * C).update(from: query.base + b * C, count: C) }
+        for b in 0..<B { (s.qkv.base + (start[b] + positions[b]) * 3 * C).update(from: query.base + b * C, count: C) }
         let scale = 1 / Float(hd).squareRoot()
         let qkv = s.qkv.base, probs = s.probs.base, y = s.y.base
         parallelRows(B * H, grain: 1) { r in
             for bh in r {
                 let b = bh / H, h = bh % H, pos = positions[b]
-                let q = qkv + (b * T + pos) * 3 * C + h * hd
+                let q = qkv + (start[b] + pos) * 3 * C + h * hd
                 let pr = probs + bh * T
                 var mx = -Float.infinity
                 for j in 0...pos {
-                    let k = qkv + (b * T + j) * 3 * C + C + h * hd
+                    let k = qkv + (start[b] + j) * 3 * C + C + h * hd
                     var d: Float = 0
                     for i in 0..<hd { d += q[i] * k[i] }
                     pr[j] = d * scale
@@ -101,7 +114,7 @@ extension GPT2Trunk {
                 for i in 0..<hd { yo[i] = 0 }
                 for j in 0...pos {
                     pr[j] *= inv
-                    let v = qkv + (b * T + j) * 3 * C + 2 * C + h * hd
+                    let v = qkv + (start[b] + j) * 3 * C + 2 * C + h * hd
                     for i in 0..<hd { yo[i] += pr[j] * v[i] }
                 }
             }
@@ -109,7 +122,7 @@ extension GPT2Trunk {
         linearForward(y, rows: B, inDim: C, outDim: C, weight: w(p + "attn.c_proj.weight"), bias: w(p + "attn.c_proj.bias"),
                       out: s.resid2.base)
         for b in 0..<B {
-            let xs = s.x.base + (b * T + positions[b]) * C, o = s.resid2.base + b * C
+            let xs = s.x.base + (start[b] + positions[b]) * C, o = s.resid2.base + b * C
             for i in 0..<C { o[i] += xs[i] }
         }
         layerNormForward(s.resid2.base, rows: B, dim: C, weight: w(p + "ln_2.weight"), bias: w(p + "ln_2.bias"),
@@ -129,7 +142,7 @@ extension GPT2Trunk {
     /// Backward of `forwardLastBlockSelected` given d(loss)/d(output) [batch, embDim]; returns the
     /// gradients of the last block's tensors and ln_f in the model's gradient buffer; returns their offset ranges.
     func backwardSelected(_ s: SelectedLastBlockState, dOutput: [Float]) throws -> [Range<Int>] {
-        let (B, T, N, C, H, hd) = (s.B, s.T, s.N, s.C, s.H, s.hd)
+        let (B, T, N, C, H, hd, start) = (s.B, s.T, s.N, s.C, s.H, s.hd, s.start)
         guard dOutput.count == B * C else { throw PipelineError("got \(dOutput.count) output gradients for \(B) x \(C)") }
         let l = model.config.nLayers - 1, p = "h.\(l)."
         let names = layout.tensors.filter { $0.block == l || $0.name.hasPrefix("ln_f.") }
@@ -167,50 +180,78 @@ extension GPT2Trunk {
                 var dP = [Float](repeating: 0, count: pos + 1)
                 var dot: Float = 0
                 for j in 0...pos {
-                    let v = qkv + (b * T + j) * 3 * C + 2 * C + h * hd
-                    let dv = dq + (b * T + j) * 3 * C + 2 * C + h * hd
+                    let v = qkv + (start[b] + j) * 3 * C + 2 * C + h * hd
+                    let dv = dq + (start[b] + j) * 3 * C + 2 * C + h * hd
                     var d: Float = 0
                     for i in 0..<hd { d += dyh[i] * v[i]; dv[i] += pr[j] * dyh[i] }
                     dP[j] = d
                     dot += pr[j] * d
                 }
-                let q = qkv + (b * T + pos) * 3 * C + h * hd
-                let dqh = dq + (b * T + pos) * 3 * C + h * hd
+                let q = qkv + (start[b] + pos) * 3 * C + h * hd
+                let dqh = dq + (start[b] + pos) * 3 * C + h * hd
                 for j in 0...pos {
                     let dS = pr[j] * (dP[j] - dot) * scale
-                    let k = qkv + (b * T + j) * 3 * C + C + h * hd
-                    let dk = dq + (b * T + j) * 3 * C + C + h * hd
+                    let k = qkv + (start[b] + j) * 3 * C + C + h * hd
+                    let dk = dq + (start[b] + j) * 3 * C + C + h * hd
                     for i in 0..<hd { dqh[i] += dS * k[i]; dk[i] += dS * q[i] }
                 }
             }
         }
-        // c_attn backward as its forward ran: key and value columns over every row, query
-        // columns over the pooled rows only (their gradient is zero on the others).
-        let dLn1 = FloatBuffer(count: N * C)
+        // c_attn backward as its forward ran: key and value columns over every row, query columns
+        // over the pooled rows only (their gradient is zero on the others). Nothing below this
+        // block trains, so d(ln_1 output) is needed only for ln_1's own weight and bias, and for
+        // the key/value part it never has to be formed: with ln1 = g * xhat + beta (per column c),
+        //   dW_kv[c, j]   = sum_n ln1[n, c] dKV[n, j] = g_c M[c, j] + beta_c S_j,
+        //   d(g)_c        = sum_n xhat[n, c] sum_j dKV[n, j] W_kv[c, j] = sum_j W_kv[c, j] M[c, j],
+        //   d(beta)_c     = sum_j W_kv[c, j] S_j,
+        // with M = xhat^T dKV [C, 2C] and S the column sums of dKV: one product over the rows
+        // instead of two (d(ln1) = dKV W_kv^T and ln1^T dKV).
         let wqkv = w(p + "attn.c_attn.weight"), dW = g(p + "attn.c_attn.weight")!, dBias = g(p + "attn.c_attn.bias")
-        parallelSgemm(transB: true, M: N, N: C, K: 2 * C, A: dq + C, lda: 3 * C, B: wqkv + C, ldb: 3 * C, beta: 0, C: dLn1.base, ldc: C)
-        parallelSgemm(transA: true, M: C, N: 2 * C, K: N, A: s.ln1.base, lda: C, B: dq + C, ldb: 3 * C, beta: 1, C: dW + C, ldc: 3 * C)
-        if let dBias {
-            parallelRows(2 * C, grain: 256) { cr in
-                for i in 0..<N { let row = dq + i * 3 * C + C; for j in cr { dBias[C + j] += row[j] } }
+        let gamma = w(p + "ln_1.weight"), beta = w(p + "ln_1.bias")
+        let dGamma = g(p + "ln_1.weight")!, dBeta = g(p + "ln_1.bias")!
+        let xhat = FloatBuffer(count: N * C, zeroed: false)
+        let xb = s.x.base, mean = s.ln1Mean.base, rstd = s.ln1Rstd.base
+        parallelRows(N, grain: 16) { r in
+            for i in r {
+                let xi = xb + i * C, oi = xhat.base + i * C, m = mean[i], sd = rstd[i]
+                for c in 0..<C { oi[c] = (xi[c] - m) * sd }
             }
         }
+        let M = FloatBuffer(count: C * 2 * C, zeroed: false), S = FloatBuffer(count: 2 * C)
+        parallelSgemm(transA: true, M: C, N: 2 * C, K: N, A: xhat.base, lda: C, B: dq + C, ldb: 3 * C, beta: 0, C: M.base, ldc: 2 * C)
+        columnSumsAccumulate(dq + C, rows: N, cols: 2 * C, ld: 3 * C, into: S.base)
+        if let dBias { for j in 0..<(2 * C) { dBias[C + j] += S.base[j] } }
+        parallelRows(C, grain: 16) { cr in
+            for c in cr {
+                let mc = M.base + c * 2 * C, wc = wqkv + c * 3 * C + C, dwc = dW + c * 3 * C + C
+                let gc = gamma[c], bc = beta[c]
+                var sumWM: Float = 0, sumWS: Float = 0
+                for j in 0..<(2 * C) {
+                    dwc[j] += gc * mc[j] + bc * S.base[j]
+                    sumWM += wc[j] * mc[j]
+                    sumWS += wc[j] * S.base[j]
+                }
+                dGamma[c] += sumWM
+                dBeta[c] += sumWS
+            }
+        }
+        // The query columns at the pooled rows: d(ln1) there is formed and goes through ln_1's
+        // weight and bias gradients the usual way.
         let selectedLn1 = FloatBuffer(count: B * C, zeroed: false), dQuery = FloatBuffer(count: B * C, zeroed: false)
-        let dSelected = FloatBuffer(count: B * C, zeroed: false)
+        let dSelected = FloatBuffer(count: B * C, zeroed: false), selectedXhat = FloatBuffer(count: B * C, zeroed: false)
         for b in 0..<B {
-            let row = b * T + s.positions[b]
+            let row = start[b] + s.positions[b]
             (selectedLn1.base + b * C).update(from: s.ln1.base + row * C, count: C)
+            (selectedXhat.base + b * C).update(from: xhat.base + row * C, count: C)
             (dQuery.base + b * C).update(from: dq + row * 3 * C, count: C)
         }
         parallelSgemm(transB: true, M: B, N: C, K: C, A: dQuery.base, lda: C, B: wqkv, ldb: 3 * C, beta: 0, C: dSelected.base, ldc: C)
         parallelSgemm(transA: true, M: C, N: C, K: B, A: selectedLn1.base, lda: C, B: dQuery.base, ldb: C, beta: 1, C: dW, ldc: 3 * C)
         if let dBias { columnSumsAccumulate(dQuery.base, rows: B, cols: C, into: dBias) }
         for b in 0..<B {
-            let d = dLn1.base + (b * T + s.positions[b]) * C, e = dSelected.base + b * C
-            for i in 0..<C { d[i] += e[i] }
+            let d = dSelected.base + b * C, xh = selectedXhat.base + b * C
+            for c in 0..<C { dGamma[c] += d[c] * xh[c]; dBeta[c] += d[c] }
         }
-        layerNormBackward(dOut: dLn1.base, x: s.x.base, mean: s.ln1Mean.base, rstd: s.ln1Rstd.base, weight: w(p + "ln_1.weight"),
-                          rows: N, dim: C, dX: nil, accumulateDX: false, dW: g(p + "ln_1.weight"), dB: g(p + "ln_1.bias"))
         return names.map(\.range)
     }
 }
