@@ -38,9 +38,11 @@ public final class ClassifierModel {
     public private(set) var gradients: [Float] = []
     /// Rows per forward pass when only evaluating (more rows make better use of BLAS).
     public var inferenceChunk = 16
-    /// Rows per pass of the frozen layers in `fillCache` (rows x positions rows per matrix product;
-    /// see docs/benchmarks.md "Frozen-trunk batch size" for how it was chosen). Each row's states
-    /// do not depend on the other rows of its pass (see `testTrunkChunkDoesNotChangeTheStates`).
+    /// Rows per pass of the frozen layers in `fillCache` at full length (rows x positions rows per
+    /// matrix product; see docs/benchmarks.md "Frozen-trunk pass size" for how it was chosen).
+    /// Trimmed rows are passed in groups of up to `trunkChunk` x sequence length positions, so short
+    /// rows travel many to a pass and the products keep their size. Each row's states do not
+    /// depend on the other rows of its pass (see `testTrunkChunkDoesNotChangeTheStates`).
     public var trunkChunk = 16
     /// When only the last block trains and one position per row is pooled, run that block past
     /// attention at the pooled positions only (same numbers, about a third of the work).
@@ -102,20 +104,26 @@ public final class ClassifierModel {
         let chunk = chunk ?? trunkChunk
         let rows = split.rows
         let C = config.embDim, S = rows.sequenceLength
-        var order = Array(0..<rows.rowCount)
-        if trimBatches {
-            // Longest first: the model's workspace is sized by the first (largest) chunk and then reused.
-            order.sort { pooling.neededLength(realLength: rows.lengths[$0], sequenceLength: S)
-                > pooling.neededLength(realLength: rows.lengths[$1], sequenceLength: S) }
-        }
+        func needed(_ r: Int) -> Int { trimBatches ? pooling.neededLength(realLength: rows.lengths[r], sequenceLength: S) : S }
+        // Longest first (a stable order among equals): the model's workspace is sized by the first
+        // pass and then reused.
+        let order = Array(0..<rows.rowCount).sorted { (needed($0), $1) > (needed($1), $0) }
         var cache = [Float](repeating: 0, count: rows.rowCount * (startBlock == nil ? C : S * C))
-        for start in stride(from: 0, to: order.count, by: chunk) {
+        // Passes of at most chunk x S positions; a pass's first row sets the length all its rows are cut to.
+        var groups: [[Int]] = []
+        for r in order {
+            if let g = groups.last, (g.count + 1) * needed(g[0]) <= chunk * S {
+                groups[groups.count - 1].append(r)
+            } else {
+                groups.append([r])
+            }
+        }
+        for group in groups {
             // Ctrl-C before training starts: nothing to save yet, so stop here with a message.
             if InterruptFlag.isRaised {
                 throw PipelineError("interrupted while running the frozen layers, before the first step: nothing was saved",
                                     hint: "run train again (with --resume if a state from an earlier interrupted run exists)")
             }
-            let group = Array(order[start..<min(start + chunk, order.count)])
             let b = rows.batch(group, pooling: pooling, trim: trimBatches)
             if let k = startBlock {
                 let h = try backend.hiddenStates(tokens: b.tokens, batch: group.count, length: b.length, endBlock: k)
