@@ -147,13 +147,7 @@ final class Pass {
             fillDropoutMask(m.base, count: N * C, p: dropP, rng: &rng)
             multiplyInPlace(x0, m.base, count: N * C)
         }
-        for l in 0..<L {
-            if l == L - 1, let rows = compactRows {
-                compactBlockForward(l, rows: rows)
-            } else {
-                blockForward(l)
-            }
-        }
+        for l in 0..<L { blockForward(l, selectedRows: l == L - 1 ? compactRows : nil) }
     }
 
     /// Enables the compact last block for heads read at one position per row.
@@ -161,14 +155,13 @@ final class Pass {
         compactRows = selectedRows(position)
     }
 
-    /// The last block when only `rows` (one per batch row) reach the head: keys and values for
-    /// every position, everything after them for the selected rows only.
-    func compactBlockForward(_ l: Int, rows: [Int]) {
+    /// Block `l` over every position, or, with `selectedRows` (one row of the batch per sequence,
+    /// for heads read at one position: the compact last block), keys and values at every position
+    /// and everything after attention at the selected rows only.
+    func blockForward(_ l: Int, selectedRows: [Int]? = nil) {
         let a = ws.blockActivations(l, store: storesBlock(l), C: C)
         let x = ws.residual[l].base, out = ws.residual[l + 1].base
         let p = "h.\(l)."
-        let tmp = ws.tmpC!.base
-        let (B, T, H, hd, C, scale) = (self.B, self.T, self.H, self.hd, self.C, self.scale)
         if dropout { a.ensureDropout(rows: ws.rowCapacity, C: C, attCount: ws.attCapacity) }
 
         layerNormForward(x, rows: N, dim: C, weight: param(p + "ln_1.weight"), bias: param(p + "ln_1.bias"),
@@ -176,7 +169,50 @@ final class Pass {
         linearForward(a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: param(p + "attn.c_attn.weight"),
                       bias: optionalParam(p + "attn.c_attn.bias"), out: a.qkv.base)
         adapt(p + "attn.c_attn", a.ln1.base, rows: N, width: 3 * C, out: a.qkv.base)
-        // One query per (row, head): scores [1, pos + 1] stored at att[bh * T].
+        // R rows go on from here; their residual input is x itself or the selected rows of x.
+        let R: Int, residualIn: UnsafePointer<Float>
+        if let rows = selectedRows {
+            selectedAttentionForward(a, rows: rows)
+            for (b, r) in rows.enumerated() { (a.resid2.base + b * C).update(from: x + r * C, count: C) }
+            R = B
+            residualIn = UnsafePointer(a.resid2.base)
+        } else {
+            attentionForward(a)
+            R = N
+            residualIn = UnsafePointer(x)
+        }
+        residualBranchOutput(p + "attn.c_proj", x: a.y.base, rows: R, inDim: C, dropoutMask: a.projMask,
+                             residual: residualIn, out: a.resid2.base)
+
+        layerNormForward(a.resid2.base, rows: R, dim: C, weight: param(p + "ln_2.weight"), bias: param(p + "ln_2.bias"),
+                         out: a.ln2.base, mean: a.ln2Mean.base, rstd: a.ln2Rstd.base)
+        linearForward(a.ln2.base, rows: R, inDim: C, outDim: 4 * C, weight: param(p + "mlp.c_fc.weight"),
+                      bias: param(p + "mlp.c_fc.bias"), out: a.fc.base)
+        adapt(p + "mlp.c_fc", a.ln2.base, rows: R, width: 4 * C, out: a.fc.base)
+        geluForward(a.fc.base, count: R * 4 * C, out: a.gelu.base)
+        residualBranchOutput(p + "mlp.c_proj", x: a.gelu.base, rows: R, inDim: 4 * C, dropoutMask: a.mlpMask,
+                             residual: a.resid2.base, out: out)
+    }
+
+    /// out = residual + dropout(x @ W + b) for the Linear `name` that ends a residual branch
+    /// (attention's and the MLP's output projections); the dropout mask is drawn here when on.
+    func residualBranchOutput(_ name: String, x: UnsafePointer<Float>, rows R: Int, inDim: Int, dropoutMask: FloatBuffer?,
+                              residual: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        let tmp = ws.tmpC!.base
+        linearForward(x, rows: R, inDim: inDim, outDim: C, weight: param(name + ".weight"), bias: param(name + ".bias"), out: tmp)
+        adapt(name, x, rows: R, width: C, out: tmp)
+        var mask: UnsafePointer<Float>? = nil
+        if dropout, let m = dropoutMask {
+            fillDropoutMask(m.base, count: R * C, p: dropP, rng: &rng)
+            mask = UnsafePointer(m.base)
+        }
+        addScaled(residual, tmp, mask: mask, count: R * C, out: out)
+    }
+
+    /// Attention for one query per (row, head), the selected row's: scores [1, pos + 1] stored at
+    /// att[bh * T], output y [B, C].
+    func selectedAttentionForward(_ a: BlockActivations, rows: [Int]) {
+        let (B, T, H, hd, C, scale) = (self.B, self.T, self.H, self.hd, self.C, self.scale)
         let qkv = a.qkv.base, att = a.att.base, y = a.y.base
         var dropped: UnsafeMutablePointer<Float>? = nil, mask: UnsafeMutablePointer<Float>? = nil
         if dropout {
@@ -207,71 +243,6 @@ final class Pass {
                 }
             }
         }
-        linearForward(y, rows: B, inDim: C, outDim: C, weight: param(p + "attn.c_proj.weight"),
-                      bias: param(p + "attn.c_proj.bias"), out: tmp)
-        adapt(p + "attn.c_proj", y, rows: B, width: C, out: tmp)
-        for (b, r) in rows.enumerated() { (a.resid2.base + b * C).update(from: x + r * C, count: C) }
-        var projMask: UnsafePointer<Float>? = nil
-        if dropout {
-            fillDropoutMask(a.projMask!.base, count: B * C, p: dropP, rng: &rng)
-            projMask = UnsafePointer(a.projMask!.base)
-        }
-        addScaled(a.resid2.base, tmp, mask: projMask, count: B * C, out: a.resid2.base)
-        layerNormForward(a.resid2.base, rows: B, dim: C, weight: param(p + "ln_2.weight"), bias: param(p + "ln_2.bias"),
-                         out: a.ln2.base, mean: a.ln2Mean.base, rstd: a.ln2Rstd.base)
-        linearForward(a.ln2.base, rows: B, inDim: C, outDim: 4 * C, weight: param(p + "mlp.c_fc.weight"),
-                      bias: param(p + "mlp.c_fc.bias"), out: a.fc.base)
-        adapt(p + "mlp.c_fc", a.ln2.base, rows: B, width: 4 * C, out: a.fc.base)
-        geluForward(a.fc.base, count: B * 4 * C, out: a.gelu.base)
-        linearForward(a.gelu.base, rows: B, inDim: 4 * C, outDim: C, weight: param(p + "mlp.c_proj.weight"),
-                      bias: param(p + "mlp.c_proj.bias"), out: tmp)
-        adapt(p + "mlp.c_proj", a.gelu.base, rows: B, width: C, out: tmp)
-        var mlpMask: UnsafePointer<Float>? = nil
-        if dropout {
-            fillDropoutMask(a.mlpMask!.base, count: B * C, p: dropP, rng: &rng)
-            mlpMask = UnsafePointer(a.mlpMask!.base)
-        }
-        addScaled(a.resid2.base, tmp, mask: mlpMask, count: B * C, out: out)
-    }
-
-    func blockForward(_ l: Int) {
-        let a = ws.blockActivations(l, store: storesBlock(l), C: C)
-        let x = ws.residual[l].base, out = ws.residual[l + 1].base
-        let p = "h.\(l)."
-        let tmp = ws.tmpC!.base
-        if dropout { a.ensureDropout(rows: ws.rowCapacity, C: C, attCount: ws.attCapacity) }
-
-        layerNormForward(x, rows: N, dim: C, weight: param(p + "ln_1.weight"), bias: param(p + "ln_1.bias"),
-                         out: a.ln1.base, mean: a.ln1Mean.base, rstd: a.ln1Rstd.base)
-        linearForward(a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: param(p + "attn.c_attn.weight"),
-                      bias: optionalParam(p + "attn.c_attn.bias"), out: a.qkv.base)
-        adapt(p + "attn.c_attn", a.ln1.base, rows: N, width: 3 * C, out: a.qkv.base)
-        attentionForward(a)
-        linearForward(a.y.base, rows: N, inDim: C, outDim: C, weight: param(p + "attn.c_proj.weight"),
-                      bias: param(p + "attn.c_proj.bias"), out: tmp)
-        adapt(p + "attn.c_proj", a.y.base, rows: N, width: C, out: tmp)
-        var projMask: UnsafePointer<Float>? = nil
-        if dropout {
-            fillDropoutMask(a.projMask!.base, count: N * C, p: dropP, rng: &rng)
-            projMask = UnsafePointer(a.projMask!.base)
-        }
-        addScaled(x, tmp, mask: projMask, count: N * C, out: a.resid2.base)
-
-        layerNormForward(a.resid2.base, rows: N, dim: C, weight: param(p + "ln_2.weight"), bias: param(p + "ln_2.bias"),
-                         out: a.ln2.base, mean: a.ln2Mean.base, rstd: a.ln2Rstd.base)
-        linearForward(a.ln2.base, rows: N, inDim: C, outDim: 4 * C, weight: param(p + "mlp.c_fc.weight"),
-                      bias: param(p + "mlp.c_fc.bias"), out: a.fc.base)
-        adapt(p + "mlp.c_fc", a.ln2.base, rows: N, width: 4 * C, out: a.fc.base)
-        geluForward(a.fc.base, count: N * 4 * C, out: a.gelu.base)
-        linearForward(a.gelu.base, rows: N, inDim: 4 * C, outDim: C, weight: param(p + "mlp.c_proj.weight"),
-                      bias: param(p + "mlp.c_proj.bias"), out: tmp)
-        adapt(p + "mlp.c_proj", a.gelu.base, rows: N, width: C, out: tmp)
-        var mlpMask: UnsafePointer<Float>? = nil
-        if dropout {
-            fillDropoutMask(a.mlpMask!.base, count: N * C, p: dropP, rng: &rng)
-            mlpMask = UnsafePointer(a.mlpMask!.base)
-        }
-        addScaled(a.resid2.base, tmp, mask: mlpMask, count: N * C, out: out)
     }
 
     /// Causal softmax attention per (row, head): scores = scale * Q K^T, masked softmax, then
@@ -511,52 +482,61 @@ final class Pass {
         guard lowest <= L else { return }
         let stop = max(lowest - 1, 0)
         for l in stride(from: L - 1, through: stop, by: -1) {
-            if l == L - 1, let rows = compactRows {
-                compactBlockBackward(l, rows: rows, needDX: lowest <= l)
-            } else {
-                blockBackward(l, needDX: lowest <= l)
-            }
+            blockBackward(l, needDX: lowest <= l, selectedRows: l == L - 1 ? compactRows : nil)
         }
         if lowest == 0 { embeddingBackward() }
     }
 
-    func blockBackward(_ l: Int, needDX: Bool) {
+    /// Backward of `blockForward`; with `selectedRows` (the compact last block), dResid holds
+    /// [B, C] on entry and [N, C] on exit.
+    func blockBackward(_ l: Int, needDX: Bool, selectedRows: [Int]? = nil) {
         let a = ws.stored[l]!
         let cap = ws.rowCapacity
         let dResid = ws.dResid!.base
         let dTmpC = ws.buffer(&ws.dTmpC, cap * C).base, dTmpC2 = ws.buffer(&ws.dTmpC2, cap * C).base
         let dBig = ws.buffer(&ws.dBig, cap * 4 * C).base, dQKV = ws.buffer(&ws.dQKV, cap * 3 * C).base
         let p = "h.\(l)."
+        // Rows past attention: every position, or one per sequence.
+        let R = selectedRows == nil ? N : B
 
         // MLP branch: out = resid2 + dropout(gelu(ln2 @ Wfc + b) @ Wproj + b)
         var df = UnsafePointer(dResid)
         if dropout {
             let m = a.mlpMask!.base
-            parallelRows(N * C, grain: 8192) { r in for i in r { dTmpC[i] = dResid[i] * m[i] } }
+            parallelRows(R * C, grain: 8192) { r in for i in r { dTmpC[i] = dResid[i] * m[i] } }
             df = UnsafePointer(dTmpC)
         }
-        linearBackward(dY: df, x: a.gelu.base, rows: N, inDim: 4 * C, outDim: C, weight: param(p + "mlp.c_proj.weight"),
+        linearBackward(dY: df, x: a.gelu.base, rows: R, inDim: 4 * C, outDim: C, weight: param(p + "mlp.c_proj.weight"),
                        dX: dBig, dW: grad(p + "mlp.c_proj.weight"), dB: grad(p + "mlp.c_proj.bias"))
-        adaptBackward(p + "mlp.c_proj", dY: df, x: a.gelu.base, rows: N, width: C, dX: dBig)
-        geluBackward(a.fc.base, dOut: dBig, count: N * 4 * C, dX: dBig)
-        linearBackward(dY: dBig, x: a.ln2.base, rows: N, inDim: C, outDim: 4 * C, weight: param(p + "mlp.c_fc.weight"),
+        adaptBackward(p + "mlp.c_proj", dY: df, x: a.gelu.base, rows: R, width: C, dX: dBig)
+        geluBackward(a.fc.base, dOut: dBig, count: R * 4 * C, dX: dBig)
+        linearBackward(dY: dBig, x: a.ln2.base, rows: R, inDim: C, outDim: 4 * C, weight: param(p + "mlp.c_fc.weight"),
                        dX: dTmpC2, dW: grad(p + "mlp.c_fc.weight"), dB: grad(p + "mlp.c_fc.bias"))
-        adaptBackward(p + "mlp.c_fc", dY: dBig, x: a.ln2.base, rows: N, width: 4 * C, dX: dTmpC2)
+        adaptBackward(p + "mlp.c_fc", dY: dBig, x: a.ln2.base, rows: R, width: 4 * C, dX: dTmpC2)
         layerNormBackward(dOut: dTmpC2, x: a.resid2.base, mean: a.ln2Mean.base, rstd: a.ln2Rstd.base,
-                          weight: param(p + "ln_2.weight"), rows: N, dim: C, dX: dResid, accumulateDX: true,
+                          weight: param(p + "ln_2.weight"), rows: R, dim: C, dX: dResid, accumulateDX: true,
                           dW: grad(p + "ln_2.weight"), dB: grad(p + "ln_2.bias"))
 
         // Attention branch: resid2 = x + dropout(attn(ln1(x)) @ Wproj + b)
         var da = UnsafePointer(dResid)
         if dropout {
             let m = a.projMask!.base
-            parallelRows(N * C, grain: 8192) { r in for i in r { dTmpC[i] = dResid[i] * m[i] } }
+            parallelRows(R * C, grain: 8192) { r in for i in r { dTmpC[i] = dResid[i] * m[i] } }
             da = UnsafePointer(dTmpC)
         }
-        linearBackward(dY: da, x: a.y.base, rows: N, inDim: C, outDim: C, weight: param(p + "attn.c_proj.weight"),
+        linearBackward(dY: da, x: a.y.base, rows: R, inDim: C, outDim: C, weight: param(p + "attn.c_proj.weight"),
                        dX: dTmpC2, dW: grad(p + "attn.c_proj.weight"), dB: grad(p + "attn.c_proj.bias"))
-        adaptBackward(p + "attn.c_proj", dY: da, x: a.y.base, rows: N, width: C, dX: dTmpC2)
-        attentionBackward(a, dY: dTmpC2, dQKV: dQKV)
+        adaptBackward(p + "attn.c_proj", dY: da, x: a.y.base, rows: R, width: C, dX: dTmpC2)
+        if let rows = selectedRows {
+            // Spread d(resid2) back to the full [N, C] stream (the residual path of the selected rows).
+            let dCompact = ws.buffer(&ws.dCompact, B * C).base
+            dCompact.update(from: dResid, count: B * C)
+            dResid.update(repeating: 0, count: N * C)
+            for (b, r) in rows.enumerated() { (dResid + r * C).update(from: dCompact + b * C, count: C) }
+            selectedAttentionBackward(a, rows: rows, dY: dTmpC2, dQKV: dQKV)
+        } else {
+            attentionBackward(a, dY: dTmpC2, dQKV: dQKV)
+        }
         let ln1Trainable = grad(p + "ln_1.weight") != nil || grad(p + "ln_1.bias") != nil
         let needDLn1 = needDX || ln1Trainable
         linearBackward(dY: dQKV, x: a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: param(p + "attn.c_attn.weight"),
@@ -569,47 +549,10 @@ final class Pass {
         }
     }
 
-    /// Backward of `compactBlockForward`: dResid holds [B, C] on entry and [N, C] on exit.
-    func compactBlockBackward(_ l: Int, rows: [Int], needDX: Bool) {
-        let a = ws.stored[l]!
-        let cap = ws.rowCapacity
-        let dResid = ws.dResid!.base
-        let dTmpC = ws.buffer(&ws.dTmpC, cap * C).base, dTmpC2 = ws.buffer(&ws.dTmpC2, cap * C).base
-        let dBig = ws.buffer(&ws.dBig, cap * 4 * C).base, dQKV = ws.buffer(&ws.dQKV, cap * 3 * C).base
-        let p = "h.\(l)."
+    /// Backward of `selectedAttentionForward`: dY [B, C] in, dQKV [N, 3C] out (zero where unused).
+    func selectedAttentionBackward(_ a: BlockActivations, rows: [Int], dY dTmpC2: UnsafeMutablePointer<Float>,
+                                   dQKV: UnsafeMutablePointer<Float>) {
         let (B, T, H, hd, C, scale) = (self.B, self.T, self.H, self.hd, self.C, self.scale)
-
-        var df = UnsafePointer(dResid)
-        if dropout {
-            let m = a.mlpMask!.base
-            for i in 0..<(B * C) { dTmpC[i] = dResid[i] * m[i] }
-            df = UnsafePointer(dTmpC)
-        }
-        linearBackward(dY: df, x: a.gelu.base, rows: B, inDim: 4 * C, outDim: C, weight: param(p + "mlp.c_proj.weight"),
-                       dX: dBig, dW: grad(p + "mlp.c_proj.weight"), dB: grad(p + "mlp.c_proj.bias"))
-        adaptBackward(p + "mlp.c_proj", dY: df, x: a.gelu.base, rows: B, width: C, dX: dBig)
-        geluBackward(a.fc.base, dOut: dBig, count: B * 4 * C, dX: dBig)
-        linearBackward(dY: dBig, x: a.ln2.base, rows: B, inDim: C, outDim: 4 * C, weight: param(p + "mlp.c_fc.weight"),
-                       dX: dTmpC2, dW: grad(p + "mlp.c_fc.weight"), dB: grad(p + "mlp.c_fc.bias"))
-        adaptBackward(p + "mlp.c_fc", dY: dBig, x: a.ln2.base, rows: B, width: 4 * C, dX: dTmpC2)
-        layerNormBackward(dOut: dTmpC2, x: a.resid2.base, mean: a.ln2Mean.base, rstd: a.ln2Rstd.base,
-                          weight: param(p + "ln_2.weight"), rows: B, dim: C, dX: dResid, accumulateDX: true,
-                          dW: grad(p + "ln_2.weight"), dB: grad(p + "ln_2.bias"))
-        var da = UnsafePointer(dResid)
-        if dropout {
-            let m = a.projMask!.base
-            for i in 0..<(B * C) { dTmpC[i] = dResid[i] * m[i] }
-            da = UnsafePointer(dTmpC)
-        }
-        linearBackward(dY: da, x: a.y.base, rows: B, inDim: C, outDim: C, weight: param(p + "attn.c_proj.weight"),
-                       dX: dTmpC2, dW: grad(p + "attn.c_proj.weight"), dB: grad(p + "attn.c_proj.bias"))
-        adaptBackward(p + "attn.c_proj", dY: da, x: a.y.base, rows: B, width: C, dX: dTmpC2)
-        // Spread d(resid2) back to the full [N, C] stream (the residual path of the selected rows).
-        let dCompact = ws.buffer(&ws.dCompact, B * C).base
-        dCompact.update(from: dResid, count: B * C)
-        dResid.update(repeating: 0, count: N * C)
-        for (b, r) in rows.enumerated() { (dResid + r * C).update(from: dCompact + b * C, count: C) }
-
         dQKV.update(repeating: 0, count: N * 3 * C)
         let qkv = a.qkv.base, att = a.att.base
         let dAtt = ws.buffer(&ws.dAtt, ws.attCapacity).base
@@ -642,16 +585,6 @@ final class Pass {
                     sgemm(transA: true, M: n, N: hd, K: 1, alpha: scale, A: dp, lda: n, B: q, ldb: 3 * C, beta: 0, C: dk, ldc: 3 * C)
                 }
             }
-        }
-        let ln1Trainable = grad(p + "ln_1.weight") != nil || grad(p + "ln_1.bias") != nil
-        let needDLn1 = needDX || ln1Trainable
-        linearBackward(dY: dQKV, x: a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: param(p + "attn.c_attn.weight"),
-                       dX: needDLn1 ? dTmpC : nil, dW: grad(p + "attn.c_attn.weight"), dB: grad(p + "attn.c_attn.bias"))
-        adaptBackward(p + "attn.c_attn", dY: dQKV, x: a.ln1.base, rows: N, width: 3 * C, dX: needDLn1 ? dTmpC : nil)
-        if needDLn1 {
-            layerNormBackward(dOut: dTmpC, x: ws.residual[l].base, mean: a.ln1Mean.base, rstd: a.ln1Rstd.base,
-                              weight: param(p + "ln_1.weight"), rows: N, dim: C, dX: needDX ? dResid : nil,
-                              accumulateDX: true, dW: grad(p + "ln_1.weight"), dB: grad(p + "ln_1.bias"))
         }
     }
 
