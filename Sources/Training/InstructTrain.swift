@@ -233,105 +233,54 @@ public final class InstructTrainer {
     }
 
     public func run(resumeFrom state: ResumeState? = nil, stopAfterSteps: Int? = nil) throws -> TrainingOutcome {
-        let bs = settings.batchSize, n = train.rowCount
-        guard batchesPerEpoch >= 1 else {
-            throw PipelineError("the training set has \(n) rows, fewer than one batch of \(bs)", location: "train.batch_size",
-                                hint: "use a smaller batch_size")
-        }
+        let loop = try EpochLoop(rowCount: train.rowCount, batchSize: settings.batchSize, epochs: settings.epochs,
+                                 evalFreq: settings.evalFreq, evalIter: settings.evalIter, saveEvery: settings.saveEvery,
+                                 seed: settings.seed, maxSteps: settings.maxSteps, reporter: reporter)
         let optimizer = GPT2.AdamW(parameterCount: trainedRange.count, learningRate: settings.learningRate, weightDecay: settings.weightDecay)
-        var gen = SeededGenerator(seed: settings.seed ^ 0x5EED_7EA1)
-        var epoch = 0, nextBatch = 0, examplesSeen = 0
-        var permutation: [Int] = []
-        var log: [LogRecord] = []
-        var elapsedBefore = 0.0
         if let s = state {
             try checkCompatible(s, source: stateURL?.path ?? "state")
             if let lora = model.loraAdapters { try lora.setValues(s.parameters) } else { try model.setParameters(s.parameters) }
             try optimizer.restore(step: s.meta.optimizerStep, firstMoment: s.m, secondMoment: s.v)
-            gen = s.meta.generator
-            epoch = s.meta.epoch
-            nextBatch = s.meta.nextBatch
-            permutation = s.meta.permutation
-            examplesSeen = s.meta.examplesSeen
-            elapsedBefore = s.meta.elapsedSeconds
-            log = s.meta.log
+            loop.restore(s.meta)
         }
-        let clock = Date()
-        func elapsed() -> Double { elapsedBefore + Date().timeIntervalSince(clock) }
-        let epochSteps = settings.epochs * batchesPerEpoch
-        let totalSteps = settings.maxSteps.map { min($0, epochSteps) } ?? epochSteps
-        reporter.started(totalSteps: totalSteps, doneSteps: optimizer.step)
-
-        func saveState() throws {
-            guard let url = stateURL else { return }
-            let meta = ResumeState.Meta(settingsKey: settings.resumeKey, inputsKey: inputsKey,
-                                        trainableLower: trainedRange.lowerBound, trainableUpper: trainedRange.upperBound,
-                                        optimizerStep: optimizer.step, epoch: epoch, nextBatch: nextBatch, permutation: permutation,
-                                        generator: gen, examplesSeen: examplesSeen, elapsedSeconds: elapsed(), log: log)
-            let trained = model.loraAdapters?.values ?? model.parameters
-            try ResumeState(meta: meta, parameters: trained, m: optimizer.firstMoment, v: optimizer.secondMoment).write(to: url)
-        }
-        func trainingBatches(_ order: [Int]) -> [[Int]] {
-            (0..<(n / bs)).map { Array(order[($0 * bs)..<(($0 + 1) * bs)]) }
-        }
+        let bs = settings.batchSize
         let valBatches = (0..<((validation.rowCount + bs - 1) / bs)).prefix(settings.evalIter).map {
             Array(($0 * bs)..<min(($0 + 1) * bs, validation.rowCount))
         }
-
-        while epoch < settings.epochs && optimizer.step < totalSteps {
-            if nextBatch == 0 { permutation = gen.permutation(n) }
-            let batches = trainingBatches(permutation)
-            while nextBatch < batches.count && optimizer.step < totalSteps {
-                let t0 = Date()
-                let b = collate(train, batches[nextBatch])
-                model.zeroGradients()
-                let loss: Float
-                do {
-                    loss = try model.forwardBackward(tokens: b.inputs, batch: b.batchSize, seqLen: b.seqLen,
-                                                     objective: .languageModel(targets: b.targets), trainable: trainable,
-                                                     dropoutSeed: settings.seed &+ UInt64(optimizer.step))
-                } catch let e as TrainingError {
-                    throw PipelineError("step \(optimizer.step + 1) (epoch \(epoch + 1)): \(e.message)", location: "train.lr",
-                                        hint: "nothing was written for this run; the last saved state (if any) is still in \(stateURL?.path ?? "the output folder")")
-                }
-                try optimizer.update(model, trainable: trainable)
-                stepSeconds.append(Date().timeIntervalSince(t0))
-                nextBatch += 1
-                examplesSeen += bs
-                tokensSeen += b.inputs.count
-                let step = optimizer.step
-                if (step - 1) % settings.evalFreq == 0 {
-                    // The book's evaluate_model: a fresh pass over the (shuffled) training loader and the validation loader.
-                    let trainEval = Array(trainingBatches(gen.permutation(n)).prefix(settings.evalIter))
-                    let t = try meanLoss(trainEval, of: train)
-                    let v = try meanLoss(valBatches, of: validation)
-                    guard t.isFinite, v.isFinite else {
-                        throw PipelineError("step \(step): evaluation loss is not finite (train \(t), validation \(v)); training diverged",
-                                            location: "train.lr", hint: "lower the learning rate")
-                    }
-                    let r = LogRecord(kind: "eval", step: step, epoch: epoch + 1,
-                                      epochProgress: Double(step) / Double(batchesPerEpoch), examplesSeen: examplesSeen,
-                                      trainLoss: t, valLoss: v, elapsedSeconds: elapsed())
-                    log.append(r)
-                    reporter.logged(r)
-                }
-                reporter.stepDone(step: step, totalSteps: totalSteps, epoch: epoch + 1, loss: loss)
-                let stopNow = InterruptFlag.isRaised || stopAfterSteps == step
-                if stopNow || (settings.saveEvery > 0 && step % settings.saveEvery == 0) { try saveState() }
-                if stopNow {
-                    return TrainingOutcome(log: log, steps: step, examplesSeen: examplesSeen, elapsedSeconds: elapsed(), interrupted: true)
-                }
+        return try loop.run(stopAfterSteps: stopAfterSteps, train: { rows in
+            let t0 = Date()
+            let b = collate(train, rows)
+            model.zeroGradients()
+            let loss: Float
+            do {
+                loss = try model.forwardBackward(tokens: b.inputs, batch: b.batchSize, seqLen: b.seqLen,
+                                                 objective: .languageModel(targets: b.targets), trainable: trainable,
+                                                 dropoutSeed: settings.seed &+ UInt64(optimizer.step))
+            } catch let e as TrainingError {
+                throw PipelineError("step \(optimizer.step + 1) (epoch \(loop.epoch + 1)): \(e.message)", location: "train.lr",
+                                    hint: "nothing was written for this run; the last saved state (if any) is still in \(stateURL?.path ?? "the output folder")")
             }
-            if nextBatch == batches.count {
-                if let text = try sample?() {
-                    samples.append(text)
-                    reporter.note("epoch \(epoch + 1) sample: \(text)")
-                }
-                epoch += 1
-                nextBatch = 0
+            try optimizer.update(model, trainable: trainable)
+            stepSeconds.append(Date().timeIntervalSince(t0))
+            tokensSeen += b.inputs.count
+            return loss
+        }, losses: { trainBatches in
+            let t = try meanLoss(trainBatches, of: train), v = try meanLoss(valBatches, of: validation)
+            guard t.isFinite, v.isFinite else {
+                throw PipelineError("step \(loop.step): evaluation loss is not finite (train \(t), validation \(v)); training diverged",
+                                    location: "train.lr", hint: "lower the learning rate")
             }
-        }
-        try saveState()
-        return TrainingOutcome(log: log, steps: optimizer.step, examplesSeen: examplesSeen, elapsedSeconds: elapsed(), interrupted: false)
+            return (t, v)
+        }, endOfEpoch: {
+            if let text = try sample?() {
+                samples.append(text)
+                reporter.note("epoch \(loop.epoch + 1) sample: \(text)")
+            }
+        }, save: {
+            guard let url = stateURL else { return }
+            let trained = model.loraAdapters?.values ?? model.parameters
+            try ResumeState(meta: loop.meta(settingsKey: settings.resumeKey, inputsKey: inputsKey, trained: trainedRange),
+                            parameters: trained, m: optimizer.firstMoment, v: optimizer.secondMoment).write(to: url)
+        })
     }
 }

@@ -91,11 +91,7 @@ public struct TrainingOutcome {
 
 /// The book's `train_classifier_simple`: epochs of shuffled batches (incomplete last batch
 /// dropped), one AdamW step per batch, losses on `eval_iter` batches every `eval_freq` steps and
-/// accuracies on `eval_iter` batches after each epoch.
-///
-/// Every pass over the training loader draws a new order from the seeded generator, as a
-/// shuffling DataLoader does (the evaluation passes over training data too), so the run is a pure
-/// function of the settings; `ResumeState` stores the generator so a resumed run is bit-identical.
+/// accuracies on `eval_iter` batches after each epoch (the bookkeeping and resuming: `EpochLoop`).
 public final class Trainer {
     public let model: ClassifierModel
     public let train: DataSplit
@@ -138,90 +134,38 @@ public final class Trainer {
 
     /// Runs (or continues) training. `stopAfterSteps` stops like Ctrl-C after that many steps (for tests).
     public func run(resumeFrom state: ResumeState? = nil, stopAfterSteps: Int? = nil) throws -> TrainingOutcome {
-        let bs = settings.batchSize, n = train.rows.rowCount
-        guard batchesPerEpoch >= 1 else {
-            throw PipelineError("the training set has \(n) rows, fewer than one batch of \(bs)", location: "train.batch_size",
-                                hint: "use a smaller batch_size")
-        }
+        let loop = try EpochLoop(rowCount: train.rows.rowCount, batchSize: settings.batchSize, epochs: settings.epochs,
+                                 evalFreq: settings.evalFreq, evalIter: settings.evalIter, saveEvery: settings.saveEvery,
+                                 seed: settings.seed, reporter: reporter)
         var optimizer = AdamW(range: model.trainableRange, learningRate: settings.learningRate, weightDecay: settings.weightDecay)
-        var gen = SeededGenerator(seed: settings.seed ^ 0x5EED_7EA1)
-        var epoch = 0, nextBatch = 0, examplesSeen = 0
-        var permutation: [Int] = []
-        var log: [LogRecord] = []
-        var elapsedBefore = 0.0
         if let s = state {
             try checkCompatible(s, source: stateURL?.path ?? "state")
             model.modifyParameters(in: model.trainableRange) { $0.replaceSubrange(model.trainableRange, with: s.parameters) }
             optimizer.m = s.m
             optimizer.v = s.v
             optimizer.step = s.meta.optimizerStep
-            gen = s.meta.generator
-            epoch = s.meta.epoch
-            nextBatch = s.meta.nextBatch
-            permutation = s.meta.permutation
-            examplesSeen = s.meta.examplesSeen
-            elapsedBefore = s.meta.elapsedSeconds
-            log = s.meta.log
+            loop.restore(s.meta)
         }
-        let clock = Date()
-        func elapsed() -> Double { elapsedBefore + Date().timeIntervalSince(clock) }
-        let totalSteps = settings.epochs * batchesPerEpoch
-        reporter.started(totalSteps: totalSteps, doneSteps: optimizer.step)
-
-        func saveState() throws {
-            guard let url = stateURL else { return }
-            let meta = ResumeState.Meta(settingsKey: settings.resumeKey, inputsKey: inputsKey,
-                                        trainableLower: model.trainableRange.lowerBound, trainableUpper: model.trainableRange.upperBound,
-                                        optimizerStep: optimizer.step, epoch: epoch, nextBatch: nextBatch, permutation: permutation,
-                                        generator: gen, examplesSeen: examplesSeen, elapsedSeconds: elapsed(), log: log)
-            try ResumeState(meta: meta, parameters: Array(model.parameters[model.trainableRange]), m: optimizer.m, v: optimizer.v)
-                .write(to: url)
-        }
-        func trainingBatches(_ order: [Int]) -> [[Int]] {
-            (0..<(n / bs)).map { Array(order[($0 * bs)..<(($0 + 1) * bs)]) }
-        }
-        let evalIter = settings.evalIter
-        let valBatches = Array(validation.rows.sequentialBatches(batchSize: bs).prefix(evalIter))
-
-        while epoch < settings.epochs {
-            if nextBatch == 0 { permutation = gen.permutation(n) }
-            let batches = trainingBatches(permutation)
-            while nextBatch < batches.count {
-                let loss = try model.computeGradients(rows: batches[nextBatch], of: train)
-                model.modifyParameters(in: model.trainableRange) { optimizer.update(parameters: &$0, gradients: model.gradients) }
-                nextBatch += 1
-                examplesSeen += bs
-                let step = optimizer.step
-                if (step - 1) % settings.evalFreq == 0 {
-                    // The book's evaluate_model: a fresh pass over the (shuffled) training loader and the validation loader.
-                    let trainEval = Array(trainingBatches(gen.permutation(n)).prefix(evalIter))
-                    let t = try model.lossAndAccuracy(batches: trainEval, of: train)
-                    let v = try model.lossAndAccuracy(batches: valBatches, of: validation)
-                    let r = LogRecord(kind: "eval", step: step, epoch: epoch + 1,
-                                      epochProgress: Double(step) / Double(batchesPerEpoch), examplesSeen: examplesSeen,
-                                      trainLoss: t.loss, valLoss: v.loss, elapsedSeconds: elapsed())
-                    log.append(r)
-                    reporter.logged(r)
-                }
-                reporter.stepDone(step: step, totalSteps: totalSteps, epoch: epoch + 1, loss: loss)
-                let stopNow = InterruptFlag.isRaised || stopAfterSteps == step
-                if stopNow || (settings.saveEvery > 0 && step % settings.saveEvery == 0) { try saveState() }
-                if stopNow {
-                    return TrainingOutcome(log: log, steps: step, examplesSeen: examplesSeen, elapsedSeconds: elapsed(), interrupted: true)
-                }
-            }
-            let trainAccBatches = Array(trainingBatches(gen.permutation(n)).prefix(evalIter))
-            let ta = try model.lossAndAccuracy(batches: trainAccBatches, of: train)
+        let valBatches = Array(validation.rows.sequentialBatches(batchSize: settings.batchSize).prefix(settings.evalIter))
+        return try loop.run(stopAfterSteps: stopAfterSteps, train: { rows in
+            let loss = try model.computeGradients(rows: rows, of: train)
+            model.modifyParameters(in: model.trainableRange) { optimizer.update(parameters: &$0, gradients: model.gradients) }
+            return loss
+        }, losses: { trainBatches in
+            (try model.lossAndAccuracy(batches: trainBatches, of: train).loss,
+             try model.lossAndAccuracy(batches: valBatches, of: validation).loss)
+        }, endOfEpoch: {
+            // The book's per-epoch accuracies, on eval_iter batches of each loader.
+            let ta = try model.lossAndAccuracy(batches: loop.drawEvaluationBatches(), of: train)
             let va = try model.lossAndAccuracy(batches: valBatches, of: validation)
-            let r = LogRecord(kind: "epoch", step: optimizer.step, epoch: epoch + 1, epochProgress: Double(epoch + 1),
-                              examplesSeen: examplesSeen, trainAccuracy: ta.accuracy, valAccuracy: va.accuracy,
-                              elapsedSeconds: elapsed())
-            log.append(r)
-            reporter.logged(r)
-            epoch += 1
-            nextBatch = 0
-        }
-        try saveState()
-        return TrainingOutcome(log: log, steps: optimizer.step, examplesSeen: examplesSeen, elapsedSeconds: elapsed(), interrupted: false)
+            loop.record(LogRecord(kind: "epoch", step: loop.step, epoch: loop.epoch + 1, epochProgress: Double(loop.epoch + 1),
+                                  examplesSeen: loop.examplesSeen, trainAccuracy: ta.accuracy, valAccuracy: va.accuracy,
+                                  elapsedSeconds: loop.elapsed))
+        }, save: {
+            guard let url = stateURL else { return }
+            try ResumeState(meta: loop.meta(settingsKey: settings.resumeKey, inputsKey: inputsKey, trained: model.trainableRange),
+                            parameters: Array(model.parameters[model.trainableRange]), m: optimizer.m, v: optimizer.v)
+                .write(to: url)
+        })
     }
 }
