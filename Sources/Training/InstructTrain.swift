@@ -15,8 +15,8 @@ public struct InstructTrainOptions {
     /// Tokenizer folder; when given, a sample response to the first validation prompt is printed
     /// after each epoch, as the book's `generate_and_print_sample` does.
     public var vocabDirectory: URL?
-    /// Continue from `output/state`.
-    public var resume = false
+    /// Whether to continue from `output/state`.
+    public var resume = ResumeMode.never
     /// Stop like Ctrl-C after this many steps (tests).
     public var stopAfterSteps: Int?
 
@@ -74,18 +74,13 @@ public enum InstructTrainStage {
         let hashes = try ["train.bin", "validation.bin"].map { try FileHash.sha256(of: o.prepared.appendingPathComponent($0)) }
         let inputsKey = "train.bin=\(hashes[0]) validation.bin=\(hashes[1]) base=\(base.identity)"
         let stateURL = o.output.appendingPathComponent(ResumeState.fileName)
-        var state: ResumeState? = nil
-        if o.resume {
-            guard FileManager.default.fileExists(atPath: stateURL.path) else {
-                throw PipelineError("--resume, but there is no resume state", location: stateURL.path, hint: "train without --resume")
-            }
-            state = try ResumeState.read(from: stateURL)
-        }
         try FileManager.default.createDirectory(at: o.output, withIntermediateDirectories: true)
         // The book's cut is allowed_max_length (1024 = GPT-2's context); a smaller model context cuts too.
         let cut = min(s.allowedMaxLength, config.contextLength)
         let trainer = InstructTrainer(model: model, train: train, validation: validation, settings: s, cut: cut,
                                       inputsKey: inputsKey, stateURL: stateURL, reporter: reporter)
+        let state = try ResumeState.load(mode: o.resume, from: stateURL, check: { try trainer.checkCompatible($0, source: stateURL.path) },
+                                         totalSteps: trainer.totalSteps, reporter: reporter)
         trainer.sample = { [weak model] in
             guard let model, let tok = tokenizer, let entry = sampleEntry else { return nil }
             let prompt = formatPrompt(entry, style: style)
@@ -191,6 +186,8 @@ public final class InstructTrainer {
     }
 
     public var batchesPerEpoch: Int { train.rowCount / settings.batchSize }
+    /// Optimizer steps of the whole run (the epochs', or max_steps when smaller).
+    public var totalSteps: Int { settings.maxSteps.map { min($0, settings.epochs * batchesPerEpoch) } ?? settings.epochs * batchesPerEpoch }
     /// Optimizer steps this process ran (0 for a --resume that only writes the outputs).
     public var stepsThisProcess: Int { stepSeconds.count }
     public var secondsPerStep: Double { stepSeconds.isEmpty ? 0 : stepSeconds.reduce(0, +) / Double(stepSeconds.count) }

@@ -80,3 +80,50 @@ public struct ResumeState: Equatable {
         return ResumeState(meta: meta, parameters: p, m: m, v: v)
     }
 }
+
+/// Whether `train` continues from the state in its output folder.
+public enum ResumeMode: Sendable {
+    /// Start over (a state there is overwritten as the run goes).
+    case never
+    /// `--resume`: the state must exist and belong to this run's params and inputs.
+    case required
+    /// `--continue-interrupted` (what pipeline.yaml uses): continue a state left by an interrupted
+    /// run with the same params and inputs; start over when there is none, when it is from other
+    /// params or inputs, or when that run finished (rerunning a finished stage means training again).
+    case ifInterrupted
+}
+
+extension ResumeState {
+    /// The state to continue from under `mode` (nil: start over). `check` throws when a state
+    /// does not belong to this run; `totalSteps` tells a finished run's state from an interrupted one.
+    static func load(mode: ResumeMode, from url: URL, check: (ResumeState) throws -> Void, totalSteps: Int,
+                     reporter: TrainingReporter) throws -> ResumeState? {
+        switch mode {
+        case .never:
+            return nil
+        case .required:
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw PipelineError("--resume, but there is no resume state", location: url.path, hint: "train without --resume")
+            }
+            let state = try read(from: url)
+            try check(state)
+            return state
+        case .ifInterrupted:
+            guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+            let state: ResumeState
+            do {
+                state = try read(from: url)
+                try check(state)
+            } catch let e as PipelineError {
+                reporter.note("not continuing the state in \(url.path) (\(e.message.split(separator: "\n").first ?? "")): starting over")
+                return nil
+            }
+            guard state.meta.optimizerStep < totalSteps else {
+                reporter.note("the state in \(url.path) is from a finished run: training again from the start")
+                return nil
+            }
+            reporter.note("continuing the interrupted run in \(url.path) at step \(state.meta.optimizerStep) of \(totalSteps)")
+            return state
+        }
+    }
+}

@@ -14,8 +14,8 @@ public struct TrainOptions {
     public var numClasses: Int?
     /// When given, the tokenizer files are checked against the hashes in the shards' manifest.
     public var vocabDirectory: URL?
-    /// Continue from `output/state`.
-    public var resume = false
+    /// Whether to continue from `output/state`.
+    public var resume = ResumeMode.never
     /// Stop like Ctrl-C after this many steps (tests).
     public var stopAfterSteps: Int?
 
@@ -104,16 +104,11 @@ public enum TrainStage {
 
         let inputsKey = "train.bin=\(data.shardHashes["train"]!) validation.bin=\(data.shardHashes["validation"]!) base=\(base.identity)"
         let stateURL = o.output.appendingPathComponent(ResumeState.fileName)
-        var state: ResumeState? = nil
-        if o.resume {
-            guard FileManager.default.fileExists(atPath: stateURL.path) else {
-                throw PipelineError("--resume, but there is no resume state", location: stateURL.path, hint: "train without --resume")
-            }
-            state = try ResumeState.read(from: stateURL)
-        }
-        try FileManager.default.createDirectory(at: o.output, withIntermediateDirectories: true)
         let trainer = Trainer(model: model, train: train, validation: validation, settings: s, inputsKey: inputsKey,
                               stateURL: stateURL, reporter: reporter)
+        let state = try ResumeState.load(mode: o.resume, from: stateURL, check: { try trainer.checkCompatible($0, source: stateURL.path) },
+                                         totalSteps: trainer.totalSteps, reporter: reporter)
+        try FileManager.default.createDirectory(at: o.output, withIntermediateDirectories: true)
         let outcome = try trainer.run(resumeFrom: state, stopAfterSteps: o.stopAfterSteps)
         if outcome.interrupted { return TrainResult(outcome: outcome, manifest: nil, cacheSeconds: cacheSeconds) }
 

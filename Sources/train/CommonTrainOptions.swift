@@ -1,4 +1,5 @@
 import ArgumentParser
+import Training
 
 /// The options `train classifier` and `train instruct` share, with the book's values as defaults
 /// (where the chapters differ — model, epochs, eval_freq — each command keeps its own option).
@@ -11,7 +12,15 @@ struct CommonTrainOptions: ParsableArguments {
     @Option(help: "Batch size (the last incomplete training batch is dropped).") var batchSize = 8
     @Option(help: "Batches per loader used by the loss evaluations (and the classifier's epoch accuracies).") var evalIter = 5
     @Option(help: "Write the resumable state every this many steps (0: only at the end and on Ctrl-C).") var saveEvery = 50
-    @Flag(help: "Continue from --out/state.") var resume = false
+    @Flag(help: "Continue from --out/state (it must exist and match these options and inputs).") var resume = false
+    @Flag(help: "Continue --out/state if an interrupted run with these options and inputs left it; otherwise start over (pipeline.yaml uses this, so rerunning an interrupted stage continues it).")
+    var continueInterrupted = false
+
+    /// The resume mode of the two flags.
+    func resumeMode() throws -> ResumeMode {
+        if resume && continueInterrupted { throw ValidationError("give --resume or --continue-interrupted, not both") }
+        return resume ? .required : continueInterrupted ? .ifInterrupted : .never
+    }
 }
 
 /// LoRA's rank and alpha (appendix E; the book uses 16 and 16). Used only when LoRA is on.

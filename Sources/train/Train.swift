@@ -58,7 +58,7 @@ struct TrainClassifier: ParsableCommand {
         var o = TrainOptions(prepared: URL(fileURLWithPath: prepared), output: URL(fileURLWithPath: out), settings: s)
         o.numClasses = numClasses
         o.vocabDirectory = vocab.map { URL(fileURLWithPath: $0) }
-        o.resume = common.resume
+        o.resume = try common.resumeMode()
         InterruptFlag.installSIGINTHandler()
         let reporter = ConsoleReporter()
         let result = try TrainStage.run(o, makeBackend: { try GPT2Backend(layout: $0, parameters: $1) }, reporter: reporter)

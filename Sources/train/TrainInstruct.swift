@@ -48,7 +48,7 @@ struct TrainInstruct: ParsableCommand {
         s.maxSteps = maxSteps > 0 ? maxSteps : nil
         var o = InstructTrainOptions(prepared: URL(fileURLWithPath: prepared), output: URL(fileURLWithPath: out), settings: s)
         o.vocabDirectory = vocab.map { URL(fileURLWithPath: $0) }
-        o.resume = common.resume
+        o.resume = try common.resumeMode()
         InterruptFlag.installSIGINTHandler()
         let reporter = ConsoleReporter()
         let result = try InstructTrainStage.run(o, reporter: reporter)

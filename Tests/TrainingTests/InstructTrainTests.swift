@@ -95,7 +95,7 @@ final class InstructTrainTests: XCTestCase {
         XCTAssertGreaterThan(m.stats["seconds_per_step_this_process"]?.doubleValue ?? 0, 0)
         // A --resume at the end only writes the outputs: no step in that process, so no step time (not 0).
         var again = TinyInstruct.options(prepared, out, s)
-        again.resume = true
+        again.resume = .required
         XCTAssertEqual(try InstructTrainStage.run(again).outcome.steps, 2)
         let m2 = try Manifest.read(from: out.appendingPathComponent("manifest.json"))
         XCTAssertEqual(m2.stats["seconds_per_step_this_process"], .null)
@@ -134,7 +134,7 @@ final class InstructTrainTests: XCTestCase {
         XCTAssertTrue(first.outcome.interrupted)
         XCTAssertFalse(FileManager.default.fileExists(atPath: parts.appendingPathComponent("model.safetensors").path))
         o.stopAfterSteps = nil
-        o.resume = true
+        o.resume = .required
         let b = try InstructTrainStage.run(o)
         XCTAssertEqual(a.outcome.steps, 12)
         XCTAssertEqual(b.outcome.steps, 12)
@@ -151,12 +151,12 @@ final class InstructTrainTests: XCTestCase {
         let prepared = try TinyInstruct.prepare(into: dir)
         let out = dir.appendingPathComponent("t")
         var o = TinyInstruct.options(prepared, out, TinyInstruct.settings())
-        o.resume = true
+        o.resume = .required
         XCTAssertThrowsError(try InstructTrainStage.run(o)) { XCTAssertTrue("\($0)".contains("no resume state"), "\($0)") }
-        o.resume = false
+        o.resume = .never
         o.stopAfterSteps = 1
         _ = try InstructTrainStage.run(o)
-        o.resume = true
+        o.resume = .required
         o.settings.learningRate = 2e-3
         XCTAssertThrowsError(try InstructTrainStage.run(o)) { XCTAssertTrue("\($0)".contains("different train params"), "\($0)") }
         o.settings.learningRate = 1e-3

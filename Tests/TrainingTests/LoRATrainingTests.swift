@@ -73,7 +73,7 @@ final class LoRATrainingTests: XCTestCase {
         o.stopAfterSteps = 7
         XCTAssertTrue(try TrainStage.run(o, makeBackend: StageTests.backend).outcome.interrupted)
         o.stopAfterSteps = nil
-        o.resume = true
+        o.resume = .required
         let resumed = try TrainStage.run(o, makeBackend: StageTests.backend)
         let modelURL = dir.appendingPathComponent("train/model.safetensors")
         let resumedCkpt = try loadCheckpointWithLoRA(from: modelURL)
@@ -123,7 +123,7 @@ final class LoRATrainingTests: XCTestCase {
         o.stopAfterSteps = 8
         XCTAssertTrue(try InstructTrainStage.run(o).outcome.interrupted)
         o.stopAfterSteps = nil
-        o.resume = true
+        o.resume = .required
         let b = try InstructTrainStage.run(o)
         XCTAssertEqual(b.outcome.steps, 12)
         XCTAssertEqual(a.outcome.log.map(\.trainLoss), b.outcome.log.map(\.trainLoss))
@@ -147,7 +147,7 @@ final class LoRATrainingTests: XCTestCase {
         full.maxSteps = 1
         _ = try InstructTrainStage.run(TinyInstruct.options(prepared, dir.appendingPathComponent("full"), full))
         var mixed = TinyInstruct.options(prepared, dir.appendingPathComponent("full"), s)
-        mixed.resume = true
+        mixed.resume = .required
         XCTAssertThrowsError(try InstructTrainStage.run(mixed))
     }
 }

@@ -209,7 +209,7 @@ final class StageTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: modelURL), before, "an interrupted run must not touch the previous model")
 
         o.stopAfterSteps = nil
-        o.resume = true
+        o.resume = .required
         let resumed = try TrainStage.run(o, makeBackend: Self.backend)
         let resumedModel = try Data(contentsOf: modelURL)
         let whole = try TrainStage.run(options(prepared, epochs: 3), makeBackend: Self.backend)
@@ -223,11 +223,48 @@ final class StageTests: XCTestCase {
 
         // Other params than the state's: refused.
         var other = options(prepared, epochs: 3)
-        other.resume = true
+        other.resume = .required
         other.settings.seed = 99
         XCTAssertThrowsError(try TrainStage.run(other, makeBackend: Self.backend)) {
             XCTAssertTrue("\($0)".contains("different train params"), "\($0)")
         }
+    }
+
+    /// `--continue-interrupted` (pipeline.yaml's train command): continues a state an interrupted
+    /// run with the same params left, starts over after a finished run or with other params.
+    func testContinueInterruptedContinuesOnlyAnInterruptedRunOfTheSameParams() throws {
+        let prepared = try writePrepared()
+        let whole = try TrainStage.run(options(prepared, epochs: 2), makeBackend: Self.backend)
+        let wholeLosses = whole.outcome.log.map(\.trainLoss)
+
+        // A finished run's state: trained again from the start, same result.
+        var o = options(prepared, epochs: 2)
+        o.resume = .ifInterrupted
+        let again = try TrainStage.run(o, makeBackend: Self.backend)
+        XCTAssertEqual(again.outcome.log.map(\.trainLoss), wholeLosses)
+        XCTAssertEqual(again.outcome.steps, whole.outcome.steps)
+
+        // Interrupted, then continued: equals the uninterrupted run.
+        o.stopAfterSteps = 3
+        o.resume = .never
+        XCTAssertTrue(try TrainStage.run(o, makeBackend: Self.backend).outcome.interrupted)
+        o.stopAfterSteps = nil
+        o.resume = .ifInterrupted
+        let continued = try TrainStage.run(o, makeBackend: Self.backend)
+        XCTAssertFalse(continued.outcome.interrupted)
+        XCTAssertEqual(continued.outcome.log.map(\.trainLoss), wholeLosses)
+
+        // Interrupted, then run with other params: starts over instead of failing.
+        o.stopAfterSteps = 3
+        o.resume = .never
+        _ = try TrainStage.run(o, makeBackend: Self.backend)
+        var other = options(prepared, epochs: 2)
+        other.settings.seed = 99
+        other.resume = .ifInterrupted
+        let fresh = try TrainStage.run(other, makeBackend: Self.backend)
+        var reference = options(prepared, epochs: 2)
+        reference.settings.seed = 99
+        XCTAssertEqual(fresh.outcome.log.map(\.trainLoss), try TrainStage.run(reference, makeBackend: Self.backend).outcome.log.map(\.trainLoss))
     }
 
     func testBadInputsAreClearErrors() throws {
@@ -254,7 +291,7 @@ final class StageTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("pretrained weights file is missing") && "\($0)".contains("--weights random"), "\($0)")
         }
         o = options(prepared)
-        o.resume = true
+        o.resume = .required
         XCTAssertThrowsError(try TrainStage.run(o, makeBackend: Self.backend)) { XCTAssertTrue("\($0)".contains("no resume state")) }
 
         // Tokenizer files that differ from the ones in the shards' manifest.
