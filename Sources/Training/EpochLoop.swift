@@ -46,13 +46,18 @@ final class EpochLoop {
         self.evalFreq = evalFreq
         self.evalIter = evalIter
         self.saveEvery = saveEvery
-        let epochSteps = epochs * (rowCount / batchSize)
-        totalSteps = maxSteps.map { min($0, epochSteps) } ?? epochSteps
+        totalSteps = Self.totalSteps(rowCount: rowCount, batchSize: batchSize, epochs: epochs, maxSteps: maxSteps)
         self.reporter = reporter
         generator = SeededGenerator(seed: seed ^ 0x5EED_7EA1)
     }
 
     var batchesPerEpoch: Int { rowCount / batchSize }
+
+    /// Optimizer steps of a run: every full batch of every epoch, or `maxSteps` when fewer.
+    static func totalSteps(rowCount: Int, batchSize: Int, epochs: Int, maxSteps: Int? = nil) -> Int {
+        let epochSteps = epochs * (rowCount / batchSize)
+        return maxSteps.map { min($0, epochSteps) } ?? epochSteps
+    }
 
     /// Continues from a resume state's position (its weights and moments are the caller's).
     func restore(_ meta: ResumeState.Meta) {

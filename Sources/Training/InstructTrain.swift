@@ -187,7 +187,9 @@ public final class InstructTrainer {
 
     public var batchesPerEpoch: Int { train.rowCount / settings.batchSize }
     /// Optimizer steps of the whole run (the epochs', or max_steps when smaller).
-    public var totalSteps: Int { settings.maxSteps.map { min($0, settings.epochs * batchesPerEpoch) } ?? settings.epochs * batchesPerEpoch }
+    public var totalSteps: Int {
+        EpochLoop.totalSteps(rowCount: train.rowCount, batchSize: settings.batchSize, epochs: settings.epochs, maxSteps: settings.maxSteps)
+    }
     /// Optimizer steps this process ran (0 for a --resume that only writes the outputs).
     public var stepsThisProcess: Int { stepSeconds.count }
     public var secondsPerStep: Double { stepSeconds.isEmpty ? 0 : stepSeconds.reduce(0, +) / Double(stepSeconds.count) }

@@ -116,7 +116,9 @@ public final class Trainer {
 
     public var batchesPerEpoch: Int { train.rows.rowCount / settings.batchSize }
     /// Optimizer steps of the whole run.
-    public var totalSteps: Int { settings.epochs * batchesPerEpoch }
+    public var totalSteps: Int {
+        EpochLoop.totalSteps(rowCount: train.rows.rowCount, batchSize: settings.batchSize, epochs: settings.epochs)
+    }
 
     /// Checks that `state` was written by a run with these settings and inputs.
     public func checkCompatible(_ state: ResumeState, source: String) throws {
