@@ -97,52 +97,94 @@ public final class ClassifierModel {
 
     // MARK: frozen trunk
 
-    /// Computes and stores the frozen trunk's output for every row of `split`. Rows are grouped by
-    /// needed length when trimming is allowed, so short rows are not run at full padded length.
+    /// Computes and stores the frozen trunk's output for every row of `split`.
     public func fillCache(_ split: DataSplit, chunk: Int? = nil) throws {
-        guard cacheIsExact else { return }
+        try fillCache([split], chunk: chunk)
+    }
+
+    /// Computes and stores the frozen trunk's output for every row of `splits`. Rows are grouped by
+    /// needed length when trimming is allowed, so short rows are not run at full padded length.
+    /// A row whose needed tokens (and real length) equal those of an earlier row, in any of the
+    /// splits, copies that row's states instead of running again: the frozen layers see the same
+    /// input, so they give the same output (the SMS data holds about 7% such repeated messages).
+    /// Returns how many rows were copied rather than run.
+    @discardableResult
+    public func fillCache(_ splits: [DataSplit], chunk: Int? = nil) throws -> Int {
+        guard cacheIsExact else { return 0 }
         let chunk = chunk ?? trunkChunk
-        let rows = split.rows
-        let C = config.embDim, S = rows.sequenceLength
-        func needed(_ r: Int) -> Int { trimBatches ? pooling.neededLength(realLength: rows.lengths[r], sequenceLength: S) : S }
-        // Longest first (a stable order among equals): the model's workspace is sized by the first
-        // pass and then reused.
-        let order = Array(0..<rows.rowCount).sorted { (needed($0), $1) > (needed($1), $0) }
-        var cache = [Float](repeating: 0, count: rows.rowCount * (startBlock == nil ? C : S * C))
-        // Passes of at most chunk x S positions; a pass's first row sets the length all its rows are cut to.
-        var groups: [[Int]] = []
-        for r in order {
-            if let g = groups.last, (g.count + 1) * needed(g[0]) <= chunk * S {
-                groups[groups.count - 1].append(r)
-            } else {
-                groups.append([r])
+        let C = config.embDim
+        struct RowKey: Hashable { let tokens: ArraySlice<Int32>; let realLength: Int }
+        var firstSeen: [RowKey: (split: Int, row: Int)] = [:]
+        // Repeated rows: where they go, which row they copy, and how many floats (every position they are read at).
+        var repeats: [(split: Int, row: Int, from: (split: Int, row: Int), count: Int)] = []
+        var caches: [[Float]] = []
+        for (si, split) in splits.enumerated() {
+            let rows = split.rows
+            let S = rows.sequenceLength
+            func needed(_ r: Int) -> Int { trimBatches ? pooling.neededLength(realLength: rows.lengths[r], sequenceLength: S) : S }
+            var unique: [Int] = []
+            for r in 0..<rows.rowCount {
+                let key = RowKey(tokens: rows.tokens[(r * S)..<(r * S + needed(r))], realLength: rows.lengths[r])
+                if let earlier = firstSeen[key] {
+                    repeats.append((si, r, earlier, startBlock == nil ? C : needed(r) * C))
+                } else {
+                    firstSeen[key] = (si, r)
+                    unique.append(r)
+                }
             }
-        }
-        for group in groups {
-            // Ctrl-C before training starts: nothing to save yet, so stop here with a message.
-            if InterruptFlag.isRaised {
-                throw PipelineError("interrupted while running the frozen layers, before the first step: nothing was saved",
-                                    hint: "run train again (with --resume if a state from an earlier interrupted run exists)")
+            // Longest first (a stable order among equals): the model's workspace is sized by the first
+            // pass and then reused.
+            let order = unique.sorted { (needed($0), $1) > (needed($1), $0) }
+            var cache = [Float](repeating: 0, count: rows.rowCount * (startBlock == nil ? C : S * C))
+            // Passes of at most chunk x S positions; a pass's first row sets the length all its rows are cut to.
+            var groups: [[Int]] = []
+            for r in order {
+                if let g = groups.last, (g.count + 1) * needed(g[0]) <= chunk * S {
+                    groups[groups.count - 1].append(r)
+                } else {
+                    groups.append([r])
+                }
             }
-            let b = rows.batch(group, pooling: pooling, trim: trimBatches)
-            if let k = startBlock {
-                let h = try backend.hiddenStates(tokens: b.tokens, batch: group.count, length: b.length, endBlock: k)
-                for (i, r) in group.enumerated() {
-                    for t in 0..<b.length {
-                        let src = (i * b.length + t) * C, dst = (r * S + t) * C
-                        for c in 0..<C { cache[dst + c] = h[src + c] }
+            for group in groups {
+                // Ctrl-C before training starts: nothing to save yet, so stop here with a message.
+                if InterruptFlag.isRaised {
+                    throw PipelineError("interrupted while running the frozen layers, before the first step: nothing was saved",
+                                        hint: "run train again (with --resume if a state from an earlier interrupted run exists)")
+                }
+                let b = rows.batch(group, pooling: pooling, trim: trimBatches)
+                if let k = startBlock {
+                    let h = try backend.hiddenStates(tokens: b.tokens, batch: group.count, length: b.length, endBlock: k)
+                    for (i, r) in group.enumerated() {
+                        let src = i * b.length * C, dst = r * S * C
+                        cache.withUnsafeMutableBufferPointer { o in
+                            h.withUnsafeBufferPointer { (o.baseAddress! + dst).update(from: $0.baseAddress! + src, count: b.length * C) }
+                        }
+                    }
+                } else {
+                    let final = try backend.forwardTop(.tokens(b.tokens), batch: group.count, length: b.length, startBlock: 0,
+                                                       keepActivations: false)
+                    let pooled = head.pool(final: final, length: b.length, pooled: b.pooled)
+                    for (i, r) in group.enumerated() {
+                        for c in 0..<C { cache[r * C + c] = pooled[i * C + c] }
                     }
                 }
+            }
+            caches.append(cache)
+        }
+        for (si, r, from, count) in repeats {
+            let dst = r * (startBlock == nil ? C : splits[si].rows.sequenceLength * C)
+            let src = from.row * (startBlock == nil ? C : splits[from.split].rows.sequenceLength * C)
+            if from.split == si {
+                caches[si].withUnsafeMutableBufferPointer { o in (o.baseAddress! + dst).update(from: o.baseAddress! + src, count: count) }
             } else {
-                let final = try backend.forwardTop(.tokens(b.tokens), batch: group.count, length: b.length, startBlock: 0,
-                                                   keepActivations: false)
-                let pooled = head.pool(final: final, length: b.length, pooled: b.pooled)
-                for (i, r) in group.enumerated() {
-                    for c in 0..<C { cache[r * C + c] = pooled[i * C + c] }
+                let source = caches[from.split]
+                caches[si].withUnsafeMutableBufferPointer { o in
+                    source.withUnsafeBufferPointer { (o.baseAddress! + dst).update(from: $0.baseAddress! + src, count: count) }
                 }
             }
         }
-        split.cache = cache
+        for (split, cache) in zip(splits, caches) { split.cache = cache }
+        return repeats.count
     }
 
     /// The frozen layers' output for a batch: pooled vectors (head only) or the input of the lowest trainable block.

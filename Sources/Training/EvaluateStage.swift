@@ -70,7 +70,7 @@ public enum EvaluateStage {
         if model.cacheIsExact {
             if let why = FrozenTrunkArtifact.load(from: trunkURL, model: model, splits: splits, shardHashes: data.shardHashes) {
                 o.note("not using \(TrunkStatesFile.fileName): \(why); running the frozen layers for \(splits.map(\.rows.rowCount).reduce(0, +)) rows")
-                for split in splits { try model.fillCache(split) }
+                try model.fillCache(splits)
                 trunk = "computed (\(why))"
             } else {
                 trunk = "read from \(trunkURL.path)"

@@ -94,11 +94,13 @@ public enum TrainStage {
         // just the embeddings (nothing below block 0) cost more to store than to recompute.
         let trunkSplits = sharesTrunk && model.cacheIsExact && model.startBlock != 0 ? [train, validation, test] : []
         let cached = !trunkSplits.isEmpty ? trunkSplits : s.cacheFrozenTrunk && model.cacheIsExact ? [train, validation] : []
+        var copied = 0
         if !cached.isEmpty {
             let n = cached.map(\.rows.rowCount).reduce(0, +)
             reporter.note("running the frozen layers once for \(n) rows (\(cached.map(\.name).joined(separator: " + ")))...")
-            for split in cached { try model.fillCache(split) }
-            reporter.note(String(format: "frozen layers run once for %d rows in %.1fs", n, Date().timeIntervalSince(cacheStart)))
+            copied = try model.fillCache(cached)
+            reporter.note(String(format: "frozen layers run once for %d rows in %.1fs (%d repeated rows copied from their first occurrence)",
+                                 n - copied, Date().timeIntervalSince(cacheStart), copied))
         }
         let cacheSeconds = Date().timeIntervalSince(cacheStart)
 
@@ -166,6 +168,7 @@ public enum TrainStage {
                                     "trunk_file": trunkSplits.isEmpty ? .null : .string(TrunkStatesFile.fileName),
                                     "trunk_rows": .int(trunkSplits.map(\.rows.rowCount).reduce(0, +)),
                                     "trunk_write_seconds": .double(trunkSeconds),
+                                    "frozen_rows_copied": .int(copied),
                                     "trainable_parameters": .int(model.trainableRange.count),
                                     "final_train_loss": num(lastEval?.trainLoss), "final_val_loss": num(lastEval?.valLoss),
                                     "final_train_accuracy": num(lastEpoch?.trainAccuracy), "final_val_accuracy": num(lastEpoch?.valAccuracy),

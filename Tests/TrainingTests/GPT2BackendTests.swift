@@ -137,4 +137,33 @@ final class GPT2BackendTests: XCTestCase {
             }
         }
     }
+
+    /// Rows repeated within a split or across splits copy the frozen-layer states of their first
+    /// occurrence (the count is returned), and every row then gives the logits of running the
+    /// whole model on it (no cache).
+    func testRepeatedRowsCopyTheirStates() throws {
+        let a = Self.rows(count: 12, seed: 1), other = Self.rows(count: 5, seed: 9)
+        // b: rows 3 and 7 of a, two new rows, row 3 of a again, a new row twice.
+        let picks: [(LabeledRows, Int)] = [(a, 3), (other, 0), (a, 7), (other, 1), (a, 3), (other, 2), (other, 2)]
+        let S = a.sequenceLength
+        let b = LabeledRows(tokens: picks.flatMap { Array($0.0.tokens[($0.1 * S)..<(($0.1 + 1) * S)]) },
+                            labels: picks.map { $0.0.labels[$0.1] }, lengths: picks.map { $0.0.lengths[$0.1] },
+                            sequenceLength: S, padTokenID: 39, numClasses: 2)
+        let uniqueInA = Set((0..<a.rowCount).map { [a.lengths[$0]] + a.tokens[($0 * S)..<(($0 + 1) * S)].map(Int.init) }).count
+        for (trainable, pooling) in [(TrainableLayers.lastBlock, Pooling(position: .last)),
+                                     (.lastBlock, Pooling(position: .flexible)), (.lastLayer, Pooling(position: .flexible))] {
+            let model = try ClassifierModel(backend: try GPT2Backend(layout: Self.layout, parameters: Self.parameters()),
+                                            parameters: Self.parameters(), pooling: pooling, trainable: trainable)
+            let splitA = DataSplit(name: "train", rows: a), splitB = DataSplit(name: "validation", rows: b)
+            let copied = try model.fillCache([splitA, splitB])
+            XCTAssertEqual(copied, (a.rowCount - uniqueInA) + 4, "\(trainable) \(pooling)")
+            let fresh = try ClassifierModel(backend: try GPT2Backend(layout: Self.layout, parameters: Self.parameters()),
+                                            parameters: Self.parameters(), pooling: pooling, trainable: trainable)
+            for (split, rows) in [(splitA, a), (splitB, b)] {
+                let cached = try model.logits(rows: Array(0..<rows.rowCount), of: split).flatMap { $0 }
+                let uncached = try fresh.logits(rows: Array(0..<rows.rowCount), of: DataSplit(name: split.name, rows: rows)).flatMap { $0 }
+                XCTAssertLessThan(zip(cached, uncached).map { abs($0 - $1) }.max()!, 1e-5, "\(trainable) \(pooling) \(split.name)")
+            }
+        }
+    }
 }
