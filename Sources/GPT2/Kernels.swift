@@ -203,8 +203,9 @@ func columnSumsAccumulate(_ m: UnsafePointer<Float>, rows: Int, cols: Int, ld: I
 let layerNormEps: Float = 1e-5
 
 /// out = (x - mean) / sqrt(var + eps) * w + b per row; saves mean and 1/std for the backward pass.
-func layerNormForward(_ x: UnsafePointer<Float>, rows: Int, dim C: Int, weight: UnsafePointer<Float>,
-                      bias: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+/// Without weight and bias, out is the normalised x alone.
+func layerNormForward(_ x: UnsafePointer<Float>, rows: Int, dim C: Int, weight: UnsafePointer<Float>?,
+                      bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>,
                       mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?) {
     parallelRows(rows, grain: 8) { r in
         for i in r {
@@ -219,7 +220,11 @@ func layerNormForward(_ x: UnsafePointer<Float>, rows: Int, dim C: Int, weight: 
             }
             let s = 1 / (sq / Float(C) + layerNormEps).squareRoot()
             let oi = out + i * C
-            for j in 0..<C { oi[j] = (xi[j] - m) * s * weight[j] + bias[j] }
+            if let weight, let bias {
+                for j in 0..<C { oi[j] = (xi[j] - m) * s * weight[j] + bias[j] }
+            } else {
+                for j in 0..<C { oi[j] = (xi[j] - m) * s }
+            }
             mean?[i] = m
             rstd?[i] = s
         }

@@ -4,25 +4,35 @@ import Foundation
 /// The last transformer block and the final LayerNorm evaluated at ONE position per row.
 ///
 /// When only the last block trains and the head reads one position per row (`last`, `first`,
-/// `flexible`), the loss depends on the last block's output at that position only. Its keys and
-/// values still come from every position (ln_1 and c_attn's key and value columns run on all
-/// rows), but the query, the attention output, c_proj, ln_2, the MLP and ln_f are needed for one
-/// row per sequence: of the block's matrix products per position only c_attn's key and value
-/// columns (a sixth of them) run on every row. Same numbers as the full block at those
-/// positions (tested against `GPT2Model.forwardBackward`).
+/// `flexible`), the loss depends on the last block's output at that position only: the query,
+/// the attention output, c_proj, ln_2, the MLP and ln_f are needed for one row per sequence.
+///
+/// The keys and values of every position are not formed either. With xhat_t the normalised input
+/// of ln_1 at position t (fixed: nothing below this block trains), ln_1's output is
+/// g * xhat_t + beta, and for head h with query q (at the pooled position):
+///   score_t = q . k_t / sqrt(d) = xhat_t . w + (terms equal for every t),  w = g * (W_k,h q) / sqrt(d),
+/// and the terms equal for every t (q . b_k, beta . (W_k,h q)) cancel in the softmax; then with
+/// p = softmax(score) over t <= pooled position and a = sum_t p_t xhat_t (sum p_t = 1):
+///   output_h = sum_t p_t v_t = (g * a + beta) W_v,h + b_v,h.
+/// So per sequence and head the work is two passes over its positions' xhat (scores, then a)
+/// instead of c_attn's key and value columns on every position, about 1/64 of the products.
+/// Same numbers as the full block at those positions to float rounding (tested against
+/// `GPT2Model.forwardBackward`, gradients included); c_attn's key bias gets no gradient, as in
+/// exact arithmetic (the full block's is rounding noise around zero).
 ///
 /// Only positions 0...positions[b] of row b are read, so the rows are packed: row b's positions
-/// sit at packed rows start[b]..<start[b] + positions[b] + 1, and the products run on the sum of
-/// the needed lengths instead of batch x padded length (`flexible` batches are padded to their
-/// longest row; each row here costs only its own length).
+/// sit at packed rows start[b]..<start[b] + positions[b] + 1.
 final class SelectedLastBlockState {
     let B, T, N, C, H, hd: Int
     let positions: [Int]
     /// First packed row of each sequence; N = the total number of packed rows.
     let start: [Int]
-    let x: FloatBuffer          // [N, C] input hidden states, packed
-    let ln1, ln1Mean, ln1Rstd, qkv: FloatBuffer
+    let xhat: FloatBuffer       // [N, C] ln_1's normalised input (before its weight and bias), packed
+    let xSelected, ln1Selected, query: FloatBuffer   // [B, C] at the pooled positions
+    let kq: FloatBuffer         // [B, H, C] W_k,h q_h
     let probs: FloatBuffer      // [B, H, T] attention weights of the selected query (zero past it)
+    let mix: FloatBuffer        // [B, H, C] a = sum_t p_t xhat_t
+    let mixLn1: FloatBuffer     // [B, H, C] g * a + beta
     let y, resid2, ln2, ln2Mean, ln2Rstd, fc, gelu, out, lnf, lnfMean, lnfRstd: FloatBuffer
 
     init(B: Int, T: Int, C: Int, H: Int, positions: [Int]) {
@@ -32,12 +42,14 @@ final class SelectedLastBlockState {
         for p in positions { start.append(n); n += p + 1 }
         self.start = start
         N = n
-        x = FloatBuffer(count: N * C, zeroed: false)
-        ln1 = FloatBuffer(count: N * C, zeroed: false)
-        ln1Mean = FloatBuffer(count: N, zeroed: false)
-        ln1Rstd = FloatBuffer(count: N, zeroed: false)
-        qkv = FloatBuffer(count: N * 3 * C, zeroed: false)
+        xhat = FloatBuffer(count: N * C, zeroed: false)
+        xSelected = FloatBuffer(count: B * C, zeroed: false)
+        ln1Selected = FloatBuffer(count: B * C, zeroed: false)
+        query = FloatBuffer(count: B * C, zeroed: false)
+        kq = FloatBuffer(count: B * H * C, zeroed: false)
         probs = FloatBuffer(count: B * H * T)
+        mix = FloatBuffer(count: B * H * C, zeroed: false)
+        mixLn1 = FloatBuffer(count: B * H * C, zeroed: false)
         y = FloatBuffer(count: B * C, zeroed: false)
         resid2 = FloatBuffer(count: B * C, zeroed: false)
         ln2 = FloatBuffer(count: B * C, zeroed: false)
@@ -66,63 +78,72 @@ extension GPT2Trunk {
             throw PipelineError("forwardLastBlockSelected: \(hidden.count) hidden values and \(positions.count) positions for a \(B) x \(T) x \(C) batch")
         }
         let s = SelectedLastBlockState(B: B, T: T, C: C, H: H, positions: positions)
-        let N = s.N, start = s.start
-        hidden.withUnsafeBufferPointer { h in
-            for b in 0..<B { (s.x.base + start[b] * C).update(from: h.baseAddress! + b * T * C, count: (positions[b] + 1) * C) }
-        }
+        let start = s.start
         let p = "h.\(l)."
         func w(_ name: String) -> UnsafeMutablePointer<Float> { model.params.base + layout.spec(named: name)!.offset }
         let qkvBias = layout.spec(named: p + "attn.c_attn.bias").map { model.params.base + $0.offset }
-
-        layerNormForward(s.x.base, rows: N, dim: C, weight: w(p + "ln_1.weight"), bias: w(p + "ln_1.bias"),
-                         out: s.ln1.base, mean: s.ln1Mean.base, rstd: s.ln1Rstd.base)
-        // Keys and values at every position, the query only at the pooled one: c_attn's query
-        // columns on the other rows would never be read (a third of c_attn's work saved).
+        let gamma = w(p + "ln_1.weight"), beta = w(p + "ln_1.bias")
         let wqkv = w(p + "attn.c_attn.weight")   // [C, 3C]: query, key, value columns
-        if let b = qkvBias {
-            parallelRows(N, grain: 64) { r in for i in r { (s.qkv.base + i * 3 * C + C).update(from: b + C, count: 2 * C) } }
+
+        hidden.withUnsafeBufferPointer { h in
+            for b in 0..<B {
+                let row = h.baseAddress! + b * T * C
+                layerNormForward(row, rows: positions[b] + 1, dim: C, weight: nil, bias: nil, out: s.xhat.base + start[b] * C,
+                                 mean: nil, rstd: nil)
+                (s.xSelected.base + b * C).update(from: row + positions[b] * C, count: C)
+            }
         }
-        parallelSgemm(M: N, N: 2 * C, K: C, A: s.ln1.base, lda: C, B: wqkv + C, ldb: 3 * C, beta: qkvBias == nil ? 0 : 1,
-              C: s.qkv.base + C, ldc: 3 * C)
-        let selectedLn1 = FloatBuffer(count: B * C, zeroed: false), query = FloatBuffer(count: B * C, zeroed: false)
         for b in 0..<B {
-            (selectedLn1.base + b * C).update(from: s.ln1.base + (start[b] + positions[b]) * C, count: C)
-            if let bias = qkvBias { (query.base + b * C).update(from: bias, count: C) }
+            let xh = s.xhat.base + (start[b] + positions[b]) * C, o = s.ln1Selected.base + b * C
+            for c in 0..<C { o[c] = xh[c] * gamma[c] + beta[c] }
+            if let bias = qkvBias { (s.query.base + b * C).update(from: bias, count: C) }
         }
-        parallelSgemm(M: B, N: C, K: C, A: selectedLn1.base, lda: C, B: wqkv, ldb: 3 * C, beta: qkvBias == nil ? 0 : 1,
-              C: query.base, ldc: C)
-        for b in 0..<B { (s.qkv.base + (start[b] + positions[b]) * 3 * C).update(from: query.base + b * C, count: C) }
+        parallelSgemm(M: B, N: C, K: C, A: s.ln1Selected.base, lda: C, B: wqkv, ldb: 3 * C, beta: qkvBias == nil ? 0 : 1,
+                      C: s.query.base, ldc: C)
+        // kq_h = q_h W_k,h^T, per head: [B, hd] x [hd, C].
+        BLASThreads.set(1)
+        parallelRows(H, grain: 1) { r in
+            for h in r {
+                sgemm(transB: true, M: B, N: C, K: hd, A: s.query.base + h * hd, lda: C, B: wqkv + C + h * hd, ldb: 3 * C,
+                      beta: 0, C: s.kq.base + h * C, ldc: H * C)
+            }
+        }
         let scale = 1 / Float(hd).squareRoot()
-        let qkv = s.qkv.base, probs = s.probs.base, y = s.y.base
-        parallelRows(B * H, grain: 1) { r in
-            for bh in r {
-                let b = bh / H, h = bh % H, pos = positions[b]
-                let q = qkv + (start[b] + pos) * 3 * C + h * hd
-                let pr = probs + bh * T
-                var mx = -Float.infinity
-                for j in 0...pos {
-                    let k = qkv + (start[b] + j) * 3 * C + C + h * hd
-                    var d: Float = 0
-                    for i in 0..<hd { d += q[i] * k[i] }
-                    pr[j] = d * scale
-                    mx = max(mx, pr[j])
+        let scoreWeights = FloatBuffer(count: B * H * C, zeroed: false)
+        for bh in 0..<(B * H) {
+            let k = s.kq.base + bh * C, o = scoreWeights.base + bh * C
+            for c in 0..<C { o[c] = scale * gamma[c] * k[c] }
+        }
+        // Per sequence: scores [H, n] = w [H, C] x xhat^T, softmax per head, then a [H, C] = p [H, n] x xhat.
+        parallelRows(B, grain: 1) { r in
+            for b in r {
+                let n = positions[b] + 1, xb = s.xhat.base + start[b] * C, pr = s.probs.base + b * H * T
+                sgemm(transB: true, M: H, N: n, K: C, A: scoreWeights.base + b * H * C, lda: C, B: xb, ldb: C, beta: 0, C: pr, ldc: T)
+                for h in 0..<H {
+                    let row = pr + h * T
+                    let inv = 1 / expShiftInPlace(row, n, shift: rowMax(row, n))
+                    for j in 0..<n { row[j] *= inv }
                 }
-                var sum: Float = 0
-                for j in 0...pos { pr[j] = expf(pr[j] - mx); sum += pr[j] }
-                let inv = 1 / sum
-                let yo = y + b * C + h * hd
-                for i in 0..<hd { yo[i] = 0 }
-                for j in 0...pos {
-                    pr[j] *= inv
-                    let v = qkv + (start[b] + j) * 3 * C + 2 * C + h * hd
-                    for i in 0..<hd { yo[i] += pr[j] * v[i] }
-                }
+                sgemm(M: H, N: C, K: n, A: pr, lda: T, B: xb, ldb: C, beta: 0, C: s.mix.base + b * H * C, ldc: C)
+            }
+        }
+        for bh in 0..<(B * H) {
+            let a = s.mix.base + bh * C, o = s.mixLn1.base + bh * C
+            for c in 0..<C { o[c] = gamma[c] * a[c] + beta[c] }
+        }
+        // output_h = (g * a_h + beta) W_v,h + b_v,h, per head: [B, C] (rows H*C apart) x [C, hd].
+        let y = s.y.base
+        if let bias = qkvBias { for b in 0..<B { (y + b * C).update(from: bias + 2 * C, count: C) } }
+        parallelRows(H, grain: 1) { r in
+            for h in r {
+                sgemm(M: B, N: hd, K: C, A: s.mixLn1.base + h * C, lda: H * C, B: wqkv + 2 * C + h * hd, ldb: 3 * C,
+                      beta: qkvBias == nil ? 0 : 1, C: y + h * hd, ldc: C)
             }
         }
         linearForward(y, rows: B, inDim: C, outDim: C, weight: w(p + "attn.c_proj.weight"), bias: w(p + "attn.c_proj.bias"),
                       out: s.resid2.base)
         for b in 0..<B {
-            let xs = s.x.base + (start[b] + positions[b]) * C, o = s.resid2.base + b * C
+            let xs = s.xSelected.base + b * C, o = s.resid2.base + b * C
             for i in 0..<C { o[i] += xs[i] }
         }
         layerNormForward(s.resid2.base, rows: B, dim: C, weight: w(p + "ln_2.weight"), bias: w(p + "ln_2.bias"),
@@ -142,7 +163,7 @@ extension GPT2Trunk {
     /// Backward of `forwardLastBlockSelected` given d(loss)/d(output) [batch, embDim]; returns the
     /// gradients of the last block's tensors and ln_f in the model's gradient buffer; returns their offset ranges.
     func backwardSelected(_ s: SelectedLastBlockState, dOutput: [Float]) throws -> [Range<Int>] {
-        let (B, T, N, C, H, hd, start) = (s.B, s.T, s.N, s.C, s.H, s.hd, s.start)
+        let (B, T, C, H, hd, start) = (s.B, s.T, s.C, s.H, s.hd, s.start)
         guard dOutput.count == B * C else { throw PipelineError("got \(dOutput.count) output gradients for \(B) x \(C)") }
         let l = model.config.nLayers - 1, p = "h.\(l)."
         let names = layout.tensors.filter { $0.block == l || $0.name.hasPrefix("ln_f.") }
@@ -168,88 +189,90 @@ extension GPT2Trunk {
         linearBackward(dY: dResid2.base, x: s.y.base, rows: B, inDim: C, outDim: C, weight: w(p + "attn.c_proj.weight"),
                        dX: dY.base, dW: g(p + "attn.c_proj.weight"), dB: g(p + "attn.c_proj.bias"))
 
-        // Attention of one query row per (sequence, head): y = sum_j P_j v_j, P = softmax(scale q.k_j).
-        let dQKV = FloatBuffer(count: N * 3 * C)
-        let qkv = s.qkv.base, probs = s.probs.base, dq = dQKV.base, dy = dY.base
-        let scale = 1 / Float(hd).squareRoot()
-        parallelRows(B * H, grain: 1) { r in
-            for bh in r {
-                let b = bh / H, h = bh % H, pos = s.positions[b]
-                let pr = probs + bh * T
-                let dyh = dy + b * C + h * hd
-                var dP = [Float](repeating: 0, count: pos + 1)
-                var dot: Float = 0
-                for j in 0...pos {
-                    let v = qkv + (start[b] + j) * 3 * C + 2 * C + h * hd
-                    let dv = dq + (start[b] + j) * 3 * C + 2 * C + h * hd
-                    var d: Float = 0
-                    for i in 0..<hd { d += dyh[i] * v[i]; dv[i] += pr[j] * dyh[i] }
-                    dP[j] = d
-                    dot += pr[j] * d
-                }
-                let q = qkv + (start[b] + pos) * 3 * C + h * hd
-                let dqh = dq + (start[b] + pos) * 3 * C + h * hd
-                for j in 0...pos {
-                    let dS = pr[j] * (dP[j] - dot) * scale
-                    let k = qkv + (start[b] + j) * 3 * C + C + h * hd
-                    let dk = dq + (start[b] + j) * 3 * C + C + h * hd
-                    for i in 0..<hd { dqh[i] += dS * k[i]; dk[i] += dS * q[i] }
-                }
-            }
-        }
-        // c_attn backward as its forward ran: key and value columns over every row, query columns
-        // over the pooled rows only (their gradient is zero on the others). Nothing below this
-        // block trains, so d(ln_1 output) is needed only for ln_1's own weight and bias, and for
-        // the key/value part it never has to be formed: with ln1 = g * xhat + beta (per column c),
-        //   dW_kv[c, j]   = sum_n ln1[n, c] dKV[n, j] = g_c M[c, j] + beta_c S_j,
-        //   d(g)_c        = sum_n xhat[n, c] sum_j dKV[n, j] W_kv[c, j] = sum_j W_kv[c, j] M[c, j],
-        //   d(beta)_c     = sum_j W_kv[c, j] S_j,
-        // with M = xhat^T dKV [C, 2C] and S the column sums of dKV: one product over the rows
-        // instead of two (d(ln1) = dKV W_kv^T and ln1^T dKV).
+        // The attention, backwards through output_h = (g * a_h + beta) W_v,h + b_v,h,
+        // a_h = sum_t p_t xhat_t, p = softmax(xhat_t . w_h), w_h = scale * g * kq_h, kq_h = W_k,h q_h
+        // (see the type's comment). Nothing below this block trains, so no gradient reaches xhat.
         let wqkv = w(p + "attn.c_attn.weight"), dW = g(p + "attn.c_attn.weight")!, dBias = g(p + "attn.c_attn.bias")
-        let gamma = w(p + "ln_1.weight"), beta = w(p + "ln_1.bias")
+        let gamma = w(p + "ln_1.weight")
         let dGamma = g(p + "ln_1.weight")!, dBeta = g(p + "ln_1.bias")!
-        let xhat = FloatBuffer(count: N * C, zeroed: false)
-        let xb = s.x.base, mean = s.ln1Mean.base, rstd = s.ln1Rstd.base
-        parallelRows(N, grain: 16) { r in
-            for i in r {
-                let xi = xb + i * C, oi = xhat.base + i * C, m = mean[i], sd = rstd[i]
-                for c in 0..<C { oi[c] = (xi[c] - m) * sd }
+        let scale = 1 / Float(hd).squareRoot()
+        let dy = dY.base
+        if let dBias { columnSumsAccumulate(dy, rows: B, cols: C, into: dBias + 2 * C) }
+        // Value columns: dW_v,h += (g * a_h + beta)^T d(output_h); d(g * a_h + beta) = d(output_h) W_v,h^T.
+        let dMix = FloatBuffer(count: B * H * C, zeroed: false)
+        BLASThreads.set(1)
+        parallelRows(H, grain: 1) { r in
+            for h in r {
+                sgemm(transA: true, M: C, N: hd, K: B, A: s.mixLn1.base + h * C, lda: H * C, B: dy + h * hd, ldb: C,
+                      beta: 1, C: dW + 2 * C + h * hd, ldc: 3 * C)
+                sgemm(transB: true, M: B, N: C, K: hd, A: dy + h * hd, lda: C, B: wqkv + 2 * C + h * hd, ldb: 3 * C,
+                      beta: 0, C: dMix.base + h * C, ldc: H * C)
             }
         }
-        let M = FloatBuffer(count: C * 2 * C, zeroed: false), S = FloatBuffer(count: 2 * C)
-        parallelSgemm(transA: true, M: C, N: 2 * C, K: N, A: xhat.base, lda: C, B: dq + C, ldb: 3 * C, beta: 0, C: M.base, ldc: 2 * C)
-        columnSumsAccumulate(dq + C, rows: N, cols: 2 * C, ld: 3 * C, into: S.base)
-        if let dBias { for j in 0..<(2 * C) { dBias[C + j] += S.base[j] } }
-        parallelRows(C, grain: 16) { cr in
+        // ln_1's weight and bias through g * a + beta; then d(a) = g * d(g * a + beta).
+        let BH = B * H
+        parallelRows(C, grain: 64) { cr in
             for c in cr {
-                let mc = M.base + c * 2 * C, wc = wqkv + c * 3 * C + C, dwc = dW + c * 3 * C + C
-                let gc = gamma[c], bc = beta[c]
-                var sumWM: Float = 0, sumWS: Float = 0
-                for j in 0..<(2 * C) {
-                    dwc[j] += gc * mc[j] + bc * S.base[j]
-                    sumWM += wc[j] * mc[j]
-                    sumWS += wc[j] * S.base[j]
+                var sg: Float = 0, sb: Float = 0
+                for bh in 0..<BH {
+                    let d = dMix.base[bh * C + c]
+                    sg += s.mix.base[bh * C + c] * d
+                    sb += d
                 }
-                dGamma[c] += sumWM
-                dBeta[c] += sumWS
+                dGamma[c] += sg
+                dBeta[c] += sb
             }
         }
-        // The query columns at the pooled rows: d(ln1) there is formed and goes through ln_1's
-        // weight and bias gradients the usual way.
-        let selectedLn1 = FloatBuffer(count: B * C, zeroed: false), dQuery = FloatBuffer(count: B * C, zeroed: false)
-        let dSelected = FloatBuffer(count: B * C, zeroed: false), selectedXhat = FloatBuffer(count: B * C, zeroed: false)
-        for b in 0..<B {
-            let row = start[b] + s.positions[b]
-            (selectedLn1.base + b * C).update(from: s.ln1.base + row * C, count: C)
-            (selectedXhat.base + b * C).update(from: xhat.base + row * C, count: C)
-            (dQuery.base + b * C).update(from: dq + row * 3 * C, count: C)
+        for bh in 0..<BH {
+            let d = dMix.base + bh * C
+            for c in 0..<C { d[c] *= gamma[c] }
         }
+        // Per sequence: d(p) [H, n] = d(a) [H, C] x xhat^T, softmax backward, d(w) [H, C] = d(score) x xhat.
+        let dScores = FloatBuffer(count: B * H * T, zeroed: false), dWeights = FloatBuffer(count: B * H * C, zeroed: false)
+        parallelRows(B, grain: 1) { r in
+            for b in r {
+                let n = s.positions[b] + 1, xb = s.xhat.base + start[b] * C
+                let pr = s.probs.base + b * H * T, ds = dScores.base + b * H * T
+                sgemm(transB: true, M: H, N: n, K: C, A: dMix.base + b * H * C, lda: C, B: xb, ldb: C, beta: 0, C: ds, ldc: T)
+                for h in 0..<H {
+                    let ph = pr + h * T, dh = ds + h * T
+                    var dot: Float = 0
+                    for j in 0..<n { dot += ph[j] * dh[j] }
+                    for j in 0..<n { dh[j] = ph[j] * (dh[j] - dot) }
+                }
+                sgemm(M: H, N: C, K: n, A: ds, lda: T, B: xb, ldb: C, beta: 0, C: dWeights.base + b * H * C, ldc: C)
+            }
+        }
+        // w = scale * g * kq: ln_1's weight, then d(kq) = scale * g * d(w).
+        parallelRows(C, grain: 64) { cr in
+            for c in cr {
+                var sg: Float = 0
+                for bh in 0..<BH { sg += dWeights.base[bh * C + c] * s.kq.base[bh * C + c] }
+                dGamma[c] += scale * sg
+            }
+        }
+        for bh in 0..<BH {
+            let d = dWeights.base + bh * C
+            for c in 0..<C { d[c] *= scale * gamma[c] }
+        }
+        // Key columns: kq_h = q_h W_k,h^T, so dW_k,h += d(kq_h)^T q_h and d(q_h) = d(kq_h) W_k,h. The key
+        // bias adds the same amount to every score of a head: no gradient.
+        let dQuery = FloatBuffer(count: B * C, zeroed: false)
+        parallelRows(H, grain: 1) { r in
+            for h in r {
+                sgemm(transA: true, M: C, N: hd, K: B, A: dWeights.base + h * C, lda: H * C, B: s.query.base + h * hd, ldb: C,
+                      beta: 1, C: dW + C + h * hd, ldc: 3 * C)
+                sgemm(M: B, N: hd, K: C, A: dWeights.base + h * C, lda: H * C, B: wqkv + C + h * hd, ldb: 3 * C,
+                      beta: 0, C: dQuery.base + h * hd, ldc: C)
+            }
+        }
+        // The query columns at the pooled rows: d(ln1) there goes through ln_1's weight and bias.
+        let dSelected = FloatBuffer(count: B * C, zeroed: false)
         parallelSgemm(transB: true, M: B, N: C, K: C, A: dQuery.base, lda: C, B: wqkv, ldb: 3 * C, beta: 0, C: dSelected.base, ldc: C)
-        parallelSgemm(transA: true, M: C, N: C, K: B, A: selectedLn1.base, lda: C, B: dQuery.base, ldb: C, beta: 1, C: dW, ldc: 3 * C)
+        parallelSgemm(transA: true, M: C, N: C, K: B, A: s.ln1Selected.base, lda: C, B: dQuery.base, ldb: C, beta: 1, C: dW, ldc: 3 * C)
         if let dBias { columnSumsAccumulate(dQuery.base, rows: B, cols: C, into: dBias) }
         for b in 0..<B {
-            let d = dSelected.base + b * C, xh = selectedXhat.base + b * C
+            let d = dSelected.base + b * C, xh = s.xhat.base + (start[b] + s.positions[b]) * C
             for c in 0..<C { dGamma[c] += d[c] * xh[c]; dBeta[c] += d[c] }
         }
         return names.map(\.range)
