@@ -160,15 +160,13 @@ extension GPT2Trunk {
         return Array(UnsafeBufferPointer(start: s.lnf.base, count: B * C))
     }
 
-    /// Backward of `forwardLastBlockSelected` given d(loss)/d(output) [batch, embDim]; returns the
-    /// gradients of the last block's tensors and ln_f in the model's gradient buffer; returns their offset ranges.
-    func backwardSelected(_ s: SelectedLastBlockState, dOutput: [Float]) throws -> [Range<Int>] {
+    /// Backward of `forwardLastBlockSelected` given d(loss)/d(output) [batch, embDim]: ADDS the
+    /// gradients of the last block's tensors and ln_f into `G` (the flat layout's offsets; every
+    /// product accumulates with beta 1, so the caller's buffer takes them without a copy).
+    func backwardSelected(_ s: SelectedLastBlockState, dOutput: [Float], addingInto G: UnsafeMutablePointer<Float>) throws {
         let (B, T, C, H, hd, start) = (s.B, s.T, s.C, s.H, s.hd, s.start)
         guard dOutput.count == B * C else { throw PipelineError("got \(dOutput.count) output gradients for \(B) x \(C)") }
         let l = model.config.nLayers - 1, p = "h.\(l)."
-        let names = layout.tensors.filter { $0.block == l || $0.name.hasPrefix("ln_f.") }
-        let G = model.ensureGradients().base
-        for spec in names { (G + spec.offset).update(repeating: 0, count: spec.count) }
         func w(_ name: String) -> UnsafeMutablePointer<Float> { model.params.base + layout.spec(named: name)!.offset }
         func g(_ name: String) -> UnsafeMutablePointer<Float>? { layout.spec(named: name).map { G + $0.offset } }
 
@@ -275,6 +273,5 @@ extension GPT2Trunk {
             let d = dSelected.base + b * C, xh = s.xhat.base + (start[b] + s.positions[b]) * C
             for c in 0..<C { dGamma[c] += d[c] * xh[c]; dBeta[c] += d[c] }
         }
-        return names.map(\.range)
     }
 }

@@ -132,9 +132,7 @@ public final class GPT2Trunk {
         let G = gradients.baseAddress!
         if let s = selected {
             selected = nil
-            for r in try backwardSelected(s, dOutput: dOutput) {
-                model.withGradients { g in addInPlace(G + r.lowerBound, g.baseAddress! + r.lowerBound, count: r.count) }
-            }
+            try backwardSelected(s, dOutput: dOutput, addingInto: G)
             return
         }
         guard let p = pass else { throw PipelineError("backwardTop needs a forwardTop with keepActivations just before") }
