@@ -45,7 +45,8 @@ public final class ClassifierModel {
     /// depend on the other rows of its pass (see `testTrunkChunkDoesNotChangeTheStates`).
     public var trunkChunk = 16
     /// When only the last block trains and one position per row is pooled, run that block past
-    /// attention at the pooled positions only (same numbers, about a third of the work).
+    /// attention at the pooled positions only, without forming keys and values (same numbers to
+    /// float rounding, a small fraction of the work: see TrunkSelected.swift).
     public var selectedPositionShortcut = true
 
     public init(backend: ClassifierBackend, parameters: [Float], pooling: Pooling, trainable: TrainableLayers,

@@ -8,10 +8,12 @@ Reads the real lengths from the shards, so `flexible` (batches cut to their long
 counted exactly for the cache, the evaluations and evaluate; for the training steps it uses each
 epoch's mean batch length under a random order (the exact order is our generator's).
 
-    python tools/bench/flops_ch6.py data/prepared [last|flexible] [epochs] [--dense] [--unshared]
+    python tools/bench/flops_ch6.py data/prepared [last|flexible] [epochs] [--dense] [--unshared] [--kv] [--no-dedupe]
 (--dense: the whole last block on every position, as before the pooled-position shortcut;
  --unshared: as before trunk.bin: the cache over train + validation only, evaluate runs all 12
- blocks over every row, and c_attn's query columns run on every position)
+ blocks over every row, and c_attn's query columns run on every position;
+ --kv: the selected last block with keys and values on every position (before 9dc0458);
+ --no-dedupe: repeated rows run through the frozen layers again (before 4c7d7fc))
 """
 import random
 import struct
@@ -25,9 +27,10 @@ def shard(path):
     with open(path, "rb") as f:
         data = f.read()
     rows, seq = struct.unpack_from("<QI", data, 12)
+    tokens = struct.unpack_from(f"<{rows * seq}H", data, 36)
     off = 36 + 2 * rows * seq + 4 * rows
     lengths = struct.unpack_from(f"<{rows}i", data, off)
-    return seq, list(lengths)
+    return seq, list(lengths), [tokens[r * seq:(r + 1) * seq] for r in range(rows)]
 
 
 def block_fwd(tokens_per_row):
@@ -39,16 +42,23 @@ def block_fwd(tokens_per_row):
     return total
 
 
-def last_block_selected(tokens_per_row, backward, query_everywhere=False):
-    """The last block with everything after attention at one position per row (TrunkSelected.swift):
-    c_attn's key and value columns on every token (2C^2 multiply-adds), the query (C^2) and the rest
-    (9C^2) on one row per sequence; backward: 2 x each. With query_everywhere (the earlier code)
-    all of c_attn (3C^2) runs on every token."""
+def last_block_selected(tokens_per_row, backward, variant="absorbed"):
+    """The last block with everything after attention at one position per row (TrunkSelected.swift).
+    absorbed (the released code): no keys or values are formed; per row the query (C^2), W_k q and
+    the value output (C^2 each per row, summed over heads) and the rest (9C^2), plus two passes of
+    H x t x C over the row's normalised inputs (scores, then their weighted sum).
+    kv (before 9dc0458): c_attn's key and value columns on every token (2C^2), query and rest (10C^2)
+    per row, attention 2Ct. query_everywhere (the earlier code): all of c_attn (3C^2) on every token.
+    Backward: 2 x each."""
+    H = 12
     total = 0
     k = 3 if backward else 1
     for t in tokens_per_row:
-        per_token = (3 if query_everywhere else 2) * C * C * k
-        per_row = (9 if query_everywhere else 10) * C * C * k + 2 * C * t * k
+        if variant == "absorbed":
+            per_token, per_row = 0, 12 * C * C * k + 2 * H * C * t * k
+        else:
+            per_token = (3 if variant == "query_everywhere" else 2) * C * C * k
+            per_row = (9 if variant == "query_everywhere" else 10) * C * C * k + 2 * C * t * k
         total += 2 * (per_token * t + per_row)
     return total
 
@@ -58,10 +68,14 @@ def main():
     d, position = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "last")
     if len(sys.argv) > 3 and sys.argv[3].isdigit():
         EPOCHS = int(sys.argv[3])
-    seq, train = shard(f"{d}/train.bin")
-    _, val = shard(f"{d}/validation.bin")
-    _, test = shard(f"{d}/test.bin")
+    seq, train, train_tok = shard(f"{d}/train.bin")
+    _, val, val_tok = shard(f"{d}/validation.bin")
+    _, test, test_tok = shard(f"{d}/test.bin")
     need = (lambda n: seq) if position == "last" else (lambda n: max(1, n))
+    # The frozen layers run once per distinct row (its needed tokens and real length); repeats copy.
+    distinct = {}
+    for n, tok in zip(train + val + test, train_tok + val_tok + test_tok):
+        distinct.setdefault((tuple(tok[:need(n)]), n), n)
 
     def batched(lengths):  # rows of one batch all run at the batch's longest needed length
         out = []
@@ -72,6 +86,8 @@ def main():
 
     unshared = "--unshared" in sys.argv
     cached_rows = train + val if unshared else train + val + test
+    if not unshared and "--no-dedupe" not in sys.argv:
+        cached_rows = list(distinct.values())
     cache = (L - 1) * block_fwd(sorted(need(n) for n in cached_rows))  # grouped by length
     steps_per_epoch = len(train) // BATCH
     rng = random.Random(0)
@@ -81,11 +97,12 @@ def main():
         rng.shuffle(order)
         step_tokens += batched(order[:steps_per_epoch * BATCH])
     shortcut = "--dense" not in sys.argv   # the released code runs the last block at the pooled position only
-    steps = last_block_selected(step_tokens, True, unshared) if shortcut else 3 * block_fwd(step_tokens)
+    variant = "query_everywhere" if unshared else "kv" if "--kv" in sys.argv else "absorbed"
+    steps = last_block_selected(step_tokens, True, variant) if shortcut else 3 * block_fwd(step_tokens)
     evals = len(range(0, EPOCHS * steps_per_epoch, EVAL_FREQ)) + EPOCHS
     eval_rows = EVAL_ITER * BATCH
     ev_rows = batched(train[:eval_rows]) + batched(val[:eval_rows])
-    ev = evals * (last_block_selected(ev_rows, False, unshared) if shortcut else block_fwd(ev_rows))
+    ev = evals * (last_block_selected(ev_rows, False, variant) if shortcut else block_fwd(ev_rows))
     all_rows = sorted((need(n) for n in train + val + test), reverse=True)
     if unshared:
         evaluate = L * block_fwd(all_rows)
@@ -93,7 +110,7 @@ def main():
         chunked = []
         for i in range(0, len(all_rows), 16):
             chunked += [all_rows[i]] * len(all_rows[i:i + 16])
-        evaluate = last_block_selected(chunked, False) if shortcut else block_fwd(chunked)
+        evaluate = last_block_selected(chunked, False, variant) if shortcut else block_fwd(chunked)
     total = cache + steps + ev + evaluate
     for name, v in [("frozen-trunk cache", cache), ("training steps", steps), ("evaluations", ev),
                     ("evaluate", evaluate), ("total", total)]:
