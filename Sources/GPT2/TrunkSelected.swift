@@ -23,11 +23,11 @@ import Foundation
 /// Only positions 0...positions[b] of row b are read, so the rows are packed: row b's positions
 /// sit at packed rows start[b]..<start[b] + positions[b] + 1.
 final class SelectedLastBlockState {
-    let B, T, N, C, H, hd: Int
+    let B, T, C, H, hd: Int
     let positions: [Int]
-    /// First packed row of each sequence; N = the total number of packed rows.
+    /// First packed row of each sequence.
     let start: [Int]
-    let xhat: FloatBuffer       // [N, C] ln_1's normalised input (before its weight and bias), packed
+    let xhat: FloatBuffer       // [packed rows, C] ln_1's normalised input (before its weight and bias), packed
     let xSelected, ln1Selected, query: FloatBuffer   // [B, C] at the pooled positions
     let kq: FloatBuffer         // [B, H, C] W_k,h q_h
     let probs: FloatBuffer      // [B, H, T] attention weights of the selected query (zero past it)
@@ -41,8 +41,7 @@ final class SelectedLastBlockState {
         var start = [Int](), n = 0
         for p in positions { start.append(n); n += p + 1 }
         self.start = start
-        N = n
-        xhat = FloatBuffer(count: N * C, zeroed: false)
+        xhat = FloatBuffer(count: n * C, zeroed: false)
         xSelected = FloatBuffer(count: B * C, zeroed: false)
         ln1Selected = FloatBuffer(count: B * C, zeroed: false)
         query = FloatBuffer(count: B * C, zeroed: false)
