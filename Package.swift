@@ -29,36 +29,45 @@ let package = Package(
         // Non-variadic wrappers for curl_easy_setopt/getinfo, which Swift cannot call.
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
 
-        // Libraries: all logic lives here.
+        // Libraries: all logic lives here, one domain per module (docs/architecture.md).
+        // Files, hashes, manifests, errors, the seeded generator: what every stage shares.
         .target(name: "ArtifactKit", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // HTTP over libcurl: downloads (fetch) and JSON POSTs (the chapter-7 judge).
+        .target(name: "CurlClient", dependencies: ["ArtifactKit", "CCurl", "CCurlShim"]),
+        .target(name: "Fetcher", dependencies: ["ArtifactKit", "CurlClient", "CZip", "Yams"]),
         .target(name: "GPT2Tokenizer", dependencies: ["ArtifactKit"]),
-        .target(name: "DataPrep", dependencies: ["ArtifactKit", "GPT2Tokenizer"]),
-        .target(name: "Fetcher", dependencies: ["ArtifactKit", "CCurl", "CCurlShim", "CZip", "Yams"]),
-        .target(name: "PipelineRunner", dependencies: ["ArtifactKit", "DataPrep", "GPT2", "GPT2Tokenizer", "Yams"]),
+        // The math of GPT-2 on OpenBLAS; hot loops stay inside this module.
         .target(name: "GPT2", dependencies: ["ArtifactKit", "COpenBLAS", "CMalloc"]),
-        .target(name: "Training", dependencies: ["ArtifactKit", "DataPrep", "GPT2", "GPT2Tokenizer", "CCurl", "CCurlShim"]),
+        // Weights in and out: safetensors, OpenAI's TF checkpoint, checkpoints, random init.
+        .target(name: "GPT2Weights", dependencies: ["ArtifactKit", "GPT2"]),
+        // The training loop's bookkeeping: epochs, resume state, log, progress, plots.
+        .target(name: "TrainingKit", dependencies: ["ArtifactKit"]),
+        // Chapter 6 and chapter 7, each from its raw file to its evaluation.
+        .target(name: "Classification", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit"]),
+        .target(name: "Instruct", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient"]),
+        // The runner knows stages, files and hashes, nothing of GPT-2.
+        .target(name: "PipelineRunner", dependencies: ["ArtifactKit", "Yams"]),
 
         // Thin command-line tools.
         .executableTarget(name: "fetch", dependencies: ["Fetcher", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "prepare", dependencies: ["DataPrep", "GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "prepare", dependencies: ["Classification", "Instruct", "GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", "Classification", "Instruct", "GPT2Weights", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "train", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Weights", "TrainingKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "evaluate", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Tokenizer", "TrainingKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmark of the tokenizer against tiktoken (run by tools/bench/tokenizer.sh).
         .executableTarget(name: "bench-tokenizer", dependencies: ["GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-
         // GPT-2 core benchmark (tools/bench/run_gpt2.sh runs it beside PyTorch).
-        .executableTarget(name: "bench-gpt2", dependencies: ["GPT2", "Training"]),
-
-        .executableTarget(name: "train", dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "evaluate", dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "bench-gpt2", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "Classification"]),
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ArtifactKitTests", dependencies: ["ArtifactKit", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["GPT2Tokenizer", "TestSupport"]),
-        .testTarget(name: "DataPrepTests", dependencies: ["DataPrep", "TestSupport"]),
-        .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "TestSupport"]),
-        .testTarget(name: "RunnerTests", dependencies: ["PipelineRunner", "TestSupport"]),
-        .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+        .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "CurlClient", "TestSupport"]),
+        // No GPT-2 and no OpenBLAS here: the runner is tested on its own.
+        .testTarget(name: "RunnerTests", dependencies: ["PipelineRunner", "ArtifactKit", "TestSupport"]),
+        .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "GPT2Weights", "TestSupport"]),
+        .testTarget(name: "ClassificationTests", dependencies: ["Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "TestSupport"]),
+        .testTarget(name: "InstructTests", dependencies: ["Instruct", "Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient", "TestSupport"]),
     ]
 )

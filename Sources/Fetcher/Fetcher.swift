@@ -1,5 +1,5 @@
 import ArtifactKit
-import CCurlShim
+import CurlClient
 import Foundation
 
 /// How `Fetcher` downloads: where to, from which mirror, how hard to try.
@@ -336,9 +336,9 @@ public final class Fetcher {
                 usedPartial = true
             } else {
                 let bar = options.progress ? ProgressBar(label: s.file, total: knownSize ? size : 0) : nil
-                let outcome = runTransfer(TransferRequest(url: url, partial: partial, offset: offset, limit: size,
-                                                          connectTimeout: options.connectTimeout,
-                                                          stallTimeout: options.stallTimeout, progress: bar))
+                let outcome = CurlClient.download(DownloadRequest(
+                    url: url, partial: partial, offset: offset, limit: size, connectTimeout: options.connectTimeout,
+                    stallTimeout: options.stallTimeout, progress: bar.map { bar in { bar.update(bytes: $0, force: $1) } }))
                 bar?.finish()
                 if outcome.resumed { resumedAny = true }
                 if outcome.serverIgnoredRange {
@@ -360,7 +360,7 @@ public final class Fetcher {
                     let status = outcome.httpStatus > 0 ? " (HTTP \(outcome.httpStatus))" : ""
                     let got = outcome.bytesInFile > 0 ? "; got \(outcome.bytesInFile) of \(knownSize ? String(size) : "?") bytes, kept for resuming" : ""
                     let receivedSome = outcome.bytesInFile > (outcome.serverIgnoredRange ? 0 : offset)
-                    if outcome.code == CURLE_PARTIAL_FILE || (receivedSome && outcome.bytesInFile < size) {
+                    if outcome.endedEarly || (receivedSome && outcome.bytesInFile < size) {
                         verdict = (.truncated("\(url): truncated download: \(outcome.curlMessage)\(got)"), isTransient(outcome))
                     } else {
                         verdict = (.other("\(url): \(outcome.curlMessage)\(status)"), isTransient(outcome))

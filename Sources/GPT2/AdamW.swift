@@ -1,7 +1,8 @@
 import ArtifactKit
 import Foundation
 
-/// torch.optim.AdamW over the trainable tensors of a `GPT2Model`.
+/// torch.optim.AdamW: the one optimizer of both trainers, over the trainable tensors of a
+/// `GPT2Model` or over a contiguous slice of a flat parameter vector (the classifier's).
 ///
 /// Per step t (1-based), for every trainable parameter p with gradient g:
 ///   p -= lr * weightDecay * p                        (decoupled decay, on every trainable tensor,
@@ -58,30 +59,43 @@ public final class AdamW {
         } else if m.count != model.layout.totalCount {
             throw PipelineError("optimizer was built for \(m.count) parameters, model has \(model.layout.totalCount)")
         }
-        step += 1
-        let hyper = AdamWStep(step: step, learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps,
-                              weightDecay: weightDecay)
-        let mb = m.base, vb = v.base
         let ranges = model.layout.tensors.filter { trainable.contains($0.name) }.map(\.range)
-        let kernel = { (pb: UnsafeMutablePointer<Float>, gb: UnsafeMutablePointer<Float>, ranges: [Range<Int>]) in
-            for range in ranges {
-                hyper.apply(parameters: pb + range.lowerBound, gradients: gb + range.lowerBound, m: mb + range.lowerBound,
-                            v: vb + range.lowerBound, count: range.count)
-            }
-        }
         if trainable.adapters, let lora = model.lora {
             // LoRA: this optimizer's moments are the adapter buffer's (see init(adaptersOf:)).
-            kernel(lora.params.base, lora.ensureGradients().base, [0..<lora.count])
+            apply(parameters: lora.params.base, gradients: lora.ensureGradients().base, ranges: [0..<lora.count])
             return
         }
         model.withParameters { p in
-            model.withGradients { g in kernel(p.baseAddress!, g.baseAddress!, ranges) }
+            model.withGradients { g in apply(parameters: p.baseAddress!, gradients: g.baseAddress!, ranges: ranges) }
+        }
+    }
+
+    /// One step over `range` of a flat parameter vector whose moments this optimizer holds for
+    /// that range only (moment 0 is parameter `range.lowerBound`): the classifier's trainable slice.
+    public func update(parameters: inout [Float], gradients: [Float], range: Range<Int>) {
+        precondition(parameters.count >= range.upperBound && gradients.count >= range.upperBound && m.count == range.count)
+        parameters.withUnsafeMutableBufferPointer { p in
+            gradients.withUnsafeBufferPointer { g in
+                apply(parameters: p.baseAddress! + range.lowerBound, gradients: g.baseAddress! + range.lowerBound,
+                      ranges: [0..<range.count])
+            }
+        }
+    }
+
+    /// Counts the step and applies `AdamWStep` to `ranges` (offsets shared by parameters,
+    /// gradients and moments).
+    private func apply(parameters pb: UnsafeMutablePointer<Float>, gradients gb: UnsafePointer<Float>, ranges: [Range<Int>]) {
+        step += 1
+        let hyper = AdamWStep(step: step, learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps,
+                              weightDecay: weightDecay)
+        for range in ranges {
+            hyper.apply(parameters: pb + range.lowerBound, gradients: gb + range.lowerBound, m: m.base + range.lowerBound,
+                        v: v.base + range.lowerBound, count: range.count)
         }
     }
 }
 
-/// The update rule of one AdamW step (torch.optim.AdamW, see `AdamW`), shared by this module's
-/// optimizer and the classifier's. The bias corrections are computed in double precision, as
+/// The update rule of one AdamW step (torch.optim.AdamW, see `AdamW`), used by `AdamW`. The bias corrections are computed in double precision, as
 /// PyTorch computes them (Python floats), then rounded once.
 public struct AdamWStep: Sendable {
     public let beta1, beta2, eps: Float

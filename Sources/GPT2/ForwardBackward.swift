@@ -18,7 +18,7 @@ final class Pass {
     let lowest: Int
     let dropout: Bool
     let dropP: Float
-    var rng: SeededRandom
+    var rng: SeededGenerator
     let scale: Float
     /// When only one position per row reaches the head, the last block runs its attention
     /// queries, output projection and MLP on those rows only ([B, C] output in residual[L]).
@@ -61,7 +61,7 @@ final class Pass {
         lowest = low
         dropout = training && cfg.dropRate > 0
         dropP = cfg.dropRate
-        rng = SeededRandom(seed: seed)
+        rng = SeededGenerator(seed: seed)
         scale = 1 / Float(cfg.headDim).squareRoot()
         ws.prepare(rows: N, attCount: B * H * T * T, config: cfg)
     }

@@ -97,9 +97,9 @@ extension GPT2Model {
         return out
     }
 
-    func rowRandom(_ seed: UInt64, _ row: Int) -> SeededRandom {
-        var mix = SeededRandom(seed: seed ^ (UInt64(row) &* 0xD1B5_4A32_D192_ED03))
-        return SeededRandom(seed: mix.next())
+    func rowRandom(_ seed: UInt64, _ row: Int) -> SeededGenerator {
+        var mix = SeededGenerator(seed: seed ^ (UInt64(row) &* 0xD1B5_4A32_D192_ED03))
+        return SeededGenerator(seed: mix.next())
     }
 
     func validatePrompts(_ prompts: [[Int32]], _ options: GenerationOptions) throws {
@@ -117,7 +117,7 @@ extension GPT2Model {
     }
 
     /// The book's choice: top-k filter, then temperature sampling or (temperature 0) argmax.
-    func chooseToken(_ logits: [Float], _ options: GenerationOptions, _ rng: inout SeededRandom) -> Int32 {
+    func chooseToken(_ logits: [Float], _ options: GenerationOptions, _ rng: inout SeededGenerator) -> Int32 {
         var l = logits
         if let k = options.topK, k < l.count {
             let kth = l.sorted(by: >)[k - 1]

@@ -1,3 +1,4 @@
+import ArtifactKit
 import COpenBLAS
 import Foundation
 
@@ -338,23 +339,8 @@ func multiplyInPlace(_ x: UnsafeMutablePointer<Float>, _ mask: UnsafePointer<Flo
 
 // MARK: Random numbers (seeded, reproducible; not cryptographic)
 
-/// SplitMix64: small, fast and good enough for dropout masks and sampling.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1) with 24 random bits.
-    public mutating func nextUnitFloat() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
-}
-
 /// Fills `mask` with inverted-dropout scales: 0 with probability p, else 1 / (1 - p).
-func fillDropoutMask(_ mask: UnsafeMutablePointer<Float>, count: Int, p: Float, rng: inout SeededRandom) {
+func fillDropoutMask(_ mask: UnsafeMutablePointer<Float>, count: Int, p: Float, rng: inout SeededGenerator) {
     let keep = 1 / (1 - p)
     for i in 0..<count { mask[i] = rng.nextUnitFloat() < p ? 0 : keep }
 }

@@ -111,7 +111,7 @@ public struct LoRALayout: Equatable, Sendable {
     /// distribution, different numbers).
     public func initialValues(seed: UInt64) -> [Float] {
         var values = [Float](repeating: 0, count: totalCount)
-        var rng = SeededRandom(seed: seed ^ 0x10A4_AD47_E125_0000)
+        var rng = SeededGenerator(seed: seed ^ 0x10A4_AD47_E125_0000)
         let bound = 1 / Float(rank).squareRoot()
         for s in adapters {
             for i in s.aOffset..<s.bOffset { values[i] = (2 * rng.nextUnitFloat() - 1) * bound }

@@ -1,15 +1,6 @@
 import ArtifactKit
 import Foundation
 
-/// Shows one kind of artifact for `pipeline show`. Modules register their own (for example a
-/// decoder of classification shards that turns token ids back into text).
-public protocol ArtifactInspector {
-    /// `magic` is the file's first 8 bytes when they are printable ASCII (an `ArtifactHeader`), else nil.
-    func canInspect(url: URL, magic: String?) -> Bool
-    /// A human-readable description; `rows` bounds how many rows/lines/records to show.
-    func inspect(url: URL, rows: Int) throws -> String
-}
-
 /// The inspectors `pipeline show` tries, first match wins.
 public struct InspectorRegistry {
     public private(set) var inspectors: [ArtifactInspector]
@@ -18,10 +9,10 @@ public struct InspectorRegistry {
         self.inspectors = inspectors
     }
 
-    /// The generic inspectors: directories with a manifest, manifest.json, CSV/TSV, JSON, JSONL,
+    /// The generic inspectors: metrics.json as a table, directories with a manifest, manifest.json, CSV/TSV, JSON, JSONL,
     /// binary artifacts with an 8-byte magic, and plain text.
     public static func standard() -> InspectorRegistry {
-        InspectorRegistry([DirectoryInspector(), ManifestInspector(), CSVInspector(), JSONInspector(),
+        InspectorRegistry([MetricsInspector(), DirectoryInspector(), ManifestInspector(), CSVInspector(), JSONInspector(),
                            JSONLinesInspector(), BinaryHeaderInspector(), TextInspector()])
     }
 
@@ -43,57 +34,7 @@ public struct InspectorRegistry {
     }
 }
 
-/// The 8-byte magic and u32 version at the start of a binary artifact (see `ArtifactHeader`).
-public enum ArtifactMagic {
-    public static func read(_ url: URL) -> (magic: String, version: UInt32?)? {
-        guard let handle = FileHandle(forReadingAtPath: url.path) else { return nil }
-        defer { try? handle.close() }
-        guard let head = try? handle.read(upToCount: 12), head.count >= 8 else { return nil }
-        let bytes = [UInt8](head)
-        guard bytes[0..<8].allSatisfy({ (0x21...0x7E).contains($0) }) else { return nil }
-        let magic = String(decoding: bytes[0..<8], as: UTF8.self)
-        var version: UInt32?
-        if bytes.count >= 12 {
-            version = UInt32(bytes[8]) | UInt32(bytes[9]) << 8 | UInt32(bytes[10]) << 16 | UInt32(bytes[11]) << 24
-        }
-        return (magic, version)
-    }
-}
-
-enum Format {
-    static func bytes(_ n: Int) -> String {
-        if n < 1024 { return "\(n) B" }
-        let units = ["KiB", "MiB", "GiB", "TiB"]
-        var v = Double(n) / 1024
-        var i = 0
-        while v >= 1024, i < units.count - 1 { v /= 1024; i += 1 }
-        return String(format: "%.1f %@", v, units[i])
-    }
-
-    static func fileSize(_ url: URL) -> Int {
-        ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.intValue ?? 0
-    }
-
-    /// Left-aligned columns with a rule under the header; cells are cut to `maxWidth`.
-    static func table(_ header: [String], _ rows: [[String]], maxWidth: Int = 60) -> String {
-        let clean = { (s: String) -> String in
-            let flat = s.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\t", with: " ")
-            return flat.count > maxWidth ? String(flat.prefix(maxWidth - 3)) + "..." : flat
-        }
-        let all = ([header] + rows).map { $0.map(clean) }
-        let columns = all.map(\.count).max() ?? 0
-        var widths = [Int](repeating: 0, count: columns)
-        for row in all { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
-        func line(_ row: [String]) -> String {
-            row.enumerated().map { i, c in
-                i == row.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
-        }
-        var out = [line(all[0]), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")]
-        out += all.dropFirst().map(line)
-        return out.joined(separator: "\n")
-    }
-
+extension TextFormat {
     static func prettyJSON(_ value: JSONValue) -> String {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -126,8 +67,8 @@ public struct ManifestInspector: ArtifactInspector {
         func files(_ title: String, _ records: [FileRecord]) {
             guard !records.isEmpty else { return }
             lines.append("\(title):")
-            let rows = records.map { [$0.path, Format.bytes($0.size), String($0.sha256.prefix(12))] }
-            lines.append(contentsOf: Format.table(["path", "size", "sha256"], rows).split(separator: "\n").map { "  " + $0 })
+            let rows = records.map { [$0.path, TextFormat.bytes($0.size), String($0.sha256.prefix(12))] }
+            lines.append(contentsOf: TextFormat.table(["path", "size", "sha256"], rows).split(separator: "\n").map { "  " + $0 })
         }
         files("inputs", m.inputs)
         files("outputs", m.outputs)
@@ -154,12 +95,12 @@ public struct DirectoryInspector: ArtifactInspector {
         let rowsOut = files.map { rel -> [String] in
             let fileURL = url.appendingPathComponent(rel)
             let magic = ArtifactMagic.read(fileURL).map { m in m.version.map { "\(m.magic) v\($0)" } ?? m.magic } ?? ""
-            return [rel, Format.bytes(Format.fileSize(fileURL)), magic]
+            return [rel, TextFormat.bytes(TextFormat.fileSize(fileURL)), magic]
         }
         // The magic column only when some file has one.
         let anyMagic = rowsOut.contains { !$0[2].isEmpty }
         let header = anyMagic ? ["path", "size", "magic"] : ["path", "size"]
-        parts.append("files (\(files.count)):\n" + Format.table(header, anyMagic ? rowsOut : rowsOut.map { Array($0.prefix(2)) })
+        parts.append("files (\(files.count)):\n" + TextFormat.table(header, anyMagic ? rowsOut : rowsOut.map { Array($0.prefix(2)) })
             .split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
         return parts.joined(separator: "\n\n")
     }
@@ -178,7 +119,7 @@ public struct CSVInspector: ArtifactInspector {
         guard let header = records.first else { return "\(url.lastPathComponent): empty" }
         let body = records.dropFirst()
         let shown = Array(body.prefix(rows))
-        var out = Format.table(header, shown)
+        var out = TextFormat.table(header, shown)
         out += "\n(\(shown.count) of \(body.count) rows, \(header.count) columns)"
         return out
     }
@@ -231,13 +172,13 @@ public struct JSONInspector: ArtifactInspector {
         let limit = max(rows, 1) * 10
         switch value {
         case .array(let a) where a.count > limit:
-            return Format.prettyJSON(.array(Array(a.prefix(rows)))) + "\n(first \(rows) of \(a.count) elements)"
+            return TextFormat.prettyJSON(.array(Array(a.prefix(rows)))) + "\n(first \(rows) of \(a.count) elements)"
         case .object(let o) where o.count > limit:
             let keys = o.keys.sorted().prefix(rows)
-            return Format.prettyJSON(.object(Dictionary(uniqueKeysWithValues: keys.map { ($0, o[$0]!) })))
+            return TextFormat.prettyJSON(.object(Dictionary(uniqueKeysWithValues: keys.map { ($0, o[$0]!) })))
                 + "\n(first \(rows) of \(o.count) keys, sorted)"
         default:
-            return Format.prettyJSON(value)
+            return TextFormat.prettyJSON(value)
         }
     }
 }
@@ -251,7 +192,7 @@ public struct JSONLinesInspector: ArtifactInspector {
         var parts: [String] = []
         for (i, line) in lines.prefix(rows).enumerated() {
             if let v = try? JSONDecoder().decode(JSONValue.self, from: Data(line.utf8)) {
-                parts.append("[\(i + 1)] " + Format.prettyJSON(v))
+                parts.append("[\(i + 1)] " + TextFormat.prettyJSON(v))
             } else {
                 parts.append("[\(i + 1)] (not JSON) \(line)")
             }
@@ -275,7 +216,7 @@ public struct BinaryHeaderInspector: ArtifactInspector {
         file:    \(url.path)
         magic:   \(m.magic)
         version: \(m.version.map(String.init) ?? "(file too short)")
-        size:    \(Format.bytes(Format.fileSize(url))) (\(Format.fileSize(url)) bytes)
+        size:    \(TextFormat.bytes(TextFormat.fileSize(url))) (\(TextFormat.fileSize(url)) bytes)
         (no decoder registered for magic \(m.magic); the manifest.json beside it describes the contents)
         """
     }
@@ -299,13 +240,13 @@ public struct TextInspector: ArtifactInspector {
     }
 
     public func inspect(url: URL, rows: Int) throws -> String {
-        let size = Format.fileSize(url)
+        let size = TextFormat.fileSize(url)
         if Self.looksLikeText(url) {
             let text = try String(contentsOf: url, encoding: .utf8)
             let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-            return lines.prefix(rows).joined(separator: "\n") + "\n(\(min(rows, lines.count)) of \(lines.count) lines, \(Format.bytes(size)))"
+            return lines.prefix(rows).joined(separator: "\n") + "\n(\(min(rows, lines.count)) of \(lines.count) lines, \(TextFormat.bytes(size)))"
         }
         let hex = Self.head(url, 16).map { String(format: "%02x", $0) }.joined(separator: " ")
-        return "binary file, \(Format.bytes(size)) (\(size) bytes), no known header\nfirst bytes: \(hex)"
+        return "binary file, \(TextFormat.bytes(size)) (\(size) bytes), no known header\nfirst bytes: \(hex)"
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import GPT2
-import Training
+import Classification
 
 extension BenchGPT2 {
     /// One optimizer step of the default chapter-6 run as `train` takes it: the hidden states
@@ -22,13 +22,15 @@ extension BenchGPT2 {
                                         trainable: .lastBlock)
         let split = DataSplit(name: "train", rows: rows)
         try model.fillCache(split)
-        var optimizer = AdamW(range: model.trainableRange, learningRate: 5e-5, weightDecay: 0.1)
+        let optimizer = AdamW(parameterCount: model.trainableRange.count, learningRate: 5e-5, weightDecay: 0.1)
         var times: [Double] = []
         for i in 0...reps {
             let batch = Array((i % 4 * B)..<(i % 4 * B + B))
             let t = try time {
                 _ = try model.computeGradients(rows: batch, of: split)
-                model.modifyParameters(in: model.trainableRange) { optimizer.update(parameters: &$0, gradients: model.gradients) }
+                model.modifyParameters(in: model.trainableRange) {
+                    optimizer.update(parameters: &$0, gradients: model.gradients, range: model.trainableRange)
+                }
             }
             if i > 0 { times.append(t) }
         }

@@ -1,3 +1,4 @@
+import ArtifactKit
 import Foundation
 import GPT2
 
@@ -56,7 +57,7 @@ struct BenchGPT2 {
     /// N(0, 0.02) weights, LayerNorm weights 1 and biases 0 (GPT-2's initialisation).
     static func randomModel(_ config: GPT2Config, head: ModelHead) throws -> GPT2Model {
         let layout = ParameterLayout(config: config, head: head)
-        var rng = SeededRandom(seed: 1)
+        var rng = SeededGenerator(seed: 1)
         var p = [Float](repeating: 0, count: layout.totalCount)
         for t in layout.tensors {
             let isNorm = t.name.contains("ln_")
@@ -73,7 +74,7 @@ struct BenchGPT2 {
     }
 
     static func tokens(_ n: Int, _ vocab: Int, seed: UInt64 = 5) -> [Int32] {
-        var rng = SeededRandom(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         return (0..<n).map { _ in Int32(rng.next() % UInt64(vocab)) }
     }
 

@@ -3,7 +3,8 @@ import ArtifactKit
 import Foundation
 import GPT2
 import GPT2Tokenizer
-import Training
+import Classification
+import Instruct
 
 /// `evaluate`: metrics, predictions and plots of a trained classifier (`evaluate report`, the
 /// default), or spam / not spam for texts (`evaluate classify`). See docs/train-evaluate.md.

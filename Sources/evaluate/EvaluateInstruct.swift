@@ -1,7 +1,8 @@
 import ArgumentParser
 import ArtifactKit
 import Foundation
-import Training
+import Classification
+import Instruct
 
 /// `evaluate instruct`: losses, perplexities, a response for every test entry, overlap scores and
 /// an optional judge score for a model trained by `train instruct`. See docs/instruct.md.

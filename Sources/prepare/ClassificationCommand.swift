@@ -1,6 +1,7 @@
 import ArgumentParser
 import ArtifactKit
-import DataPrep
+import Classification
+import Instruct
 import Foundation
 
 /// `prepare classification`: the book's chapter 6 data set (balanced SMS spam, 70/10/20 split,

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ArtifactKit
-import DataPrep
+import Classification
+import Instruct
 import Foundation
 import GPT2Tokenizer
 

@@ -1,5 +1,7 @@
 import ArgumentParser
-import Training
+import Classification
+import Instruct
+import TrainingKit
 
 /// The options `train classifier` and `train instruct` share, with the book's values as defaults
 /// (where the chapters differ — model, epochs, eval_freq — each command keeps its own option).

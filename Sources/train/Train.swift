@@ -1,8 +1,10 @@
 import ArgumentParser
 import ArtifactKit
+import Classification
 import Foundation
 import GPT2
-import Training
+import Instruct
+import TrainingKit
 
 /// `train`: fine-tunes GPT-2 as a classifier on the shards of `prepare classification`
 /// (chapter 6 of the book). See docs/train-evaluate.md.

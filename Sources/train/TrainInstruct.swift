@@ -1,8 +1,11 @@
 import ArgumentParser
 import ArtifactKit
+import Classification
 import Foundation
 import GPT2
-import Training
+import GPT2Weights
+import Instruct
+import TrainingKit
 
 /// `train instruct`: instruction fine-tuning of GPT-2 on the rows of `prepare instruct`
 /// (chapter 7 of the book). See docs/instruct.md.

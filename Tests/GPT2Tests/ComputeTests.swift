@@ -1,5 +1,7 @@
 import XCTest
+import ArtifactKit
 @testable import GPT2
+@testable import GPT2Weights
 
 /// Tiny deterministic models and finite-difference checks of the hand-written backward pass.
 enum TinyModel {
@@ -10,7 +12,7 @@ enum TinyModel {
 
     /// Uniform weights in [-scale, scale], LayerNorm weights around 1, from a fixed seed.
     static func params(_ layout: ParameterLayout, seed: UInt64 = 7, scale: Float = 0.3) -> [Float] {
-        var rng = SeededRandom(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         var p = [Float](repeating: 0, count: layout.totalCount)
         for t in layout.tensors {
             let isNormWeight = t.name.hasSuffix("ln_1.weight") || t.name.hasSuffix("ln_2.weight") || t.name == "ln_f.weight"
@@ -28,7 +30,7 @@ enum TinyModel {
     }
 
     static func tokens(_ count: Int, vocab: Int = 23, seed: UInt64 = 3) -> [Int32] {
-        var rng = SeededRandom(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         return (0..<count).map { _ in Int32(rng.next() % UInt64(vocab)) }
     }
 }
@@ -47,7 +49,7 @@ final class ComputeTests: XCTestCase {
                                   training: training, dropoutSeed: dropoutSeed)
         let analytic = model.gradients
         let base = model.parameters
-        var rng = SeededRandom(seed: 11)
+        var rng = SeededGenerator(seed: 11)
         let h: Float = 1e-2
         var checked = 0
         for spec in model.layout.tensors {

@@ -1,5 +1,7 @@
 import XCTest
+import ArtifactKit
 @testable import GPT2
+@testable import GPT2Weights
 
 /// KV-cached, batched generation against the book's uncached loop (full forward every step).
 final class GenerationTests: XCTestCase {
@@ -54,7 +56,7 @@ final class GenerationTests: XCTestCase {
     /// stopping at different steps: each row still equals its own uncached generation.
     func testWideRaggedBatchWithEarlyStopsEqualsUncached() throws {
         let model = try TinyModel.model()
-        var rng = SeededRandom(seed: 11)
+        var rng = SeededGenerator(seed: 11)
         let prompts: [[Int32]] = (0..<40).map { _ in
             (0..<(1 + Int(rng.next() % 7))).map { _ in Int32(rng.next() % 23) }
         }

@@ -3,6 +3,7 @@ import Foundation
 import TestSupport
 import XCTest
 @testable import GPT2
+@testable import GPT2Weights
 
 /// LoRA (appendix E): parity with the book's PyTorch LoRA model on the golden files written by
 /// tools/reference/lora_parity.py, plus the properties the fixture cannot show (initialisation,

@@ -1,7 +1,9 @@
 import Foundation
 import TestSupport
 import XCTest
+import ArtifactKit
 @testable import GPT2
+@testable import GPT2Weights
 
 /// One case of the golden files written by tools/reference/gpt2_parity.py and lora_parity.py:
 /// `<name>.weights.safetensors` (the base weights, with the config and head in its metadata) and

@@ -1,7 +1,9 @@
 import Foundation
 import TestSupport
 import XCTest
+import ArtifactKit
 @testable import GPT2
+@testable import GPT2Weights
 
 /// Parity with Hugging Face transformers / PyTorch on the golden files written by
 /// tools/reference/gpt2_parity.py (logits, loss, every gradient, a 10-step AdamW trajectory).

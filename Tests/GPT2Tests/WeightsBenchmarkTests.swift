@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
+import ArtifactKit
 @testable import GPT2
+@testable import GPT2Weights
 
 /// Not a timed test: a benchmark that runs only when tools/reference/weights_bench.py sets
 /// LLMFT_WEIGHTS_BENCH_FILE to a GPT-2-small-sized model.safetensors (written by transformers).

@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
+import ArtifactKit
 @testable import GPT2
+@testable import GPT2Weights
 import TestSupport
 
 /// Loads files written by transformers / safetensors (tools/reference/make_weights_fixture.py) and

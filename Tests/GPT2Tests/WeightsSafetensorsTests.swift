@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
+import ArtifactKit
 @testable import GPT2
+@testable import GPT2Weights
 import TestSupport
 
 final class WeightsSafetensorsTests: WeightsTestCase {

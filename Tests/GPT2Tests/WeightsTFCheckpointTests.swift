@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
+import ArtifactKit
 @testable import GPT2
+@testable import GPT2Weights
 import TestSupport
 
 /// Reads the genuine index of OpenAI's GPT-2 124M TensorFlow checkpoint (shared assets; its data

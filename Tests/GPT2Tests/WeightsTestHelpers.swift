@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
+import ArtifactKit
 @testable import GPT2
+@testable import GPT2Weights
 import TestSupport
 
 /// Base class of the weights tests: shared fixtures and helpers live here as members (not globals)

@@ -1,0 +1,57 @@
+import ArtifactKit
+import Foundation
+import GPT2
+import GPT2Weights
+
+/// The fine-tuned classifier on disk: GPT2's safetensors checkpoint (`saveCheckpoint`) whose
+/// metadata also carries what inference must repeat: the pooling (token position, averaging)
+/// and the padding (max length, pad token id) used in training. A LoRA run's checkpoint holds
+/// the base weights and the adapters separately; `load` merges them (W + alpha A B, exact up to
+/// float rounding) so evaluation and `classify` run a plain model.
+public enum ClassifierCheckpoint {
+    public static let settingsKey = "training_settings"
+    public static let maxLengthKey = "max_length"
+    public static let padTokenKey = "pad_token_id"
+
+    public struct Loaded {
+        public var layout: ParameterLayout
+        public var parameters: [Float]
+        public var metadata: [String: String]
+        public var pooling: Pooling
+        public var maxLength: Int
+        public var padTokenID: Int
+        public var numClasses: Int
+        /// The adapters of a LoRA checkpoint (already merged into `parameters`).
+        public var lora: LoRAWeights?
+    }
+
+    public static func save(parameters: [Float], layout: ParameterLayout, metadata: [String: String], to url: URL,
+                            lora: LoRAWeights? = nil) throws {
+        try saveCheckpoint(params: parameters, layout: layout, metadata: metadata, to: url, lora: lora)
+    }
+
+    public static func load(from url: URL) throws -> Loaded {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw PipelineError("no trained model here", location: url.path, hint: "run `train` first (pipeline run train)")
+        }
+        let file = try loadCheckpointWithLoRA(from: url)
+        let (layout, meta) = (file.layout, file.metadata)
+        let params = try file.lora?.merged(into: file.params, layout: layout) ?? file.params
+        guard case .classifier(let k) = layout.head else {
+            throw PipelineError("the checkpoint has a language-model head, not a classifier", location: url.path,
+                                hint: "pass the model written by `train`")
+        }
+        guard let settingsText = meta[settingsKey],
+              let settings = try? JSONDecoder().decode([String: JSONValue].self, from: Data(settingsText.utf8)),
+              let maxLength = meta[maxLengthKey].flatMap(Int.init), let pad = meta[padTokenKey].flatMap(Int.init) else {
+            throw PipelineError("the checkpoint lacks the training settings (\(settingsKey), \(maxLengthKey), \(padTokenKey))",
+                                location: url.path, hint: "pass a model written by `train`")
+        }
+        let position = try TokenPosition.parse(settings["token_position"]?.stringValue ?? "last")
+        let average: Bool
+        if case .bool(let b)? = settings["average_embeddings"] { average = b } else { average = false }
+        return Loaded(layout: layout, parameters: params, metadata: meta,
+                      pooling: Pooling(position: position, averageEmbeddings: average),
+                      maxLength: maxLength, padTokenID: pad, numClasses: k, lora: file.lora)
+    }
+}

@@ -1,0 +1,299 @@
+import ArtifactKit
+import Foundation
+import GPT2
+import TrainingKit
+
+/// One split of the data plus, when the frozen-trunk cache is on, what the frozen layers produce
+/// for each of its rows (computed once, reused by every epoch and every evaluation).
+public final class DataSplit {
+    public let name: String
+    public let rows: LabeledRows
+    /// Head only: the pooled final vector of each row, [rows, C].
+    /// Otherwise: the hidden states entering the lowest trainable block, [rows, sequenceLength, C]
+    /// (positions past a row's needed length are left zero: nothing reads them).
+    var cache: [Float]?
+
+    public init(name: String, rows: LabeledRows) {
+        self.name = name
+        self.rows = rows
+    }
+
+    public var isCached: Bool { cache != nil }
+}
+
+/// GPT-2 with the classification head, set up for one way of fine-tuning: which parameters train,
+/// which positions feed the head, and whether the frozen trunk is cached and batches trimmed.
+public final class ClassifierModel {
+    public let backend: ClassifierBackend
+    /// The whole flat buffer; change it only through `modifyParameters` so the backend sees the change.
+    public private(set) var parameters: [Float]
+    public let head: ClassifierHead
+    public let pooling: Pooling
+    public let trainable: TrainableLayers
+    /// Cut batches to the positions the pooled output depends on (see `Pooling.neededLength`).
+    public let trimBatches: Bool
+    /// The lowest trainable transformer block, nil when only the head trains.
+    public let startBlock: Int?
+    /// The parameters the optimizer updates: a contiguous suffix of the buffer (or all of it).
+    public let trainableRange: Range<Int>
+    public private(set) var gradients: [Float] = []
+    /// Rows per forward pass when only evaluating (more rows make better use of BLAS).
+    public var inferenceChunk = 16
+    /// Rows per pass of the frozen layers in `fillCache` at full length (rows x positions rows per
+    /// matrix product; see docs/benchmarks.md "Frozen-trunk pass size" for how it was chosen).
+    /// Trimmed rows are passed in groups of up to `trunkChunk` x sequence length positions, so short
+    /// rows travel many to a pass and the products keep their size. Each row's states do not
+    /// depend on the other rows of its pass (see `testTrunkChunkDoesNotChangeTheStates`).
+    public var trunkChunk = 16
+    /// When only the last block trains and one position per row is pooled, run that block past
+    /// attention at the pooled positions only, without forming keys and values (same numbers to
+    /// float rounding, a small fraction of the work: see TrunkSelected.swift).
+    public var selectedPositionShortcut = true
+
+    public init(backend: ClassifierBackend, parameters: [Float], pooling: Pooling, trainable: TrainableLayers,
+                trimBatches: Bool = true) throws {
+        let layout = backend.layout
+        // With LoRA the vector is the base parameters followed by the adapters (LoRALayout order).
+        let lora = backend.loraAdapters
+        let loraCount = lora?.count ?? 0
+        guard parameters.count == layout.totalCount + loraCount else {
+            throw PipelineError("parameter buffer has \(parameters.count) floats, the layout needs \(layout.totalCount + loraCount)")
+        }
+        guard (trainable == .lora) == (lora != nil) else {
+            throw PipelineError(trainable == .lora ? "trainable_layers lora needs LoRA adapters attached to the model"
+                                                   : "a model with LoRA adapters trains only them (trainable_layers lora)")
+        }
+        self.backend = backend
+        self.parameters = parameters
+        self.head = try ClassifierHead(layout: layout, lora: lora.map { l in
+            let s = l.layout.adapters(of: "out_head")[0]
+            return ClassifierHead.LoRAHead(aOffset: layout.totalCount + s.aOffset, bOffset: layout.totalCount + s.bOffset,
+                                           rank: l.layout.rank, alpha: l.alpha)
+        })
+        self.pooling = pooling
+        self.trainable = trainable
+        self.trimBatches = trimBatches
+        let nLayers = layout.config.nLayers
+        startBlock = trainable.lowestTrainableBlock(nLayers: nLayers)
+        switch trainable {
+        case .lastLayer: trainableRange = layout.spec(named: "out_head.weight")!.offset..<layout.totalCount
+        case .all: trainableRange = 0..<layout.totalCount
+        case .lora: trainableRange = layout.totalCount..<(layout.totalCount + loraCount)
+        default: trainableRange = layout.blockRange(startBlock!).lowerBound..<layout.totalCount
+        }
+        backend.loadParameters(parameters, range: 0..<parameters.count)
+    }
+
+    public var config: GPT2Config { backend.layout.config }
+
+    /// Changes parameters inside `range` and hands them to the backend.
+    public func modifyParameters(in range: Range<Int>, _ body: (inout [Float]) -> Void) {
+        body(&parameters)
+        backend.loadParameters(parameters, range: range)
+    }
+
+    /// Whether caching the frozen trunk is exact: something must be frozen, and frozen layers
+    /// must behave the same every time (no dropout). With LoRA every block changes (only the
+    /// embeddings stay fixed, not worth caching), so there is no cache.
+    public var cacheIsExact: Bool { trainable != .lora && !trainable.trainsEmbeddings && config.dropRate == 0 }
+
+    // MARK: frozen trunk
+
+    /// Computes and stores the frozen trunk's output for every row of `split`.
+    public func fillCache(_ split: DataSplit, chunk: Int? = nil) throws {
+        try fillCache([split], chunk: chunk)
+    }
+
+    /// Computes and stores the frozen trunk's output for every row of `splits`. Rows are grouped by
+    /// needed length when trimming is allowed, so short rows are not run at full padded length.
+    /// A row whose needed tokens (and real length) equal those of an earlier row, in any of the
+    /// splits, copies that row's states instead of running again: the frozen layers see the same
+    /// input, so they give the same output (the SMS data holds about 7% such repeated messages).
+    /// Returns how many rows were copied rather than run.
+    @discardableResult
+    public func fillCache(_ splits: [DataSplit], chunk: Int? = nil) throws -> Int {
+        guard cacheIsExact else { return 0 }
+        let chunk = chunk ?? trunkChunk
+        let C = config.embDim
+        struct RowKey: Hashable { let tokens: ArraySlice<Int32>; let realLength: Int }
+        var firstSeen: [RowKey: (split: Int, row: Int)] = [:]
+        // Repeated rows: where they go, which row they copy, and how many floats (every position they are read at).
+        var repeats: [(split: Int, row: Int, from: (split: Int, row: Int), count: Int)] = []
+        var caches: [[Float]] = []
+        for (si, split) in splits.enumerated() {
+            let rows = split.rows
+            let S = rows.sequenceLength
+            func needed(_ r: Int) -> Int { trimBatches ? pooling.neededLength(realLength: rows.lengths[r], sequenceLength: S) : S }
+            var unique: [Int] = []
+            for r in 0..<rows.rowCount {
+                let key = RowKey(tokens: rows.tokens[(r * S)..<(r * S + needed(r))], realLength: rows.lengths[r])
+                if let earlier = firstSeen[key] {
+                    repeats.append((si, r, earlier, startBlock == nil ? C : needed(r) * C))
+                } else {
+                    firstSeen[key] = (si, r)
+                    unique.append(r)
+                }
+            }
+            // Longest first (a stable order among equals): the model's workspace is sized by the first
+            // pass and then reused.
+            let order = unique.sorted { (needed($0), $1) > (needed($1), $0) }
+            var cache = [Float](repeating: 0, count: rows.rowCount * (startBlock == nil ? C : S * C))
+            // Passes of at most chunk x S positions; a pass's first row sets the length all its rows are cut to.
+            var groups: [[Int]] = []
+            for r in order {
+                if let g = groups.last, (g.count + 1) * needed(g[0]) <= chunk * S {
+                    groups[groups.count - 1].append(r)
+                } else {
+                    groups.append([r])
+                }
+            }
+            for group in groups {
+                // Ctrl-C before training starts: nothing to save yet, so stop here with a message.
+                if InterruptFlag.isRaised {
+                    throw PipelineError("interrupted while running the frozen layers, before the first step: nothing was saved",
+                                        hint: "run train again (with --resume if a state from an earlier interrupted run exists)")
+                }
+                let b = rows.batch(group, pooling: pooling, trim: trimBatches)
+                if let k = startBlock {
+                    let h = try backend.hiddenStates(tokens: b.tokens, batch: group.count, length: b.length, endBlock: k)
+                    for (i, r) in group.enumerated() {
+                        let src = i * b.length * C, dst = r * S * C
+                        cache.withUnsafeMutableBufferPointer { o in
+                            h.withUnsafeBufferPointer { (o.baseAddress! + dst).update(from: $0.baseAddress! + src, count: b.length * C) }
+                        }
+                    }
+                } else {
+                    let final = try backend.forwardTop(.tokens(b.tokens), batch: group.count, length: b.length, startBlock: 0,
+                                                       keepActivations: false)
+                    let pooled = head.pool(final: final, length: b.length, pooled: b.pooled)
+                    for (i, r) in group.enumerated() {
+                        for c in 0..<C { cache[r * C + c] = pooled[i * C + c] }
+                    }
+                }
+            }
+            caches.append(cache)
+        }
+        for (si, r, from, count) in repeats {
+            let dst = r * (startBlock == nil ? C : splits[si].rows.sequenceLength * C)
+            let src = from.row * (startBlock == nil ? C : splits[from.split].rows.sequenceLength * C)
+            if from.split == si {
+                caches[si].withUnsafeMutableBufferPointer { o in (o.baseAddress! + dst).update(from: o.baseAddress! + src, count: count) }
+            } else {
+                let source = caches[from.split]
+                caches[si].withUnsafeMutableBufferPointer { o in
+                    source.withUnsafeBufferPointer { (o.baseAddress! + dst).update(from: $0.baseAddress! + src, count: count) }
+                }
+            }
+        }
+        for (split, cache) in zip(splits, caches) { split.cache = cache }
+        return repeats.count
+    }
+
+    /// The frozen layers' output for a batch: pooled vectors (head only) or the input of the lowest trainable block.
+    func frozenOutput(_ b: Batch, of split: DataSplit) throws -> TrunkInput {
+        let C = config.embDim, B = b.rows.count
+        if let cache = split.cache {
+            if startBlock == nil {
+                var out = [Float](repeating: 0, count: B * C)
+                for (i, r) in b.rows.enumerated() { for c in 0..<C { out[i * C + c] = cache[r * C + c] } }
+                return .hidden(out)
+            }
+            let S = split.rows.sequenceLength
+            var out = [Float](repeating: 0, count: B * b.length * C)
+            for (i, r) in b.rows.enumerated() {
+                for t in 0..<b.length {
+                    let src = (r * S + t) * C, dst = (i * b.length + t) * C
+                    for c in 0..<C { out[dst + c] = cache[src + c] }
+                }
+            }
+            return .hidden(out)
+        }
+        guard let k = startBlock else {
+            let final = try backend.forwardTop(.tokens(b.tokens), batch: B, length: b.length, startBlock: 0,
+                                               keepActivations: false)
+            return .hidden(head.pool(final: final, length: b.length, pooled: b.pooled))
+        }
+        if trainable.trainsEmbeddings { return .tokens(b.tokens) }
+        return .hidden(try backend.hiddenStates(tokens: b.tokens, batch: B, length: b.length, endBlock: k))
+    }
+
+    /// Pooled vectors [B, C] for a batch, keeping activations for a backward pass when training.
+    /// `selected` tells whether the backend ran the last block at the pooled positions only
+    /// (then the backward pass takes d(pooled) directly).
+    func pooledVectors(_ b: Batch, of split: DataSplit, training: Bool) throws -> (pooled: [Float], selected: Bool) {
+        let frozen = try frozenOutput(b, of: split)
+        guard let k = startBlock else {
+            guard case .hidden(let pooled) = frozen else { fatalError("head-only input is pooled vectors") }
+            return (pooled, false)
+        }
+        if selectedPositionShortcut, trainable != .lora, k == config.nLayers - 1, !pooling.averageEmbeddings, case .hidden(let h) = frozen,
+           let out = try backend.forwardLastBlockSelected(hidden: h, batch: b.rows.count, length: b.length,
+                                                          positions: b.pooled.map(\.lowerBound), keepActivations: training) {
+            return (out, true)
+        }
+        let final = try backend.forwardTop(frozen, batch: b.rows.count, length: b.length, startBlock: k,
+                                           keepActivations: training)
+        return (head.pool(final: final, length: b.length, pooled: b.pooled), false)
+    }
+
+    // MARK: training and inference
+
+    /// Forward and backward on one batch; leaves the gradients of the trainable parameters in
+    /// `gradients` and returns the batch's mean loss.
+    public func computeGradients(rows: [Int], of split: DataSplit) throws -> Float {
+        if gradients.count != parameters.count { gradients = [Float](repeating: 0, count: parameters.count) }
+        gradients.withUnsafeMutableBufferPointer { g in
+            for i in trainableRange { g[i] = 0 }
+        }
+        let b = split.rows.batch(rows, pooling: pooling, trim: trimBatches)
+        let (pooled, selected) = try pooledVectors(b, of: split, training: true)
+        let logits = head.logits(pooled: pooled, parameters: parameters)
+        let (loss, dLogits, _) = head.crossEntropy(logits: logits, labels: b.labels)
+        let dPooled = head.backward(pooled: pooled, dLogits: dLogits, parameters: parameters, gradients: &gradients)
+        if selected {
+            try backend.backwardTop(dOutput: dPooled, gradients: &gradients)
+        } else if startBlock != nil {
+            let dFinal = head.unpool(dPooled: dPooled, length: b.length, pooled: b.pooled)
+            try backend.backwardTop(dOutput: dFinal, gradients: &gradients)
+        }
+        return loss
+    }
+
+    /// The logits of each of `rows` (in the order given), computed in chunks grouped by needed length.
+    public func logits(rows: [Int], of split: DataSplit) throws -> [[Float]] {
+        let data = split.rows
+        var order = Array(rows.indices)
+        if trimBatches {
+            let S = data.sequenceLength
+            order.sort { pooling.neededLength(realLength: data.lengths[rows[$0]], sequenceLength: S)
+                > pooling.neededLength(realLength: data.lengths[rows[$1]], sequenceLength: S) }
+        }
+        let K = head.numClasses
+        var out = [[Float]](repeating: [], count: rows.count)
+        for start in stride(from: 0, to: order.count, by: inferenceChunk) {
+            let positions = Array(order[start..<min(start + inferenceChunk, order.count)])
+            let b = data.batch(positions.map { rows[$0] }, pooling: pooling, trim: trimBatches)
+            let pooled = try pooledVectors(b, of: split, training: false).pooled
+            let l = head.logits(pooled: pooled, parameters: parameters)
+            for (i, p) in positions.enumerated() { out[p] = Array(l[(i * K)..<((i + 1) * K)]) }
+        }
+        return out
+    }
+
+    /// The book's `calc_loss_loader` / `calc_accuracy_loader` over the given batches: the mean of
+    /// the batch-mean losses, and correct / examples.
+    public func lossAndAccuracy(batches: [[Int]], of split: DataSplit) throws -> (loss: Double, accuracy: Double) {
+        let all = batches.flatMap { $0 }
+        guard !all.isEmpty else { return (.nan, .nan) }
+        let logits = try self.logits(rows: all, of: split)
+        var offset = 0, lossSum = 0.0, correct = 0
+        for batch in batches {
+            let flat = logits[offset..<(offset + batch.count)].flatMap { $0 }
+            let r = head.crossEntropy(logits: flat, labels: batch.map { split.rows.labels[$0] })
+            lossSum += Double(r.loss)
+            correct += r.correct
+            offset += batch.count
+        }
+        return (lossSum / Double(batches.count), Double(correct) / Double(all.count))
+    }
+}

@@ -1,0 +1,198 @@
+import ArtifactKit
+import Foundation
+import GPT2
+import GPT2Weights
+import TrainingKit
+
+public struct EvaluateOptions {
+    /// The `train` output directory (model.safetensors, log.jsonl, manifest.json).
+    public var model: URL
+    public var prepared: URL
+    public var output: URL
+    /// Batch size of the book-style loss (mean of batch means).
+    public var batchSize = 8
+    /// Also write PNG copies of the plots with this converter when it is installed.
+    public var pngConverter = "rsvg-convert"
+    /// Progress notes (whether the frozen-trunk states were reused, and why not).
+    public var note: (String) -> Void = { _ in }
+
+    public init(model: URL, prepared: URL, output: URL) {
+        self.model = model
+        self.prepared = prepared
+        self.output = output
+    }
+}
+
+public struct EvaluateResult {
+    public var metrics: [String: SplitMetrics]
+    public var files: [String]
+    public var pngSkipped: String?
+    /// Where the frozen-layer states came from: "read from ...", "computed (why)" or "none (...)".
+    public var frozenTrunk: String
+}
+
+/// The `evaluate` stage: the trained classifier on the full train, validation and test splits.
+public enum EvaluateStage {
+    public static let manifestFormat = "classifier-evaluation"
+    public static let manifestVersion = 1
+
+    /// Loads the trained classifier from a `train` output directory and checks the shards were padded the same way.
+    static func loadModel(_ dir: URL, makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend) throws
+        -> (ClassifierModel, ClassifierCheckpoint.Loaded) {
+        let ckpt = try ClassifierCheckpoint.load(from: dir.appendingPathComponent(TrainStage.modelFile))
+        let backend = try makeBackend(ckpt.layout, ckpt.parameters)
+        // Split where training split: the frozen part (unchanged from the base weights) can then be
+        // taken from trunk.bin or run once, and the top runs as in training (the last block at the
+        // pooled positions only). Anything else (an older or a LoRA checkpoint) runs every layer.
+        var trainable = ckpt.metadata[CheckpointFormat.CallerKey.trainable].flatMap { TrainableLayers(rawValue: $0) } ?? .all
+        if trainable == .lora { trainable = .all }
+        let model = try ClassifierModel(backend: backend, parameters: ckpt.parameters, pooling: ckpt.pooling, trainable: trainable)
+        return (model, ckpt)
+    }
+
+    public static func run(_ o: EvaluateOptions, makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend) throws -> EvaluateResult {
+        guard o.batchSize >= 1 else { throw PipelineError("batch size must be at least 1", location: "--batch-size") }
+        let (model, ckpt) = try loadModel(o.model, makeBackend: makeBackend)
+        let data = try PreparedData.load(from: o.prepared)
+        guard data.maxLength == ckpt.maxLength, data.padTokenID == ckpt.padTokenID else {
+            throw PipelineError("the model was trained on rows of \(ckpt.maxLength) tokens padded with \(ckpt.padTokenID); these shards have \(data.maxLength) and \(data.padTokenID)",
+                                location: o.prepared.path, hint: "evaluate with the prepared data the model was trained on, or retrain")
+        }
+        try data.check(against: ckpt.layout.config, numClasses: ckpt.numClasses)
+
+        var metrics: [String: SplitMetrics] = [:]
+        var testLogits: [[Float]] = []
+        let splits = ClassificationPreparer.splitNames.map { DataSplit(name: $0, rows: data[$0]) }
+        // The frozen layers: from train's trunk.bin when it belongs to this checkpoint and these
+        // shards, else run once here (same code as train, so the same numbers either way).
+        let trunkStart = Date()
+        let trunkURL = o.model.appendingPathComponent(TrunkStatesFile.fileName)
+        var trunk = "none (trainable_layers \(model.trainable.rawValue): nothing frozen)"
+        if model.cacheIsExact {
+            if let why = FrozenTrunkArtifact.load(from: trunkURL, model: model, splits: splits, shardHashes: data.shardHashes) {
+                o.note("not using \(TrunkStatesFile.fileName): \(why); running the frozen layers for \(splits.map(\.rows.rowCount).reduce(0, +)) rows")
+                try model.fillCache(splits)
+                trunk = "computed (\(why))"
+            } else {
+                trunk = "read from \(trunkURL.path)"
+                o.note("frozen-layer states read from \(trunkURL.path)")
+            }
+        }
+        let trunkSeconds = Date().timeIntervalSince(trunkStart)
+        for split in splits {
+            let name = split.name
+            let logits = try Evaluation.logits(model: model, split: split)
+            metrics[name] = Evaluation.metrics(logits: logits, labels: split.rows.labels, batchSize: o.batchSize, head: model.head)
+            if name == "test" { testLogits = logits }
+        }
+        let texts = try CSV.texts(of: o.prepared.appendingPathComponent("test.csv"), expectedRows: data.test.rowCount)
+
+        let fm = FileManager.default
+        try fm.createDirectory(at: o.output, withIntermediateDirectories: true)
+        var written: [String] = []
+        func put(_ name: String, _ bytes: Data) throws {
+            try AtomicFile.write(bytes, to: o.output.appendingPathComponent(name))
+            written.append(name)
+        }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        var metricsJSON = try enc.encode(metrics)
+        metricsJSON.append(0x0A)
+        try put("metrics.json", metricsJSON)
+        try put("predictions.csv", Evaluation.predictionsCSV(texts: texts, labels: data.test.labels, logits: testLogits))
+
+        // Plots from the training log, like the book's plot_values.
+        var pngSkipped: String? = nil
+        let logURL = o.model.appendingPathComponent(TrainStage.logFile)
+        if fm.fileExists(atPath: logURL.path) {
+            let log = try LogRecord.readLog(logURL)
+            let trainManifest = try? Manifest.read(from: o.model.appendingPathComponent(Manifest.fileName))
+            let perEpoch = Double((trainManifest?.stats["batches_per_epoch"]?.intValue ?? 0) * (trainManifest?.params["batch_size"]?.intValue ?? 0))
+            for (name, plot) in [("loss", TrainingPlots.loss(log, examplesPerEpoch: perEpoch)),
+                                 ("accuracy", TrainingPlots.accuracy(log, examplesPerEpoch: perEpoch))] {
+                try put("\(name).svg", Data(plot.svg().utf8))
+                if pngSkipped == nil {
+                    do {
+                        try convertToPNG(o.output.appendingPathComponent("\(name).svg"), o.output.appendingPathComponent("\(name).png"),
+                                         converter: o.pngConverter)
+                        written.append("\(name).png")
+                    } catch let e as PipelineError { pngSkipped = e.message }
+                }
+            }
+        } else {
+            pngSkipped = "no training log at \(logURL.path): no plots"
+        }
+
+        let inputs = try ([o.model.appendingPathComponent(TrainStage.modelFile)] + (trunk.hasPrefix("read") ? [trunkURL] : []))
+            .filter { fm.fileExists(atPath: $0.path) }.map { try FileRecord.of($0, as: $0.path) }
+            + ["train.bin", "validation.bin", "test.bin", "test.csv"].map {
+                try FileRecord.of(o.prepared.appendingPathComponent($0), as: o.prepared.appendingPathComponent($0).path)
+            }
+        let outputs = try written.map { try FileRecord.of(o.output.appendingPathComponent($0), as: $0) }
+        var stats: [String: JSONValue] = ["frozen_trunk": .string(trunk), "frozen_trunk_seconds": .double(trunkSeconds)]
+        for (name, m) in metrics {
+            stats["\(name)_accuracy"] = .double(m.accuracy)
+            stats["\(name)_loss"] = .double(m.loss)
+        }
+        if let t = metrics["test"] { stats["test_f1"] = .double(t.f1) }
+        let manifest = Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "evaluate",
+                                params: ["batch_size": .int(o.batchSize), "positive_class": .int(1),
+                                         "token_position": .string(ckpt.pooling.position.rawValue),
+                                         "average_embeddings": .bool(ckpt.pooling.averageEmbeddings)],
+                                inputs: inputs, outputs: outputs, stats: stats)
+        try manifest.write(into: o.output)
+        return EvaluateResult(metrics: metrics, files: written + [Manifest.fileName], pngSkipped: pngSkipped, frozenTrunk: trunk)
+    }
+
+    /// SVG -> PNG with an external converter (librsvg's rsvg-convert); throws when it is missing or fails.
+    public static func convertToPNG(_ svg: URL, _ png: URL, converter: String) throws {
+        let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+        guard let exe = paths.map({ URL(fileURLWithPath: String($0)).appendingPathComponent(converter) })
+            .first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            throw PipelineError("\(converter) is not installed: PNG plots skipped (the SVGs are written)",
+                                hint: "apt-get install librsvg2-bin for PNG copies")
+        }
+        try AtomicFile.write(to: png) { tmp in
+            let p = Process()
+            p.executableURL = exe
+            p.arguments = ["-o", tmp.path, svg.path]
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else {
+                throw PipelineError("\(converter) failed (exit \(p.terminationStatus)): PNG plots skipped", location: svg.path)
+            }
+        }
+    }
+}
+
+/// One text in, spam or not out: the trained classifier with the same truncation and padding as
+/// training (the book's `classify_review`).
+public final class TextClassifier {
+    public let model: ClassifierModel
+    public let checkpoint: ClassifierCheckpoint.Loaded
+
+    public init(modelDirectory: URL, makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend) throws {
+        (model, checkpoint) = try EvaluateStage.loadModel(modelDirectory, makeBackend: makeBackend)
+    }
+
+    /// Probabilities of each class for one encoded text. The text is cut to the training max
+    /// length and padded to it, as in training; an empty text or one longer than the model's
+    /// context is refused.
+    public func probabilities(tokens: [Int]) throws -> [Float] {
+        let config = checkpoint.layout.config
+        guard !tokens.isEmpty else { throw PipelineError("the text is empty (no tokens to classify)") }
+        guard tokens.count <= config.contextLength else {
+            throw PipelineError("the text has \(tokens.count) tokens, more than the model's context of \(config.contextLength)",
+                                hint: "shorten the text")
+        }
+        let L = checkpoint.maxLength
+        let kept = Array(tokens.prefix(L))
+        let row = kept.map { Int32($0) } + [Int32](repeating: Int32(checkpoint.padTokenID), count: L - kept.count)
+        let rows = LabeledRows(tokens: row, labels: [0], lengths: [kept.count], sequenceLength: L,
+                               padTokenID: checkpoint.padTokenID, numClasses: checkpoint.numClasses)
+        try rows.validate(vocabSize: config.vocabSize, numClasses: checkpoint.numClasses, source: "text")
+        let logits = try model.logits(rows: [0], of: DataSplit(name: "text", rows: rows))[0]
+        return softmax(logits)
+    }
+}

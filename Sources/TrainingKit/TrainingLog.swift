@@ -1,0 +1,61 @@
+import ArtifactKit
+import Foundation
+
+/// One line of `log.jsonl`. `kind` is "eval" (losses on `eval_iter` batches every `eval_freq`
+/// steps, like the book's `evaluate_model`) or "epoch" (accuracies on `eval_iter` batches at the
+/// end of each epoch, like its `calc_accuracy_loader(..., num_batches=eval_iter)`).
+public struct LogRecord: Codable, Equatable, Sendable {
+    public var kind: String
+    /// Optimizer steps done so far (the book's `global_step` + 1).
+    public var step: Int
+    /// 1-based epoch the record belongs to.
+    public var epoch: Int
+    /// Epochs done as a fraction (step / steps per epoch), the x axis of the plots.
+    public var epochProgress: Double
+    public var examplesSeen: Int
+    public var trainLoss: Double?
+    public var valLoss: Double?
+    public var trainAccuracy: Double?
+    public var valAccuracy: Double?
+    public var elapsedSeconds: Double
+
+    public init(kind: String, step: Int, epoch: Int, epochProgress: Double, examplesSeen: Int, trainLoss: Double? = nil,
+                valLoss: Double? = nil, trainAccuracy: Double? = nil, valAccuracy: Double? = nil, elapsedSeconds: Double) {
+        self.kind = kind
+        self.step = step
+        self.epoch = epoch
+        self.epochProgress = epochProgress
+        self.examplesSeen = examplesSeen
+        self.trainLoss = trainLoss
+        self.valLoss = valLoss
+        self.trainAccuracy = trainAccuracy
+        self.valAccuracy = valAccuracy
+        self.elapsedSeconds = elapsedSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case kind, step, epoch, epochProgress = "epoch_progress", examplesSeen = "examples_seen",
+             trainLoss = "train_loss", valLoss = "val_loss", trainAccuracy = "train_accuracy",
+             valAccuracy = "val_accuracy", elapsedSeconds = "elapsed_seconds"
+    }
+
+    public func jsonLine() -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? enc.encode(self)) ?? Data(), as: UTF8.self)
+    }
+
+    /// Reads a `log.jsonl`, naming the line that does not parse.
+    public static func readLog(_ url: URL) throws -> [LogRecord] {
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+            throw PipelineError("cannot read the training log", location: url.path, hint: "rerun `train`")
+        }
+        var out: [LogRecord] = []
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+            do { out.append(try JSONDecoder().decode(LogRecord.self, from: Data(line.utf8))) } catch {
+                throw PipelineError("line \(i + 1) is not a log record: \(error)", location: url.path, hint: "rerun `train`")
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,90 @@
+import ArtifactKit
+import Foundation
+
+/// Ctrl-C (SIGINT) or SIGTERM during training: the handler only raises a flag; the loop notices it
+/// after the current step, saves the resumable state and stops. A second signal ends the process at once.
+public enum InterruptFlag {
+    nonisolated(unsafe) static var raised: Int32 = 0
+
+    public static var isRaised: Bool { raised != 0 }
+
+    public static func installSIGINTHandler() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { s in
+                InterruptFlag.raised = 1
+                signal(s, SIG_DFL)
+            }
+        }
+    }
+
+    public static func reset() { raised = 0 }
+}
+
+/// Where progress goes: a bar on a terminal, plain lines elsewhere, nothing in tests.
+public protocol TrainingReporter: AnyObject {
+    func started(totalSteps: Int, doneSteps: Int)
+    func stepDone(step: Int, totalSteps: Int, epoch: Int, loss: Float)
+    func logged(_ record: LogRecord)
+    func note(_ text: String)
+}
+
+public final class SilentReporter: TrainingReporter {
+    public init() {}
+    public func started(totalSteps: Int, doneSteps: Int) {}
+    public func stepDone(step: Int, totalSteps: Int, epoch: Int, loss: Float) {}
+    public func logged(_ record: LogRecord) {}
+    public func note(_ text: String) {}
+}
+
+/// Progress on stderr: a redrawn bar when stderr is a terminal, otherwise one line per log record.
+public final class ConsoleReporter: TrainingReporter {
+    let isTerminal: Bool
+    let start = Date()
+    var lastDraw = Date.distantPast
+    var lastLoss: Float = .nan
+
+    public init(isTerminal: Bool = isatty(2) != 0) { self.isTerminal = isTerminal }
+
+    func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+
+    public func started(totalSteps: Int, doneSteps: Int) {
+        if doneSteps > 0 { note("resuming at step \(doneSteps) of \(totalSteps)") }
+    }
+
+    public func stepDone(step: Int, totalSteps: Int, epoch: Int, loss: Float) {
+        lastLoss = loss
+        guard isTerminal, Date().timeIntervalSince(lastDraw) > 0.2 || step == totalSteps else { return }
+        lastDraw = Date()
+        let width = 30
+        let filled = totalSteps == 0 ? width : width * step / totalSteps
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        let elapsed = Date().timeIntervalSince(start)
+        let eta = step > 0 ? elapsed / Double(step) * Double(totalSteps - step) : 0
+        write(String(format: "\r[%@] step %d/%d  epoch %d  loss %.3f  %.0fs (eta %.0fs) ",
+                     bar, step, totalSteps, epoch, loss, elapsed, eta))
+        if step == totalSteps { write("\n") }
+    }
+
+    public func logged(_ r: LogRecord) {
+        var parts = ["ep \(r.epoch) (step \(r.step))"]
+        if let t = r.trainLoss, let v = r.valLoss { parts.append(String(format: "train loss %.3f, val loss %.3f", t, v)) }
+        if let t = r.trainAccuracy, let v = r.valAccuracy {
+            parts.append(String(format: "training accuracy %.2f%% | validation accuracy %.2f%%", t * 100, v * 100))
+        }
+        parts.append(String(format: "%.1fs", r.elapsedSeconds))
+        let line = parts.joined(separator: "  ")
+        write(isTerminal ? "\r\u{1B}[K" + line + "\n" : line + "\n")
+    }
+
+    public func note(_ text: String) { write((isTerminal ? "\r\u{1B}[K" : "") + text + "\n") }
+}
+
+/// What a training run ended with.
+public struct TrainingOutcome {
+    public var log: [LogRecord]
+    public var steps: Int
+    public var examplesSeen: Int
+    public var elapsedSeconds: Double
+    /// True when stopped early (Ctrl-C or `stopAfterSteps`); the state file holds where.
+    public var interrupted: Bool
+}

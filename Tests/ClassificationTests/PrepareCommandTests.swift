@@ -1,0 +1,60 @@
+import ArtifactKit
+import TestSupport
+import Classification
+import XCTest
+
+/// `prepare classification` as a process, with exactly the flags of pipeline.yaml's prepare stage.
+final class PrepareCommandTests: XCTestCase {
+    private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let exe = TestPaths.executable("prepare")
+        guard FileManager.default.isExecutableFile(atPath: exe.path) else {
+            throw XCTSkip("the prepare executable is not built next to the tests (\(exe.path)); run `swift build` first")
+        }
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    func testPipelineFlagsOnRealData() throws {
+        let tsv = try DataPrepFixtures.smsTSV(), vocab = try DataPrepFixtures.vocabularyDirectory()
+        let dir = try TestPaths.makeTempDir("prepare-cmd")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("prepared")
+        let r = try run(["classification", "--input", tsv.path, "--vocab", vocab.path, "--out", out.path,
+                         "--seed", "123", "--train-frac", "0.7", "--validation-frac", "0.1", "--max-length", "longest",
+                         "--context-length", "1024", "--pad-token-id", "50256"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("5572"), r.stdout)
+        let m = try Manifest.read(from: out.appendingPathComponent("manifest.json"))
+        XCTAssertEqual(m.stats["total_rows"], 5572)
+        XCTAssertEqual([m.stats["balanced_ham"], m.stats["balanced_spam"]], [747, 747])
+        XCTAssertEqual([m.stats["train_rows"], m.stats["validation_rows"], m.stats["test_rows"]], [1045, 149, 300])
+        XCTAssertEqual(m.stats["max_length"], 120)
+        XCTAssertEqual(m.params["seed"], 123)
+        XCTAssertEqual(m.params["max_length"], "longest")
+    }
+
+    func testBadInputFailsWithMessageAndNoOutput() throws {
+        let dir = try TestPaths.makeTempDir("prepare-bad")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bad = dir.appendingPathComponent("bad.tsv")
+        try Data("ham\thello\nmaybe\tthere\n".utf8).write(to: bad)
+        let out = dir.appendingPathComponent("prepared")
+        let r = try run(["classification", "--input", bad.path, "--vocab", dir.path, "--out", out.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("\(bad.path):2"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("unknown label \"maybe\""), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+
+        let r2 = try run(["classification", "--input", bad.path, "--vocab", dir.path, "--out", out.path, "--max-length", "huge"])
+        XCTAssertNotEqual(r2.status, 0)
+        XCTAssertTrue(r2.stderr.contains("--max-length"), r2.stderr)
+    }
+}
