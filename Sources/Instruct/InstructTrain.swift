@@ -147,7 +147,7 @@ public enum InstructTrainStage {
 }
 
 /// The training loop of `train instruct` (the book's `train_model_simple`), resumable through
-/// `ResumeState` exactly like the classifier's `Trainer`: the weights, both AdamW moments, the
+/// `ResumeState` exactly like the classifier's `ClassifierTrainer`: the weights, both AdamW moments, the
 /// step, the epoch's row order and the random generator.
 public final class InstructTrainer {
     public let model: GPT2Model

@@ -2,7 +2,7 @@ import ArtifactKit
 import Foundation
 
 /// The epoch and batch bookkeeping shared by the book's two training loops, the classifier's
-/// `train_classifier_simple` (`Trainer`) and chapter 7's `train_model_simple` (`InstructTrainer`):
+/// `train_classifier_simple` (`ClassifierTrainer`) and chapter 7's `train_model_simple` (`InstructTrainer`):
 /// shuffled epochs of full batches (the incomplete last batch dropped), one optimizer step per
 /// batch, losses every `evalFreq` steps on `evalIter` batches of a fresh shuffle of the training
 /// rows, something at the end of each epoch, a resumable state every `saveEvery` steps, and a

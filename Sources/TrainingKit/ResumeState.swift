@@ -13,7 +13,7 @@ public struct ResumeState: Equatable {
     public static let fileName = "state"
 
     public struct Meta: Codable, Equatable {
-        /// `TrainingSettings.resumeKey` of the run that wrote it.
+        /// `ClassifierSettings.resumeKey` of the run that wrote it.
         public var settingsKey: String
         /// Hashes of the shards and base weights it was trained from.
         public var inputsKey: String

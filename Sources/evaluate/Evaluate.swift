@@ -25,10 +25,10 @@ struct Report: ParsableCommand {
     @Option(help: "Batch size of the book-style loss (mean of batch means).") var batchSize = 8
 
     func run() throws {
-        var o = EvaluateOptions(model: URL(fileURLWithPath: model), prepared: URL(fileURLWithPath: prepared), output: URL(fileURLWithPath: out))
+        var o = ClassifierEvaluateOptions(model: URL(fileURLWithPath: model), prepared: URL(fileURLWithPath: prepared), output: URL(fileURLWithPath: out))
         o.batchSize = batchSize
         o.note = { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
-        let r = try EvaluateStage.run(o, makeBackend: { try GPT2Backend(layout: $0, parameters: $1) })
+        let r = try ClassifierEvaluateStage.run(o, makeBackend: { try GPT2Backend(layout: $0, parameters: $1) })
         for name in ["train", "validation", "test"] {
             guard let m = r.metrics[name] else { continue }
             let label = name.padding(toLength: 11, withPad: " ", startingAt: 0)
@@ -53,7 +53,7 @@ struct Classify: ParsableCommand {
         let vocabURL = URL(fileURLWithPath: vocab)
         let preparedURL = URL(fileURLWithPath: prepared)
         if FileManager.default.fileExists(atPath: preparedURL.appendingPathComponent("manifest.json").path) {
-            try PreparedData.load(from: preparedURL, splits: []).checkTokenizer(vocabDirectory: vocabURL)
+            try ClassificationDataset.load(from: preparedURL, splits: []).checkTokenizer(vocabDirectory: vocabURL)
         }
         let tokenizer = try GPT2BPETokenizer(directory: vocabURL)
         let classifier = try TextClassifier(modelDirectory: URL(fileURLWithPath: model),

@@ -38,7 +38,7 @@ struct TrainClassifier: ParsableCommand {
     @OptionGroup var lora: LoRAOptions
 
     func run() throws {
-        var s = TrainingSettings()
+        var s = ClassifierSettings()
         s.model = model
         s.weights = common.weights
         s.weightsFile = common.weightsFile
@@ -57,13 +57,13 @@ struct TrainClassifier: ParsableCommand {
         s.loraRank = lora.loraRank
         s.loraAlpha = lora.loraAlpha
 
-        var o = TrainOptions(prepared: URL(fileURLWithPath: prepared), output: URL(fileURLWithPath: out), settings: s)
+        var o = ClassifierTrainOptions(prepared: URL(fileURLWithPath: prepared), output: URL(fileURLWithPath: out), settings: s)
         o.numClasses = numClasses
         o.vocabDirectory = vocab.map { URL(fileURLWithPath: $0) }
         o.resume = try common.resumeMode()
         InterruptFlag.installSIGINTHandler()
         let reporter = ConsoleReporter()
-        let result = try TrainStage.run(o, makeBackend: { try GPT2Backend(layout: $0, parameters: $1) }, reporter: reporter)
+        let result = try ClassifierTrainStage.run(o, makeBackend: { try GPT2Backend(layout: $0, parameters: $1) }, reporter: reporter)
         let outcome = result.outcome
         if outcome.interrupted {
             reporter.note("interrupted after step \(outcome.steps): state saved to \(out)/state; continue with the same options and --resume")

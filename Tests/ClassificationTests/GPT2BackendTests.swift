@@ -89,7 +89,7 @@ final class GPT2BackendTests: XCTestCase {
         for (trainable, pooling) in [(TrainableLayers.lastBlock, Pooling(position: .last)),
                                      (.lastTwoBlocks, Pooling(position: .flexible)),
                                      (.lastLayer, Pooling(position: .flexible))] {
-            var s = TrainingSettings()
+            var s = ClassifierSettings()
             s.weights = "random"; s.trainableLayers = trainable; s.pooling = pooling
             s.epochs = 2; s.batchSize = 4; s.evalFreq = 2; s.evalIter = 2; s.learningRate = 1e-2
             // Compared through the losses and the final logits, not raw parameters: AdamW divides by
@@ -101,7 +101,7 @@ final class GPT2BackendTests: XCTestCase {
                 let train = DataSplit(name: "train", rows: Self.rows(count: 18, seed: 1))
                 let val = DataSplit(name: "validation", rows: Self.rows(count: 7, seed: 2))
                 if cache { try model.fillCache(train); try model.fillCache(val) }
-                let outcome = try Trainer(model: model, train: train, validation: val, settings: s, inputsKey: "k", stateURL: nil).run()
+                let outcome = try ClassifierTrainer(model: model, train: train, validation: val, settings: s, inputsKey: "k", stateURL: nil).run()
                 return (try model.logits(rows: Array(0..<7), of: val).flatMap { $0 }, outcome.log)
             }
             let fast = try run(cache: true, trim: true), slow = try run(cache: false, trim: false)

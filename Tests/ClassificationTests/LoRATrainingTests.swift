@@ -64,7 +64,7 @@ final class LoRATrainingTests: XCTestCase {
         let dir = try TestPaths.makeTempDir("lora-stage")
         defer { try? FileManager.default.removeItem(at: dir) }
         let prepared = try StageTests.writePrepared(in: dir)
-        func options(epochs: Int) -> TrainOptions {
+        func options(epochs: Int) -> ClassifierTrainOptions {
             var o = StageTests.options(prepared, in: dir, epochs: epochs)
             o.settings.trainableLayers = .lora
             o.settings.loraRank = 2
@@ -73,13 +73,13 @@ final class LoRATrainingTests: XCTestCase {
         }
         var o = options(epochs: 3)
         o.stopAfterSteps = 7
-        XCTAssertTrue(try TrainStage.run(o, makeBackend: StageTests.backend).outcome.interrupted)
+        XCTAssertTrue(try ClassifierTrainStage.run(o, makeBackend: StageTests.backend).outcome.interrupted)
         o.stopAfterSteps = nil
         o.resume = .required
-        let resumed = try TrainStage.run(o, makeBackend: StageTests.backend)
+        let resumed = try ClassifierTrainStage.run(o, makeBackend: StageTests.backend)
         let modelURL = dir.appendingPathComponent("train/model.safetensors")
         let resumedCkpt = try loadCheckpointWithLoRA(from: modelURL)
-        let whole = try TrainStage.run(options(epochs: 3), makeBackend: StageTests.backend)
+        let whole = try ClassifierTrainStage.run(options(epochs: 3), makeBackend: StageTests.backend)
         let wholeCkpt = try loadCheckpointWithLoRA(from: modelURL)
         XCTAssertEqual(resumed.outcome.log.map(\.trainLoss), whole.outcome.log.map(\.trainLoss))
         XCTAssertEqual(resumed.outcome.log.map(\.valAccuracy), whole.outcome.log.map(\.valAccuracy))
@@ -100,10 +100,10 @@ final class LoRATrainingTests: XCTestCase {
         XCTAssertEqual(wholeCkpt.metadata["trainable"], "lora")
 
         // evaluate reads the LoRA checkpoint (merged) and reproduces the trainer's last validation accuracy.
-        var eo = EvaluateOptions(model: dir.appendingPathComponent("train"), prepared: prepared,
+        var eo = ClassifierEvaluateOptions(model: dir.appendingPathComponent("train"), prepared: prepared,
                                  output: dir.appendingPathComponent("eval"))
         eo.pngConverter = "no-such-converter-for-tests"
-        let r = try EvaluateStage.run(eo, makeBackend: StageTests.backend)
+        let r = try ClassifierEvaluateStage.run(eo, makeBackend: StageTests.backend)
         XCTAssertEqual(r.metrics["validation"]?.rows, 6)
         XCTAssertEqual(r.metrics["validation"]?.accuracy ?? -1, whole.outcome.log.last!.valAccuracy!, accuracy: 1e-9)
         let classifier = try TextClassifier(modelDirectory: dir.appendingPathComponent("train"), makeBackend: StageTests.backend)

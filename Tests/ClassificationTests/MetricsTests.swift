@@ -46,7 +46,7 @@ final class MetricsTests: XCTestCase {
     }
 
     func testPredictionsCSVQuotesTextsAndGivesSpamProbability() throws {
-        let data = Evaluation.predictionsCSV(texts: ["hi, \"you\"", "plain"], labels: [0, 1], logits: [[1, 0], [0, 0]])
+        let data = ClassifierEvaluation.predictionsCSV(texts: ["hi, \"you\"", "plain"], labels: [0, 1], logits: [[1, 0], [0, 0]])
         let text = String(decoding: data, as: UTF8.self)
         XCTAssertEqual(text, "text,label,predicted,spam_probability\n\"hi, \"\"you\"\"\",0,0,0.268941\nplain,1,0,0.500000\n")
         let parsed = try CSV.parse(text, source: "x")

@@ -57,24 +57,24 @@ final class StageTests: XCTestCase {
         return prepared
     }
 
-    func options(_ prepared: URL, epochs: Int = 2) -> TrainOptions { Self.options(prepared, in: dir, epochs: epochs) }
+    func options(_ prepared: URL, epochs: Int = 2) -> ClassifierTrainOptions { Self.options(prepared, in: dir, epochs: epochs) }
 
-    static func options(_ prepared: URL, in dir: URL, epochs: Int = 2) -> TrainOptions {
-        var s = TrainingSettings()
+    static func options(_ prepared: URL, in dir: URL, epochs: Int = 2) -> ClassifierTrainOptions {
+        var s = ClassifierSettings()
         s.weights = "random"
         s.epochs = epochs
         s.batchSize = 4
         s.evalFreq = 2
         s.evalIter = 2
         s.learningRate = 1e-2
-        var o = TrainOptions(prepared: prepared, output: dir.appendingPathComponent("train"), settings: s)
+        var o = ClassifierTrainOptions(prepared: prepared, output: dir.appendingPathComponent("train"), settings: s)
         o.config = Self.config
         return o
     }
 
     func testTrainThenEvaluateThenClassify() throws {
         let prepared = try writePrepared()
-        let result = try TrainStage.run(options(prepared), makeBackend: Self.backend)
+        let result = try ClassifierTrainStage.run(options(prepared), makeBackend: Self.backend)
         XCTAssertFalse(result.outcome.interrupted)
         XCTAssertEqual(result.outcome.steps, 2 * 5)
         let out = dir.appendingPathComponent("train")
@@ -89,9 +89,9 @@ final class StageTests: XCTestCase {
 
         // evaluate: full splits, files, and the reloaded model reproduces the trainer's predictions.
         let evalDir = dir.appendingPathComponent("eval")
-        var eo = EvaluateOptions(model: out, prepared: prepared, output: evalDir)
+        var eo = ClassifierEvaluateOptions(model: out, prepared: prepared, output: evalDir)
         eo.pngConverter = "no-such-converter-for-tests"
-        let r = try EvaluateStage.run(eo, makeBackend: Self.backend)
+        let r = try ClassifierEvaluateStage.run(eo, makeBackend: Self.backend)
         XCTAssertEqual(r.metrics["train"]?.rows, 20)
         XCTAssertEqual(r.metrics["test"]?.rows, 7)
         XCTAssertNotNil(r.pngSkipped)
@@ -104,7 +104,7 @@ final class StageTests: XCTestCase {
 
         // classify: the same row through TextClassifier gives the probability in predictions.csv.
         let classifier = try TextClassifier(modelDirectory: out, makeBackend: Self.backend)
-        let data = try PreparedData.load(from: prepared)
+        let data = try ClassificationDataset.load(from: prepared)
         let row = data.test.row(0).prefix(data.test.lengths[0]).map { Int($0) }
         let p = try classifier.probabilities(tokens: row)
         XCTAssertEqual(Double(p[1]), Double(csv[1][3])!, accuracy: 1e-5)
@@ -122,10 +122,10 @@ final class StageTests: XCTestCase {
     func testEvaluateReusesTheTrunkStatesOfTrainWithTheSameNumbers() throws {
         let prepared = try writePrepared()
         let out = dir.appendingPathComponent("train"), trunkURL = out.appendingPathComponent("trunk.bin")
-        func evaluate(_ name: String) throws -> (result: EvaluateResult, metrics: Data, predictions: Data) {
-            var eo = EvaluateOptions(model: out, prepared: prepared, output: dir.appendingPathComponent(name))
+        func evaluate(_ name: String) throws -> (result: ClassifierEvaluateResult, metrics: Data, predictions: Data) {
+            var eo = ClassifierEvaluateOptions(model: out, prepared: prepared, output: dir.appendingPathComponent(name))
             eo.pngConverter = "no-such-converter-for-tests"
-            let r = try EvaluateStage.run(eo, makeBackend: Self.backend)
+            let r = try ClassifierEvaluateStage.run(eo, makeBackend: Self.backend)
             return (r, try Data(contentsOf: eo.output.appendingPathComponent("metrics.json")),
                     try Data(contentsOf: eo.output.appendingPathComponent("predictions.csv")))
         }
@@ -138,7 +138,7 @@ final class StageTests: XCTestCase {
             var o = options(prepared)
             o.settings.trainableLayers = trainable
             o.settings.pooling = pooling
-            let trained = try TrainStage.run(o, makeBackend: Self.backend)
+            let trained = try ClassifierTrainStage.run(o, makeBackend: Self.backend)
             let label = "\(trainable) \(pooling)"
             let shared = trainable == .lastBlock || trainable == .lastLayer
             XCTAssertEqual(FileManager.default.fileExists(atPath: trunkURL.path), shared, label)
@@ -165,7 +165,7 @@ final class StageTests: XCTestCase {
             let ckpt = try ClassifierCheckpoint.load(from: out.appendingPathComponent("model.safetensors"))
             let full = try ClassifierModel(backend: try Self.backend(ckpt.layout, ckpt.parameters), parameters: ckpt.parameters,
                                            pooling: ckpt.pooling, trainable: .all)
-            let test = try PreparedData.load(from: prepared).test
+            let test = try ClassificationDataset.load(from: prepared).test
             let logits = try full.logits(rows: Array(0..<test.rowCount), of: DataSplit(name: "test", rows: test))
             let csv = try CSV.parse(String(decoding: withFile.predictions, as: UTF8.self), source: "predictions")
             for (i, l) in logits.enumerated() { XCTAssertEqual(Double(softmax(l)[1]), Double(csv[i + 1][3])!, accuracy: 2e-6, label) }
@@ -187,8 +187,8 @@ final class StageTests: XCTestCase {
         var other = options(prepared)
         other.settings.seed = 7
         other.output = dir.appendingPathComponent("train-seed7")
-        _ = try TrainStage.run(other, makeBackend: Self.backend)
-        _ = try TrainStage.run(options(prepared), makeBackend: Self.backend)
+        _ = try ClassifierTrainStage.run(other, makeBackend: Self.backend)
+        _ = try ClassifierTrainStage.run(options(prepared), makeBackend: Self.backend)
         try FileManager.default.removeItem(at: trunkURL)
         try FileManager.default.copyItem(at: other.output.appendingPathComponent("trunk.bin"), to: trunkURL)
         let foreign = try evaluate("eval-foreign")
@@ -198,22 +198,22 @@ final class StageTests: XCTestCase {
 
     func testInterruptedRunKeepsThePreviousModelAndResumesExactly() throws {
         let prepared = try writePrepared()
-        let first = try TrainStage.run(options(prepared), makeBackend: Self.backend)
+        let first = try ClassifierTrainStage.run(options(prepared), makeBackend: Self.backend)
         let modelURL = dir.appendingPathComponent("train/model.safetensors")
         let before = try Data(contentsOf: modelURL)
 
         var o = options(prepared, epochs: 3)
         o.stopAfterSteps = 7
-        let stopped = try TrainStage.run(o, makeBackend: Self.backend)
+        let stopped = try ClassifierTrainStage.run(o, makeBackend: Self.backend)
         XCTAssertTrue(stopped.outcome.interrupted)
         XCTAssertNil(stopped.manifest)
         XCTAssertEqual(try Data(contentsOf: modelURL), before, "an interrupted run must not touch the previous model")
 
         o.stopAfterSteps = nil
         o.resume = .required
-        let resumed = try TrainStage.run(o, makeBackend: Self.backend)
+        let resumed = try ClassifierTrainStage.run(o, makeBackend: Self.backend)
         let resumedModel = try Data(contentsOf: modelURL)
-        let whole = try TrainStage.run(options(prepared, epochs: 3), makeBackend: Self.backend)
+        let whole = try ClassifierTrainStage.run(options(prepared, epochs: 3), makeBackend: Self.backend)
         XCTAssertEqual(try Data(contentsOf: modelURL).count, resumedModel.count)
         XCTAssertEqual(try loadCheckpoint(from: modelURL).params, try { () throws -> [Float] in
             try resumedModel.write(to: dir.appendingPathComponent("resumed.safetensors"))
@@ -226,7 +226,7 @@ final class StageTests: XCTestCase {
         var other = options(prepared, epochs: 3)
         other.resume = .required
         other.settings.seed = 99
-        XCTAssertThrowsError(try TrainStage.run(other, makeBackend: Self.backend)) {
+        XCTAssertThrowsError(try ClassifierTrainStage.run(other, makeBackend: Self.backend)) {
             XCTAssertTrue("\($0)".contains("different train params"), "\($0)")
         }
     }
@@ -235,65 +235,65 @@ final class StageTests: XCTestCase {
     /// run with the same params left, starts over after a finished run or with other params.
     func testContinueInterruptedContinuesOnlyAnInterruptedRunOfTheSameParams() throws {
         let prepared = try writePrepared()
-        let whole = try TrainStage.run(options(prepared, epochs: 2), makeBackend: Self.backend)
+        let whole = try ClassifierTrainStage.run(options(prepared, epochs: 2), makeBackend: Self.backend)
         let wholeLosses = whole.outcome.log.map(\.trainLoss)
 
         // A finished run's state: trained again from the start, same result.
         var o = options(prepared, epochs: 2)
         o.resume = .ifInterrupted
-        let again = try TrainStage.run(o, makeBackend: Self.backend)
+        let again = try ClassifierTrainStage.run(o, makeBackend: Self.backend)
         XCTAssertEqual(again.outcome.log.map(\.trainLoss), wholeLosses)
         XCTAssertEqual(again.outcome.steps, whole.outcome.steps)
 
         // Interrupted, then continued: equals the uninterrupted run.
         o.stopAfterSteps = 3
         o.resume = .never
-        XCTAssertTrue(try TrainStage.run(o, makeBackend: Self.backend).outcome.interrupted)
+        XCTAssertTrue(try ClassifierTrainStage.run(o, makeBackend: Self.backend).outcome.interrupted)
         o.stopAfterSteps = nil
         o.resume = .ifInterrupted
-        let continued = try TrainStage.run(o, makeBackend: Self.backend)
+        let continued = try ClassifierTrainStage.run(o, makeBackend: Self.backend)
         XCTAssertFalse(continued.outcome.interrupted)
         XCTAssertEqual(continued.outcome.log.map(\.trainLoss), wholeLosses)
 
         // Interrupted, then run with other params: starts over instead of failing.
         o.stopAfterSteps = 3
         o.resume = .never
-        _ = try TrainStage.run(o, makeBackend: Self.backend)
+        _ = try ClassifierTrainStage.run(o, makeBackend: Self.backend)
         var other = options(prepared, epochs: 2)
         other.settings.seed = 99
         other.resume = .ifInterrupted
-        let fresh = try TrainStage.run(other, makeBackend: Self.backend)
+        let fresh = try ClassifierTrainStage.run(other, makeBackend: Self.backend)
         var reference = options(prepared, epochs: 2)
         reference.settings.seed = 99
-        XCTAssertEqual(fresh.outcome.log.map(\.trainLoss), try TrainStage.run(reference, makeBackend: Self.backend).outcome.log.map(\.trainLoss))
+        XCTAssertEqual(fresh.outcome.log.map(\.trainLoss), try ClassifierTrainStage.run(reference, makeBackend: Self.backend).outcome.log.map(\.trainLoss))
     }
 
     func testBadInputsAreClearErrors() throws {
         let prepared = try writePrepared()
         var o = options(prepared)
         o.numClasses = 3
-        XCTAssertThrowsError(try TrainStage.run(o, makeBackend: Self.backend)) {
+        XCTAssertThrowsError(try ClassifierTrainStage.run(o, makeBackend: Self.backend)) {
             XCTAssertTrue("\($0)".contains("--num-classes 3, but the shards hold labels of 2 classes"), "\($0)")
         }
         o = options(prepared)
         o.config = GPT2Config(name: "small-vocab", vocabSize: 30, contextLength: 16, embDim: 16, nHeads: 2, nLayers: 2)
-        XCTAssertThrowsError(try TrainStage.run(o, makeBackend: Self.backend)) {
+        XCTAssertThrowsError(try ClassifierTrainStage.run(o, makeBackend: Self.backend)) {
             XCTAssertTrue("\($0)".contains("outside small-vocab's vocabulary"), "\($0)")
         }
         o = options(prepared)
         o.config = GPT2Config(name: "short", vocabSize: 40, contextLength: 4, embDim: 16, nHeads: 2, nLayers: 2)
-        XCTAssertThrowsError(try TrainStage.run(o, makeBackend: Self.backend)) {
+        XCTAssertThrowsError(try ClassifierTrainStage.run(o, makeBackend: Self.backend)) {
             XCTAssertTrue("\($0)".contains("more than short's context of 4"), "\($0)")
         }
         o = options(prepared)
         o.settings.weights = "pretrained"
         o.settings.weightsFile = dir.appendingPathComponent("missing.safetensors").path
-        XCTAssertThrowsError(try TrainStage.run(o, makeBackend: Self.backend)) {
+        XCTAssertThrowsError(try ClassifierTrainStage.run(o, makeBackend: Self.backend)) {
             XCTAssertTrue("\($0)".contains("pretrained weights file is missing") && "\($0)".contains("--weights random"), "\($0)")
         }
         o = options(prepared)
         o.resume = .required
-        XCTAssertThrowsError(try TrainStage.run(o, makeBackend: Self.backend)) { XCTAssertTrue("\($0)".contains("no resume state")) }
+        XCTAssertThrowsError(try ClassifierTrainStage.run(o, makeBackend: Self.backend)) { XCTAssertTrue("\($0)".contains("no resume state")) }
 
         // Tokenizer files that differ from the ones in the shards' manifest.
         o = options(prepared)
@@ -302,11 +302,11 @@ final class StageTests: XCTestCase {
         try Data("{\"b\": 0}".utf8).write(to: otherVocab.appendingPathComponent("encoder.json"))
         try Data("#version: 0.2\n".utf8).write(to: otherVocab.appendingPathComponent("vocab.bpe"))
         o.vocabDirectory = otherVocab
-        XCTAssertThrowsError(try TrainStage.run(o, makeBackend: Self.backend)) {
+        XCTAssertThrowsError(try ClassifierTrainStage.run(o, makeBackend: Self.backend)) {
             XCTAssertTrue("\($0)".contains("encoder.json differs from the one the shards were tokenized with"), "\($0)")
         }
         o.vocabDirectory = dir.appendingPathComponent("vocab")
-        XCTAssertNoThrow(try PreparedData.load(from: prepared).checkTokenizer(vocabDirectory: o.vocabDirectory!))
+        XCTAssertNoThrow(try ClassificationDataset.load(from: prepared).checkTokenizer(vocabDirectory: o.vocabDirectory!))
 
         // Nothing was written by the failed runs.
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("train/model.safetensors").path))
@@ -314,7 +314,7 @@ final class StageTests: XCTestCase {
 
     func testShardsOfAnotherFormatVersionAreRefused() throws {
         let prepared = try writePrepared(shardVersion: 99)
-        XCTAssertThrowsError(try TrainStage.run(options(prepared), makeBackend: Self.backend)) {
+        XCTAssertThrowsError(try ClassifierTrainStage.run(options(prepared), makeBackend: Self.backend)) {
             XCTAssertTrue("\($0)".contains("format version 99") && "\($0)".contains("prepare"), "\($0)")
         }
     }
@@ -325,7 +325,7 @@ final class StageTests: XCTestCase {
         var data = try Data(contentsOf: bin)
         data[36] ^= 1   // a token id: still a valid shard, but not the one prepare wrote
         try data.write(to: bin)
-        XCTAssertThrowsError(try TrainStage.run(options(prepared), makeBackend: Self.backend)) {
+        XCTAssertThrowsError(try ClassifierTrainStage.run(options(prepared), makeBackend: Self.backend)) {
             XCTAssertTrue("\($0)".contains("does not match the sha256 in manifest.json"), "\($0)")
         }
     }

@@ -3,7 +3,7 @@ import Foundation
 
 /// Full-split evaluation of a trained classifier (the book's end-of-chapter accuracies, computed
 /// over every row) and the files `evaluate` writes from it.
-public enum Evaluation {
+public enum ClassifierEvaluation {
     /// Logits of every row of `split`, in file order.
     public static func logits(model: ClassifierModel, split: DataSplit) throws -> [[Float]] {
         try model.logits(rows: Array(0..<split.rows.rowCount), of: split)

@@ -4,7 +4,7 @@ import GPT2
 import GPT2Weights
 import TrainingKit
 
-public struct EvaluateOptions {
+public struct ClassifierEvaluateOptions {
     /// The `train` output directory (model.safetensors, log.jsonl, manifest.json).
     public var model: URL
     public var prepared: URL
@@ -23,7 +23,7 @@ public struct EvaluateOptions {
     }
 }
 
-public struct EvaluateResult {
+public struct ClassifierEvaluateResult {
     public var metrics: [String: SplitMetrics]
     public var files: [String]
     public var pngSkipped: String?
@@ -32,14 +32,14 @@ public struct EvaluateResult {
 }
 
 /// The `evaluate` stage: the trained classifier on the full train, validation and test splits.
-public enum EvaluateStage {
+public enum ClassifierEvaluateStage {
     public static let manifestFormat = "classifier-evaluation"
     public static let manifestVersion = 1
 
     /// Loads the trained classifier from a `train` output directory and checks the shards were padded the same way.
     static func loadModel(_ dir: URL, makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend) throws
         -> (ClassifierModel, ClassifierCheckpoint.Loaded) {
-        let ckpt = try ClassifierCheckpoint.load(from: dir.appendingPathComponent(TrainStage.modelFile))
+        let ckpt = try ClassifierCheckpoint.load(from: dir.appendingPathComponent(ClassifierTrainStage.modelFile))
         let backend = try makeBackend(ckpt.layout, ckpt.parameters)
         // Split where training split: the frozen part (unchanged from the base weights) can then be
         // taken from trunk.bin or run once, and the top runs as in training (the last block at the
@@ -50,10 +50,10 @@ public enum EvaluateStage {
         return (model, ckpt)
     }
 
-    public static func run(_ o: EvaluateOptions, makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend) throws -> EvaluateResult {
+    public static func run(_ o: ClassifierEvaluateOptions, makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend) throws -> ClassifierEvaluateResult {
         guard o.batchSize >= 1 else { throw PipelineError("batch size must be at least 1", location: "--batch-size") }
         let (model, ckpt) = try loadModel(o.model, makeBackend: makeBackend)
-        let data = try PreparedData.load(from: o.prepared)
+        let data = try ClassificationDataset.load(from: o.prepared)
         guard data.maxLength == ckpt.maxLength, data.padTokenID == ckpt.padTokenID else {
             throw PipelineError("the model was trained on rows of \(ckpt.maxLength) tokens padded with \(ckpt.padTokenID); these shards have \(data.maxLength) and \(data.padTokenID)",
                                 location: o.prepared.path, hint: "evaluate with the prepared data the model was trained on, or retrain")
@@ -81,8 +81,8 @@ public enum EvaluateStage {
         let trunkSeconds = Date().timeIntervalSince(trunkStart)
         for split in splits {
             let name = split.name
-            let logits = try Evaluation.logits(model: model, split: split)
-            metrics[name] = Evaluation.metrics(logits: logits, labels: split.rows.labels, batchSize: o.batchSize, head: model.head)
+            let logits = try ClassifierEvaluation.logits(model: model, split: split)
+            metrics[name] = ClassifierEvaluation.metrics(logits: logits, labels: split.rows.labels, batchSize: o.batchSize, head: model.head)
             if name == "test" { testLogits = logits }
         }
         let texts = try CSV.texts(of: o.prepared.appendingPathComponent("test.csv"), expectedRows: data.test.rowCount)
@@ -99,11 +99,11 @@ public enum EvaluateStage {
         var metricsJSON = try enc.encode(metrics)
         metricsJSON.append(0x0A)
         try put("metrics.json", metricsJSON)
-        try put("predictions.csv", Evaluation.predictionsCSV(texts: texts, labels: data.test.labels, logits: testLogits))
+        try put("predictions.csv", ClassifierEvaluation.predictionsCSV(texts: texts, labels: data.test.labels, logits: testLogits))
 
         // Plots from the training log, like the book's plot_values.
         var pngSkipped: String? = nil
-        let logURL = o.model.appendingPathComponent(TrainStage.logFile)
+        let logURL = o.model.appendingPathComponent(ClassifierTrainStage.logFile)
         if fm.fileExists(atPath: logURL.path) {
             let log = try LogRecord.readLog(logURL)
             let trainManifest = try? Manifest.read(from: o.model.appendingPathComponent(Manifest.fileName))
@@ -123,7 +123,7 @@ public enum EvaluateStage {
             pngSkipped = "no training log at \(logURL.path): no plots"
         }
 
-        let inputs = try ([o.model.appendingPathComponent(TrainStage.modelFile)] + (trunk.hasPrefix("read") ? [trunkURL] : []))
+        let inputs = try ([o.model.appendingPathComponent(ClassifierTrainStage.modelFile)] + (trunk.hasPrefix("read") ? [trunkURL] : []))
             .filter { fm.fileExists(atPath: $0.path) }.map { try FileRecord.of($0, as: $0.path) }
             + ["train.bin", "validation.bin", "test.bin", "test.csv"].map {
                 try FileRecord.of(o.prepared.appendingPathComponent($0), as: o.prepared.appendingPathComponent($0).path)
@@ -141,7 +141,7 @@ public enum EvaluateStage {
                                          "average_embeddings": .bool(ckpt.pooling.averageEmbeddings)],
                                 inputs: inputs, outputs: outputs, stats: stats)
         try manifest.write(into: o.output)
-        return EvaluateResult(metrics: metrics, files: written + [Manifest.fileName], pngSkipped: pngSkipped, frozenTrunk: trunk)
+        return ClassifierEvaluateResult(metrics: metrics, files: written + [Manifest.fileName], pngSkipped: pngSkipped, frozenTrunk: trunk)
     }
 
     /// SVG -> PNG with an external converter (librsvg's rsvg-convert); throws when it is missing or fails.
@@ -173,7 +173,7 @@ public final class TextClassifier {
     public let checkpoint: ClassifierCheckpoint.Loaded
 
     public init(modelDirectory: URL, makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend) throws {
-        (model, checkpoint) = try EvaluateStage.loadModel(modelDirectory, makeBackend: makeBackend)
+        (model, checkpoint) = try ClassifierEvaluateStage.loadModel(modelDirectory, makeBackend: makeBackend)
     }
 
     /// Probabilities of each class for one encoded text. The text is cut to the training max

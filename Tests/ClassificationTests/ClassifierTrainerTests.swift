@@ -31,8 +31,8 @@ enum Toy {
         return LabeledRows(tokens: tokens, labels: labels, lengths: lengths, sequenceLength: S, padTokenID: 31, numClasses: 2)
     }
 
-    static func settings(_ trainable: TrainableLayers, _ pooling: Pooling = Pooling(), epochs: Int = 2) -> TrainingSettings {
-        var s = TrainingSettings()
+    static func settings(_ trainable: TrainableLayers, _ pooling: Pooling = Pooling(), epochs: Int = 2) -> ClassifierSettings {
+        var s = ClassifierSettings()
         s.weights = "random"
         s.trainableLayers = trainable
         s.pooling = pooling
@@ -45,14 +45,14 @@ enum Toy {
     }
 
     /// Trains from fresh parameters and returns the final parameters and log (elapsed times zeroed).
-    static func run(_ s: TrainingSettings, cache: Bool, trim: Bool, stateURL: URL? = nil, stopAfter: Int? = nil,
+    static func run(_ s: ClassifierSettings, cache: Bool, trim: Bool, stateURL: URL? = nil, stopAfter: Int? = nil,
                     resume: ResumeState? = nil, backend: ToyBackend = ToyBackend(layout: layout)) throws -> ([Float], [LogRecord], TrainingOutcome) {
         let model = try ClassifierModel(backend: backend, parameters: parameters(), pooling: s.pooling,
                                         trainable: s.trainableLayers, trimBatches: trim)
         let train = DataSplit(name: "train", rows: rows(count: 26, seed: 1))
         let val = DataSplit(name: "validation", rows: rows(count: 9, seed: 2))
         if cache { try model.fillCache(train); try model.fillCache(val) }
-        let trainer = Trainer(model: model, train: train, validation: val, settings: s, inputsKey: "toy", stateURL: stateURL)
+        let trainer = ClassifierTrainer(model: model, train: train, validation: val, settings: s, inputsKey: "toy", stateURL: stateURL)
         let outcome = try trainer.run(resumeFrom: resume, stopAfterSteps: stopAfter)
         let log = outcome.log.map { r -> LogRecord in var r = r; r.elapsedSeconds = 0; return r }
         return (model.parameters, log, outcome)

@@ -94,7 +94,7 @@ public struct Pooling: Codable, Equatable, Sendable {
 }
 
 /// Every setting of a training run, named as in pipeline.yaml's `train` params.
-public struct TrainingSettings: Codable, Equatable, Sendable, BaseWeightChoice, LoopSettings {
+public struct ClassifierSettings: Codable, Equatable, Sendable, BaseWeightChoice, LoopSettings {
     public var model: String = "gpt2-small"
     /// "pretrained" (weights from `weightsFile`) or "random" (seeded initialisation).
     public var weights: String = "pretrained"

@@ -4,7 +4,7 @@ import GPT2
 
 /// The output of `prepare classification` (data/prepared): the three shards, checked against
 /// their manifest and, when given, against the tokenizer files and the model they will meet.
-public struct PreparedData {
+public struct ClassificationDataset {
     public let directory: URL
     public let manifest: Manifest
     public let train: LabeledRows
@@ -24,7 +24,7 @@ public struct PreparedData {
     }
 
     /// Reads the manifest and the shards. `splits` limits which shards are read (classify needs none).
-    public static func load(from dir: URL, splits: [String] = ClassificationPreparer.splitNames) throws -> PreparedData {
+    public static func load(from dir: URL, splits: [String] = ClassificationPreparer.splitNames) throws -> ClassificationDataset {
         let manifestURL = dir.appendingPathComponent(Manifest.fileName)
         guard FileManager.default.fileExists(atPath: manifestURL.path) else {
             throw PipelineError("no manifest.json: not a prepared classification directory", location: dir.path, hint: rerunHint)
@@ -67,7 +67,7 @@ public struct PreparedData {
             throw PipelineError("the \(name) shard has sequence length \(r.sequenceLength), \(r.numClasses) classes, pad \(r.padTokenID); the train shard \(t.sequenceLength), \(t.numClasses), \(t.padTokenID)",
                                 location: dir.appendingPathComponent("\(name).bin").path, hint: rerunHint)
         }
-        return PreparedData(directory: dir, manifest: manifest, train: t, validation: rows["validation"] ?? empty,
+        return ClassificationDataset(directory: dir, manifest: manifest, train: t, validation: rows["validation"] ?? empty,
                             test: rows["test"] ?? empty, shardHashes: hashes)
     }
 

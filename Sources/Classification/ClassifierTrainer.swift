@@ -6,18 +6,18 @@ import TrainingKit
 /// The book's `train_classifier_simple`: epochs of shuffled batches (incomplete last batch
 /// dropped), one AdamW step per batch, losses on `eval_iter` batches every `eval_freq` steps and
 /// accuracies on `eval_iter` batches after each epoch (the bookkeeping and resuming: `EpochLoop`).
-public final class Trainer {
+public final class ClassifierTrainer {
     public let model: ClassifierModel
     public let train: DataSplit
     public let validation: DataSplit
-    public let settings: TrainingSettings
+    public let settings: ClassifierSettings
     /// Identifies the shards and base weights; a resume state must carry the same.
     public let inputsKey: String
     public let reporter: TrainingReporter
     /// Where the resume state is written (nil: never).
     public let stateURL: URL?
 
-    public init(model: ClassifierModel, train: DataSplit, validation: DataSplit, settings: TrainingSettings,
+    public init(model: ClassifierModel, train: DataSplit, validation: DataSplit, settings: ClassifierSettings,
                 inputsKey: String, stateURL: URL?, reporter: TrainingReporter = SilentReporter()) {
         self.model = model
         self.train = train

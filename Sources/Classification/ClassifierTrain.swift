@@ -5,10 +5,10 @@ import GPT2Weights
 import TrainingKit
 
 /// Inputs and switches of the `train` stage.
-public struct TrainOptions {
+public struct ClassifierTrainOptions {
     public var prepared: URL
     public var output: URL
-    public var settings: TrainingSettings
+    public var settings: ClassifierSettings
     /// Overrides `settings.model` (a JSON config file, or tests' tiny models).
     public var config: GPT2Config?
     /// When given, must equal the number of classes in the shards.
@@ -20,7 +20,7 @@ public struct TrainOptions {
     /// Stop like Ctrl-C after this many steps (tests).
     public var stopAfterSteps: Int?
 
-    public init(prepared: URL, output: URL, settings: TrainingSettings) {
+    public init(prepared: URL, output: URL, settings: ClassifierSettings) {
         self.prepared = prepared
         self.output = output
         self.settings = settings
@@ -28,7 +28,7 @@ public struct TrainOptions {
 }
 
 /// What `train` did, for the command to report.
-public struct TrainResult {
+public struct ClassifierTrainResult {
     public var outcome: TrainingOutcome
     /// nil when interrupted (only the resume state was written).
     public var manifest: Manifest?
@@ -36,21 +36,21 @@ public struct TrainResult {
 }
 
 /// The `train` stage: shards + base weights in, a fine-tuned classifier checkpoint out.
-public enum TrainStage {
+public enum ClassifierTrainStage {
     public static let manifestFormat = "classifier-training"
     public static let manifestVersion = 1
     public static let modelFile = "model.safetensors"
     public static let logFile = "log.jsonl"
 
-    public static func run(_ o: TrainOptions, makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend,
-                           reporter: TrainingReporter = SilentReporter()) throws -> TrainResult {
+    public static func run(_ o: ClassifierTrainOptions, makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend,
+                           reporter: TrainingReporter = SilentReporter()) throws -> ClassifierTrainResult {
         let s = o.settings
         try s.validate()
         let config = try o.config ?? s.modelConfig()
         // The test rows are read too when a frozen trunk exists: their frozen-layer states go into
         // trunk.bin with the others, so `evaluate` runs only the trainable top.
         let sharesTrunk = s.cacheFrozenTrunk && config.dropRate == 0 && !s.trainableLayers.trainsEmbeddings
-        let data = try PreparedData.load(from: o.prepared, splits: sharesTrunk ? ClassificationPreparer.splitNames : ["train", "validation"])
+        let data = try ClassificationDataset.load(from: o.prepared, splits: sharesTrunk ? ClassificationPreparer.splitNames : ["train", "validation"])
         if let vocab = o.vocabDirectory { try data.checkTokenizer(vocabDirectory: vocab) }
         try data.check(against: config, numClasses: o.numClasses)
         let layout = ParameterLayout(config: config, head: .classifier(numClasses: data.numClasses))
@@ -91,13 +91,13 @@ public enum TrainStage {
 
         let inputsKey = "train.bin=\(data.shardHashes["train"]!) validation.bin=\(data.shardHashes["validation"]!) base=\(base.identity)"
         let stateURL = o.output.appendingPathComponent(ResumeState.fileName)
-        let trainer = Trainer(model: model, train: train, validation: validation, settings: s, inputsKey: inputsKey,
+        let trainer = ClassifierTrainer(model: model, train: train, validation: validation, settings: s, inputsKey: inputsKey,
                               stateURL: stateURL, reporter: reporter)
         let state = try ResumeState.load(mode: o.resume, from: stateURL, check: { try trainer.checkCompatible($0, source: stateURL.path) },
                                          totalSteps: trainer.totalSteps, reporter: reporter)
         try FileManager.default.createDirectory(at: o.output, withIntermediateDirectories: true)
         let outcome = try trainer.run(resumeFrom: state, stopAfterSteps: o.stopAfterSteps)
-        if outcome.interrupted { return TrainResult(outcome: outcome, manifest: nil, cacheSeconds: cacheSeconds) }
+        if outcome.interrupted { return ClassifierTrainResult(outcome: outcome, manifest: nil, cacheSeconds: cacheSeconds) }
 
         // Final outputs, each written atomically; the manifest last, so it only ever describes complete files.
         let meta: [String: String] = [
@@ -159,6 +159,6 @@ public enum TrainStage {
                                     "final_train_accuracy": num(lastEpoch?.trainAccuracy), "final_val_accuracy": num(lastEpoch?.valAccuracy),
                                 ])
         try manifest.write(into: o.output)
-        return TrainResult(outcome: outcome, manifest: manifest, cacheSeconds: cacheSeconds)
+        return ClassifierTrainResult(outcome: outcome, manifest: manifest, cacheSeconds: cacheSeconds)
     }
 }
