@@ -48,11 +48,14 @@ let package = Package(
         // The runner knows stages, files and hashes, nothing of GPT-2.
         .target(name: "PipelineRunner", dependencies: ["ArtifactKit", "Yams"]),
 
+        // What every command-line tool shares: paths as arguments, errors in our words.
+        .target(name: "ToolSupport", dependencies: ["ArtifactKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
         // Thin command-line tools.
         .executableTarget(name: "fetch", dependencies: ["Fetcher", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "prepare", dependencies: ["Classification", "Instruct", "GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", "Classification", "Instruct", "GPT2Weights", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "train", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Weights", "TrainingKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "train", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Weights", "TrainingKit", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "evaluate", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Tokenizer", "TrainingKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmark of the tokenizer against tiktoken (run by tools/bench/tokenizer.sh).
         .executableTarget(name: "bench-tokenizer", dependencies: ["GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

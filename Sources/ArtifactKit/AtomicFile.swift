@@ -11,21 +11,23 @@ public enum AtomicFile {
 
     /// Writes `data` to `url` atomically, creating the parent directory if needed.
     public static func write(_ data: Data, to url: URL) throws {
-        try write(to: url) { tmp in try data.write(to: tmp) }
+        try write(to: url, bytes: data.count) { tmp in try data.write(to: tmp) }
     }
 
     /// Lets `body` produce the file at a temporary path, then renames it into place.
-    /// If `body` throws, the temporary file is removed and `url` is left untouched.
-    public static func write(to url: URL, _ body: (URL) throws -> Void) throws {
+    /// If `body` throws, the temporary file is removed and `url` is left untouched; a system
+    /// error (full disk, no permission) is put in our words, naming `url` and, when the size is
+    /// known (`bytes`), how much space it needed.
+    public static func write(to url: URL, bytes: Int? = nil, _ body: (URL) throws -> Void) throws {
         let fm = FileManager.default
-        try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         let tmp = temporaryURL(for: url)
         do {
+            try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try body(tmp)
             try moveIntoPlace(tmp, url)
         } catch {
             try? fm.removeItem(at: tmp)
-            throw error
+            throw PipelineError.writing(url, error, bytes: bytes)
         }
     }
 

@@ -74,3 +74,9 @@ extension JSONValue {
         return String(decoding: (try? enc.encode(self)) ?? Data(), as: UTF8.self)
     }
 }
+
+extension Float {
+    /// The Double whose decimal text is this Float's shortest one (5e-05 rather than
+    /// 4.999999873689376e-05), so params written to JSON read as they were given.
+    public var shortestDouble: Double { Double("\(self)") ?? Double(self) }
+}

@@ -4,42 +4,6 @@ import GPT2
 import GPT2Weights
 import TrainingKit
 
-/// Which parameters fine-tuning updates (the book's section 6.5 and its bonus experiments).
-public enum TrainableLayers: String, CaseIterable, Codable, Sendable {
-    /// Only the new classification head.
-    case lastLayer = "last_layer"
-    /// The book's default: the last transformer block, the final LayerNorm and the head.
-    case lastBlock = "last_block"
-    /// The last two transformer blocks, the final LayerNorm and the head.
-    case lastTwoBlocks = "last_two_blocks"
-    /// Every parameter, embeddings included.
-    case all
-    /// LoRA adapters on every Linear layer, the head included, everything else frozen (appendix E).
-    case lora
-
-    public static func parse(_ text: String) throws -> TrainableLayers {
-        guard let v = TrainableLayers(rawValue: text) else {
-            throw PipelineError("unknown trainable_layers \"\(text)\"",
-                                hint: "use one of: " + allCases.map(\.rawValue).joined(separator: ", "))
-        }
-        return v
-    }
-
-    /// The lowest transformer block whose weights change, or nil when no block trains (head only).
-    /// Everything below it is frozen, so the hidden states entering it never change.
-    public func lowestTrainableBlock(nLayers: Int) -> Int? {
-        switch self {
-        case .lastLayer: return nil
-        case .lastBlock: return nLayers - 1
-        case .lastTwoBlocks: return max(0, nLayers - 2)
-        case .all, .lora: return 0
-        }
-    }
-
-    /// Whether the token and position embeddings train too.
-    public var trainsEmbeddings: Bool { self == .all }
-}
-
 /// Which position's output the classification head reads (the book's `[:, -1, :]` is `last`).
 public enum TokenPosition: String, CaseIterable, Codable, Sendable {
     /// The last position of the padded row (the book's choice).
@@ -93,22 +57,17 @@ public struct Pooling: Codable, Equatable, Sendable {
     }
 }
 
-/// Every setting of a training run, named as in pipeline.yaml's `train` params.
-public struct ClassifierSettings: Codable, Equatable, Sendable, BaseWeightChoice, LoopSettings {
+/// Every setting of a training run, named as in pipeline.yaml's `train` params. The loop's
+/// settings (seed, lr, epochs, ...) are read and written through `loop` as if they were this
+/// type's own (`settings.learningRate`).
+@dynamicMemberLookup
+public struct ClassifierSettings: TrainerSettings, Equatable, Sendable, BaseWeightChoice {
     public var model: String = "gpt2-small"
-    /// "pretrained" (weights from `weightsFile`) or "random" (seeded initialisation).
-    public var weights: String = "pretrained"
+    public var weights: WeightsSource = .pretrained
     public var weightsFile: String? = nil
-    public var seed: UInt64 = 123
+    public var loop = LoopSettings(epochs: 5, evalFreq: 50)
     public var trainableLayers: TrainableLayers = .lastBlock
     public var pooling = Pooling()
-    public var learningRate: Float = 5e-5
-    public var weightDecay: Float = 0.1
-    public var epochs: Int = 5
-    public var batchSize: Int = 8
-    public var evalFreq: Int = 50
-    public var evalIter: Int = 5
-    public var saveEvery: Int = 50
     /// Reuse the hidden states entering the lowest trainable block (exact when frozen layers have no dropout).
     public var cacheFrozenTrunk: Bool = true
     /// Cut each batch to the positions the pooled output depends on (exact; see `Pooling.neededLength`).
@@ -119,34 +78,60 @@ public struct ClassifierSettings: Codable, Equatable, Sendable, BaseWeightChoice
 
     public init() {}
 
+    public subscript<T>(dynamicMember path: WritableKeyPath<LoopSettings, T>) -> T {
+        get { loop[keyPath: path] }
+        set { loop[keyPath: path] = newValue }
+    }
+
+    public var seed: UInt64 {
+        get { loop.seed }
+        set { loop.seed = newValue }
+    }
+
     /// The LoRA settings when training with adapters, nil otherwise.
-    public var lora: LoRASettings? {
+    public var loraSettings: LoRASettings? {
         trainableLayers == .lora ? LoRASettings(rank: loraRank, alpha: loraAlpha) : nil
     }
 
     public func validate() throws {
         try validateWeightChoice()
-        try validateLoop()
-        try lora?.validate(rankLocation: "train.lora_rank", alphaLocation: "train.lora_alpha")
+        try loop.validate()
+        try loraSettings?.validate(rankLocation: "train.lora_rank", alphaLocation: "train.lora_alpha")
     }
 
-    /// The settings as manifest params (also what a resume state must match).
-    public var asJSON: [String: JSONValue] {
-        [
-            "model": .string(model), "weights": .string(weights), "weights_file": weightsFile.map { .string($0) } ?? .null,
-            "seed": .int(Int(seed)), "trainable_layers": .string(trainableLayers.rawValue),
-            "token_position": .string(pooling.position.rawValue), "average_embeddings": .bool(pooling.averageEmbeddings),
-            "lr": .double(Double("\(learningRate)") ?? Double(learningRate)),
-            "weight_decay": .double(Double("\(weightDecay)") ?? Double(weightDecay)), "epochs": .int(epochs),
-            "batch_size": .int(batchSize), "eval_freq": .int(evalFreq), "eval_iter": .int(evalIter),
-        ].merging(lora.map(\.asJSON) ?? [:]) { a, _ in a }
+    enum CodingKeys: String, CodingKey {
+        case model, weights, weightsFile = "weights_file", trainableLayers = "trainable_layers",
+             tokenPosition = "token_position", averageEmbeddings = "average_embeddings", loraRank = "lora_rank",
+             loraAlpha = "lora_alpha"
     }
 
-    /// The settings that decide the numbers a run produces; a resume state must have been made with the same ones.
-    /// (`epochs` may grow on resume; save_every, caching and trimming do not change any result.)
-    var resumeKey: String {
-        var j = asJSON
-        j["epochs"] = nil
-        return JSONValue.object(j).canonicalString
+    /// Reads what `encode` writes (a manifest's params, a checkpoint's `training_settings`); the
+    /// switches that change no number (caching, trimming, save_every) keep their defaults.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(String.self, forKey: .model)
+        weights = try c.decode(WeightsSource.self, forKey: .weights)
+        weightsFile = try c.decodeIfPresent(String.self, forKey: .weightsFile)
+        loop = try LoopSettings(from: decoder)
+        trainableLayers = try c.decode(TrainableLayers.self, forKey: .trainableLayers)
+        pooling = Pooling(position: try c.decodeIfPresent(TokenPosition.self, forKey: .tokenPosition) ?? .last,
+                          averageEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .averageEmbeddings) ?? false)
+        loraRank = try c.decodeIfPresent(Int.self, forKey: .loraRank) ?? loraRank
+        loraAlpha = try c.decodeIfPresent(Float.self, forKey: .loraAlpha) ?? loraAlpha
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        try loop.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(model, forKey: .model)
+        try c.encode(weights, forKey: .weights)
+        try c.encode(weightsFile, forKey: .weightsFile)
+        try c.encode(trainableLayers, forKey: .trainableLayers)
+        try c.encode(pooling.position, forKey: .tokenPosition)
+        try c.encode(pooling.averageEmbeddings, forKey: .averageEmbeddings)
+        if let lora = loraSettings {
+            try c.encode(lora.rank, forKey: .loraRank)
+            try c.encode(lora.alpha.shortestDouble, forKey: .loraAlpha)
+        }
     }
 }

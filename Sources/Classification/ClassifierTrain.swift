@@ -40,125 +40,163 @@ public enum ClassifierTrainStage {
     public static let manifestFormat = "classifier-training"
     public static let manifestVersion = 1
     public static let modelFile = "model.safetensors"
-    public static let logFile = "log.jsonl"
+    public static let logFile = TrainingRun.logFile
+
+    /// What a run starts from: the shards, the layout with a head of the shards' classes, the base weights.
+    struct Inputs {
+        var config: GPT2Config
+        var data: ClassificationDataset
+        var layout: ParameterLayout
+        var base: BaseWeights
+        /// The test rows are read too when a frozen trunk exists: their frozen-layer states go
+        /// into trunk.bin with the others, so `evaluate` runs only the trainable top.
+        var sharesTrunk: Bool
+    }
+
+    /// The frozen layers' pass: which splits it covered, what of it is kept for `evaluate`.
+    struct FrozenPass {
+        var trunkSplits: [DataSplit] = []
+        var seconds = 0.0
+        var copiedRows = 0
+    }
 
     public static func run(_ o: ClassifierTrainOptions, makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend,
-                           reporter: TrainingReporter = SilentReporter()) throws -> ClassifierTrainResult {
+                           progress: @escaping ProgressHandler = silentProgress) throws -> ClassifierTrainResult {
         let s = o.settings
         try s.validate()
-        let config = try o.config ?? s.modelConfig()
-        // The test rows are read too when a frozen trunk exists: their frozen-layer states go into
-        // trunk.bin with the others, so `evaluate` runs only the trainable top.
-        let sharesTrunk = s.cacheFrozenTrunk && config.dropRate == 0 && !s.trainableLayers.trainsEmbeddings
-        let data = try ClassificationDataset.load(from: o.prepared, splits: sharesTrunk ? ClassificationPreparer.splitNames : ["train", "validation"])
-        if let vocab = o.vocabDirectory { try data.checkTokenizer(vocabDirectory: vocab) }
-        try data.check(against: config, numClasses: o.numClasses)
-        let layout = ParameterLayout(config: config, head: .classifier(numClasses: data.numClasses))
+        let inputs = try loadInputs(o)
+        let model = try makeModel(inputs, settings: s, makeBackend: makeBackend, progress: progress)
+        let splits = ["train", "validation", "test"].map { DataSplit(name: $0, rows: inputs.data[$0]) }
+        let frozen = try runFrozenLayers(model, splits: splits, inputs: inputs, settings: s, progress: progress)
+        let hashes = inputs.data.shardHashes
+        let trainer = ClassifierTrainer(model: model, train: splits[0], validation: splits[1], settings: s,
+                                        inputsKey: "train.bin=\(hashes["train"]!) validation.bin=\(hashes["validation"]!) base=\(inputs.base.identity)",
+                                        stateURL: o.output.appendingPathComponent(ResumeState.fileName), progress: progress)
+        let state = try TrainingRun.resumeState(in: o.output, mode: o.resume, totalSteps: trainer.totalSteps, progress: progress,
+                                                check: trainer.checkCompatible)
+        let outcome = try trainer.run(resumeFrom: state, stopAfterSteps: o.stopAfterSteps)
+        if outcome.interrupted { return ClassifierTrainResult(outcome: outcome, manifest: nil, cacheSeconds: frozen.seconds) }
 
+        // Final outputs, each written atomically; the manifest last, so it only ever describes complete files.
+        try saveCheckpoint(model, inputs: inputs, settings: s, to: o.output.appendingPathComponent(modelFile))
+        try TrainingRun.writeLog(outcome.log, into: o.output)
+        let trunkSeconds = try writeTrunk(model, frozen: frozen, inputs: inputs, output: o.output)
+        let manifest = try writeManifest(o, inputs: inputs, trainer: trainer, outcome: outcome, frozen: frozen,
+                                         trunkSeconds: trunkSeconds)
+        return ClassifierTrainResult(outcome: outcome, manifest: manifest, cacheSeconds: frozen.seconds)
+    }
+
+    static func loadInputs(_ o: ClassifierTrainOptions) throws -> Inputs {
+        let s = o.settings
+        let config = try o.config ?? s.modelConfig()
         guard config.dropRate == 0 else {
             throw PipelineError("drop_rate \(config.dropRate) is not supported by train yet (the book fine-tunes with 0.0)",
                                 location: s.model, hint: "use a model config with drop_rate 0")
         }
-        let base = try BaseWeights.load(s, layout: layout)
-        let backend = try makeBackend(layout, base.parameters)
-        var parameters = base.parameters
-        if let lora = s.lora {
-            // The book: the new head is drawn, everything is frozen, then every Linear gets an adapter.
-            let adapters = try LoRAWeights.initial(for: layout, settings: lora, seed: s.seed)
+        let sharesTrunk = s.cacheFrozenTrunk && !s.trainableLayers.trainsEmbeddings
+        let data = try ClassificationDataset.load(from: o.prepared, splits: sharesTrunk ? ClassificationPreparer.splitNames : ["train", "validation"])
+        if let vocab = o.vocabDirectory { try data.checkTokenizer(vocabDirectory: vocab) }
+        try data.check(against: config, numClasses: o.numClasses)
+        let layout = ParameterLayout(config: config, head: .classifier(numClasses: data.numClasses))
+        return Inputs(config: config, data: data, layout: layout, base: try BaseWeights.load(s, layout: layout),
+                      sharesTrunk: sharesTrunk)
+    }
+
+    /// The classifier over the base weights; with LoRA, as the book: the new head is drawn,
+    /// everything is frozen, then every Linear gets an adapter.
+    static func makeModel(_ inputs: Inputs, settings s: ClassifierSettings,
+                          makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend,
+                          progress: ProgressHandler) throws -> ClassifierModel {
+        let backend = try makeBackend(inputs.layout, inputs.base.parameters)
+        var parameters = inputs.base.parameters
+        if let lora = s.loraSettings {
+            let adapters = try LoRAWeights.initial(for: inputs.layout, settings: lora, seed: s.seed)
             try backend.attachLoRA(adapters)
             parameters += adapters.values
-            reporter.note("LoRA rank \(lora.rank), alpha \(lora.alpha): \(adapters.values.count) trainable parameters; the \(layout.totalCount) original parameters are frozen (no frozen-layer cache: every block changes)")
+            progress(.note("LoRA rank \(lora.rank), alpha \(lora.alpha): \(adapters.values.count) trainable parameters; the \(inputs.layout.totalCount) original parameters are frozen (no frozen-layer cache: every block changes)"))
         }
-        let model = try ClassifierModel(backend: backend, parameters: parameters, pooling: s.pooling,
-                                        trainable: s.trainableLayers, trimBatches: s.trimBatches)
-        let train = DataSplit(name: "train", rows: data.train)
-        let validation = DataSplit(name: "validation", rows: data.validation)
-        let test = DataSplit(name: "test", rows: data.test)
-        let cacheStart = Date()
-        // Shared with evaluate only when the frozen part holds at least one block: states that are
-        // just the embeddings (nothing below block 0) cost more to store than to recompute.
-        let trunkSplits = sharesTrunk && model.cacheIsExact && model.startBlock != 0 ? [train, validation, test] : []
-        let cached = !trunkSplits.isEmpty ? trunkSplits : s.cacheFrozenTrunk && model.cacheIsExact ? [train, validation] : []
-        var copied = 0
-        if !cached.isEmpty {
-            let n = cached.map(\.rows.rowCount).reduce(0, +)
-            reporter.note("running the frozen layers once for \(n) rows (\(cached.map(\.name).joined(separator: " + ")))...")
-            copied = try model.fillCache(cached)
-            reporter.note(String(format: "frozen layers run once for %d rows in %.1fs (%d repeated rows copied from their first occurrence)",
-                                 n - copied, Date().timeIntervalSince(cacheStart), copied))
-        }
-        let cacheSeconds = Date().timeIntervalSince(cacheStart)
+        return try ClassifierModel(backend: backend, parameters: parameters, pooling: s.pooling,
+                                   trainable: s.trainableLayers, trimBatches: s.trimBatches)
+    }
 
-        let inputsKey = "train.bin=\(data.shardHashes["train"]!) validation.bin=\(data.shardHashes["validation"]!) base=\(base.identity)"
-        let stateURL = o.output.appendingPathComponent(ResumeState.fileName)
-        let trainer = ClassifierTrainer(model: model, train: train, validation: validation, settings: s, inputsKey: inputsKey,
-                              stateURL: stateURL, reporter: reporter)
-        let state = try ResumeState.load(mode: o.resume, from: stateURL, check: { try trainer.checkCompatible($0, source: stateURL.path) },
-                                         totalSteps: trainer.totalSteps, reporter: reporter)
-        try FileManager.default.createDirectory(at: o.output, withIntermediateDirectories: true)
-        let outcome = try trainer.run(resumeFrom: state, stopAfterSteps: o.stopAfterSteps)
-        if outcome.interrupted { return ClassifierTrainResult(outcome: outcome, manifest: nil, cacheSeconds: cacheSeconds) }
+    /// Runs the frozen layers once for the rows that reuse them. Their states are shared with
+    /// evaluate (trunk.bin) only when the frozen part holds at least one block: states that are
+    /// just the embeddings (nothing below block 0) cost more to store than to recompute.
+    static func runFrozenLayers(_ model: ClassifierModel, splits: [DataSplit], inputs: Inputs, settings s: ClassifierSettings,
+                                progress: ProgressHandler) throws -> FrozenPass {
+        var pass = FrozenPass()
+        if inputs.sharesTrunk && model.cacheIsExact && model.startBlock != 0 { pass.trunkSplits = splits }
+        let cached = !pass.trunkSplits.isEmpty ? pass.trunkSplits : s.cacheFrozenTrunk && model.cacheIsExact ? Array(splits.prefix(2)) : []
+        guard !cached.isEmpty else { return pass }
+        let start = Date()
+        let n = cached.map(\.rows.rowCount).reduce(0, +)
+        progress(.note("running the frozen layers once for \(n) rows (\(cached.map(\.name).joined(separator: " + ")))..."))
+        pass.copiedRows = try model.fillCache(cached)
+        pass.seconds = Date().timeIntervalSince(start)
+        progress(.note(String(format: "frozen layers run once for %d rows in %.1fs (%d repeated rows copied from their first occurrence)",
+                              n - pass.copiedRows, pass.seconds, pass.copiedRows)))
+        return pass
+    }
 
-        // Final outputs, each written atomically; the manifest last, so it only ever describes complete files.
+    /// model.safetensors with what inference must repeat in its metadata (see `ClassifierCheckpoint`).
+    static func saveCheckpoint(_ model: ClassifierModel, inputs: Inputs, settings s: ClassifierSettings, to url: URL) throws {
+        let (layout, data) = (inputs.layout, inputs.data)
         let meta: [String: String] = [
-            CheckpointFormat.CallerKey.baseModel: "\(config.name) \(base.identity)",
+            CheckpointFormat.CallerKey.baseModel: "\(inputs.config.name) \(inputs.base.identity)",
             CheckpointFormat.CallerKey.trainable: s.trainableLayers.rawValue,
             ClassifierCheckpoint.settingsKey: JSONValue.object(s.asJSON).canonicalString,
             ClassifierCheckpoint.maxLengthKey: String(data.maxLength),
             ClassifierCheckpoint.padTokenKey: String(data.padTokenID),
             "train_shard_sha256": data.shardHashes["train"]!, "validation_shard_sha256": data.shardHashes["validation"]!,
         ]
-        let modelURL = o.output.appendingPathComponent(modelFile)
         let trained = model.parameters
-        let lora = try s.lora.map {
-            try LoRAWeights(settings: $0, layout: LoRALayout(layout: layout, rank: $0.rank),
-                            values: Array(trained[layout.totalCount...]))
+        let lora = try s.loraSettings.map {
+            try LoRAWeights(settings: $0, layout: LoRALayout(layout: layout, rank: $0.rank), values: Array(trained[layout.totalCount...]))
         }
         try ClassifierCheckpoint.save(parameters: Array(trained[0..<layout.totalCount]), layout: layout, metadata: meta,
-                                      to: modelURL, lora: lora)
-        let logURL = o.output.appendingPathComponent(logFile)
-        try AtomicFile.write(Data(outcome.log.map { $0.jsonLine() + "\n" }.joined().utf8), to: logURL)
-        // trunk.bin: the frozen states of every row for `evaluate`; a stale one from an earlier run
-        // with a frozen trunk is removed so the directory only describes this run.
-        let trunkURL = o.output.appendingPathComponent(TrunkStatesFile.fileName)
-        var trunkSeconds = 0.0
-        if trunkSplits.isEmpty {
-            if FileManager.default.fileExists(atPath: trunkURL.path) { try FileManager.default.removeItem(at: trunkURL) }
-        } else {
-            let start = Date()
-            try FrozenTrunkArtifact.write(model: model, splits: trunkSplits, shardHashes: data.shardHashes, base: base.identity, to: trunkURL)
-            trunkSeconds = Date().timeIntervalSince(start)
-        }
+                                      to: url, lora: lora)
+    }
 
-        var inputs = try (trunkSplits.isEmpty ? ["train.bin", "validation.bin"] : ["train.bin", "validation.bin", "test.bin"]).map {
-            try FileRecord.of(o.prepared.appendingPathComponent($0), as: o.prepared.appendingPathComponent($0).path)
+    /// trunk.bin: the frozen states of every row for `evaluate`; a stale one from an earlier run
+    /// with a frozen trunk is removed so the directory only describes this run. Returns the seconds taken.
+    static func writeTrunk(_ model: ClassifierModel, frozen: FrozenPass, inputs: Inputs, output: URL) throws -> Double {
+        let url = output.appendingPathComponent(TrunkStatesFile.fileName)
+        guard !frozen.trunkSplits.isEmpty else {
+            if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
+            return 0
         }
-        if let f = base.file { inputs.append(try FileRecord.of(f, as: f.path)) }
-        inputs.append(try FileRecord.of(o.prepared.appendingPathComponent(Manifest.fileName), as: o.prepared.appendingPathComponent(Manifest.fileName).path))
-        let outputs = try ([modelFile, logFile, ResumeState.fileName] + (trunkSplits.isEmpty ? [] : [TrunkStatesFile.fileName]))
-            .map { try FileRecord.of(o.output.appendingPathComponent($0), as: $0) }
-        let lastEval = outcome.log.last { $0.kind == "eval" }, lastEpoch = outcome.log.last { $0.kind == "epoch" }
-        var params = s.asJSON
+        let start = Date()
+        try FrozenTrunkArtifact.write(model: model, splits: frozen.trunkSplits, shardHashes: inputs.data.shardHashes,
+                                      base: inputs.base.identity, to: url)
+        return Date().timeIntervalSince(start)
+    }
+
+    static func writeManifest(_ o: ClassifierTrainOptions, inputs: Inputs, trainer: ClassifierTrainer, outcome: TrainingOutcome,
+                              frozen: FrozenPass, trunkSeconds: Double) throws -> Manifest {
+        let data = inputs.data, hasTrunk = !frozen.trunkSplits.isEmpty
+        let read = (hasTrunk ? ["train.bin", "validation.bin", "test.bin"] : ["train.bin", "validation.bin"])
+            .map { o.prepared.appendingPathComponent($0) } + (inputs.base.file.map { [$0] } ?? [])
+            + [o.prepared.appendingPathComponent(Manifest.fileName)]
+        let written = [modelFile, logFile, ResumeState.fileName] + (hasTrunk ? [TrunkStatesFile.fileName] : [])
+        var params = o.settings.asJSON
         params["num_classes"] = .int(data.numClasses)
         params["max_length"] = .int(data.maxLength)
         params["pad_token_id"] = .int(data.padTokenID)
-        params["config"] = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(config))
-        func num(_ v: Double?) -> JSONValue { v.map { .double($0) } ?? .null }
+        params["config"] = try .encoding(inputs.config)
+        let lastEval = outcome.log.last { $0.kind == "eval" }, lastEpoch = outcome.log.last { $0.kind == "epoch" }
+        var stats = TrainingRun.commonStats(outcome, epochs: o.settings.epochs, batchesPerEpoch: trainer.batchesPerEpoch)
+        stats.merge([
+            "frozen_trunk_cached": .bool(trainer.train.isCached), "cache_seconds": .double(frozen.seconds),
+            "trunk_file": hasTrunk ? .string(TrunkStatesFile.fileName) : .null,
+            "trunk_rows": .int(frozen.trunkSplits.map(\.rows.rowCount).reduce(0, +)), "trunk_write_seconds": .double(trunkSeconds),
+            "frozen_rows_copied": .int(frozen.copiedRows), "trainable_parameters": .int(trainer.model.trainableRange.count),
+            "final_train_loss": .number(lastEval?.trainLoss), "final_val_loss": .number(lastEval?.valLoss),
+            "final_train_accuracy": .number(lastEpoch?.trainAccuracy), "final_val_accuracy": .number(lastEpoch?.valAccuracy),
+        ]) { a, _ in a }
         let manifest = Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "train", params: params,
-                                inputs: inputs, outputs: outputs, stats: [
-                                    "steps": .int(outcome.steps), "examples_seen": .int(outcome.examplesSeen),
-                                    "epochs": .int(s.epochs), "batches_per_epoch": .int(trainer.batchesPerEpoch),
-                                    "wall_seconds": .double(outcome.elapsedSeconds),
-                                    "frozen_trunk_cached": .bool(train.isCached), "cache_seconds": .double(cacheSeconds),
-                                    "trunk_file": trunkSplits.isEmpty ? .null : .string(TrunkStatesFile.fileName),
-                                    "trunk_rows": .int(trunkSplits.map(\.rows.rowCount).reduce(0, +)),
-                                    "trunk_write_seconds": .double(trunkSeconds),
-                                    "frozen_rows_copied": .int(copied),
-                                    "trainable_parameters": .int(model.trainableRange.count),
-                                    "final_train_loss": num(lastEval?.trainLoss), "final_val_loss": num(lastEval?.valLoss),
-                                    "final_train_accuracy": num(lastEpoch?.trainAccuracy), "final_val_accuracy": num(lastEpoch?.valAccuracy),
-                                ])
+                                inputs: try FileRecord.inputs(read), outputs: try FileRecord.outputs(written, in: o.output),
+                                stats: stats)
         try manifest.write(into: o.output)
-        return ClassifierTrainResult(outcome: outcome, manifest: manifest, cacheSeconds: cacheSeconds)
+        return manifest
     }
 }

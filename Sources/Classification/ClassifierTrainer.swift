@@ -13,25 +13,25 @@ public final class ClassifierTrainer {
     public let settings: ClassifierSettings
     /// Identifies the shards and base weights; a resume state must carry the same.
     public let inputsKey: String
-    public let reporter: TrainingReporter
+    public let progress: ProgressHandler
     /// Where the resume state is written (nil: never).
     public let stateURL: URL?
 
     public init(model: ClassifierModel, train: DataSplit, validation: DataSplit, settings: ClassifierSettings,
-                inputsKey: String, stateURL: URL?, reporter: TrainingReporter = SilentReporter()) {
+                inputsKey: String, stateURL: URL?, progress: @escaping ProgressHandler = silentProgress) {
         self.model = model
         self.train = train
         self.validation = validation
         self.settings = settings
         self.inputsKey = inputsKey
         self.stateURL = stateURL
-        self.reporter = reporter
+        self.progress = progress
     }
 
     public var batchesPerEpoch: Int { train.rows.rowCount / settings.batchSize }
     /// Optimizer steps of the whole run.
     public var totalSteps: Int {
-        EpochLoop.totalSteps(rowCount: train.rows.rowCount, settings: settings)
+        EpochLoop.totalSteps(rowCount: train.rows.rowCount, settings: settings.loop)
     }
 
     /// Checks that `state` was written by a run with these settings and inputs.
@@ -41,7 +41,7 @@ public final class ClassifierTrainer {
 
     /// Runs (or continues) training. `stopAfterSteps` stops like Ctrl-C after that many steps (for tests).
     public func run(resumeFrom state: ResumeState? = nil, stopAfterSteps: Int? = nil) throws -> TrainingOutcome {
-        let loop = try EpochLoop(rowCount: train.rows.rowCount, settings: settings, reporter: reporter)
+        let loop = try EpochLoop(rowCount: train.rows.rowCount, settings: settings.loop, progress: progress)
         let optimizer = AdamW(parameterCount: model.trainableRange.count, learningRate: settings.learningRate,
                               weightDecay: settings.weightDecay)
         if let s = state {

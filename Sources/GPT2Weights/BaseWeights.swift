@@ -7,8 +7,7 @@ import GPT2
 public protocol BaseWeightChoice {
     /// A preset name (gpt2-small, ...) or a JSON model config.
     var model: String { get }
-    /// "pretrained" (weights from `weightsFile`) or "random" (seeded initialisation).
-    var weights: String { get }
+    var weights: WeightsSource { get }
     var weightsFile: String? { get }
     var seed: UInt64 { get }
 }
@@ -16,10 +15,7 @@ public protocol BaseWeightChoice {
 extension BaseWeightChoice {
     /// Checks `weights` and `weights_file` (pipeline keys `train.weights`, `train.weights_file`).
     public func validateWeightChoice() throws {
-        guard weights == "pretrained" || weights == "random" else {
-            throw PipelineError("unknown weights \"\(weights)\"", location: "train.weights", hint: "use pretrained or random")
-        }
-        if weights == "pretrained" && (weightsFile ?? "").isEmpty {
+        if weights == .pretrained && (weightsFile ?? "").isEmpty {
             throw PipelineError("weights: pretrained needs a weights file", location: "train.weights_file",
                                 hint: "pass --weights-file model.safetensors, or --weights random to train from random weights")
         }
@@ -55,7 +51,7 @@ public struct BaseWeights {
     /// from torch's but not their distribution. `initScheme` decides random weights (the classifier
     /// keeps the book's `.torch`; `train instruct` defaults to `.gpt2`, see `InitScheme`).
     public static func load(_ s: BaseWeightChoice, layout: ParameterLayout, initScheme: InitScheme = .torch) throws -> BaseWeights {
-        if s.weights == "random" {
+        if s.weights == .random {
             // The torch identity stays as it was, so older classifier resume states still match.
             let identity = "random seed \(s.seed)" + (initScheme == .torch ? "" : " init \(initScheme.rawValue)")
             return BaseWeights(parameters: randomWeights(layout: layout, seed: s.seed, scheme: initScheme), identity: identity, file: nil)

@@ -5,70 +5,95 @@ import GPT2Weights
 import TrainingKit
 
 /// Every setting of an instruction fine-tuning run (chapter 7), named as in
-/// pipelines/instruct.yaml's `train` params. The defaults are the book's.
-public struct InstructSettings: Codable, Equatable, Sendable, BaseWeightChoice, LoopSettings {
+/// pipelines/instruct.yaml's `train` params. The defaults are the book's. The loop's settings
+/// (seed, lr, epochs, ...) are read and written through `loop` as this type's own.
+@dynamicMemberLookup
+public struct InstructSettings: TrainerSettings, Equatable, Sendable, BaseWeightChoice {
     /// The book fine-tunes gpt2-medium (355M); gpt2-small is enough to exercise the pipeline.
     public var model: String = "gpt2-medium"
-    /// "pretrained" (weights from `weightsFile`) or "random" (seeded initialisation).
-    public var weights: String = "pretrained"
+    public var weights: WeightsSource = .pretrained
     public var weightsFile: String? = nil
     /// How `weights: random` is drawn. GPT-2's scheme by default: our output head is tied to the
     /// token embedding, and PyTorch's N(0, 1) embedding (`.torch`, the book's GPTModel, which has
     /// a separate head) would start the loss in the hundreds. Unused for pretrained weights.
     public var initScheme: InitScheme = .gpt2
-    public var seed: UInt64 = 123
-    public var learningRate: Float = 5e-5
-    public var weightDecay: Float = 0.1
-    public var epochs: Int = 2
-    public var batchSize: Int = 8
-    public var evalFreq: Int = 5
-    public var evalIter: Int = 5
-    public var saveEvery: Int = 50
+    public var loop = LoopSettings(epochs: 2, evalFreq: 5)
     /// Exercise 7.2: the loss covers only the response (and the end-of-text token).
     public var maskInstructions: Bool = false
     /// The book's `allowed_max_length` of the collate function.
     public var allowedMaxLength: Int = 1024
-    /// Appendix E (LoRA): every original parameter frozen, adapters on every Linear layer (the
-    /// tied output head included) train, with `loraRank` and `loraAlpha`.
-    public var lora: Bool = false
+    /// `all` (the book's chapter 7) or `lora` (appendix E: every original parameter frozen,
+    /// adapters on every Linear layer, the tied output head included, with `loraRank` and `loraAlpha`).
+    public var trainableLayers: TrainableLayers = .all
     public var loraRank: Int = 16
     public var loraAlpha: Float = 16
 
+    public init() {}
+
+    public subscript<T>(dynamicMember path: WritableKeyPath<LoopSettings, T>) -> T {
+        get { loop[keyPath: path] }
+        set { loop[keyPath: path] = newValue }
+    }
+
+    public var seed: UInt64 {
+        get { loop.seed }
+        set { loop.seed = newValue }
+    }
+
+    /// The older spelling of `trainableLayers == .lora` (`--lora true`, param `train.lora`).
+    public var lora: Bool {
+        get { trainableLayers == .lora }
+        set { trainableLayers = newValue ? .lora : .all }
+    }
+
     /// The LoRA settings when `lora` is on, nil otherwise.
     public var loraSettings: LoRASettings? { lora ? LoRASettings(rank: loraRank, alpha: loraAlpha) : nil }
-    /// Stop after this many optimizer steps in total and write the outputs (a shorter run than
-    /// `epochs` asks for; nil: no limit). Does not change any number up to that step.
-    public var maxSteps: Int? = nil
-
-    public init() {}
 
     public func validate() throws {
         try validateWeightChoice()
+        guard trainableLayers == .all || trainableLayers == .lora else {
+            throw PipelineError("train instruct trains every parameter or LoRA adapters, not \(trainableLayers.rawValue)",
+                                location: "train.trainable_layers", hint: "use all or lora")
+        }
         try loraSettings?.validate(rankLocation: "train.lora_rank", alphaLocation: "train.lora_alpha")
-        try validateLoop()
+        try loop.validate()
         guard allowedMaxLength >= 2 else {
             throw PipelineError("allowed_max_length must be at least 2", location: "train.allowed_max_length")
         }
     }
 
-    /// The settings as manifest params.
-    public var asJSON: [String: JSONValue] {
-        [
-            "model": .string(model), "weights": .string(weights), "weights_file": weightsFile.map { .string($0) } ?? .null,
-            "init": .string(initScheme.rawValue),
-            "seed": .int(Int(seed)), "lr": .double(Double(learningRate)), "weight_decay": .double(Double(weightDecay)),
-            "epochs": .int(epochs), "batch_size": .int(batchSize), "eval_freq": .int(evalFreq), "eval_iter": .int(evalIter),
-            "mask_instructions": .bool(maskInstructions), "allowed_max_length": .int(allowedMaxLength),
-            "lora": .bool(lora), "max_steps": maxSteps.map { .int($0) } ?? .null,
-        ].merging(loraSettings.map(\.asJSON) ?? [:]) { a, _ in a }
+    enum CodingKeys: String, CodingKey {
+        case model, weights, weightsFile = "weights_file", initScheme = "init", maskInstructions = "mask_instructions",
+             allowedMaxLength = "allowed_max_length", lora, loraRank = "lora_rank", loraAlpha = "lora_alpha"
     }
 
-    /// The settings that decide the numbers a run produces; a resume state must have been made with
-    /// the same ones. `epochs` and `max_steps` may grow on resume (they only decide where to stop).
-    var resumeKey: String {
-        var j = asJSON
-        j["epochs"] = nil
-        j["max_steps"] = nil
-        return JSONValue.object(j).canonicalString
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(String.self, forKey: .model)
+        weights = try c.decode(WeightsSource.self, forKey: .weights)
+        weightsFile = try c.decodeIfPresent(String.self, forKey: .weightsFile)
+        initScheme = try c.decodeIfPresent(InitScheme.self, forKey: .initScheme) ?? .gpt2
+        loop = try LoopSettings(from: decoder)
+        maskInstructions = try c.decodeIfPresent(Bool.self, forKey: .maskInstructions) ?? false
+        allowedMaxLength = try c.decodeIfPresent(Int.self, forKey: .allowedMaxLength) ?? allowedMaxLength
+        lora = try c.decodeIfPresent(Bool.self, forKey: .lora) ?? false
+        loraRank = try c.decodeIfPresent(Int.self, forKey: .loraRank) ?? loraRank
+        loraAlpha = try c.decodeIfPresent(Float.self, forKey: .loraAlpha) ?? loraAlpha
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        try loop.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(model, forKey: .model)
+        try c.encode(weights, forKey: .weights)
+        try c.encode(weightsFile, forKey: .weightsFile)
+        try c.encode(initScheme, forKey: .initScheme)
+        try c.encode(maskInstructions, forKey: .maskInstructions)
+        try c.encode(allowedMaxLength, forKey: .allowedMaxLength)
+        try c.encode(lora, forKey: .lora)
+        if let l = loraSettings {
+            try c.encode(l.rank, forKey: .loraRank)
+            try c.encode(l.alpha.shortestDouble, forKey: .loraAlpha)
+        }
     }
 }

@@ -53,7 +53,7 @@ public enum InstructTrainStage {
     public static let settingsKey = "instruct_settings"
     public static let allowedMaxLengthKey = "allowed_max_length"
 
-    public static func run(_ o: InstructTrainOptions, reporter: TrainingReporter = SilentReporter()) throws -> InstructTrainResult {
+    public static func run(_ o: InstructTrainOptions, progress: @escaping ProgressHandler = silentProgress) throws -> InstructTrainResult {
         let s = o.settings
         try s.validate()
         let config = try o.config ?? s.modelConfig()
@@ -67,7 +67,7 @@ public enum InstructTrainStage {
         let model = try GPT2Model(layout: layout, params: base.parameters)
         if let lora = s.loraSettings {
             try model.attachLoRA(LoRAWeights.initial(for: layout, settings: lora, seed: s.seed))
-            reporter.note("LoRA rank \(lora.rank), alpha \(lora.alpha): \(model.loraAdapters!.count) trainable parameters; the \(layout.totalCount) original parameters are frozen")
+            progress(.note("LoRA rank \(lora.rank), alpha \(lora.alpha): \(model.loraAdapters!.count) trainable parameters; the \(layout.totalCount) original parameters are frozen"))
         }
         let tokenizer = try o.vocabDirectory.map { try GPT2BPETokenizer(directory: $0) }
         let sampleEntry = try tokenizer == nil ? nil : data.entries(.validation).first
@@ -79,9 +79,9 @@ public enum InstructTrainStage {
         // The book's cut is allowed_max_length (1024 = GPT-2's context); a smaller model context cuts too.
         let cut = min(s.allowedMaxLength, config.contextLength)
         let trainer = InstructTrainer(model: model, train: train, validation: validation, settings: s, cut: cut,
-                                      inputsKey: inputsKey, stateURL: stateURL, reporter: reporter)
+                                      inputsKey: inputsKey, stateURL: stateURL, progress: progress)
         let state = try ResumeState.load(mode: o.resume, from: stateURL, check: { try trainer.checkCompatible($0, source: stateURL.path) },
-                                         totalSteps: trainer.totalSteps, reporter: reporter)
+                                         totalSteps: trainer.totalSteps, progress: progress)
         trainer.sample = { [weak model] in
             guard let model, let tok = tokenizer, let entry = sampleEntry else { return nil }
             let prompt = formatPrompt(entry, style: style)
@@ -158,7 +158,7 @@ public final class InstructTrainer {
     public let cut: Int
     public let inputsKey: String
     public let stateURL: URL?
-    public let reporter: TrainingReporter
+    public let progress: ProgressHandler
     let trainable: TrainableSet
     /// Called after each epoch; returns a sample text to print (nil: none).
     var sample: (() throws -> String?)?
@@ -167,7 +167,7 @@ public final class InstructTrainer {
     private var stepSeconds: [Double] = []
 
     public init(model: GPT2Model, train: InstructionShard, validation: InstructionShard, settings: InstructSettings, cut: Int,
-                inputsKey: String, stateURL: URL?, reporter: TrainingReporter = SilentReporter()) {
+                inputsKey: String, stateURL: URL?, progress: @escaping ProgressHandler = silentProgress) {
         self.model = model
         self.train = train
         self.validation = validation
@@ -175,7 +175,7 @@ public final class InstructTrainer {
         self.cut = cut
         self.inputsKey = inputsKey
         self.stateURL = stateURL
-        self.reporter = reporter
+        self.progress = progress
         trainable = model.loraAdapters == nil ? TrainableSet.all(model.layout) : .loraAdapters
     }
 
@@ -189,7 +189,7 @@ public final class InstructTrainer {
     public var batchesPerEpoch: Int { train.rowCount / settings.batchSize }
     /// Optimizer steps of the whole run (the epochs', or max_steps when smaller).
     public var totalSteps: Int {
-        EpochLoop.totalSteps(rowCount: train.rowCount, settings: settings)
+        EpochLoop.totalSteps(rowCount: train.rowCount, settings: settings.loop)
     }
     /// Optimizer steps this process ran (0 for a --resume that only writes the outputs).
     public var stepsThisProcess: Int { stepSeconds.count }
@@ -222,7 +222,7 @@ public final class InstructTrainer {
     }
 
     public func run(resumeFrom state: ResumeState? = nil, stopAfterSteps: Int? = nil) throws -> TrainingOutcome {
-        let loop = try EpochLoop(rowCount: train.rowCount, settings: settings, reporter: reporter)
+        let loop = try EpochLoop(rowCount: train.rowCount, settings: settings.loop, progress: progress)
         let optimizer = AdamW(parameterCount: trainedRange.count, learningRate: settings.learningRate, weightDecay: settings.weightDecay)
         if let s = state {
             try checkCompatible(s, source: stateURL?.path ?? "state")
@@ -261,7 +261,7 @@ public final class InstructTrainer {
         }, endOfEpoch: {
             if let text = try sample?() {
                 samples.append(text)
-                reporter.note("epoch \(loop.epoch + 1) sample: \(text)")
+                progress(.note("epoch \(loop.epoch + 1) sample: \(text)"))
             }
         }, save: {
             guard let url = stateURL else { return }

@@ -21,7 +21,7 @@ public final class EpochLoop {
     public let saveEvery: Int
     /// Optimizer steps of the whole run (the epochs', or fewer for a shortened run).
     public let totalSteps: Int
-    public let reporter: TrainingReporter
+    public let progress: ProgressHandler
 
     public private(set) var generator: SeededGenerator
     public private(set) var epoch = 0
@@ -34,7 +34,7 @@ public final class EpochLoop {
     private var elapsedBefore = 0.0
     private var clock = Date()
 
-    public init(rowCount: Int, settings s: LoopSettings, reporter: TrainingReporter) throws {
+    public init(rowCount: Int, settings s: LoopSettings, progress: @escaping ProgressHandler) throws {
         guard rowCount / s.batchSize >= 1 else {
             throw PipelineError("the training set has \(rowCount) rows, fewer than one batch of \(s.batchSize)",
                                 location: "train.batch_size", hint: "use a smaller batch_size")
@@ -46,7 +46,7 @@ public final class EpochLoop {
         evalIter = s.evalIter
         saveEvery = s.saveEvery
         totalSteps = Self.totalSteps(rowCount: rowCount, settings: s)
-        self.reporter = reporter
+        self.progress = progress
         generator = SeededGenerator(seed: s.seed ^ 0x5EED_7EA1)
     }
 
@@ -95,7 +95,7 @@ public final class EpochLoop {
     /// Adds a record to the log and reports it.
     public func record(_ r: LogRecord) {
         log.append(r)
-        reporter.logged(r)
+        progress(.logged(r))
     }
 
     /// Runs (or continues) the loop.
@@ -107,7 +107,7 @@ public final class EpochLoop {
              losses: ([[Int]]) throws -> (train: Double, validation: Double),
              endOfEpoch: () throws -> Void, save: () throws -> Void) throws -> TrainingOutcome {
         clock = Date()
-        reporter.started(totalSteps: totalSteps, doneSteps: step)
+        progress(.started(totalSteps: totalSteps, doneSteps: step))
         while epoch < epochs && step < totalSteps {
             if nextBatch == 0 { permutation = generator.permutation(rowCount) }
             let batches = trainingBatches(permutation)
@@ -123,7 +123,7 @@ public final class EpochLoop {
                                      epochProgress: Double(step) / Double(batchesPerEpoch), examplesSeen: examplesSeen,
                                      trainLoss: l.train, valLoss: l.validation, elapsedSeconds: elapsed))
                 }
-                reporter.stepDone(step: step, totalSteps: totalSteps, epoch: epoch + 1, loss: loss)
+                progress(.step(step: step, totalSteps: totalSteps, epoch: epoch + 1, loss: loss))
                 let stopNow = InterruptFlag.isRaised || stopAfterSteps == step
                 if stopNow || (saveEvery > 0 && step % saveEvery == 0) { try save() }
                 if stopNow {

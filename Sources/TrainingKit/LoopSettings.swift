@@ -2,26 +2,33 @@ import ArtifactKit
 import Foundation
 
 /// The settings of the book's training loops that both trainers share (pipeline keys
-/// `train.seed`, `train.lr`, ...): what `EpochLoop` and AdamW read.
-public protocol LoopSettings {
-    var seed: UInt64 { get }
-    var learningRate: Float { get }
-    var weightDecay: Float { get }
-    var epochs: Int { get }
-    var batchSize: Int { get }
-    var evalFreq: Int { get }
-    var evalIter: Int { get }
+/// `train.seed`, `train.lr`, ...): what `EpochLoop` and AdamW read. Each trainer's settings
+/// type holds one and exposes its fields as its own (`settings.learningRate`).
+///
+/// Coded with the pipeline's snake_case keys; `save_every` is not coded: it changes no number
+/// of a run, so it is not a param a resume state or a manifest has to match.
+public struct LoopSettings: Codable, Equatable, Sendable {
+    public var seed: UInt64 = 123
+    public var learningRate: Float = 5e-5
+    public var weightDecay: Float = 0.1
+    public var epochs: Int
+    public var batchSize: Int = 8
+    public var evalFreq: Int
+    public var evalIter: Int = 5
     /// Write a resumable state every this many optimizer steps (0: only at the end / on Ctrl-C).
-    var saveEvery: Int { get }
-    /// Stop after this many optimizer steps in total (nil: the epochs decide).
-    var maxSteps: Int? { get }
-}
+    public var saveEvery: Int = 50
+    /// Stop after this many optimizer steps in total and write the outputs (a shorter run than
+    /// `epochs` asks for; nil: no limit). Does not change any number up to that step.
+    public var maxSteps: Int? = nil
 
-extension LoopSettings {
-    public var maxSteps: Int? { nil }
+    /// The book's defaults, with the chapter's epochs and evaluation frequency.
+    public init(epochs: Int, evalFreq: Int) {
+        self.epochs = epochs
+        self.evalFreq = evalFreq
+    }
 
     /// Checks every loop setting, naming the pipeline key of the first bad one.
-    public func validateLoop() throws {
+    public func validate() throws {
         guard epochs >= 1 else { throw PipelineError("epochs must be at least 1", location: "train.epochs") }
         guard batchSize >= 1 else { throw PipelineError("batch_size must be at least 1", location: "train.batch_size") }
         guard evalFreq >= 1 else { throw PipelineError("eval_freq must be at least 1", location: "train.eval_freq") }
@@ -30,5 +37,63 @@ extension LoopSettings {
         guard learningRate > 0, learningRate.isFinite else { throw PipelineError("lr must be positive", location: "train.lr") }
         guard weightDecay >= 0 else { throw PipelineError("weight_decay must not be negative", location: "train.weight_decay") }
         if let m = maxSteps, m < 1 { throw PipelineError("max_steps must be at least 1", location: "train.max_steps") }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case seed, learningRate = "lr", weightDecay = "weight_decay", epochs, batchSize = "batch_size",
+             evalFreq = "eval_freq", evalIter = "eval_iter", maxSteps = "max_steps"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(epochs: try c.decode(Int.self, forKey: .epochs), evalFreq: try c.decode(Int.self, forKey: .evalFreq))
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        learningRate = try c.decode(Float.self, forKey: .learningRate)
+        weightDecay = try c.decode(Float.self, forKey: .weightDecay)
+        batchSize = try c.decode(Int.self, forKey: .batchSize)
+        evalIter = try c.decode(Int.self, forKey: .evalIter)
+        maxSteps = try c.decodeIfPresent(Int.self, forKey: .maxSteps)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(learningRate.shortestDouble, forKey: .learningRate)
+        try c.encode(weightDecay.shortestDouble, forKey: .weightDecay)
+        try c.encode(epochs, forKey: .epochs)
+        try c.encode(batchSize, forKey: .batchSize)
+        try c.encode(evalFreq, forKey: .evalFreq)
+        try c.encode(evalIter, forKey: .evalIter)
+        try c.encode(maxSteps, forKey: .maxSteps)
+    }
+}
+
+/// A trainer's settings: `loop` shared, the rest its own; `settings.lr`-style access to the loop's fields.
+public protocol TrainerSettings: Codable {
+    var loop: LoopSettings { get }
+}
+
+extension TrainerSettings {
+    /// The coded settings as JSON values: the params of the training manifest.
+    public var asJSON: [String: JSONValue] {
+        let data = (try? JSONEncoder().encode(self)) ?? Data()
+        return (try? JSONDecoder().decode([String: JSONValue].self, from: data)) ?? [:]
+    }
+
+    /// The settings that decide the numbers a run produces; a resume state must have been made with
+    /// the same ones. `epochs` and `max_steps` may grow on resume (they only decide where to stop).
+    public var resumeKey: String {
+        var j = asJSON
+        j["epochs"] = nil
+        j["max_steps"] = nil
+        return JSONValue.object(j).canonicalString
+    }
+
+    /// Reads settings back from a manifest's params or a checkpoint's metadata (`source` names it).
+    public static func decode(_ json: String, source: String) throws -> Self {
+        do { return try JSONDecoder().decode(Self.self, from: Data(json.utf8)) } catch {
+            throw PipelineError("the recorded training settings do not decode: \(error)", location: source,
+                                hint: "train again with this version of the tools")
+        }
     }
 }

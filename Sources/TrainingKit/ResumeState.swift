@@ -121,7 +121,7 @@ extension ResumeState {
     /// The state to continue from under `mode` (nil: start over). `check` throws when a state
     /// does not belong to this run; `totalSteps` tells a finished run's state from an interrupted one.
     public static func load(mode: ResumeMode, from url: URL, check: (ResumeState) throws -> Void, totalSteps: Int,
-                     reporter: TrainingReporter) throws -> ResumeState? {
+                     progress: @escaping ProgressHandler) throws -> ResumeState? {
         switch mode {
         case .never:
             return nil
@@ -139,14 +139,14 @@ extension ResumeState {
                 state = try read(from: url)
                 try check(state)
             } catch let e as PipelineError {
-                reporter.note("not continuing the state in \(url.path) (\(e.message.split(separator: "\n").first ?? "")): starting over")
+                progress(.note("not continuing the state in \(url.path) (\(e.message.split(separator: "\n").first ?? "")): starting over"))
                 return nil
             }
             guard state.meta.optimizerStep < totalSteps else {
-                reporter.note("the state in \(url.path) is from a finished run: training again from the start")
+                progress(.note("the state in \(url.path) is from a finished run: training again from the start"))
                 return nil
             }
-            reporter.note("continuing the interrupted run in \(url.path) at step \(state.meta.optimizerStep) of \(totalSteps)")
+            progress(.note("continuing the interrupted run in \(url.path) at step \(state.meta.optimizerStep) of \(totalSteps)"))
             return state
         }
     }

@@ -20,39 +20,48 @@ public enum InterruptFlag {
     public static func reset() { raised = 0 }
 }
 
-/// Where progress goes: a bar on a terminal, plain lines elsewhere, nothing in tests.
-public protocol TrainingReporter: AnyObject {
-    func started(totalSteps: Int, doneSteps: Int)
-    func stepDone(step: Int, totalSteps: Int, epoch: Int, loss: Float)
-    func logged(_ record: LogRecord)
-    func note(_ text: String)
+/// What a stage reports while it runs, through one callback (`ProgressHandler`): the console prints
+/// it, tests ignore it, another front end (a server, a notebook) can show it its own way.
+public enum ProgressEvent: Sendable {
+    /// Training starts (or resumes after `doneSteps`) and will run `totalSteps` optimizer steps.
+    case started(totalSteps: Int, doneSteps: Int)
+    /// One optimizer step finished.
+    case step(step: Int, totalSteps: Int, epoch: Int, loss: Float)
+    /// A record was added to the training log.
+    case logged(LogRecord)
+    /// Anything else worth a line: what a phase did, where its input came from, a warning.
+    case note(String)
 }
 
-public final class SilentReporter: TrainingReporter {
-    public init() {}
-    public func started(totalSteps: Int, doneSteps: Int) {}
-    public func stepDone(step: Int, totalSteps: Int, epoch: Int, loss: Float) {}
-    public func logged(_ record: LogRecord) {}
-    public func note(_ text: String) {}
-}
+/// The one callback progress reaches the caller through.
+public typealias ProgressHandler = (ProgressEvent) -> Void
+
+/// Ignores every event (the default of the stages, and what tests pass).
+public let silentProgress: ProgressHandler = { _ in }
 
 /// Progress on stderr: a redrawn bar when stderr is a terminal, otherwise one line per log record.
-public final class ConsoleReporter: TrainingReporter {
+public final class ConsoleProgress: @unchecked Sendable {
     let isTerminal: Bool
     let start = Date()
     var lastDraw = Date.distantPast
-    var lastLoss: Float = .nan
 
     public init(isTerminal: Bool = isatty(2) != 0) { self.isTerminal = isTerminal }
 
-    func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+    /// The callback to hand to a stage.
+    public var callback: ProgressHandler { { [self] in handle($0) } }
 
-    public func started(totalSteps: Int, doneSteps: Int) {
-        if doneSteps > 0 { note("resuming at step \(doneSteps) of \(totalSteps)") }
+    public func handle(_ event: ProgressEvent) {
+        switch event {
+        case .started(let total, let done): if done > 0 { note("resuming at step \(done) of \(total)") }
+        case .step(let step, let total, let epoch, let loss): drawBar(step: step, totalSteps: total, epoch: epoch, loss: loss)
+        case .logged(let r): logged(r)
+        case .note(let text): note(text)
+        }
     }
 
-    public func stepDone(step: Int, totalSteps: Int, epoch: Int, loss: Float) {
-        lastLoss = loss
+    func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+
+    func drawBar(step: Int, totalSteps: Int, epoch: Int, loss: Float) {
         guard isTerminal, Date().timeIntervalSince(lastDraw) > 0.2 || step == totalSteps else { return }
         lastDraw = Date()
         let width = 30
@@ -65,7 +74,7 @@ public final class ConsoleReporter: TrainingReporter {
         if step == totalSteps { write("\n") }
     }
 
-    public func logged(_ r: LogRecord) {
+    func logged(_ r: LogRecord) {
         var parts = ["ep \(r.epoch) (step \(r.step))"]
         if let t = r.trainLoss, let v = r.valLoss { parts.append(String(format: "train loss %.3f, val loss %.3f", t, v)) }
         if let t = r.trainAccuracy, let v = r.valAccuracy {

@@ -1,32 +1,58 @@
 import ArgumentParser
 import Classification
-import Instruct
+import GPT2Weights
+import ToolSupport
 import TrainingKit
+
+extension WeightsSource: @retroactive ExpressibleByArgument {}
+extension TrainableLayers: @retroactive ExpressibleByArgument {}
+extension TokenPosition: @retroactive ExpressibleByArgument {}
+extension InitScheme: @retroactive ExpressibleByArgument {}
 
 /// The options `train classifier` and `train instruct` share, with the book's values as defaults
 /// (where the chapters differ — model, epochs, eval_freq — each command keeps its own option).
 struct CommonTrainOptions: ParsableArguments {
-    @Option(help: "pretrained (from --weights-file) or random (seeded).") var weights = "pretrained"
-    @Option(help: "Hugging Face GPT-2 model.safetensors (or the folder holding it) for --weights pretrained.") var weightsFile: String?
+    @Option(help: "Where the base weights come from: pretrained (--weights-file) or random (seeded).") var weights = WeightsSource.pretrained
+    @Option(help: "Hugging Face GPT-2 model.safetensors (or the folder holding it) for --weights pretrained.") var weightsFile: Path?
     @Option(help: "Seed of random weights, the head initialisation and the batch order.") var seed: UInt64 = 123
     @Option(help: "AdamW learning rate.") var lr: Float = 5e-5
     @Option(help: "AdamW weight decay.") var weightDecay: Float = 0.1
     @Option(help: "Batch size (the last incomplete training batch is dropped).") var batchSize = 8
     @Option(help: "Batches per loader used by the loss evaluations (and the classifier's epoch accuracies).") var evalIter = 5
     @Option(help: "Write the resumable state every this many steps (0: only at the end and on Ctrl-C).") var saveEvery = 50
+    @Option(help: "Stop after this many steps in total and write the outputs (a shortened run; 0: no limit).") var maxSteps = 0
     @Flag(help: "Continue from --out/state (it must exist and match these options and inputs).") var resume = false
-    @Flag(help: "Continue --out/state if an interrupted run with these options and inputs left it; otherwise start over (pipeline.yaml uses this, so rerunning an interrupted stage continues it).")
+    @Flag(help: "Continue --out/state if an interrupted run with these options and inputs left it; otherwise start over (the pipeline files use this, so rerunning an interrupted stage continues it).")
     var continueInterrupted = false
+    @Option(help: "LoRA rank (with --trainable-layers lora).") var loraRank = 16
+    @Option(help: "LoRA alpha: the adapter output is scaled by alpha (not alpha / rank), as in the book.") var loraAlpha: Float = 16
 
     /// The resume mode of the two flags.
     func resumeMode() throws -> ResumeMode {
         if resume && continueInterrupted { throw ValidationError("give --resume or --continue-interrupted, not both") }
         return resume ? .required : continueInterrupted ? .ifInterrupted : .never
     }
+
+    /// Sets the loop's settings; `epochs` and `evalFreq` are each command's own.
+    func apply(to loop: inout LoopSettings, epochs: Int, evalFreq: Int) {
+        loop.seed = seed
+        loop.learningRate = lr
+        loop.weightDecay = weightDecay
+        loop.batchSize = batchSize
+        loop.evalIter = evalIter
+        loop.saveEvery = saveEvery
+        loop.maxSteps = maxSteps > 0 ? maxSteps : nil
+        loop.epochs = epochs
+        loop.evalFreq = evalFreq
+    }
 }
 
-/// LoRA's rank and alpha (appendix E; the book uses 16 and 16). Used only when LoRA is on.
-struct LoRAOptions: ParsableArguments {
-    @Option(help: "LoRA rank (with --trainable-layers lora / --lora true).") var loraRank = 16
-    @Option(help: "LoRA alpha: the adapter output is scaled by alpha (not alpha / rank), as in the book.") var loraAlpha: Float = 16
+/// Reports the end of a run; an interrupted one exits with 130 after saying how to continue.
+func finishRun(_ outcome: TrainingOutcome, out: Path, console: ConsoleProgress, summary: () -> String) throws {
+    if outcome.interrupted {
+        console.note("interrupted after step \(outcome.steps): state saved to \(out.appending("state")); continue with the same options and --resume")
+        throw ExitCode(130)
+    }
+    console.note(summary())
+    console.note("wrote \(out)/model.safetensors, log.jsonl, state, manifest.json")
 }

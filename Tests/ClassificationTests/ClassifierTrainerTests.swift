@@ -33,7 +33,7 @@ enum Toy {
 
     static func settings(_ trainable: TrainableLayers, _ pooling: Pooling = Pooling(), epochs: Int = 2) -> ClassifierSettings {
         var s = ClassifierSettings()
-        s.weights = "random"
+        s.weights = .random
         s.trainableLayers = trainable
         s.pooling = pooling
         s.epochs = epochs
@@ -203,7 +203,7 @@ final class TrainerTests: XCTestCase {
         }
         s.loraRank = 16
         s.trainableLayers = .lastBlock
-        s.weights = "pretrained"
+        s.weights = .pretrained
         XCTAssertThrowsError(try s.validate()) { XCTAssertTrue("\($0)".contains("weights file")) }
     }
 }

@@ -90,7 +90,7 @@ final class GPT2BackendTests: XCTestCase {
                                      (.lastTwoBlocks, Pooling(position: .flexible)),
                                      (.lastLayer, Pooling(position: .flexible))] {
             var s = ClassifierSettings()
-            s.weights = "random"; s.trainableLayers = trainable; s.pooling = pooling
+            s.weights = .random; s.trainableLayers = trainable; s.pooling = pooling
             s.epochs = 2; s.batchSize = 4; s.evalFreq = 2; s.evalIter = 2; s.learningRate = 1e-2
             // Compared through the losses and the final logits, not raw parameters: AdamW divides by
             // sqrt(v), so a parameter whose gradient is ~0 moves by ±lr on float-rounding noise alone.

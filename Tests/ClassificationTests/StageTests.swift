@@ -61,7 +61,7 @@ final class StageTests: XCTestCase {
 
     static func options(_ prepared: URL, in dir: URL, epochs: Int = 2) -> ClassifierTrainOptions {
         var s = ClassifierSettings()
-        s.weights = "random"
+        s.weights = .random
         s.epochs = epochs
         s.batchSize = 4
         s.evalFreq = 2
@@ -286,7 +286,7 @@ final class StageTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("more than short's context of 4"), "\($0)")
         }
         o = options(prepared)
-        o.settings.weights = "pretrained"
+        o.settings.weights = .pretrained
         o.settings.weightsFile = dir.appendingPathComponent("missing.safetensors").path
         XCTAssertThrowsError(try ClassifierTrainStage.run(o, makeBackend: Self.backend)) {
             XCTAssertTrue("\($0)".contains("pretrained weights file is missing") && "\($0)".contains("--weights random"), "\($0)")

@@ -41,7 +41,7 @@ enum TinyInstruct {
     static func settings(epochs: Int = 2) -> InstructSettings {
         var s = InstructSettings()
         s.model = "tiny"
-        s.weights = "random"
+        s.weights = .random
         s.epochs = epochs
         s.batchSize = 4
         s.evalFreq = 2
@@ -222,7 +222,7 @@ final class InstructTrainTests: XCTestCase {
         }
         // Through the stage: the missing size is named before anything is read.
         var s = InstructSettings()
-        s.weights = "pretrained"
+        s.weights = .pretrained
         s.weightsFile = dir.path
         s.model = "gpt2-large"
         XCTAssertThrowsError(try BaseWeights.load(s,
@@ -240,7 +240,7 @@ final class InstructTrainTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("LoRA rank must be at least 1, got 0") && "\($0)".contains("train.lora_rank"), "\($0)")
         }
         s = TinyInstruct.settings()
-        s.weights = "pretrained"
+        s.weights = .pretrained
         XCTAssertThrowsError(try s.validate()) { XCTAssertTrue("\($0)".contains("needs a weights file"), "\($0)") }
         s = TinyInstruct.settings()
         s.maxSteps = 0
