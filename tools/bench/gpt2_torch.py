@@ -142,6 +142,27 @@ def forward(model_name, reps, classifier):
             "tokens_per_s": 960 / med})
 
 
+def train_steps(case, model_name, reps, model, loss_fn, tokens):
+    """Times AdamW training steps (lr 5e-5, weight decay 0.1, over all of the model's parameters)
+    on the loss `loss_fn()` returns: one untimed warm-up step, then `reps` timed ones; reports the
+    median, the last step's loss and `tokens` (tokens per step) / median."""
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.1)
+    loss_value = 0.0
+
+    def step():
+        nonlocal loss_value
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+        loss_value = loss.item()
+
+    times = timed_reps(step, reps)
+    med = statistics.median(times)
+    report({"case": case, "model": model_name, "median_s": med, "times": times, "loss": loss_value,
+            "tokens_per_s": tokens / med})
+
+
 def train_ch6(model_name, reps):
     model, cfg = build(model_name, classifier=True)
     for p in model.parameters():
@@ -150,46 +171,21 @@ def train_ch6(model_name, reps):
         for p in m.parameters():
             p.requires_grad = True
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.1)
     idx = torch.randint(0, cfg["vocab_size"], (8, 120))
     labels = torch.arange(8) % 2
-    loss_value = 0.0
-
-    def step():
-        nonlocal loss_value
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(idx)[:, -1, :], labels)
-        loss.backward()
-        opt.step()
-        loss_value = loss.item()
-
-    times = timed_reps(step, reps)
-    med = statistics.median(times)
-    report({"case": "train-ch6", "model": model_name, "median_s": med, "times": times, "loss": loss_value,
-            "tokens_per_s": 960 / med})
+    train_steps("train-ch6", model_name, reps, model,
+                lambda: torch.nn.functional.cross_entropy(model(idx)[:, -1, :], labels), 960)
 
 
 def train_ch7(model_name, reps):
     model, cfg = build(model_name)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.1)
     idx = torch.randint(0, cfg["vocab_size"], (8, 90))
     targets = torch.randint(0, cfg["vocab_size"], (8, 90))
     targets[:, :20] = -100
-    loss_value = 0.0
-
-    def step():
-        nonlocal loss_value
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(idx).flatten(0, 1), targets.flatten(), ignore_index=-100)
-        loss.backward()
-        opt.step()
-        loss_value = loss.item()
-
-    times = timed_reps(step, reps)
-    med = statistics.median(times)
-    report({"case": "train-ch7", "model": model_name, "median_s": med, "times": times, "loss": loss_value,
-            "tokens_per_s": 720 / med})
+    train_steps("train-ch7", model_name, reps, model,
+                lambda: torch.nn.functional.cross_entropy(model(idx).flatten(0, 1), targets.flatten(), ignore_index=-100),
+                720)
 
 
 def generate(model_name, reps, prompt_tokens=20, new_tokens=30):

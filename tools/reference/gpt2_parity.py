@@ -18,12 +18,13 @@ trajectory) for two cases:
 
 Dropout is 0, activation "gelu_new" (the tanh approximation), LayerNorm eps 1e-5, eager attention.
 """
-import json
 import os
 
 import torch
 from safetensors.torch import save_file
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2Model
+
+from _common import adamw_trajectory, config_json
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "Fixtures", "gpt2-parity")
 STEPS = 10
@@ -60,11 +61,6 @@ def layout_params(transformer, head=None):
     return out
 
 
-def config_json(name, vocab, ctx, emb, heads, layers, head):
-    return json.dumps({"name": name, "vocab_size": vocab, "context_length": ctx, "emb_dim": emb,
-                       "n_heads": heads, "n_layers": layers, "drop_rate": 0.0, "qkv_bias": True, "head": head})
-
-
 def save_case(case, params, meta, golden):
     os.makedirs(OUT, exist_ok=True)
     weights = {n: p.detach().clone().contiguous() for n, p in params}
@@ -97,14 +93,7 @@ def lm_case():
     for n, p in params:
         golden["grad." + n] = p.grad.clone()
     model.zero_grad()
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=WEIGHT_DECAY)
-    trajectory = []
-    for _ in range(STEPS):
-        opt.zero_grad()
-        _, loss = loss_fn()
-        trajectory.append(loss.item())
-        loss.backward()
-        opt.step()
+    trajectory = adamw_trajectory(model.parameters(), loss_fn, STEPS, LR, WEIGHT_DECAY)
     golden["trajectory"] = torch.tensor(trajectory)
     golden["after.ln_f.weight"] = model.transformer.ln_f.weight.detach().clone()
     golden["after.h.1.attn.c_attn.weight"] = model.transformer.h[1].attn.c_attn.weight.detach().clone()
@@ -150,15 +139,7 @@ def cls_case():
     for n, p in params:
         if p.requires_grad:
             golden["grad." + n] = p.grad.clone()
-    opt = torch.optim.AdamW([p for _, p in params if p.requires_grad], lr=LR, betas=(0.9, 0.999), eps=1e-8,
-                            weight_decay=WEIGHT_DECAY)
-    trajectory = []
-    for _ in range(STEPS):
-        opt.zero_grad()
-        _, loss = loss_fn()
-        trajectory.append(loss.item())
-        loss.backward()
-        opt.step()
+    trajectory = adamw_trajectory([p for _, p in params if p.requires_grad], loss_fn, STEPS, LR, WEIGHT_DECAY)
     golden["trajectory"] = torch.tensor(trajectory)
     golden["after.out_head.weight"] = model.out_head.weight.detach().clone()
     golden[f"after.h.{L - 1}.mlp.c_fc.weight"] = model.transformer.h[L - 1].mlp.c_fc.weight.detach().clone()

@@ -25,12 +25,13 @@ a = sqrt(5) on [in, r], i.e. U(-1/sqrt(r), 1/sqrt(r)); B = 0) is checked by `ini
 trainable parameter count of gpt2-small with rank 16 and a 2-class head by `count_check`
 (the book reports 2,666,528).
 """
-import json
 import math
 import os
 
 import torch
 from safetensors.torch import save_file
+
+from _common import adamw_trajectory, config_json
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "Fixtures", "lora-parity")
 STEPS = 5
@@ -193,11 +194,6 @@ def randomize(model, gen):
                 p.copy_(0.08 * torch.randn(p.shape, generator=gen))
 
 
-def config_json(name, vocab, ctx, emb, heads, layers, head):
-    return json.dumps({"name": name, "vocab_size": vocab, "context_length": ctx, "emb_dim": emb,
-                       "n_heads": heads, "n_layers": layers, "drop_rate": 0.0, "qkv_bias": True, "head": head})
-
-
 def run_case(case, model, named, ids, loss_fn, meta, extra_golden, finals):
     weights = base_tensors(model, classifier=(case == "cls"))
     for n, lora in named:
@@ -211,14 +207,7 @@ def run_case(case, model, named, ids, loss_fn, meta, extra_golden, finals):
     for n, lora in named:
         golden["grad." + n + ".lora_A"] = lora.A.grad.clone()
         golden["grad." + n + ".lora_B"] = lora.B.grad.clone()
-    opt = torch.optim.AdamW(trainable, lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=WEIGHT_DECAY)
-    trajectory = []
-    for _ in range(STEPS):
-        opt.zero_grad()
-        _, loss = loss_fn()
-        trajectory.append(loss.item())
-        loss.backward()
-        opt.step()
+    trajectory = adamw_trajectory(trainable, loss_fn, STEPS, LR, WEIGHT_DECAY)
     golden["trajectory"] = torch.tensor(trajectory)
     lookup = dict(named)
     for f in finals:

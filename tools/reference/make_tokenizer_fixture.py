@@ -157,6 +157,23 @@ def random_code_point(rng: random.Random) -> str:
             return chr(value)
 
 
+# The pools a random text's parts are drawn from, each up to its bound on one roll in [0, 1):
+# 35% words, 25% separators, 12% punctuation, 10% numbers, 6% emoji, 4% combining marks.
+PART_POOLS = [(0.35, WORDS), (0.6, SEPARATORS), (0.72, PUNCT), (0.82, NUMBERS), (0.88, EMOJI), (0.92, COMBINING)]
+
+
+def random_part(rng: random.Random) -> str:
+    """One part of a random text: a pick from a PART_POOLS pool, else (2%) <|endoftext|>, else (6%)
+    a random code point."""
+    roll = rng.random()
+    for bound, pool in PART_POOLS:
+        if roll < bound:
+            return rng.choice(pool)
+    if roll < 0.94:
+        return ENDOFTEXT
+    return random_code_point(rng)
+
+
 def random_texts(rng: random.Random, count: int):
     texts = []
     for index in range(count):
@@ -165,26 +182,7 @@ def random_texts(rng: random.Random, count: int):
             # Random code points anywhere in Unicode: byte-level strings with every UTF-8 length.
             texts.append("".join(random_code_point(rng) for _ in range(rng.randrange(1, 24))))
             continue
-        parts = []
-        for _ in range(rng.randrange(1, 16)):
-            roll = rng.random()
-            if roll < 0.35:
-                parts.append(rng.choice(WORDS))
-            elif roll < 0.6:
-                parts.append(rng.choice(SEPARATORS))
-            elif roll < 0.72:
-                parts.append(rng.choice(PUNCT))
-            elif roll < 0.82:
-                parts.append(rng.choice(NUMBERS))
-            elif roll < 0.88:
-                parts.append(rng.choice(EMOJI))
-            elif roll < 0.92:
-                parts.append(rng.choice(COMBINING))
-            elif roll < 0.94:
-                parts.append(ENDOFTEXT)
-            else:
-                parts.append(random_code_point(rng))
-        texts.append("".join(parts))
+        texts.append("".join(random_part(rng) for _ in range(rng.randrange(1, 16))))
     return texts
 
 
