@@ -20,12 +20,9 @@ enum DataPrepFixtures {
             throw XCTSkip("needs ../shared/assets (or $LLMFT_ASSETS) with sms-spam-collection.zip")
         }
         let dir = try TestPaths.makeTempDir("dataprep-sms")
-        let unzip = Process()
-        unzip.executableURL = URL(fileURLWithPath: "/usr/bin/unzip")
-        unzip.arguments = ["-q", "-o", assets.appendingPathComponent("sms-spam-collection.zip").path, "SMSSpamCollection", "-d", dir.path]
-        try unzip.run()
-        unzip.waitUntilExit()
-        XCTAssertEqual(unzip.terminationStatus, 0, "unzip failed")
+        let unzip = try runProcess(URL(fileURLWithPath: "/usr/bin/unzip"),
+                                   ["-q", "-o", assets.appendingPathComponent("sms-spam-collection.zip").path, "SMSSpamCollection", "-d", dir.path])
+        XCTAssertEqual(unzip.status, 0, "unzip failed: \(unzip.stderr)")
         let url = dir.appendingPathComponent("SMSSpamCollection")
         extracted = url
         return url

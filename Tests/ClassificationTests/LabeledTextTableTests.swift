@@ -3,8 +3,14 @@ import Classification
 import XCTest
 
 final class LabeledTextTableTests: XCTestCase {
-    private func error(_ text: String) -> PipelineError? {
-        DataPrepFixtures.pipelineError { _ = try LabeledTextTable.parse(Data(text.utf8), source: "in.tsv") }
+    /// Parsing each of `texts` fails with a PipelineError at `location` whose message mentions `part`.
+    private func assertRejected(_ texts: String..., at location: String, saying part: String,
+                                file: StaticString = #filePath, line: UInt = #line) {
+        for text in texts {
+            let e = DataPrepFixtures.pipelineError({ _ = try LabeledTextTable.parse(Data(text.utf8), source: "in.tsv") }, file: file, line: line)
+            XCTAssertEqual(e?.location, location, text.debugDescription, file: file, line: line)
+            XCTAssertTrue(e?.message.contains(part) ?? false, e?.description ?? "no error for \(text.debugDescription)", file: file, line: line)
+        }
     }
 
     func testLabelsMapToBookIndices() throws {
@@ -15,37 +21,23 @@ final class LabeledTextTableTests: XCTestCase {
     }
 
     func testUnknownLabelNamesTheLine() {
-        let e = error("ham\ta\nspam\tb\neggs\tc\n")
-        XCTAssertEqual(e?.location, "in.tsv:3")
-        XCTAssertTrue(e?.message.contains("unknown label \"eggs\"") ?? false, e?.description ?? "")
+        assertRejected("ham\ta\nspam\tb\neggs\tc\n", at: "in.tsv:3", saying: "unknown label \"eggs\"")
     }
 
     func testMissingTextNamesTheLine() {
-        for text in ["ham\ta\nspam\n", "ham\ta\nspam\t\n", "ham\ta\nspam\t\"\"\n"] {
-            let e = error(text)
-            XCTAssertEqual(e?.location, "in.tsv:2", text.debugDescription)
-            XCTAssertTrue(e?.message.contains("no text") ?? false, e?.description ?? "")
-        }
+        assertRejected("ham\ta\nspam\n", "ham\ta\nspam\t\n", "ham\ta\nspam\t\"\"\n", at: "in.tsv:2", saying: "no text")
     }
 
     func testPandasNAStringAsTextIsRejected() {
-        let e = error("ham\ta\nspam\tNA\n")
-        XCTAssertEqual(e?.location, "in.tsv:2")
-        XCTAssertTrue(e?.message.contains("NA") ?? false)
+        assertRejected("ham\ta\nspam\tNA\n", at: "in.tsv:2", saying: "NA")
     }
 
     func testThirdFieldNamesTheLine() {
-        let e = error("ham\ta\nspam\tb\tc\n")
-        XCTAssertEqual(e?.location, "in.tsv:2")
-        XCTAssertTrue(e?.message.contains("found 3") ?? false, e?.description ?? "")
+        assertRejected("ham\ta\nspam\tb\tc\n", at: "in.tsv:2", saying: "found 3")
     }
 
     func testEmptyInputsAreRejected() {
-        for text in ["", "\n\n", "   \n"] {
-            let e = error(text)
-            XCTAssertEqual(e?.location, "in.tsv")
-            XCTAssertTrue(e?.message.contains("empty") ?? false, e?.description ?? "")
-        }
+        assertRejected("", "\n\n", "   \n", at: "in.tsv", saying: "empty")
     }
 
     func testMissingFileSaysWhatToRun() {

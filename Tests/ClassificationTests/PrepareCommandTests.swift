@@ -5,21 +5,8 @@ import XCTest
 
 /// `prepare classification` as a process, with exactly the flags of pipeline.yaml's prepare stage.
 final class PrepareCommandTests: XCTestCase {
-    private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let exe = TestPaths.executable("prepare")
-        guard FileManager.default.isExecutableFile(atPath: exe.path) else {
-            throw XCTSkip("the prepare executable is not built next to the tests (\(exe.path)); run `swift build` first")
-        }
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    private func run(_ arguments: [String]) throws -> ToolRun {
+        try runTool("prepare", arguments)
     }
 
     func testPipelineFlagsOnRealData() throws {

@@ -15,35 +15,11 @@ final class CommandLineTests: XCTestCase {
         try? FileManager.default.removeItem(at: tmp)
     }
 
-    struct Run { var status: Int32; var stdout: String; var stderr: String }
-
-    func runFetch(_ args: [String], environment: [String: String] = [:]) throws -> Run {
-        let exe = TestPaths.executable("fetch")
-        guard FileManager.default.isExecutableFile(atPath: exe.path) else {
-            throw XCTSkip("the fetch executable is not built at \(exe.path)")
-        }
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = args
-        p.currentDirectoryURL = tmp
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "LLMFT_MIRROR")
-        env.merge(environment) { $1 }
-        p.environment = env
-        // Standard error goes to a file so that the two streams cannot block each other.
-        let errFile = tmp.appendingPathComponent("stderr-\(UUID().uuidString.prefix(6)).txt")
-        _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
-        let errHandle = try FileHandle(forWritingTo: errFile)
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = errHandle
-        try p.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        try errHandle.close()
-        let errData = try Data(contentsOf: errFile)
-        try FileManager.default.removeItem(at: errFile)
-        return Run(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    /// `fetch` run in `tmp`, never with the caller's `LLMFT_MIRROR` unless `environment` sets it.
+    func runFetch(_ args: [String], environment: [String: String] = [:]) throws -> ToolRun {
+        var env: [String: String?] = ["LLMFT_MIRROR": nil]
+        for (key, value) in environment { env[key] = value }
+        return try runTool("fetch", args, cwd: tmp, environment: env)
     }
 
     /// The real pipeline.yaml, offline, from the shared assets as a mirror (as on our machines).
@@ -96,10 +72,7 @@ final class CommandLineTests: XCTestCase {
 
     /// A `fetch` killed mid-download leaves only its hidden partial; the next run resumes it.
     func testKilledDownloadIsResumedByTheNextRun() throws {
-        let exe = TestPaths.executable("fetch")
-        guard FileManager.default.isExecutableFile(atPath: exe.path) else {
-            throw XCTSkip("the fetch executable is not built at \(exe.path)")
-        }
+        let exe = try TestPaths.builtExecutable("fetch")
         let www = tmp.appendingPathComponent("www")
         try FileManager.default.createDirectory(at: www, withIntermediateDirectories: true)
         let content = testBytes(100_000, seed: 7)

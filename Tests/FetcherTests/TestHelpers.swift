@@ -83,16 +83,9 @@ func quickOptions(out: URL, mirror: URL? = nil, retries: Int = 2, transcript: Tr
 
 /// Runs python3 and returns its standard output (an independent reference for zip contents).
 func python(_ code: String, _ args: [String] = []) throws -> Data {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", code] + args
-    let out = Pipe()
-    p.standardOutput = out
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else { throw PipelineError("python3 failed", location: code) }
-    return data
+    let run = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", code] + args)
+    guard run.status == 0 else { throw PipelineError("python3 failed: \(run.stderr)", location: code) }
+    return run.stdoutData
 }
 
 /// Every file under `dir`, hidden ones included (to prove nothing was left behind).

@@ -1,16 +1,9 @@
 import Foundation
 import XCTest
-import ArtifactKit
 @testable import GPT2
 @testable import GPT2Weights
-import TestSupport
 
 final class WeightsCheckpointTests: WeightsTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws { dir = try TestPaths.makeTempDir("checkpoint") }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
     let callerMeta = [CheckpointFormat.CallerKey.baseModel: "random seed 5",
                       CheckpointFormat.CallerKey.trainable: "last-block+final-norm+head",
                       "epochs": "5"]

@@ -1,18 +1,11 @@
 import Foundation
 import XCTest
-import ArtifactKit
 @testable import GPT2
 @testable import GPT2Weights
-import TestSupport
 
 /// Loads files written by transformers / safetensors (tools/reference/make_weights_fixture.py) and
 /// compares every tensor of the flat buffer with the values Python read from the same files.
 final class WeightsHFTests: WeightsTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws { dir = try TestPaths.makeTempDir("hfweights") }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
     struct Expected: Decodable {
         struct Tensor: Decodable {
             var shape: [Int]

@@ -1,16 +1,9 @@
 import Foundation
 import XCTest
-import ArtifactKit
 @testable import GPT2
 @testable import GPT2Weights
-import TestSupport
 
 final class WeightsSafetensorsTests: WeightsTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws { dir = try TestPaths.makeTempDir("safetensors") }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
     func testWriteThenReadIsBitExactAndKeepsOrderAndMetadata() throws {
         let url = dir.appendingPathComponent("a.safetensors")
         let a: [Float] = [1.5, -0.0, .leastNonzeroMagnitude, 3.4e38, -7, 0.1]

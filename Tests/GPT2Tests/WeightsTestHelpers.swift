@@ -13,6 +13,19 @@ class WeightsTestCase: XCTestCase {
 
     var weightsFixtures: URL { TestPaths.fixtures.appendingPathComponent("weights") }
 
+    /// An empty temporary directory of the test at hand: made before it, removed after it.
+    private(set) var dir: URL!
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        dir = try TestPaths.makeTempDir(String(describing: type(of: self)))
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: dir)
+        try super.tearDownWithError()
+    }
+
     /// Builds safetensors bytes from a raw header and data, to make files no writer would produce.
     func rawSafetensors(header: String, data: [UInt8], headerLength: UInt64? = nil) -> Data {
         var out = Data()

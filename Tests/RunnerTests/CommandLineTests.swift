@@ -5,23 +5,11 @@ import XCTest
 
 /// Runs the built `pipeline` executable, as a user would.
 final class CommandLineTests: XCTestCase {
-    struct Result { var status: Int32; var out: String; var err: String }
-
-    func pipeline(_ args: [String], in dir: URL) throws -> Result {
+    /// The built `pipeline` run in `dir`; a missing build fails the test (it is not skipped).
+    func pipeline(_ args: [String], in dir: URL) throws -> ToolRun {
         let exe = TestPaths.executable("pipeline")
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: exe.path), "build the package first: \(exe.path)")
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = args
-        p.currentDirectoryURL = dir
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
+        return try runProcess(exe, args, cwd: dir)
     }
 
     func testRunStatusAndToolsOnPath() throws {
@@ -36,14 +24,14 @@ final class CommandLineTests: XCTestCase {
             outs: [where.txt, word.txt]
         """, name: "sub/flow.yaml")
         let dry = try pipeline(["run", "--dry", "-f", "sub/flow.yaml", "--set", "g.word=yo"], in: ws.dir)
-        XCTAssertEqual(dry.status, 0, dry.err)
-        XCTAssertTrue(dry.out.contains("- where: would run (never run)\n  $ command -v pipeline > where.txt && echo yo > word.txt"), dry.out)
+        XCTAssertEqual(dry.status, 0, dry.stderr)
+        XCTAssertTrue(dry.stdout.contains("- where: would run (never run)\n  $ command -v pipeline > where.txt && echo yo > word.txt"), dry.stdout)
         XCTAssertFalse(ws.exists("sub/where.txt"))
         XCTAssertFalse(ws.exists("sub/flow.lock"))
 
         let first = try pipeline(["run", "-f", "sub/flow.yaml"], in: ws.dir)
-        XCTAssertEqual(first.status, 0, first.err)
-        XCTAssertTrue(first.out.contains("- where: running (never run)\n  $ command -v pipeline > where.txt && echo hi > word.txt"), first.out)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stdout.contains("- where: running (never run)\n  $ command -v pipeline > where.txt && echo hi > word.txt"), first.stdout)
         // Commands run in the pipeline file's directory and find the sibling tools first on PATH.
         let found = try XCTUnwrap(ws.read("sub/where.txt")).trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(URL(fileURLWithPath: found).resolvingSymlinksInPath().path,
@@ -52,14 +40,14 @@ final class CommandLineTests: XCTestCase {
 
         let status = try pipeline(["status", "-f", "sub/flow.yaml", "--set", "g.word=bye"], in: ws.dir)
         XCTAssertEqual(status.status, 0)
-        XCTAssertTrue(status.out.contains("where: stale\n    cmd changed\n    param g.word changed (\"hi\" -> \"bye\")"), status.out)
+        XCTAssertTrue(status.stdout.contains("where: stale\n    cmd changed\n    param g.word changed (\"hi\" -> \"bye\")"), status.stdout)
         let json = try pipeline(["status", "-f", "sub/flow.yaml", "--json"], in: ws.dir)
-        let parsed = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any]
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
         let stages = try XCTUnwrap(parsed?["stages"] as? [[String: Any]])
         XCTAssertEqual(stages.first?["stale"] as? Bool, false)
 
         let again = try pipeline(["run", "-f", "sub/flow.yaml"], in: ws.dir)
-        XCTAssertTrue(again.out.contains("- where: up to date"), again.out)
+        XCTAssertTrue(again.stdout.contains("- where: up to date"), again.stdout)
     }
 
     func testSecondRunInTheSameDirectoryIsRefused() throws {
@@ -67,7 +55,7 @@ final class CommandLineTests: XCTestCase {
         let held = try RunLock.acquire(in: ws.dir)
         let refused = try pipeline(["run"], in: ws.dir)
         XCTAssertEqual(refused.status, 1)
-        XCTAssertTrue(refused.err.contains("another `pipeline run` (pid \(getpid())) is already running"), refused.err)
+        XCTAssertTrue(refused.stderr.contains("another `pipeline run` (pid \(getpid())) is already running"), refused.stderr)
         XCTAssertFalse(ws.exists("a.txt"))
         held.release()
         XCTAssertEqual(try pipeline(["run"], in: ws.dir).status, 0)
@@ -78,10 +66,10 @@ final class CommandLineTests: XCTestCase {
         let ws = try Workspace("stages:\n  a:\n    cmd: echo\n    typo: 1\n")
         let r = try pipeline(["run"], in: ws.dir)
         XCTAssertEqual(r.status, 1)
-        XCTAssertTrue(r.err.contains("pipeline.yaml:4: unknown key `typo` in stage `a`"), r.err)
+        XCTAssertTrue(r.stderr.contains("pipeline.yaml:4: unknown key `typo` in stage `a`"), r.stderr)
         let failing = try Workspace("stages:\n  a:\n    cmd: exit 4\n")
         let f = try pipeline(["run"], in: failing.dir)
         XCTAssertEqual(f.status, 1)
-        XCTAssertTrue(f.err.contains("stage a failed with exit code 4"), f.err)
+        XCTAssertTrue(f.stderr.contains("stage a failed with exit code 4"), f.stderr)
     }
 }

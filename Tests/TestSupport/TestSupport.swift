@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 
 /// Paths that tests share: the repository root, committed fixtures, and the offline copies
 /// of the pipeline's inputs in `../shared/assets` (or `$LLMFT_ASSETS`).
@@ -33,4 +34,69 @@ public enum TestPaths {
         }
         return dir.appendingPathComponent(name)
     }
+}
+
+/// What a finished process left: its exit status and everything it wrote to each stream.
+public struct ToolRun {
+    public var status: Int32
+    public var stdoutData: Data
+    public var stderrData: Data
+
+    public var stdout: String { String(decoding: stdoutData, as: UTF8.self) }
+    public var stderr: String { String(decoding: stderrData, as: UTF8.self) }
+}
+
+/// Runs `executable` to its end and collects its exit status, standard output and standard error.
+/// Both streams go to temporary files, so neither can fill a pipe and block the other.
+/// - Parameters:
+///   - cwd: the working directory (the test process's own when nil).
+///   - environment: changes to this process's environment: a value sets the variable, nil removes it.
+///   - stdin: bytes written to standard input, which is then closed (the child inherits ours when nil).
+public func runProcess(_ executable: URL, _ arguments: [String], cwd: URL? = nil,
+                       environment: [String: String?] = [:], stdin: Data? = nil) throws -> ToolRun {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    if let cwd { process.currentDirectoryURL = cwd }
+    if !environment.isEmpty {
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+    }
+    let capture = try TestPaths.makeTempDir("run-\(executable.lastPathComponent)")
+    defer { try? FileManager.default.removeItem(at: capture) }
+    let outFile = capture.appendingPathComponent("stdout"), errFile = capture.appendingPathComponent("stderr")
+    for file in [outFile, errFile] { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
+    let outHandle = try FileHandle(forWritingTo: outFile), errHandle = try FileHandle(forWritingTo: errFile)
+    process.standardOutput = outHandle
+    process.standardError = errHandle
+    let input = stdin.map { _ in Pipe() }
+    if let input { process.standardInput = input }
+    try process.run()
+    if let input, let stdin {
+        input.fileHandleForWriting.write(stdin)
+        try input.fileHandleForWriting.close()
+    }
+    process.waitUntilExit()
+    try outHandle.close()
+    try errHandle.close()
+    return ToolRun(status: process.terminationStatus, stdoutData: try Data(contentsOf: outFile), stderrData: try Data(contentsOf: errFile))
+}
+
+extension TestPaths {
+    /// A built executable of this package, or a skip of the test at hand when it is not built.
+    public static func builtExecutable(_ name: String) throws -> URL {
+        let exe = executable(name)
+        guard FileManager.default.isExecutableFile(atPath: exe.path) else {
+            throw XCTSkip("the \(name) executable is not built next to the tests (\(exe.path)); run `swift build` first")
+        }
+        return exe
+    }
+}
+
+/// Runs a built executable of this package (`fetch`, `prepare`, `pipeline`, ...) as a user would,
+/// or skips the test when it is not built. The parameters are those of `runProcess`.
+public func runTool(_ name: String, _ arguments: [String], cwd: URL? = nil,
+                    environment: [String: String?] = [:], stdin: Data? = nil) throws -> ToolRun {
+    try runProcess(TestPaths.builtExecutable(name), arguments, cwd: cwd, environment: environment, stdin: stdin)
 }

@@ -42,25 +42,8 @@ final class JSONLinesTokenizationTests: XCTestCase {
     /// The real `prepare tokenize` executable: stdout, stderr and exit status.
     func testPrepareTokenizeCommand() throws {
         guard let vocab = SharedTokenizer.vocabularyDirectory else { throw XCTSkip("needs ../shared/assets/gpt2") }
-        let executable = TestPaths.executable("prepare")
-        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
-            throw XCTSkip("the prepare executable is not built next to the tests (\(executable.path)); run `swift build` first")
-        }
-        func run(_ input: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-            let process = Process()
-            process.executableURL = executable
-            process.arguments = ["tokenize", "--vocab", vocab.path] + arguments
-            let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-            process.standardInput = stdin
-            process.standardOutput = stdout
-            process.standardError = stderr
-            try process.run()
-            stdin.fileHandleForWriting.write(Data(input.utf8))
-            try stdin.fileHandleForWriting.close()
-            let out = stdout.fileHandleForReading.readDataToEndOfFile()
-            let err = stderr.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        func run(_ input: String, _ arguments: [String]) throws -> ToolRun {
+            try runTool("prepare", ["tokenize", "--vocab", vocab.path] + arguments, stdin: Data(input.utf8))
         }
         let good = try run("\"Hello, world\"\n\"x <|endoftext|>\"\n", ["--allow-special"])
         XCTAssertEqual(good.status, 0, good.stderr)
