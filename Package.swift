@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(name: "prepare", dependencies: ["Classification", "Instruct", "GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", "Classification", "Instruct", "GPT2Weights", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "train", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Weights", "TrainingKit", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "evaluate", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Tokenizer", "TrainingKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "evaluate", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Tokenizer", "TrainingKit", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmark of the tokenizer against tiktoken (run by tools/bench/tokenizer.sh).
         .executableTarget(name: "bench-tokenizer", dependencies: ["GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // GPT-2 core benchmark (tools/bench/run_gpt2.sh runs it beside PyTorch).

@@ -39,3 +39,17 @@ public enum AtomicFile {
         }
     }
 }
+
+/// A stage's output folder: files are put into it atomically and remembered, for the manifest.
+public struct OutputFolder {
+    public let url: URL
+    /// Names of the files put so far, in order.
+    public var written: [String] = []
+
+    public init(_ url: URL) { self.url = url }
+
+    public mutating func put(_ name: String, _ bytes: Data) throws {
+        try AtomicFile.write(bytes, to: url.appendingPathComponent(name))
+        written.append(name)
+    }
+}

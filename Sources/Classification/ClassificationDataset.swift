@@ -1,6 +1,7 @@
 import ArtifactKit
 import Foundation
 import GPT2
+import GPT2Tokenizer
 
 /// The output of `prepare classification` (data/prepared): the three shards, checked against
 /// their manifest and, when given, against the tokenizer files and the model they will meet.
@@ -78,15 +79,7 @@ public struct ClassificationDataset {
 
     /// Checks the tokenizer files the shards were made with are the ones in `vocabDirectory`.
     public func checkTokenizer(vocabDirectory: URL) throws {
-        for file in ["encoder.json", "vocab.bpe"] {
-            let url = vocabDirectory.appendingPathComponent(file)
-            guard let recorded = manifest.inputs.first(where: { $0.path.hasSuffix(file) }) else { continue }
-            let actual = try FileHash.sha256(of: url)
-            guard actual == recorded.sha256 else {
-                throw PipelineError("\(file) differs from the one the shards were tokenized with (sha256 \(actual.prefix(12))..., manifest \(recorded.sha256.prefix(12))...)",
-                                    location: url.path, hint: "use the vocabulary files given to `prepare`, or rerun `prepare` with these")
-            }
-        }
+        try manifest.checkTokenizer(vocabDirectory: vocabDirectory, stage: "prepare classification")
     }
 
     /// Checks the shards fit the model: token ids inside its vocabulary, rows inside its context,

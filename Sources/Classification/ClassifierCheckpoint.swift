@@ -2,6 +2,7 @@ import ArtifactKit
 import Foundation
 import GPT2
 import GPT2Weights
+import TrainingKit
 
 /// The fine-tuned classifier on disk: GPT2's safetensors checkpoint (`saveCheckpoint`) whose
 /// metadata also carries what inference must repeat: the pooling (token position, averaging)
@@ -17,7 +18,8 @@ public enum ClassifierCheckpoint {
         public var layout: ParameterLayout
         public var parameters: [Float]
         public var metadata: [String: String]
-        public var pooling: Pooling
+        /// The training settings (pooling, trainable layers, ...).
+        public var settings: ClassifierSettings
         public var maxLength: Int
         public var padTokenID: Int
         public var numClasses: Int
@@ -41,17 +43,13 @@ public enum ClassifierCheckpoint {
             throw PipelineError("the checkpoint has a language-model head, not a classifier", location: url.path,
                                 hint: "pass the model written by `train`")
         }
-        guard let settingsText = meta[settingsKey],
-              let settings = try? JSONDecoder().decode([String: JSONValue].self, from: Data(settingsText.utf8)),
-              let maxLength = meta[maxLengthKey].flatMap(Int.init), let pad = meta[padTokenKey].flatMap(Int.init) else {
+        guard let settingsText = meta[settingsKey], let maxLength = meta[maxLengthKey].flatMap(Int.init),
+              let pad = meta[padTokenKey].flatMap(Int.init) else {
             throw PipelineError("the checkpoint lacks the training settings (\(settingsKey), \(maxLengthKey), \(padTokenKey))",
                                 location: url.path, hint: "pass a model written by `train`")
         }
-        let position = try TokenPosition.parse(settings["token_position"]?.stringValue ?? "last")
-        let average: Bool
-        if case .bool(let b)? = settings["average_embeddings"] { average = b } else { average = false }
-        return Loaded(layout: layout, parameters: params, metadata: meta,
-                      pooling: Pooling(position: position, averageEmbeddings: average),
+        let settings = try ClassifierSettings.decode(settingsText, source: url.path + " (" + settingsKey + ")")
+        return Loaded(layout: layout, parameters: params, metadata: meta, settings: settings,
                       maxLength: maxLength, padTokenID: pad, numClasses: k, lora: file.lora)
     }
 }

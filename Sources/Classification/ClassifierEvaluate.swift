@@ -14,7 +14,7 @@ public struct ClassifierEvaluateOptions {
     /// Also write PNG copies of the plots with this converter when it is installed.
     public var pngConverter = "rsvg-convert"
     /// Progress notes (whether the frozen-trunk states were reused, and why not).
-    public var note: (String) -> Void = { _ in }
+    public var progress: ProgressHandler = silentProgress
 
     public init(model: URL, prepared: URL, output: URL) {
         self.model = model
@@ -43,10 +43,9 @@ public enum ClassifierEvaluateStage {
         let backend = try makeBackend(ckpt.layout, ckpt.parameters)
         // Split where training split: the frozen part (unchanged from the base weights) can then be
         // taken from trunk.bin or run once, and the top runs as in training (the last block at the
-        // pooled positions only). Anything else (an older or a LoRA checkpoint) runs every layer.
-        var trainable = ckpt.metadata[CheckpointFormat.CallerKey.trainable].flatMap { TrainableLayers(rawValue: $0) } ?? .all
-        if trainable == .lora { trainable = .all }
-        let model = try ClassifierModel(backend: backend, parameters: ckpt.parameters, pooling: ckpt.pooling, trainable: trainable)
+        // pooled positions only). A LoRA checkpoint (merged on load) runs every layer.
+        let trainable = ckpt.settings.trainableLayers == .lora ? .all : ckpt.settings.trainableLayers
+        let model = try ClassifierModel(backend: backend, parameters: ckpt.parameters, pooling: ckpt.settings.pooling, trainable: trainable)
         return (model, ckpt)
     }
 
@@ -59,89 +58,88 @@ public enum ClassifierEvaluateStage {
                                 location: o.prepared.path, hint: "evaluate with the prepared data the model was trained on, or retrain")
         }
         try data.check(against: ckpt.layout.config, numClasses: ckpt.numClasses)
-
+        let splits = ClassificationPreparer.splitNames.map { DataSplit(name: $0, rows: data[$0]) }
+        let trunkStart = Date()
+        let trunk = try frozenStates(o, model: model, splits: splits, shardHashes: data.shardHashes)
+        let trunkSeconds = Date().timeIntervalSince(trunkStart)
         var metrics: [String: SplitMetrics] = [:]
         var testLogits: [[Float]] = []
-        let splits = ClassificationPreparer.splitNames.map { DataSplit(name: $0, rows: data[$0]) }
-        // The frozen layers: from train's trunk.bin when it belongs to this checkpoint and these
-        // shards, else run once here (same code as train, so the same numbers either way).
-        let trunkStart = Date()
-        let trunkURL = o.model.appendingPathComponent(TrunkStatesFile.fileName)
-        var trunk = "none (trainable_layers \(model.trainable.rawValue): nothing frozen)"
-        if model.cacheIsExact {
-            if let why = FrozenTrunkArtifact.load(from: trunkURL, model: model, splits: splits, shardHashes: data.shardHashes) {
-                o.note("not using \(TrunkStatesFile.fileName): \(why); running the frozen layers for \(splits.map(\.rows.rowCount).reduce(0, +)) rows")
-                try model.fillCache(splits)
-                trunk = "computed (\(why))"
-            } else {
-                trunk = "read from \(trunkURL.path)"
-                o.note("frozen-layer states read from \(trunkURL.path)")
-            }
-        }
-        let trunkSeconds = Date().timeIntervalSince(trunkStart)
         for split in splits {
-            let name = split.name
             let logits = try ClassifierEvaluation.logits(model: model, split: split)
-            metrics[name] = ClassifierEvaluation.metrics(logits: logits, labels: split.rows.labels, batchSize: o.batchSize, head: model.head)
-            if name == "test" { testLogits = logits }
+            metrics[split.name] = ClassifierEvaluation.metrics(logits: logits, labels: split.rows.labels, batchSize: o.batchSize, head: model.head)
+            if split.name == "test" { testLogits = logits }
         }
         let texts = try CSV.texts(of: o.prepared.appendingPathComponent("test.csv"), expectedRows: data.test.rowCount)
+        var outputs = OutputFolder(o.output)
+        try outputs.put("metrics.json", try prettyJSON(metrics))
+        try outputs.put("predictions.csv", ClassifierEvaluation.predictionsCSV(texts: texts, labels: data.test.labels, logits: testLogits))
+        let pngSkipped = try writePlots(o, into: &outputs)
+        try writeManifest(o, ckpt: ckpt, trunk: trunk, trunkSeconds: trunkSeconds, metrics: metrics, written: outputs.written)
+        return ClassifierEvaluateResult(metrics: metrics, files: outputs.written + [Manifest.fileName], pngSkipped: pngSkipped,
+                                        frozenTrunk: trunk)
+    }
 
-        let fm = FileManager.default
-        try fm.createDirectory(at: o.output, withIntermediateDirectories: true)
-        var written: [String] = []
-        func put(_ name: String, _ bytes: Data) throws {
-            try AtomicFile.write(bytes, to: o.output.appendingPathComponent(name))
-            written.append(name)
+    /// The frozen layers' states: from train's trunk.bin when it belongs to this checkpoint and
+    /// these shards, else run once here (same code as train, so the same numbers either way).
+    /// Returns where they came from: "read from ...", "computed (why)" or "none (...)".
+    static func frozenStates(_ o: ClassifierEvaluateOptions, model: ClassifierModel, splits: [DataSplit],
+                             shardHashes: [String: String]) throws -> String {
+        guard model.cacheIsExact else { return "none (trainable_layers \(model.trainable.rawValue): nothing frozen)" }
+        let url = o.model.appendingPathComponent(TrunkStatesFile.fileName)
+        if let why = FrozenTrunkArtifact.load(from: url, model: model, splits: splits, shardHashes: shardHashes) {
+            o.progress(.note("not using \(TrunkStatesFile.fileName): \(why); running the frozen layers for \(splits.map(\.rows.rowCount).reduce(0, +)) rows"))
+            try model.fillCache(splits)
+            return "computed (\(why))"
         }
+        o.progress(.note("frozen-layer states read from \(url.path)"))
+        return "read from \(url.path)"
+    }
+
+    static func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        var metricsJSON = try enc.encode(metrics)
-        metricsJSON.append(0x0A)
-        try put("metrics.json", metricsJSON)
-        try put("predictions.csv", ClassifierEvaluation.predictionsCSV(texts: texts, labels: data.test.labels, logits: testLogits))
+        return try enc.encode(value) + Data("\n".utf8)
+    }
 
-        // Plots from the training log, like the book's plot_values.
-        var pngSkipped: String? = nil
+    /// Plots from the training log, like the book's plot_values (SVG, and PNG when a converter is
+    /// installed). Returns why PNGs or plots were skipped, if they were.
+    static func writePlots(_ o: ClassifierEvaluateOptions, into outputs: inout OutputFolder) throws -> String? {
         let logURL = o.model.appendingPathComponent(ClassifierTrainStage.logFile)
-        if fm.fileExists(atPath: logURL.path) {
-            let log = try LogRecord.readLog(logURL)
-            let trainManifest = try? Manifest.read(from: o.model.appendingPathComponent(Manifest.fileName))
-            let perEpoch = Double((trainManifest?.stats["batches_per_epoch"]?.intValue ?? 0) * (trainManifest?.params["batch_size"]?.intValue ?? 0))
-            for (name, plot) in [("loss", TrainingPlots.loss(log, examplesPerEpoch: perEpoch)),
-                                 ("accuracy", TrainingPlots.accuracy(log, examplesPerEpoch: perEpoch))] {
-                try put("\(name).svg", Data(plot.svg().utf8))
-                if pngSkipped == nil {
-                    do {
-                        try convertToPNG(o.output.appendingPathComponent("\(name).svg"), o.output.appendingPathComponent("\(name).png"),
-                                         converter: o.pngConverter)
-                        written.append("\(name).png")
-                    } catch let e as PipelineError { pngSkipped = e.message }
-                }
-            }
-        } else {
-            pngSkipped = "no training log at \(logURL.path): no plots"
+        guard FileManager.default.fileExists(atPath: logURL.path) else { return "no training log at \(logURL.path): no plots" }
+        let log = try LogRecord.readLog(logURL)
+        let perEpoch = LogRecord.examplesPerEpoch(log)
+        var pngSkipped: String? = nil
+        for (name, plot) in [("loss", TrainingPlots.loss(log, examplesPerEpoch: perEpoch)),
+                             ("accuracy", TrainingPlots.accuracy(log, examplesPerEpoch: perEpoch))] {
+            try outputs.put("\(name).svg", Data(plot.svg().utf8))
+            guard pngSkipped == nil else { continue }
+            do {
+                try convertToPNG(o.output.appendingPathComponent("\(name).svg"), o.output.appendingPathComponent("\(name).png"),
+                                 converter: o.pngConverter)
+                outputs.written.append("\(name).png")
+            } catch let e as PipelineError { pngSkipped = e.message }
         }
+        return pngSkipped
+    }
 
-        let inputs = try ([o.model.appendingPathComponent(ClassifierTrainStage.modelFile)] + (trunk.hasPrefix("read") ? [trunkURL] : []))
-            .filter { fm.fileExists(atPath: $0.path) }.map { try FileRecord.of($0, as: $0.path) }
-            + ["train.bin", "validation.bin", "test.bin", "test.csv"].map {
-                try FileRecord.of(o.prepared.appendingPathComponent($0), as: o.prepared.appendingPathComponent($0).path)
-            }
-        let outputs = try written.map { try FileRecord.of(o.output.appendingPathComponent($0), as: $0) }
+    static func writeManifest(_ o: ClassifierEvaluateOptions, ckpt: ClassifierCheckpoint.Loaded, trunk: String, trunkSeconds: Double,
+                              metrics: [String: SplitMetrics], written: [String]) throws {
+        let trunkURL = o.model.appendingPathComponent(TrunkStatesFile.fileName)
+        let read = ([o.model.appendingPathComponent(ClassifierTrainStage.modelFile)] + (trunk.hasPrefix("read") ? [trunkURL] : []))
+            .filter { FileManager.default.fileExists(atPath: $0.path) }
+            + ["train.bin", "validation.bin", "test.bin", "test.csv"].map { o.prepared.appendingPathComponent($0) }
         var stats: [String: JSONValue] = ["frozen_trunk": .string(trunk), "frozen_trunk_seconds": .double(trunkSeconds)]
         for (name, m) in metrics {
             stats["\(name)_accuracy"] = .double(m.accuracy)
             stats["\(name)_loss"] = .double(m.loss)
         }
         if let t = metrics["test"] { stats["test_f1"] = .double(t.f1) }
-        let manifest = Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "evaluate",
-                                params: ["batch_size": .int(o.batchSize), "positive_class": .int(1),
-                                         "token_position": .string(ckpt.pooling.position.rawValue),
-                                         "average_embeddings": .bool(ckpt.pooling.averageEmbeddings)],
-                                inputs: inputs, outputs: outputs, stats: stats)
-        try manifest.write(into: o.output)
-        return ClassifierEvaluateResult(metrics: metrics, files: written + [Manifest.fileName], pngSkipped: pngSkipped, frozenTrunk: trunk)
+        let pooling = ckpt.settings.pooling
+        try Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "evaluate",
+                     params: ["batch_size": .int(o.batchSize), "positive_class": .int(1),
+                              "token_position": .string(pooling.position.rawValue), "average_embeddings": .bool(pooling.averageEmbeddings)],
+                     inputs: try FileRecord.inputs(read), outputs: try FileRecord.outputs(written, in: o.output), stats: stats)
+            .write(into: o.output)
     }
 
     /// SVG -> PNG with an external converter (librsvg's rsvg-convert); throws when it is missing or fails.

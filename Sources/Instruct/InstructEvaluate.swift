@@ -72,11 +72,62 @@ public enum InstructEvaluateStage {
     public static let scoresFile = "scores.jsonl"
     public static let lossPlotFile = "loss.svg"
 
-    public static func run(_ o: InstructEvaluateOptions, progress: (String) -> Void = { _ in }) throws -> InstructEvaluateResult {
+    /// The trained model and what its checkpoint says about its training.
+    struct Trained {
+        var model: GPT2Model
+        var settings: InstructSettings
+        /// The collate cut used in training (allowed_max_length, at most the context).
+        var cut: Int
+        var modelURL: URL
+        var metadata: [String: String]
+    }
+
+    /// The prepared data the model is evaluated on.
+    struct PreparedRows {
+        var style: PromptStyle
+        var validation: InstructionShard
+        var test: InstructionShard
+        var entries: [InstructionEntry]
+        var manifest: Manifest
+    }
+
+    public static func run(_ o: InstructEvaluateOptions, progress: @escaping ProgressHandler = silentProgress) throws -> InstructEvaluateResult {
         guard o.batchSize >= 1, o.generationBatch >= 1, o.maxNewTokens >= 1 else {
             throw PipelineError("batch_size, generation_batch and max_new_tokens must be at least 1", location: "evaluate")
         }
-        let modelURL = o.model.appendingPathComponent(InstructTrainStage.modelFile)
+        let trained = try loadModel(o.model)
+        let data = try loadData(o, trained: trained)
+        let tokenizer = try GPT2BPETokenizer(directory: o.vocabDirectory)
+        // Section 7.6: calc_loss_loader over every batch (file order, last batch kept).
+        let lossStart = Date()
+        let valLoss = try meanLoss(data.validation, trained, batchSize: o.batchSize)
+        let testLoss = try meanLoss(data.test, trained, batchSize: o.batchSize)
+        let lossSeconds = Date().timeIntervalSince(lossStart)
+        progress(.note(String(format: "validation loss %.4f (perplexity %.2f), test loss %.4f (perplexity %.2f) in %.1fs",
+                              valLoss, exp(valLoss), testLoss, exp(testLoss), lossSeconds)))
+        let entries = o.limit.map { Array(data.entries.prefix(max(0, $0))) } ?? data.entries
+        let generation = try respond(to: entries, style: data.style, model: trained.model, tokenizer: tokenizer, o, progress: progress)
+        var scores = overlapScores(entries, generation, maxNewTokens: o.maxNewTokens)
+        let judge = o.judge.map { judgeResponses(entries, generation.responses, scores: &scores, options: $0, progress: progress) }
+        var metrics: [String: JSONValue] = [
+            "validation": ["loss": .number(valLoss), "perplexity": .number(exp(valLoss)), "rows": .int(data.validation.rowCount)],
+            "test": ["loss": .number(testLoss), "perplexity": .number(exp(testLoss)), "rows": .int(data.test.rowCount)],
+            "overlap": ["token_f1_mean": .number(mean(scores.map(\.tokenF1))), "rouge_l_mean": .number(mean(scores.map(\.rougeL))),
+                        "words": "lowercase alphanumeric runs", "responses": .int(scores.count)],
+            "judge": .object(judge?.info ?? ["status": "off"]),
+            "loss_seconds": .number(lossSeconds),
+        ]
+        metrics["generation"] = generation.metrics(scores: scores, o)
+        let files = try writeOutputs(o, entries: entries, responses: generation.responses, scores: scores, metrics: metrics)
+        try writeManifest(o, trained: trained, style: data.style, files: files, metrics: metrics)
+        return InstructEvaluateResult(metrics: metrics, responses: generation.responses, scores: scores, judgeProblem: judge?.problem,
+                                      files: files + [Manifest.fileName])
+    }
+
+    /// The checkpoint of `train instruct`, its settings decoded, adapters attached (a LoRA run's
+    /// adapters run beside the base weights: the tied head cannot be merged into wte).
+    static func loadModel(_ dir: URL) throws -> Trained {
+        let modelURL = dir.appendingPathComponent(InstructTrainStage.modelFile)
         guard FileManager.default.fileExists(atPath: modelURL.path) else {
             throw PipelineError("no trained model here", location: modelURL.path, hint: "run `train instruct` first")
         }
@@ -86,127 +137,129 @@ public enum InstructEvaluateStage {
                                 hint: "evaluate a classifier with `evaluate report`; `evaluate instruct` needs `train instruct`'s output")
         }
         let settings = try ckpt.metadata[InstructTrainStage.settingsKey].map {
-            try JSONDecoder().decode(JSONValue.self, from: Data($0.utf8))
-        }
-        let maskInstructions = settings?["mask_instructions"].flatMap { if case .bool(let b) = $0 { return b } else { return nil } } ?? false
+            try InstructSettings.decode($0, source: modelURL.path + " (" + InstructTrainStage.settingsKey + ")")
+        } ?? InstructSettings()
         let cut = ckpt.metadata[InstructTrainStage.allowedMaxLengthKey].flatMap(Int.init) ?? min(1024, ckpt.layout.config.contextLength)
+        let model = try GPT2Model(layout: ckpt.layout, params: ckpt.params)
+        if let lora = ckpt.lora { try model.attachLoRA(lora) }
+        return Trained(model: model, settings: settings, cut: cut, modelURL: modelURL, metadata: ckpt.metadata)
+    }
 
+    /// The prepared data, checked against what the model was trained on and against the tokenizer.
+    static func loadData(_ o: InstructEvaluateOptions, trained: Trained) throws -> PreparedRows {
         let data = try InstructionDataset(directory: o.prepared)
         let style = data.style ?? .alpaca
-        if let trained = ckpt.metadata[InstructTrainStage.styleKey], trained != style.rawValue {
-            throw PipelineError("the model was trained on \(trained) prompts, the prepared data uses \(style.rawValue)", location: o.prepared.path,
+        let meta = trained.metadata
+        if let styleUsed = meta[InstructTrainStage.styleKey], styleUsed != style.rawValue {
+            throw PipelineError("the model was trained on \(styleUsed) prompts, the prepared data uses \(style.rawValue)", location: o.prepared.path,
                                 hint: "evaluate with the data the model was trained on, or retrain")
         }
         let valURL = o.prepared.appendingPathComponent("validation.bin")
-        if let want = ckpt.metadata["validation_shard_sha256"], want != (try FileHash.sha256(of: valURL)) {
+        if let want = meta["validation_shard_sha256"], want != (try FileHash.sha256(of: valURL)) {
             throw PipelineError("validation.bin is not the one the model was trained with", location: valURL.path,
                                 hint: "rerun `train instruct` on this prepared data (or point --prepared at the data it was trained on)")
         }
-        try checkTokenizer(o.vocabDirectory, against: data.manifest, prepared: o.prepared)
-        let tokenizer = try GPT2BPETokenizer(directory: o.vocabDirectory)
-        let model = try GPT2Model(layout: ckpt.layout, params: ckpt.params)
-        // A LoRA run's adapters are applied at run time (the tied head cannot be merged into wte).
-        if let lora = ckpt.lora { try model.attachLoRA(lora) }
-        let config = ckpt.layout.config
+        try data.manifest.checkTokenizer(vocabDirectory: o.vocabDirectory, stage: "prepare instruct")
+        let config = trained.model.layout.config
         let validation = try data.shard(.validation), test = try data.shard(.test)
         try InstructTrainStage.checkTokens(validation, "validation", config: config, dir: o.prepared)
         try InstructTrainStage.checkTokens(test, "test", config: config, dir: o.prepared)
-        var entries = try data.entries(.test)
+        let entries = try data.entries(.test)
         guard entries.count == test.rowCount else {
             throw PipelineError("test.json has \(entries.count) entries but test.bin \(test.rowCount) rows", location: o.prepared.path,
                                 hint: "rerun `prepare instruct`")
         }
+        return PreparedRows(style: style, validation: validation, test: test, entries: entries, manifest: data.manifest)
+    }
 
-        // Section 7.6: calc_loss_loader over every batch (file order, last batch kept).
-        func meanLoss(_ shard: InstructionShard) throws -> Double {
-            var total = 0.0, batches = 0
-            for start in stride(from: 0, to: shard.rowCount, by: o.batchSize) {
-                let b = collateInstructionBatch(shard, indices: Array(start..<min(start + o.batchSize, shard.rowCount)),
-                                                allowedMaxLength: cut, maskPrompt: maskInstructions)
-                total += Double(try model.loss(tokens: b.inputs, batch: b.batchSize, seqLen: b.seqLen, objective: .languageModel(targets: b.targets)))
-                batches += 1
-            }
-            return batches == 0 ? .nan : total / Double(batches)
+    /// The book's `calc_loss_loader`: the mean of the batch-mean losses over every batch in file order.
+    static func meanLoss(_ shard: InstructionShard, _ trained: Trained, batchSize: Int) throws -> Double {
+        var total = 0.0, batches = 0
+        for start in stride(from: 0, to: shard.rowCount, by: batchSize) {
+            let b = collateInstructionBatch(shard, indices: Array(start..<min(start + batchSize, shard.rowCount)),
+                                            allowedMaxLength: trained.cut, maskPrompt: trained.settings.maskInstructions)
+            total += Double(try trained.model.loss(tokens: b.inputs, batch: b.batchSize, seqLen: b.seqLen,
+                                                   objective: .languageModel(targets: b.targets)))
+            batches += 1
         }
-        let lossStart = Date()
-        let valLoss = try meanLoss(validation)
-        let testLoss = try meanLoss(test)
-        let lossSeconds = Date().timeIntervalSince(lossStart)
-        progress(String(format: "validation loss %.4f (perplexity %.2f), test loss %.4f (perplexity %.2f) in %.1fs",
-                        valLoss, exp(valLoss), testLoss, exp(testLoss), lossSeconds))
+        return batches == 0 ? .nan : total / Double(batches)
+    }
 
-        // Section 7.7: greedy responses, stopping at <|endoftext|>, with the KV cache.
-        if let limit = o.limit { entries = Array(entries.prefix(max(0, limit))) }
+    /// Section 7.7's responses: greedy, stopping at <|endoftext|>, KV-cached, in batches.
+    struct Generation {
+        var responses: [String]
+        var newTokens: [Int]
+        var seconds: Double
+
+        func metrics(scores: [InstructScoreRecord], _ o: InstructEvaluateOptions) -> JSONValue {
+            let total = newTokens.reduce(0, +)
+            return ["responses": .int(responses.count), "new_tokens": .int(total), "seconds": .number(seconds),
+                    "tokens_per_second": .number(Double(total) / seconds), "max_new_tokens": .int(o.maxNewTokens),
+                    "batch": .int(o.generationBatch), "stopped_at_endoftext": .int(scores.filter(\.stoppedAtEndOfText).count),
+                    "kv_cache": true, "decoding": "greedy"]
+        }
+    }
+
+    static func respond(to entries: [InstructionEntry], style: PromptStyle, model: GPT2Model, tokenizer: GPT2BPETokenizer,
+                        _ o: InstructEvaluateOptions, progress: ProgressHandler) throws -> Generation {
         let prompts = entries.map { formatPrompt($0, style: style) }
         let promptIDs = prompts.map { tokenizer.encodeOrdinary($0).map(Int32.init) }
         let options = GenerationOptions(maxNewTokens: o.maxNewTokens, temperature: 0, eosId: Int32(GPT2BPETokenizer.endOfTextID))
         var generated: [[Int32]] = []
-        let genStart = Date()
-        for start in stride(from: 0, to: promptIDs.count, by: o.generationBatch) {
-            let chunk = Array(promptIDs[start..<min(start + o.generationBatch, promptIDs.count)])
-            generated += try model.generate(prompts: chunk, options: options)
-            progress(String(format: "generated %d/%d responses (%.0fs)", generated.count, promptIDs.count, Date().timeIntervalSince(genStart)))
+        let start = Date()
+        for first in stride(from: 0, to: promptIDs.count, by: o.generationBatch) {
+            generated += try model.generate(prompts: Array(promptIDs[first..<min(first + o.generationBatch, promptIDs.count)]), options: options)
+            progress(.note(String(format: "generated %d/%d responses (%.0fs)", generated.count, promptIDs.count, Date().timeIntervalSince(start))))
         }
-        let genSeconds = Date().timeIntervalSince(genStart)
-        let newTokens = generated.reduce(0) { $0 + $1.count }
-        var responses: [String] = []
-        for (i, ids) in generated.enumerated() {
-            let text = try tokenizer.decode((promptIDs[i] + ids).map(Int.init))
-            responses.append(extractResponse(generatedText: text, promptText: prompts[i], marker: style.responseMarker))
+        let seconds = Date().timeIntervalSince(start)
+        let responses = try generated.indices.map { i in
+            extractResponse(generatedText: try tokenizer.decode((promptIDs[i] + generated[i]).map(Int.init)), promptText: prompts[i],
+                            marker: style.responseMarker)
         }
-        var scores = entries.indices.map { i in
-            InstructScoreRecord(index: i, tokenF1: OverlapScore.tokenF1(response: responses[i], reference: entries[i].output),
-                                rougeL: OverlapScore.rougeL(response: responses[i], reference: entries[i].output),
-                                newTokens: generated[i].count, stoppedAtEndOfText: generated[i].count < o.maxNewTokens)
-        }
+        return Generation(responses: responses, newTokens: generated.map(\.count), seconds: seconds)
+    }
 
-        // Section 7.8: the judge, when asked for. An unreachable endpoint stops the judging, not the evaluation.
-        var judgeInfo: [String: JSONValue] = ["status": "off"]
-        var judgeProblem: String? = nil
-        if let j = o.judge {
-            judgeInfo = ["url": .string(j.url), "model": .string(j.model)]
-            var parsed: [Int] = []
-            do {
-                for i in entries.indices {
-                    let reply = try Judge.ask(Judge.prompt(entry: entries[i], modelResponse: responses[i]), options: j)
-                    if let s = Judge.parseScore(reply) {
-                        scores[i].judgeScore = s
-                        parsed.append(s)
-                    } else {
-                        scores[i].judgeReply = String(reply.prefix(200))
-                    }
-                    if (i + 1) % 10 == 0 { progress("judged \(i + 1)/\(entries.count)") }
+    static func overlapScores(_ entries: [InstructionEntry], _ g: Generation, maxNewTokens: Int) -> [InstructScoreRecord] {
+        entries.indices.map { i in
+            InstructScoreRecord(index: i, tokenF1: OverlapScore.tokenF1(response: g.responses[i], reference: entries[i].output),
+                                rougeL: OverlapScore.rougeL(response: g.responses[i], reference: entries[i].output),
+                                newTokens: g.newTokens[i], stoppedAtEndOfText: g.newTokens[i] < maxNewTokens)
+        }
+    }
+
+    /// Section 7.8: the judge's scores into `scores`; an unreachable endpoint stops the judging,
+    /// not the evaluation (`problem` says why, and no score is kept).
+    static func judgeResponses(_ entries: [InstructionEntry], _ responses: [String], scores: inout [InstructScoreRecord],
+                               options j: JudgeOptions, progress: ProgressHandler) -> (info: [String: JSONValue], problem: String?) {
+        var info: [String: JSONValue] = ["url": .string(j.url), "model": .string(j.model)]
+        var parsed: [Int] = []
+        do {
+            for i in entries.indices {
+                let reply = try Judge.ask(Judge.prompt(entry: entries[i], modelResponse: responses[i]), options: j)
+                if let s = Judge.parseScore(reply) {
+                    scores[i].judgeScore = s
+                    parsed.append(s)
+                } else {
+                    scores[i].judgeReply = String(reply.prefix(200))
                 }
-                judgeInfo["status"] = "ok"
-            } catch let e as JudgeUnavailable {
-                judgeProblem = "judge unavailable: \(e.message); the other metrics are still written"
-                judgeInfo["status"] = "unavailable"
-                judgeInfo["reason"] = .string(e.message)
-                for i in scores.indices { scores[i].judgeScore = nil; scores[i].judgeReply = nil }
-                parsed = []
+                if (i + 1) % 10 == 0 { progress(.note("judged \(i + 1)/\(entries.count)")) }
             }
-            if judgeInfo["status"] == "ok" {
-                judgeInfo["scored"] = .int(parsed.count)
-                judgeInfo["unparsed"] = .int(entries.count - parsed.count)
-                judgeInfo["mean"] = parsed.isEmpty ? .null : .double(Double(parsed.reduce(0, +)) / Double(parsed.count))
-            }
+        } catch {
+            let reason = (error as? JudgeUnavailable)?.message ?? "\(error)"
+            for i in scores.indices { scores[i].judgeScore = nil; scores[i].judgeReply = nil }
+            info.merge(["status": "unavailable", "reason": .string(reason)]) { $1 }
+            return (info, "judge unavailable: \(reason); the other metrics are still written")
         }
+        info.merge(["status": "ok", "scored": .int(parsed.count), "unparsed": .int(entries.count - parsed.count),
+                    "mean": parsed.isEmpty ? .null : .double(Double(parsed.reduce(0, +)) / Double(parsed.count))]) { $1 }
+        return (info, nil)
+    }
 
-        func num(_ v: Double) -> JSONValue { v.isFinite ? .double(v) : .null }
-        func mean(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.reduce(0, +) / Double(xs.count) }
-        let metrics: [String: JSONValue] = [
-            "validation": ["loss": num(valLoss), "perplexity": num(exp(valLoss)), "rows": .int(validation.rowCount)],
-            "test": ["loss": num(testLoss), "perplexity": num(exp(testLoss)), "rows": .int(test.rowCount)],
-            "overlap": ["token_f1_mean": num(mean(scores.map(\.tokenF1))), "rouge_l_mean": num(mean(scores.map(\.rougeL))),
-                        "words": "lowercase alphanumeric runs", "responses": .int(scores.count)],
-            "judge": .object(judgeInfo),
-            "generation": ["responses": .int(responses.count), "new_tokens": .int(newTokens), "seconds": num(genSeconds),
-                           "tokens_per_second": num(Double(newTokens) / genSeconds), "max_new_tokens": .int(o.maxNewTokens),
-                           "batch": .int(o.generationBatch), "stopped_at_endoftext": .int(scores.filter(\.stoppedAtEndOfText).count),
-                           "kv_cache": true, "decoding": "greedy"],
-            "loss_seconds": num(lossSeconds),
-        ]
+    static func mean(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.reduce(0, +) / Double(xs.count) }
 
+    /// The responses file, scores.jsonl, metrics.json and, when the training log is there, loss.svg.
+    static func writeOutputs(_ o: InstructEvaluateOptions, entries: [InstructionEntry], responses: [String],
+                             scores: [InstructScoreRecord], metrics: [String: JSONValue]) throws -> [String] {
         try FileManager.default.createDirectory(at: o.output, withIntermediateDirectories: true)
         var files = [responsesFile, scoresFile, metricsFile]
         try AtomicFile.write(responsesJSON(entries, responses), to: o.output.appendingPathComponent(responsesFile))
@@ -216,45 +269,26 @@ public enum InstructEvaluateStage {
                              to: o.output.appendingPathComponent(scoresFile))
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
         try AtomicFile.write(try enc.encode(JSONValue.object(metrics)) + Data("\n".utf8), to: o.output.appendingPathComponent(metricsFile))
-        let logURL = o.model.appendingPathComponent(InstructTrainStage.logFile)
-        if let log = try? LogRecord.readLog(logURL), !log.isEmpty {
-            let perEpoch = Double(log.last.map { $0.examplesSeen } ?? 0) / max(log.last?.epochProgress ?? 1, 1e-9)
-            try AtomicFile.write(Data(TrainingPlots.loss(log, examplesPerEpoch: perEpoch).svg().utf8), to: o.output.appendingPathComponent(lossPlotFile))
+        if let log = try? LogRecord.readLog(o.model.appendingPathComponent(InstructTrainStage.logFile)), !log.isEmpty {
+            let plot = TrainingPlots.loss(log, examplesPerEpoch: LogRecord.examplesPerEpoch(log))
+            try AtomicFile.write(Data(plot.svg().utf8), to: o.output.appendingPathComponent(lossPlotFile))
             files.append(lossPlotFile)
         }
-
-        var inputs = try [modelURL, o.prepared.appendingPathComponent("validation.bin"), o.prepared.appendingPathComponent("test.bin"),
-                          o.prepared.appendingPathComponent("test.json"), o.prepared.appendingPathComponent(Manifest.fileName)]
-            .map { try FileRecord.of($0, as: $0.path) }
-        if files.contains(lossPlotFile) { inputs.append(try FileRecord.of(logURL, as: logURL.path)) }
-        let outputs = try files.map { try FileRecord.of(o.output.appendingPathComponent($0), as: $0) }
-        var params: [String: JSONValue] = ["batch_size": .int(o.batchSize), "generation_batch": .int(o.generationBatch),
-                                           "max_new_tokens": .int(o.maxNewTokens), "limit": o.limit.map { .int($0) } ?? .null,
-                                           "judge_url": o.judge.map { .string($0.url) } ?? .null,
-                                           "judge_model": o.judge.map { .string($0.model) } ?? .null]
-        params["prompt_style"] = .string(style.rawValue)
-        let manifest = Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "evaluate instruct", params: params,
-                                inputs: inputs, outputs: outputs, stats: metrics)
-        try manifest.write(into: o.output)
-        return InstructEvaluateResult(metrics: metrics, responses: responses, scores: scores, judgeProblem: judgeProblem,
-                                      files: files + [Manifest.fileName])
+        return files
     }
 
-    /// The tokenizer files must be the ones `prepare instruct` used (their hashes are in its manifest).
-    static func checkTokenizer(_ vocab: URL, against manifest: Manifest, prepared: URL) throws {
-        for name in ["encoder.json", "vocab.bpe"] {
-            let url = vocab.appendingPathComponent(name)
-            guard FileManager.default.fileExists(atPath: url.path) else {
-                throw PipelineError("the tokenizer file \(name) is missing", location: url.path,
-                                    hint: "pass --vocab with the folder holding encoder.json and vocab.bpe (e.g. data/instruct-raw/gpt2)")
-            }
-            guard let record = manifest.inputs.first(where: { $0.path.hasSuffix(name) }) else { continue }
-            let got = try FileHash.sha256(of: url)
-            if got != record.sha256 {
-                throw PipelineError("\(name) differs from the one the data was prepared with (\(record.path))", location: url.path,
-                                    hint: "use the same GPT-2 vocabulary as `prepare instruct`")
-            }
-        }
+    static func writeManifest(_ o: InstructEvaluateOptions, trained: Trained, style: PromptStyle, files: [String],
+                              metrics: [String: JSONValue]) throws {
+        var read = [trained.modelURL] + ["validation.bin", "test.bin", "test.json", Manifest.fileName].map { o.prepared.appendingPathComponent($0) }
+        if files.contains(lossPlotFile) { read.append(o.model.appendingPathComponent(InstructTrainStage.logFile)) }
+        let params: [String: JSONValue] = [
+            "batch_size": .int(o.batchSize), "generation_batch": .int(o.generationBatch), "max_new_tokens": .int(o.maxNewTokens),
+            "limit": o.limit.map { .int($0) } ?? .null, "judge_url": o.judge.map { .string($0.url) } ?? .null,
+            "judge_model": o.judge.map { .string($0.model) } ?? .null, "prompt_style": .string(style.rawValue),
+        ]
+        try Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "evaluate instruct", params: params,
+                     inputs: try FileRecord.inputs(read), outputs: try FileRecord.outputs(files, in: o.output), stats: metrics)
+            .write(into: o.output)
     }
 
     /// The book's `json.dump(test_data, file, indent=4)`: the entries plus `model_response`, with

@@ -47,18 +47,52 @@ public enum InstructTrainStage {
     public static let manifestFormat = "instruct-training"
     public static let manifestVersion = 1
     public static let modelFile = "model.safetensors"
-    public static let logFile = "log.jsonl"
+    public static let logFile = TrainingRun.logFile
     /// Checkpoint metadata keys read back by `evaluate instruct`.
     public static let styleKey = "prompt_style"
     public static let settingsKey = "instruct_settings"
     public static let allowedMaxLengthKey = "allowed_max_length"
 
+    /// What a run starts from: the prepared rows and the model over its base weights.
+    struct Inputs {
+        var config: GPT2Config
+        var data: InstructionDataset
+        var style: PromptStyle
+        var train: InstructionShard
+        var validation: InstructionShard
+        var base: BaseWeights
+        var model: GPT2Model
+        /// sha256 of train.bin and validation.bin.
+        var hashes: [String]
+        /// The book's cut is allowed_max_length (1024 = GPT-2's context); a smaller model context cuts too.
+        var cut: Int
+    }
+
     public static func run(_ o: InstructTrainOptions, progress: @escaping ProgressHandler = silentProgress) throws -> InstructTrainResult {
+        try o.settings.validate()
+        let inputs = try loadInputs(o, progress: progress)
+        let trainer = InstructTrainer(model: inputs.model, train: inputs.train, validation: inputs.validation, settings: o.settings,
+                                      cut: inputs.cut,
+                                      inputsKey: "train.bin=\(inputs.hashes[0]) validation.bin=\(inputs.hashes[1]) base=\(inputs.base.identity)",
+                                      stateURL: o.output.appendingPathComponent(ResumeState.fileName), progress: progress)
+        let state = try TrainingRun.resumeState(in: o.output, mode: o.resume, totalSteps: trainer.totalSteps, progress: progress,
+                                                check: trainer.checkCompatible)
+        trainer.sample = try sampler(o, inputs: inputs)
+        let outcome = try trainer.run(resumeFrom: state, stopAfterSteps: o.stopAfterSteps)
+        var result = InstructTrainResult(outcome: outcome, manifest: nil, samples: trainer.samples, secondsPerStep: trainer.secondsPerStep)
+        if outcome.interrupted { return result }
+
+        // Final outputs, each written atomically; the manifest last, so it only ever describes complete files.
+        try saveCheckpoint(o, inputs: inputs)
+        try TrainingRun.writeLog(outcome.log, into: o.output)
+        result.manifest = try writeManifest(o, inputs: inputs, trainer: trainer, outcome: outcome)
+        return result
+    }
+
+    static func loadInputs(_ o: InstructTrainOptions, progress: ProgressHandler) throws -> Inputs {
         let s = o.settings
-        try s.validate()
         let config = try o.config ?? s.modelConfig()
         let data = try InstructionDataset(directory: o.prepared)
-        let style = data.style ?? .alpaca
         let train = try data.shard(.train), validation = try data.shard(.validation)
         try checkTokens(train, "train", config: config, dir: o.prepared)
         try checkTokens(validation, "validation", config: config, dir: o.prepared)
@@ -69,71 +103,65 @@ public enum InstructTrainStage {
             try model.attachLoRA(LoRAWeights.initial(for: layout, settings: lora, seed: s.seed))
             progress(.note("LoRA rank \(lora.rank), alpha \(lora.alpha): \(model.loraAdapters!.count) trainable parameters; the \(layout.totalCount) original parameters are frozen"))
         }
-        let tokenizer = try o.vocabDirectory.map { try GPT2BPETokenizer(directory: $0) }
-        let sampleEntry = try tokenizer == nil ? nil : data.entries(.validation).first
-
         let hashes = try ["train.bin", "validation.bin"].map { try FileHash.sha256(of: o.prepared.appendingPathComponent($0)) }
-        let inputsKey = "train.bin=\(hashes[0]) validation.bin=\(hashes[1]) base=\(base.identity)"
-        let stateURL = o.output.appendingPathComponent(ResumeState.fileName)
-        try FileManager.default.createDirectory(at: o.output, withIntermediateDirectories: true)
-        // The book's cut is allowed_max_length (1024 = GPT-2's context); a smaller model context cuts too.
-        let cut = min(s.allowedMaxLength, config.contextLength)
-        let trainer = InstructTrainer(model: model, train: train, validation: validation, settings: s, cut: cut,
-                                      inputsKey: inputsKey, stateURL: stateURL, progress: progress)
-        let state = try ResumeState.load(mode: o.resume, from: stateURL, check: { try trainer.checkCompatible($0, source: stateURL.path) },
-                                         totalSteps: trainer.totalSteps, progress: progress)
-        trainer.sample = { [weak model] in
-            guard let model, let tok = tokenizer, let entry = sampleEntry else { return nil }
-            let prompt = formatPrompt(entry, style: style)
-            let ids = tok.encodeOrdinary(prompt).map(Int32.init)
-            let out = try model.generate(prompts: [Array(ids.suffix(config.contextLength))], options: GenerationOptions(maxNewTokens: 50))
+        return Inputs(config: config, data: data, style: data.style ?? .alpaca, train: train, validation: validation, base: base,
+                      model: model, hashes: hashes, cut: min(s.allowedMaxLength, config.contextLength))
+    }
+
+    /// With a tokenizer, the book's `generate_and_print_sample` after each epoch: the model's
+    /// greedy answer (50 tokens) to the first validation prompt.
+    static func sampler(_ o: InstructTrainOptions, inputs: Inputs) throws -> (() throws -> String?)? {
+        guard let vocab = o.vocabDirectory, let entry = try inputs.data.entries(.validation).first else { return nil }
+        let tok = try GPT2BPETokenizer(directory: vocab)
+        let (model, context) = (inputs.model, inputs.config.contextLength)
+        let ids = tok.encodeOrdinary(formatPrompt(entry, style: inputs.style)).map(Int32.init)
+        return { [weak model] in
+            guard let model else { return nil }
+            let out = try model.generate(prompts: [Array(ids.suffix(context))], options: GenerationOptions(maxNewTokens: 50))
             return try tok.decode((ids + out[0]).map(Int.init)).replacingOccurrences(of: "\n", with: " ")
         }
-        let outcome = try trainer.run(resumeFrom: state, stopAfterSteps: o.stopAfterSteps)
-        if outcome.interrupted {
-            return InstructTrainResult(outcome: outcome, manifest: nil, samples: trainer.samples, secondsPerStep: trainer.secondsPerStep)
-        }
+    }
 
-        // Final outputs, each written atomically; the manifest last, so it only ever describes complete files.
+    /// model.safetensors with what `evaluate instruct` reads back in its metadata.
+    static func saveCheckpoint(_ o: InstructTrainOptions, inputs: Inputs) throws {
+        let s = o.settings, model = inputs.model
         let meta: [String: String] = [
-            CheckpointFormat.CallerKey.baseModel: "\(config.name) \(base.identity)",
-            CheckpointFormat.CallerKey.trainable: s.lora ? "lora" : "all",
+            CheckpointFormat.CallerKey.baseModel: "\(inputs.config.name) \(inputs.base.identity)",
+            CheckpointFormat.CallerKey.trainable: s.trainableLayers.rawValue,
             settingsKey: JSONValue.object(s.asJSON).canonicalString,
-            styleKey: style.rawValue,
-            allowedMaxLengthKey: String(cut),
-            "train_shard_sha256": hashes[0], "validation_shard_sha256": hashes[1],
+            styleKey: inputs.style.rawValue,
+            allowedMaxLengthKey: String(inputs.cut),
+            "train_shard_sha256": inputs.hashes[0], "validation_shard_sha256": inputs.hashes[1],
         ]
-        let modelURL = o.output.appendingPathComponent(modelFile)
-        try saveCheckpoint(params: model.parameters, layout: layout, metadata: meta, to: modelURL, lora: model.loraAdapters?.weights)
-        let logURL = o.output.appendingPathComponent(logFile)
-        try AtomicFile.write(Data(outcome.log.map { $0.jsonLine() + "\n" }.joined().utf8), to: logURL)
+        try GPT2Weights.saveCheckpoint(params: model.parameters, layout: model.layout, metadata: meta,
+                                       to: o.output.appendingPathComponent(modelFile), lora: model.loraAdapters?.weights)
+    }
 
-        var inputs = try ["train.bin", "validation.bin", Manifest.fileName].map {
-            try FileRecord.of(o.prepared.appendingPathComponent($0), as: o.prepared.appendingPathComponent($0).path)
-        }
-        if let f = base.file { inputs.append(try FileRecord.of(f, as: f.path)) }
-        let outputs = try [modelFile, logFile, ResumeState.fileName].map { try FileRecord.of(o.output.appendingPathComponent($0), as: $0) }
+    static func writeManifest(_ o: InstructTrainOptions, inputs: Inputs, trainer: InstructTrainer,
+                              outcome: TrainingOutcome) throws -> Manifest {
+        let read = ["train.bin", "validation.bin", Manifest.fileName].map { o.prepared.appendingPathComponent($0) }
+            + (inputs.base.file.map { [$0] } ?? [])
+        var params = o.settings.asJSON
+        params["prompt_style"] = .string(inputs.style.rawValue)
+        params["config"] = try .encoding(inputs.config)
         let evals = outcome.log.filter { $0.kind == "eval" }
-        var params = s.asJSON
-        params["prompt_style"] = .string(style.rawValue)
-        params["config"] = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(config))
-        func num(_ v: Double?) -> JSONValue { v.map { .double($0) } ?? .null }
+        // Per-step times are null when this process ran no step (a --resume that only writes the outputs).
+        let ran = trainer.stepsThisProcess > 0
+        var stats = TrainingRun.commonStats(outcome, epochs: o.settings.epochs, batchesPerEpoch: trainer.batchesPerEpoch)
+        stats.merge([
+            "tokens_seen_this_process": .int(trainer.tokensSeen),
+            "seconds_per_step_this_process": ran ? .double(trainer.secondsPerStep) : .null,
+            "median_seconds_per_step_this_process": ran ? .double(trainer.medianSecondsPerStep) : .null,
+            "trainable_parameters": .int(inputs.model.loraAdapters?.count ?? inputs.model.layout.totalCount),
+            "first_train_loss": .number(evals.first?.trainLoss), "first_val_loss": .number(evals.first?.valLoss),
+            "final_train_loss": .number(evals.last?.trainLoss), "final_val_loss": .number(evals.last?.valLoss),
+            "epoch_samples": .array(trainer.samples.map { .string($0) }),
+        ]) { a, _ in a }
         let manifest = Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "train instruct", params: params,
-                                inputs: inputs, outputs: outputs, stats: [
-                                    "steps": .int(outcome.steps), "examples_seen": .int(outcome.examplesSeen),
-                                    "tokens_seen_this_process": .int(trainer.tokensSeen),
-                                    "epochs": .int(s.epochs), "batches_per_epoch": .int(trainer.batchesPerEpoch),
-                                    "wall_seconds": .double(outcome.elapsedSeconds),
-                                    // null when this process ran no step (a --resume that only writes the outputs).
-                                    "seconds_per_step_this_process": trainer.stepsThisProcess == 0 ? .null : .double(trainer.secondsPerStep),
-                                    "median_seconds_per_step_this_process": trainer.stepsThisProcess == 0 ? .null : .double(trainer.medianSecondsPerStep),
-                                    "trainable_parameters": .int(model.loraAdapters?.count ?? layout.totalCount),
-                                    "first_train_loss": num(evals.first?.trainLoss), "first_val_loss": num(evals.first?.valLoss),
-                                    "final_train_loss": num(evals.last?.trainLoss), "final_val_loss": num(evals.last?.valLoss),
-                                    "epoch_samples": .array(trainer.samples.map { .string($0) }),
-                                ])
+                                inputs: try FileRecord.inputs(read),
+                                outputs: try FileRecord.outputs([modelFile, logFile, ResumeState.fileName], in: o.output), stats: stats)
         try manifest.write(into: o.output)
-        return InstructTrainResult(outcome: outcome, manifest: manifest, samples: trainer.samples, secondsPerStep: trainer.secondsPerStep)
+        return manifest
     }
 
     /// Token ids must exist in the model's vocabulary (a tiny test model, or a shard from another tokenizer).

@@ -58,4 +58,11 @@ public struct LogRecord: Codable, Equatable, Sendable {
         }
         return out
     }
+
+    /// Training rows per epoch (batches per epoch x batch size), from the last record: its
+    /// examples seen over its epochs done. The plots' second x axis.
+    public static func examplesPerEpoch(_ log: [LogRecord]) -> Double {
+        guard let last = log.last, last.epochProgress > 0 else { return 0 }
+        return (Double(last.examplesSeen) / last.epochProgress).rounded()
+    }
 }

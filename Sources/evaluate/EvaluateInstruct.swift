@@ -1,8 +1,8 @@
 import ArgumentParser
 import ArtifactKit
 import Foundation
-import Classification
 import Instruct
+import ToolSupport
 
 /// `evaluate instruct`: losses, perplexities, a response for every test entry, overlap scores and
 /// an optional judge score for a model trained by `train instruct`. See docs/instruct.md.
@@ -12,10 +12,10 @@ struct EvaluateInstruct: ParsableCommand {
         abstract: "Evaluate an instruction-tuned model: validation/test loss and perplexity, greedy responses to every test entry, overlap scores, optional judge.",
         discussion: "Writes instruction-data-with-response.json (the book's file), scores.jsonl, metrics.json, loss.svg and manifest.json into --out.")
 
-    @Option(help: "Output directory of `train instruct`.") var model = "data/instruct-train"
-    @Option(help: "Output directory of `prepare instruct`.") var prepared = "data/instruct"
-    @Option(help: "Tokenizer folder (encoder.json, vocab.bpe).") var vocab = "data/instruct-raw/gpt2"
-    @Option(help: "Output directory.") var out = "data/instruct-eval"
+    @Option(help: "Output directory of `train instruct`.") var model: Path = "data/instruct-train"
+    @Option(help: "Output directory of `prepare instruct`.") var prepared: Path = "data/instruct"
+    @Option(help: "Tokenizer folder (encoder.json, vocab.bpe).") var vocab: Path = "data/instruct-raw/gpt2"
+    @Option(help: "Output directory.") var out: Path = "data/instruct-eval"
     @Option(help: "Batch size of the losses.") var batchSize = 8
     @Option(help: "Prompts generated together with the KV cache (see docs/instruct.md for the measurements behind 32).") var generationBatch = 32
     @Option(help: "Most tokens generated per response.") var maxNewTokens = 256
@@ -24,15 +24,14 @@ struct EvaluateInstruct: ParsableCommand {
     @Option(help: "Judge model name.") var judgeModel = "llama3"
 
     func run() throws {
-        var o = InstructEvaluateOptions(model: URL(fileURLWithPath: model), prepared: URL(fileURLWithPath: prepared),
-                                        output: URL(fileURLWithPath: out), vocabDirectory: URL(fileURLWithPath: vocab))
+        var o = InstructEvaluateOptions(model: model.url, prepared: prepared.url, output: out.url, vocabDirectory: vocab.url)
         o.batchSize = batchSize
         o.generationBatch = generationBatch
         o.maxNewTokens = maxNewTokens
         o.limit = limit
         if let url = judgeUrl, !url.isEmpty { o.judge = JudgeOptions(url: url, model: judgeModel) }
         func err(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
-        let r = try InstructEvaluateStage.run(o, progress: err)
+        let r = try InstructEvaluateStage.run(o, progress: { if case .note(let text) = $0 { err(text) } })
         let m = r.metrics
         func d(_ v: JSONValue?) -> String { v?.doubleValue.map { String(format: "%.4f", $0) } ?? "-" }
         print("validation loss \(d(m["validation"]?["loss"])) perplexity \(d(m["validation"]?["perplexity"]))")

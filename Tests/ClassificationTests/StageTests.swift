@@ -164,7 +164,7 @@ final class StageTests: XCTestCase {
             // Every layer from the tokens (no split at all): the same probabilities to float rounding.
             let ckpt = try ClassifierCheckpoint.load(from: out.appendingPathComponent("model.safetensors"))
             let full = try ClassifierModel(backend: try Self.backend(ckpt.layout, ckpt.parameters), parameters: ckpt.parameters,
-                                           pooling: ckpt.pooling, trainable: .all)
+                                           pooling: ckpt.settings.pooling, trainable: .all)
             let test = try ClassificationDataset.load(from: prepared).test
             let logits = try full.logits(rows: Array(0..<test.rowCount), of: DataSplit(name: "test", rows: test))
             let csv = try CSV.parse(String(decoding: withFile.predictions, as: UTF8.self), source: "predictions")
@@ -303,7 +303,7 @@ final class StageTests: XCTestCase {
         try Data("#version: 0.2\n".utf8).write(to: otherVocab.appendingPathComponent("vocab.bpe"))
         o.vocabDirectory = otherVocab
         XCTAssertThrowsError(try ClassifierTrainStage.run(o, makeBackend: Self.backend)) {
-            XCTAssertTrue("\($0)".contains("encoder.json differs from the one the shards were tokenized with"), "\($0)")
+            XCTAssertTrue("\($0)".contains("encoder.json differs from the one the data was tokenized with"), "\($0)")
         }
         o.vocabDirectory = dir.appendingPathComponent("vocab")
         XCTAssertNoThrow(try ClassificationDataset.load(from: prepared).checkTokenizer(vocabDirectory: o.vocabDirectory!))
