@@ -1,19 +1,6 @@
 import ArtifactKit
 import Foundation
 
-/// One file inside a directory artifact.
-public struct FileEntry: Codable, Equatable, Sendable {
-    public var path: String
-    public var sha256: String
-    public var size: Int
-
-    public init(path: String, sha256: String, size: Int) {
-        self.path = path
-        self.sha256 = sha256
-        self.size = size
-    }
-}
-
 /// The recorded state of a dep or out: a file's sha256 and size, or for a directory a hash over
 /// its files (see `HashCache.directoryDigest`), their total size and count, and the per-file list.
 public struct PathRecord: Codable, Equatable, Sendable {
@@ -23,12 +10,13 @@ public struct PathRecord: Codable, Equatable, Sendable {
     public var size: Int
     /// Set for directories only: how many files they hold.
     public var files: Int?
-    /// Set for directories only: every file, sorted by relative path.
-    public var contents: [FileEntry]?
+    /// Set for directories only: every file, sorted by relative path (`FileRecord`s with paths
+    /// relative to the directory, as a manifest's outputs).
+    public var contents: [FileRecord]?
 
     public var isDirectory: Bool { files != nil }
 
-    public init(path: String, sha256: String, size: Int, files: Int? = nil, contents: [FileEntry]? = nil) {
+    public init(path: String, sha256: String, size: Int, files: Int? = nil, contents: [FileRecord]? = nil) {
         self.path = path
         self.sha256 = sha256
         self.size = size
