@@ -142,9 +142,7 @@ public final class HashCache {
         let live = entries.filter { Self.stat(url(for: $0.key)) != nil }
         guard changed || live.count != entries.count else { return }
         entries = live
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(enc.encode(Stored(version: Self.version, files: entries)), to: cacheURL)
+        try AtomicFile.write(PrettyJSON.data(Stored(version: Self.version, files: entries)), to: cacheURL)
         changed = false
     }
 }

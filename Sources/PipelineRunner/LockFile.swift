@@ -87,15 +87,22 @@ public struct LockFile: Codable, Equatable, Sendable {
         return lock
     }
 
-    public func encoded() throws -> Data {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        var data = try enc.encode(self)
-        data.append(0x0A)
-        return data
-    }
+    public func encoded() throws -> Data { try PrettyJSON.file(self) }
 
     public func write(to url: URL) throws {
         try AtomicFile.write(encoded(), to: url)
     }
+}
+
+/// The JSON the runner writes (the lock file, the hash cache, experiment.json, `status --json`):
+/// pretty-printed, keys sorted, slashes as they are.
+public enum PrettyJSON {
+    public static func data<T: Encodable>(_ value: T) throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try enc.encode(value)
+    }
+
+    /// The text of a file: `data` and a newline.
+    public static func file<T: Encodable>(_ value: T) throws -> Data { try data(value) + Data("\n".utf8) }
 }

@@ -110,7 +110,6 @@ final class ExperimentSummaryTests: XCTestCase {
 
     """
 
-    /// Writes `text` to `path` under `dir`, making the directories.
     /// A temporary directory removed when the test ends.
     func temporaryDirectory(_ label: String) throws -> URL {
         let dir = try TestPaths.makeTempDir(label)
@@ -118,42 +117,42 @@ final class ExperimentSummaryTests: XCTestCase {
         return dir
     }
 
-    func write(_ text: String, _ path: String, in dir: URL) throws {
+    /// Writes `text` to `path` under `dir`, making the directories.
+    static func write(_ text: String, _ path: String, in dir: URL) throws {
         let url = dir.appendingPathComponent(path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data(text.utf8).write(to: url)
     }
 
     /// A lock file with one stage holding `params` (JSON text of a params object).
-    func lock(_ params: String) -> String {
+    static func lock(_ params: String) -> String {
         "{\"schema\": 1, \"stages\": {\"train\": {\"cmd\": \"train\", \"deps\": [], \"outs\": [], \"params\": \(params)}}}\n"
     }
 
-    func metrics(train: Double?, validation: Double?, test: Double?) -> String {
+    static func metrics(train: Double?, validation: Double?, test: Double?) -> String {
         let splits = [("train", train), ("validation", validation), ("test", test)].compactMap { name, v in
             v.map { "\"\(name)\": {\"accuracy\": \($0), \"loss\": 0.5, \"rows\": 300}" }
         }
         return "{" + splits.joined(separator: ", ") + "}\n"
     }
 
-    func manifest(_ stats: String) -> String {
+    static func manifest(_ stats: String) -> String {
         """
         {"format": "x", "formatVersion": 1, "tool": "t", "toolVersion": "0.1.0", "createdAt": "2026-01-01T00:00:00Z",
          "params": {}, "inputs": [], "outputs": [], "stats": \(stats)}
         """
     }
 
-    func record(_ preset: String, wall: Double, stages: String) -> String {
+    static func record(_ preset: String, wall: Double, stages: String) -> String {
         """
         {"preset": "\(preset)", "settings": "s", "overrides": [], "started_at": "2026-01-01T00:00:00Z",
          "wall_seconds": \(wall), "stage_seconds": \(stages), "stages_run": []}
         """
     }
 
-    /// `runs/` with four run directories named after ch06.yaml presets (one not finished), and two
-    /// directories elsewhere.
-    func fakeRuns() throws -> (runs: URL, extra: [URL]) {
-        let root = try temporaryDirectory("summary")
+    /// `root/runs/` with four run directories named after ch06.yaml presets (one not finished), and
+    /// three directories elsewhere.
+    static func fakeRuns(in root: URL) throws -> (runs: URL, extra: [URL]) {
         let runs = root.appendingPathComponent("runs")
         // Row 1: every settings part, the prepared manifest's max_length, experiment.json with stage times.
         let one = runs.appendingPathComponent("row01-default")
@@ -194,7 +193,7 @@ final class ExperimentSummaryTests: XCTestCase {
         return (runs, [flexible, mine, bare])
     }
 
-    var chapter6: URL { TestPaths.repoRoot.appendingPathComponent("experiments/ch06.yaml") }
+    static let chapter6 = TestPaths.repoRoot.appendingPathComponent("experiments/ch06.yaml")
 
     /// The table `pipeline experiment summary` printed for these directories before its columns moved
     /// into the experiments file (generated with that code): the same bytes now.
@@ -240,10 +239,10 @@ final class ExperimentSummaryTests: XCTestCase {
     """
 
     func testSummaryTableOfFakeRunDirectoriesIsUnchanged() throws {
-        let file = try ExperimentFile.load(chapter6)
-        let (runs, extra) = try fakeRuns()
-        XCTAssertEqual(try ExperimentSummary.markdown(ExperimentSummary.rows(file, runs: runs, extra: extra)), Self.expectedTable)
-        XCTAssertEqual(try ExperimentSummary.markdown(ExperimentSummary.rows(file, runs: runs, includeMissing: true)), Self.expectedAll)
+        let file = try ExperimentFile.load(Self.chapter6)
+        let (runs, extra) = try Self.fakeRuns(in: temporaryDirectory("summary"))
+        XCTAssertEqual(try ExperimentSummary.table(file, runs: runs, extra: extra), Self.expectedTable)
+        XCTAssertEqual(try ExperimentSummary.table(file, runs: runs, includeMissing: true), Self.expectedAll)
     }
 
     /// A lock file written before `FileEntry` was replaced by ArtifactKit's `FileRecord` reads back
@@ -260,5 +259,68 @@ final class ExperimentSummaryTests: XCTestCase {
         XCTAssertEqual(String(decoding: try lock.encoded(), as: UTF8.self), Self.rowOneLock)
         try lock.write(to: url)
         XCTAssertEqual(try Data(contentsOf: url), Data(Self.rowOneLock.utf8))
+    }
+}
+
+/// A missing or bad `summary:` is an error naming the experiments file and the key.
+final class ExperimentSummaryErrorTests: XCTestCase {
+    let head = "pipeline: p.yaml\nruns: r\npresets:\n  - {name: a, settings: x}\n"
+
+    /// The message of loading (and summarising) an experiments file with `text` after `head`, the file's path as FILE.
+    func error(_ text: String) throws -> String {
+        let ws = try Workspace(head + text, name: "exp.yaml")
+        let message = pipelineErrorMessage { _ = try ExperimentSummary.table(try ExperimentFile.load(ws.file)) }
+        XCTAssertTrue(message.hasPrefix(ws.file.path + ": "), message)
+        return message.replacingOccurrences(of: ws.file.path, with: "FILE")
+    }
+
+    func testMissingSummaryNamesTheKey() throws {
+        XCTAssertEqual(try error(""), """
+        FILE: no `summary` section: `experiment summary` reads its columns from it
+          hint: add `summary:` with `done`, `settings`, `metrics` and `wall` (docs/pipeline.md "Experiments")
+        """)
+        // The other subcommands do not need it.
+        let ws = try Workspace(head, name: "exp.yaml")
+        XCTAssertEqual(try ExperimentFile.load(ws.file).presets.map(\.name), ["a"])
+    }
+
+    func testBadSummaryKeysAreNamed() throws {
+        let hint = "\n  hint: see the `summary:` keys in docs/pipeline.md \"Experiments\""
+        XCTAssertEqual(try error("summary: {settings: []}\n"), "FILE: `summary.done` is missing" + hint)
+        XCTAssertEqual(try error("summary: {done: m.json, metrics: {title: t}}\n"), "FILE: `summary.metrics` is not a list" + hint)
+        XCTAssertEqual(try error("summary:\n  done: m.json\n  metrics:\n    - {title: a, file: m.json, key: a}\n    - {file: m.json, key: b}\n"),
+                       "FILE: `summary.metrics[1].title` is missing" + hint)
+        XCTAssertEqual(try error("summary:\n  done: m.json\n  metrics:\n    - {title: a, file: m.json, key: a, format: percentage}\n"),
+                       "FILE: `summary.metrics[0].format`: unknown format `percentage` (expected one of: text, integer, percent, seconds)" + hint)
+        XCTAssertEqual(try error("summary:\n  done: m.json\n  settings:\n    - {param: train.epochs, unles: '5'}\n"),
+                       "FILE: `summary.settings[0].unles`: unknown key (expected one of: param, format, text, unless, suffix)" + hint)
+        XCTAssertEqual(try error("summary:\n  done: m.json\n  settings:\n    - {param: a, suffix: {param: b, file: m.json, key: c}}\n"),
+                       "FILE: `summary.settings[0].suffix`: give either `param` or `file` and `key`" + hint)
+        XCTAssertEqual(try error("summary: {done: m.json, wall: {stages: [a], fallback: {file: m.json}}}\n"),
+                       "FILE: `summary.wall.fallback.key` is missing" + hint)
+        XCTAssertEqual(try error("summary: {done: [m.json]}\n"), "FILE: `summary.done` is not a single value" + hint)
+        XCTAssertEqual(try error("summary: [done]\n"), "FILE: `summary` is not a mapping" + hint)
+        XCTAssertEqual(try error("summary: {done: m.json, colour: red}\n"),
+                       "FILE: `summary.colour`: unknown key (expected one of: done, settings, metrics, wall)" + hint)
+    }
+
+    /// Scalars compare as the file spells them: `unless: 5` is the text "5", `equals: true` is "true".
+    func testUnquotedScalarsCompareAsText() throws {
+        let ws = try Workspace(head + """
+        summary:
+          done: m.json
+          settings:
+            - {param: e, unless: 5, suffix: {param: a, equals: true, text: " + a"}}
+        """, name: "exp.yaml")
+        let spec = try XCTUnwrap(try ExperimentFile.load(ws.file).summary)
+        XCTAssertEqual(spec, SummarySpec(done: "m.json", settings: [
+            SettingPart(param: "e", unless: "5", suffix: .init(param: "a", text: " + a", equals: "true")),
+        ]))
+    }
+
+    func testOtherShapeErrorsStillSayNotAnExperimentsFile() throws {
+        let ws = try Workspace("runs: r\npresets: []\n", name: "exp.yaml")
+        let message = pipelineErrorMessage { _ = try ExperimentFile.load(ws.file) }
+        XCTAssertTrue(message.hasPrefix(ws.file.path + ": not an experiments file: `pipeline` is missing\n  hint: it needs `pipeline`"), message)
     }
 }
