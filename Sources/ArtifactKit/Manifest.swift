@@ -5,9 +5,11 @@ public enum ToolInfo {
     public static let version = "0.1.0"
 }
 
-/// A file an artifact was made from or consists of, identified by content.
+/// A file an artifact was made from or consists of, identified by content (also a file of a
+/// directory dep or out in the pipeline's lock file).
 public struct FileRecord: Codable, Equatable, Sendable {
-    /// Path relative to the manifest's directory for outputs; as given for inputs.
+    /// Path relative to the manifest's directory for outputs (to the directory in a lock file);
+    /// as given for inputs.
     public var path: String
     public var sha256: String
     public var size: Int

@@ -2,9 +2,9 @@ import ArtifactKit
 import Foundation
 import Yams
 
-/// Named param presets (the book's table of chapter-6 experiments) run as separate pipeline runs,
-/// each in its own directory, and summarised as one markdown table. See docs/pipeline.md
-/// "Experiments".
+/// Named param presets (such as a book's table of experiments) run as separate pipeline runs,
+/// each in its own directory, and summarised as one markdown table whose columns the file's
+/// `summary:` declares. See docs/pipeline.md "Experiments".
 public struct ExperimentFile: Sendable {
     public struct BookResult: Codable, Equatable, Sendable {
         public var train: Double?
@@ -35,6 +35,7 @@ public struct ExperimentFile: Sendable {
         var runs: String
         var source: String?
         var presets: [Preset]
+        var summary: SummarySpec?
     }
 
     public let url: URL
@@ -44,14 +45,21 @@ public struct ExperimentFile: Sendable {
     public let runs: URL
     public let source: String?
     public let presets: [Preset]
+    /// What `experiment summary` shows of a run; nil when the file has no `summary:` (then only
+    /// `summary` fails).
+    public let summary: SummarySpec?
 
     public static func load(_ url: URL) throws -> ExperimentFile {
         guard let text = try? String(contentsOf: url, encoding: .utf8) else {
-            throw PipelineError("cannot read the experiments file", location: url.path, hint: "pass -e experiments/ch06.yaml")
+            throw PipelineError("cannot read the experiments file", location: url.path, hint: "pass an experiments file with -e")
         }
         let c: Contents
         do { c = try YAMLDecoder().decode(Contents.self, from: text) } catch {
-            throw PipelineError("not an experiments file: \(error)", location: url.path,
+            let (path, message) = describeDecodingError(error)
+            if path.hasPrefix("summary") {
+                throw PipelineError(message, location: url.path, hint: "see the `summary:` keys in docs/pipeline.md \"Experiments\"")
+            }
+            throw PipelineError("not an experiments file: \(message)", location: url.path,
                                 hint: "it needs `pipeline`, `runs` and a list of `presets` (name, settings, set, book); see docs/pipeline.md")
         }
         var seen = Set<String>()
@@ -63,7 +71,8 @@ public struct ExperimentFile: Sendable {
         }
         let dir = url.deletingLastPathComponent()
         return ExperimentFile(url: url, pipeline: dir.appendingPathComponent(c.pipeline).standardizedFileURL,
-                              runs: dir.appendingPathComponent(c.runs).standardizedFileURL, source: c.source, presets: c.presets)
+                              runs: dir.appendingPathComponent(c.runs).standardizedFileURL, source: c.source, presets: c.presets,
+                              summary: c.summary)
     }
 
     public func preset(_ name: String) throws -> Preset {
@@ -166,98 +175,9 @@ public enum Experiments {
         let record = ExperimentRecord(preset: preset.name, row: preset.row, settings: preset.settings, overrides: overrides,
                                       startedAt: formatter.string(from: start), wallSeconds: wall, stageSeconds: stageSeconds,
                                       stagesRun: report.ran)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(try enc.encode(record) + Data("\n".utf8), to: dir.appendingPathComponent(ExperimentRecord.fileName))
+        try AtomicFile.write(try PrettyJSON.file(record), to: dir.appendingPathComponent(ExperimentRecord.fileName))
         log(String(format: "   %@: %.1f s (%@)", preset.name, wall,
                    report.ran.map { String(format: "%@ %.1f s", $0, stageSeconds[$0] ?? 0) }.joined(separator: ", ")))
         return record
-    }
-}
-
-/// The summary table of experiment runs (markdown).
-public enum ExperimentSummary {
-    public struct Row: Equatable, Sendable {
-        public var preset: String
-        public var bookRow: String
-        public var settings: String
-        public var train: Double?
-        public var validation: Double?
-        public var test: Double?
-        public var wall: String
-        public var bookTest: Double?
-    }
-
-    /// One row for a run directory (a pipeline directory holding pipeline.lock and data/eval/metrics.json).
-    public static func row(runDirectory dir: URL, preset: ExperimentFile.Preset?) -> Row {
-        let record = (try? Data(contentsOf: dir.appendingPathComponent(ExperimentRecord.fileName)))
-            .flatMap { try? JSONDecoder().decode(ExperimentRecord.self, from: $0) }
-        let lock = try? LockFile.read(from: dir.appendingPathComponent("pipeline.lock"))
-        var params: [String: JSONValue] = [:]
-        for stage in lock?.stages.values.map({ $0 }) ?? [] { params.merge(stage.params) { a, _ in a } }
-        func p(_ key: String) -> String? {
-            guard let v = params[key] else { return nil }
-            if case .string(let s) = v { return s }
-            return v.description
-        }
-        var settings: [String] = []
-        if let m = p("train.model") { settings.append(m) }
-        if let w = p("train.weights") { settings.append(w) }
-        if let t = p("train.trainable_layers") { settings.append(t) }
-        if let t = p("train.token_position") { settings.append(p("train.average_embeddings") == "true" ? "\(t) + average" : t) }
-        let prepared = try? Manifest.read(from: dir.appendingPathComponent("data/prepared/manifest.json"))
-        if let ml = p("prepare.max_length") {
-            settings.append("pad \(ml)" + (prepared?.stats["max_length"]?.intValue.map { " (\($0))" } ?? ""))
-        }
-        if let e = p("train.epochs"), e != "5" { settings.append("\(e) epochs") }
-        let metrics = (try? Data(contentsOf: dir.appendingPathComponent("data/eval/metrics.json")))
-            .flatMap { try? JSONDecoder().decode([String: JSONValue].self, from: $0) }
-        func acc(_ split: String) -> Double? {
-            guard case .object(let o)? = metrics?[split] else { return nil }
-            return o["accuracy"]?.doubleValue
-        }
-        var wall = "-"
-        if let r = record {
-            let parts = ["prepare", "train", "evaluate"].compactMap { s in r.stageSeconds[s].map { String(format: "%@ %.0f", s, $0) } }
-            wall = String(format: "%.0f s", r.wallSeconds) + (parts.isEmpty ? "" : " (" + parts.joined(separator: ", ") + ")")
-        } else if let tm = try? Manifest.read(from: dir.appendingPathComponent("data/train/manifest.json")),
-                  let w = tm.stats["wall_seconds"]?.doubleValue {
-            let cache = tm.stats["cache_seconds"]?.doubleValue ?? 0
-            wall = String(format: "train %.0f s (no experiment.json)", w + cache)
-        }
-        return Row(preset: preset?.name ?? dir.lastPathComponent, bookRow: preset?.row.map(String.init) ?? "-",
-                   settings: settings.isEmpty ? (preset?.settings ?? "?") : settings.joined(separator: ", "),
-                   train: acc("train"), validation: acc("validation"), test: acc("test"), wall: wall, bookTest: preset?.book?.test)
-    }
-
-    public static func markdown(_ rows: [Row]) -> String {
-        func pct(_ v: Double?) -> String { v.map { String(format: "%.2f%%", $0 * 100) } ?? "-" }
-        var out = "| preset | book row | settings | train acc. | validation acc. | test acc. | wall time | book's test acc. |\n"
-        out += "|---|---|---|---|---|---|---|---|\n"
-        for r in rows {
-            out += "| \(r.preset) | \(r.bookRow) | \(r.settings) | \(pct(r.train)) | \(pct(r.validation)) | \(pct(r.test)) | \(r.wall) | "
-                + (r.bookTest.map { String(format: "%.2f%%", $0) } ?? "-") + " |\n"
-        }
-        return out
-    }
-
-    /// Rows for every preset that has a run directory with metrics (all presets with `includeMissing`),
-    /// then for each extra directory.
-    public static func rows(_ file: ExperimentFile, runs: URL? = nil, extra: [URL] = [], includeMissing: Bool = false) -> [Row] {
-        let base = runs ?? file.runs
-        var rows: [Row] = []
-        for preset in file.presets {
-            let dir = base.appendingPathComponent(preset.name)
-            let done = FileManager.default.fileExists(atPath: dir.appendingPathComponent("data/eval/metrics.json").path)
-            if done {
-                rows.append(row(runDirectory: dir, preset: preset))
-            } else if includeMissing {
-                rows.append(Row(preset: preset.name, bookRow: preset.row.map(String.init) ?? "-", settings: preset.settings,
-                                train: nil, validation: nil, test: nil, wall: preset.unsupported.map { "not supported: \($0)" } ?? "not run",
-                                bookTest: preset.book?.test))
-            }
-        }
-        for dir in extra { rows.append(row(runDirectory: dir, preset: file.presets.first { $0.name == dir.lastPathComponent })) }
-        return rows
     }
 }

@@ -85,20 +85,20 @@ public final class HashCache {
     }
 
     /// Hash and size of one regular file, from the cache when its stat matches.
-    public func fileEntry(_ path: String) throws -> FileEntry {
+    public func fileRecord(_ path: String) throws -> FileRecord {
         let url = url(for: path)
         guard let st = Self.stat(url), st.isRegular else {
             throw PipelineError("not a regular file", location: url.path)
         }
         if let e = entries[path], e.size == st.size, e.mtimeNs == st.mtimeNs, e.inode == st.inode,
            e.hashedAtNs - e.mtimeNs >= racyWindowNs {
-            return FileEntry(path: path, sha256: e.sha256, size: e.size)
+            return FileRecord(path: path, sha256: e.sha256, size: e.size)
         }
         let hashedAt = Self.nowNs()
         let sha = try hasher.sha256(of: url)
         entries[path] = Entry(size: st.size, mtimeNs: st.mtimeNs, inode: st.inode, sha256: sha, hashedAtNs: hashedAt)
         changed = true
-        return FileEntry(path: path, sha256: sha, size: st.size)
+        return FileRecord(path: path, sha256: sha, size: st.size)
     }
 
     static func nowNs() -> Int64 {
@@ -112,23 +112,23 @@ public final class HashCache {
         let url = url(for: path)
         guard let st = Self.stat(url) else { return nil }
         if st.isRegular {
-            let e = try fileEntry(path)
+            let e = try fileRecord(path)
             return PathRecord(path: path, sha256: e.sha256, size: e.size)
         }
         guard st.isDirectory else {
             throw PipelineError("neither a file nor a directory", location: url.path)
         }
         let prefix = path == "." ? "" : path + "/"
-        let contents = try DirectoryListing.files(in: url).map { rel -> FileEntry in
-            let e = try fileEntry(prefix + rel)
-            return FileEntry(path: rel, sha256: e.sha256, size: e.size)
+        let contents = try DirectoryListing.files(in: url).map { rel -> FileRecord in
+            let e = try fileRecord(prefix + rel)
+            return FileRecord(path: rel, sha256: e.sha256, size: e.size)
         }
         return PathRecord(path: path, sha256: Self.directoryDigest(contents), size: contents.reduce(0) { $0 + $1.size },
                           files: contents.count, contents: contents)
     }
 
     /// SHA-256 over the file count and the sorted `sha256  size  path` lines of a directory's files.
-    public static func directoryDigest(_ contents: [FileEntry]) -> String {
+    public static func directoryDigest(_ contents: [FileRecord]) -> String {
         var text = "files \(contents.count)\n"
         for e in contents.sorted(by: { $0.path < $1.path }) {
             text += "\(e.sha256)  \(e.size)  \(e.path)\n"
@@ -142,9 +142,7 @@ public final class HashCache {
         let live = entries.filter { Self.stat(url(for: $0.key)) != nil }
         guard changed || live.count != entries.count else { return }
         entries = live
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(enc.encode(Stored(version: Self.version, files: entries)), to: cacheURL)
+        try AtomicFile.write(PrettyJSON.data(Stored(version: Self.version, files: entries)), to: cacheURL)
         changed = false
     }
 }

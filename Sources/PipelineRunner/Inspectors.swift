@@ -36,9 +36,7 @@ public struct InspectorRegistry {
 
 extension TextFormat {
     static func prettyJSON(_ value: JSONValue) -> String {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return (try? String(decoding: enc.encode(value), as: UTF8.self)) ?? value.description
+        (try? String(decoding: PrettyJSON.data(value), as: UTF8.self)) ?? value.description
     }
 }
 

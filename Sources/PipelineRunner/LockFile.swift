@@ -1,19 +1,6 @@
 import ArtifactKit
 import Foundation
 
-/// One file inside a directory artifact.
-public struct FileEntry: Codable, Equatable, Sendable {
-    public var path: String
-    public var sha256: String
-    public var size: Int
-
-    public init(path: String, sha256: String, size: Int) {
-        self.path = path
-        self.sha256 = sha256
-        self.size = size
-    }
-}
-
 /// The recorded state of a dep or out: a file's sha256 and size, or for a directory a hash over
 /// its files (see `HashCache.directoryDigest`), their total size and count, and the per-file list.
 public struct PathRecord: Codable, Equatable, Sendable {
@@ -23,12 +10,13 @@ public struct PathRecord: Codable, Equatable, Sendable {
     public var size: Int
     /// Set for directories only: how many files they hold.
     public var files: Int?
-    /// Set for directories only: every file, sorted by relative path.
-    public var contents: [FileEntry]?
+    /// Set for directories only: every file, sorted by relative path (`FileRecord`s with paths
+    /// relative to the directory, as a manifest's outputs).
+    public var contents: [FileRecord]?
 
     public var isDirectory: Bool { files != nil }
 
-    public init(path: String, sha256: String, size: Int, files: Int? = nil, contents: [FileEntry]? = nil) {
+    public init(path: String, sha256: String, size: Int, files: Int? = nil, contents: [FileRecord]? = nil) {
         self.path = path
         self.sha256 = sha256
         self.size = size
@@ -99,15 +87,22 @@ public struct LockFile: Codable, Equatable, Sendable {
         return lock
     }
 
-    public func encoded() throws -> Data {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        var data = try enc.encode(self)
-        data.append(0x0A)
-        return data
-    }
+    public func encoded() throws -> Data { try PrettyJSON.file(self) }
 
     public func write(to url: URL) throws {
         try AtomicFile.write(encoded(), to: url)
     }
+}
+
+/// The JSON the runner writes (the lock file, the hash cache, experiment.json, `status --json`):
+/// pretty-printed, keys sorted, slashes as they are.
+public enum PrettyJSON {
+    public static func data<T: Encodable>(_ value: T) throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try enc.encode(value)
+    }
+
+    /// The text of a file: `data` and a newline.
+    public static func file<T: Encodable>(_ value: T) throws -> Data { try data(value) + Data("\n".utf8) }
 }

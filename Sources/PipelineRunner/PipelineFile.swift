@@ -8,25 +8,14 @@ public struct StageDefinition: Equatable, Sendable {
     /// The command template; `${group.key}` placeholders are replaced when the pipeline is planned.
     public var cmd: String
     /// Paths (relative to the pipeline file's directory) the stage reads.
-    public var deps: [String]
+    public var deps: [String] = []
     /// Dotted param keys (`prepare.seed`, or a whole subtree such as `fetch.sources`) the stage depends on.
-    public var params: [String]
+    public var params: [String] = []
     /// Paths (files or directories) the stage writes.
-    public var outs: [String]
+    public var outs: [String] = []
     public var desc: String?
     /// 1-based line of the stage's name in the file, for error messages.
     public var line: Int?
-
-    public init(name: String, cmd: String, deps: [String] = [], params: [String] = [], outs: [String] = [],
-                desc: String? = nil, line: Int? = nil) {
-        self.name = name
-        self.cmd = cmd
-        self.deps = deps
-        self.params = params
-        self.outs = outs
-        self.desc = desc
-        self.line = line
-    }
 }
 
 /// A parsed pipeline file (`pipeline.yaml`): a tree of params and an ordered list of stages.

@@ -14,35 +14,41 @@ struct ExperimentCommand: ParsableCommand {
 }
 
 struct ExperimentOptions: ParsableArguments {
-    @Option(name: [.customShort("e"), .customLong("experiments")], help: "The experiments file.")
-    var file = "experiments/ch06.yaml"
+    @Option(name: [.customShort("e"), .customLong("experiments")], help: "The experiments file.",
+            completion: .file(extensions: ["yaml", "yml"]))
+    var file = URL(fileURLWithPath: "experiments/ch06.yaml")
 
-    @Option(help: "Directory of the run directories (default: the file's `runs`).")
-    var runs: String?
+    @Option(help: "Directory of the run directories (default: the file's `runs`).", completion: .directory)
+    var runs: URL?
 
-    func load() throws -> ExperimentFile { try ExperimentFile.load(URL(fileURLWithPath: file)) }
-    var runsURL: URL? { runs.map { URL(fileURLWithPath: $0) } }
+    func load() throws -> ExperimentFile { try ExperimentFile.load(file) }
 }
 
-struct ExperimentList: ParsableCommand {
+/// An `experiment` subcommand: works on the experiments file of `-e`.
+protocol ExperimentFileCommand: ReportingCommand {
+    var options: ExperimentOptions { get }
+    func execute(_ file: ExperimentFile) throws
+}
+
+extension ExperimentFileCommand {
+    func execute() throws { try execute(try options.load()) }
+}
+
+struct ExperimentList: ExperimentFileCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List the presets and their param overrides.")
 
     @OptionGroup var options: ExperimentOptions
 
-    func run() throws {
-        try reportingErrors {
-            let file = try options.load()
-            for p in file.presets {
-                let row = p.row.map { "row \($0)" } ?? "extra"
-                print("\(p.name)  [\(row)]  \(p.settings)")
-                print("    " + (p.unsupported.map { "not supported here: \($0)" }
-                                ?? (p.overrides.isEmpty ? "(pipeline defaults)" : "--set " + p.overrides.joined(separator: " --set "))))
-            }
+    func execute(_ file: ExperimentFile) throws {
+        for p in file.presets {
+            print("\(p.name)  [\(p.row.map { "row \($0)" } ?? "extra")]  \(p.settings)")
+            print("    " + (p.unsupported.map { "not supported here: \($0)" }
+                            ?? (p.overrides.isEmpty ? "(pipeline defaults)" : "--set " + p.overrides.joined(separator: " --set "))))
         }
     }
 }
 
-struct ExperimentRun: ParsableCommand {
+struct ExperimentRun: ExperimentFileCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run presets (or `all` runnable ones), each as `pipeline run` in <runs>/<preset>/; stages already up to date are skipped.")
@@ -55,37 +61,28 @@ struct ExperimentRun: ParsableCommand {
     @Argument(help: "Preset names, or `all`.")
     var presets: [String]
 
-    func run() throws {
-        try reportingErrors {
-            let file = try options.load()
-            let toolDir = (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0]))
-                .resolvingSymlinksInPath().deletingLastPathComponent()
-            for preset in try file.select(presets) {
-                try Experiments.run(file, preset: preset, extra: overrides, runs: options.runsURL, toolDirectory: toolDir, log: printFlushed)
-            }
+    func execute(_ file: ExperimentFile) throws {
+        for preset in try file.select(presets) {
+            try Experiments.run(file, preset: preset, extra: overrides, runs: options.runs, toolDirectory: toolDirectory, log: printFlushed)
         }
     }
 }
 
-struct ExperimentSummaryCommand: ParsableCommand {
+struct ExperimentSummaryCommand: ExperimentFileCommand {
     static let configuration = CommandConfiguration(
         commandName: "summary",
-        abstract: "A markdown table of the runs: preset, settings, train/validation/test accuracy, wall time, the book's test accuracy.")
+        abstract: "A markdown table of the runs: preset, settings, the metric columns of the file's `summary`, wall time, the book's test accuracy.")
 
     @OptionGroup var options: ExperimentOptions
 
     @Flag(help: "Also list presets that have not run (or cannot run here).")
     var all = false
 
-    @Argument(help: "Other run directories to add (pipeline directories with pipeline.lock and data/eval/metrics.json).")
-    var directories: [String] = []
+    @Argument(help: "Other run directories to add (pipeline directories with their lock file and the files `summary` reads).",
+              completion: .directory)
+    var directories: [URL] = []
 
-    func run() throws {
-        try reportingErrors {
-            let file = try options.load()
-            let rows = ExperimentSummary.rows(file, runs: options.runsURL, extra: directories.map { URL(fileURLWithPath: $0) },
-                                              includeMissing: all)
-            print(ExperimentSummary.markdown(rows), terminator: "")
-        }
+    func execute(_ file: ExperimentFile) throws {
+        print(try ExperimentSummary.table(file, runs: options.runs, extra: directories, includeMissing: all), terminator: "")
     }
 }

@@ -72,4 +72,20 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(f.status, 1)
         XCTAssertTrue(f.stderr.contains("stage a failed with exit code 4"), f.stderr)
     }
+
+    /// `pipeline experiment summary` prints the table of ExperimentSummaryTests's fake run directories.
+    func testExperimentSummaryPrintsTheTable() throws {
+        let root = try TestPaths.makeTempDir("summary-cli")
+        addTeardownBlock { try? FileManager.default.removeItem(at: root) }
+        let (runs, extra) = try ExperimentSummaryTests.fakeRuns(in: root)
+        let r = try pipeline(["experiment", "summary", "-e", ExperimentSummaryTests.chapter6.path, "--runs", "runs"] + extra.map(\.path),
+                             in: root)
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(r.out, ExperimentSummaryTests.expectedTable)
+        XCTAssertEqual(runs.lastPathComponent, "runs")
+        let missing = try pipeline(["experiment", "summary", "-e", "none.yaml"], in: root)
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.err.hasPrefix("error: \(root.appendingPathComponent("none.yaml").path): cannot read the experiments file"),
+                      missing.err)
+    }
 }

@@ -29,6 +29,17 @@ final class ExperimentTests: XCTestCase {
         """, files: ["extra.yaml": "side file\n", "exp/presets.yaml": """
         pipeline: ../pipeline.yaml
         runs: ../runs
+        summary:
+          done: data/eval/metrics.json
+          settings:
+            - param: train.weights
+              unless: pretrained
+            - {param: train.acc, format: percent, text: "acc {}", suffix: {file: data/train/w.txt, key: x}}
+          metrics:
+            - {title: train, file: data/eval/metrics.json, key: train.accuracy, format: percent}
+            - {title: test, file: data/eval/metrics.json, key: test.accuracy}
+          wall:
+            stages: [evaluate]
         presets:
           - name: base
             row: 1
@@ -81,17 +92,23 @@ final class ExperimentTests: XCTestCase {
         }
         XCTAssertThrowsError(try file.select(["missing"])) { XCTAssertTrue("\($0)".contains("one of: base, random, nope"), "\($0)") }
 
-        let rows = ExperimentSummary.rows(file, includeMissing: true)
+        // The columns the file's `summary` declares: settings parts (a default hidden, a format, a
+        // suffix from a file that is not JSON: left out), the metric cells, the timed stage.
+        let rows = try ExperimentSummary.rows(file, includeMissing: true)
         XCTAssertEqual(rows.map(\.preset), ["base", "random", "nope"])
-        XCTAssertEqual(rows[0].test, 0.25)
+        XCTAssertEqual(rows[0].metrics, ["100.00%", "0.25"])
+        XCTAssertEqual(rows[0].settings, "acc 25.00%")
         XCTAssertEqual(rows[0].bookTest, 95.0)
-        XCTAssertEqual(rows[1].test, 0.75)
-        XCTAssertEqual(rows[1].settings, "random")
+        XCTAssertEqual(rows[1].metrics, ["100.00%", "0.75"])
+        XCTAssertEqual(rows[1].settings, "random, acc 75.00%")
+        XCTAssertTrue(rows[1].wall.hasSuffix(" s (evaluate 0)"), rows[1].wall)
+        XCTAssertEqual(rows[2].metrics, ["-", "-"])
         XCTAssertEqual(rows[2].wall, "not supported: the model always applies the causal mask")
-        let table = ExperimentSummary.markdown(rows)
-        XCTAssertTrue(table.hasPrefix("| preset | book row | settings | train acc. | validation acc. | test acc. | wall time | book's test acc. |\n"), table)
-        XCTAssertTrue(table.contains("| base | 1 | pretrained | 100.00% | - | 25.00% | "), table)
+        let table = try ExperimentSummary.table(file, includeMissing: true)
+        XCTAssertTrue(table.hasPrefix("| preset | book row | settings | train | test | wall time | book's test acc. |\n|---|---|---|---|---|---|---|\n"), table)
+        XCTAssertTrue(table.contains("| base | 1 | acc 25.00% | 100.00% | 0.25 | "), table)
         XCTAssertTrue(table.contains(" | 95.00% |\n"), table)
+        XCTAssertTrue(table.hasSuffix("| nope | 17 | impossible | - | - | not supported: the model always applies the causal mask | - |\n"), table)
     }
 
     func testBadExperimentFilesAreClearErrors() throws {
@@ -123,5 +140,15 @@ final class ExperimentTests: XCTestCase {
             XCTAssertNoThrow(try Pipeline.load(url: file.pipeline, overrides: overrides, checkDisk: false), p.name)
         }
         XCTAssertFalse(known.stages.isEmpty)
+        // The summary reads params pipeline.yaml has and times stages it has.
+        let summary = try XCTUnwrap(file.summary)
+        let params = summary.settings.flatMap { [$0.param] + ($0.suffix?.param.map { [$0] } ?? []) }
+        XCTAssertEqual(params.count, 7)
+        for param in params {
+            let parts = param.split(separator: ".").map(String.init)
+            XCTAssertNotNil(known.file.params[parts[0]]?[parts[1]], param)
+        }
+        XCTAssertEqual(summary.wall.stages.filter { name in known.stages.contains { $0.name == name } }, ["prepare", "train", "evaluate"])
+        XCTAssertEqual(summary.metrics.map(\.title), ["train acc.", "validation acc.", "test acc."])
     }
 }

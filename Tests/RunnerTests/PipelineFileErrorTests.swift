@@ -118,36 +118,16 @@ final class PipelineFileErrorTests: XCTestCase {
     }
 
     func testPlaceholderNamingAMissingOrNonScalarParam() throws {
-        let missing = try error("""
-        params:
-          train:
-            lr: 0.1
-        stages:
-          a:
-            cmd: echo ${train.epochs} > a.txt
-            outs: [a.txt]
-        """)
-        XCTAssertTrue(missing.hasPrefix("FILE:5: stage `a`: placeholder `${train.epochs}` names a param that is not defined"), missing)
-        let list = try error("""
-        params:
-          train:
-            sizes: [1, 2]
-        stages:
-          a:
-            cmd: echo ${train.sizes} > a.txt
-            outs: [a.txt]
-        """)
-        XCTAssertTrue(list.contains("placeholder `${train.sizes}` is a list"), list)
-        let map = try error("""
-        params:
-          train:
-            opt: {lr: 1}
-        stages:
-          a:
-            cmd: echo ${train} > a.txt
-            outs: [a.txt]
-        """)
-        XCTAssertTrue(map.contains("placeholder `${train}` is a map"), map)
+        // One param under `train`; stage `a` (line 5) echoes the placeholder.
+        let cases = [
+            ("lr: 0.1", "${train.epochs}", "FILE:5: stage `a`: placeholder `${train.epochs}` names a param that is not defined"),
+            ("sizes: [1, 2]", "${train.sizes}", "FILE:5: stage `a`: placeholder `${train.sizes}` is a list"),
+            ("opt: {lr: 1}", "${train}", "FILE:5: stage `a`: placeholder `${train}` is a map"),
+        ]
+        for (param, placeholder, expected) in cases {
+            let m = try error("params:\n  train:\n    \(param)\nstages:\n  a:\n    cmd: echo \(placeholder) > a.txt\n    outs: [a.txt]\n")
+            XCTAssertTrue(m.hasPrefix(expected), m)
+        }
     }
 
     func testReservedGroupAndBuiltinOverride() throws {

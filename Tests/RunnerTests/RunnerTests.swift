@@ -50,7 +50,7 @@ final class RunnerTests: XCTestCase {
         XCTAssertEqual(out.path, "out1")
         XCTAssertEqual(out.files, 1)
         XCTAssertEqual(out.size, 2)
-        let entry = FileEntry(path: "a.txt", sha256: FileHash.sha256(of: "1\n"), size: 2)
+        let entry = FileRecord(path: "a.txt", sha256: FileHash.sha256(of: "1\n"), size: 2)
         XCTAssertEqual(out.contents, [entry])
         XCTAssertEqual(out.sha256, FileHash.sha256(of: "files 1\n\(entry.sha256)  2  a.txt\n"))
         // The same digest from coreutils, independently of this code.
@@ -309,7 +309,7 @@ final class RunnerTests: XCTestCase {
         var before = stat()
         XCTAssertEqual(stat(url.path, &before), 0)
         let cache = HashCache(root: dir, cacheURL: nil, hasher: CountingHasher())
-        XCTAssertEqual(try cache.fileEntry("f.txt").sha256, FileHash.sha256(of: "aaaa"))
+        XCTAssertEqual(try cache.fileRecord("f.txt").sha256, FileHash.sha256(of: "aaaa"))
 
         // Same size, same inode, and the mtime set back: only the racy guard can notice.
         let handle = try FileHandle(forWritingTo: url)
@@ -317,7 +317,7 @@ final class RunnerTests: XCTestCase {
         try handle.close()
         var times = [before.st_atim, before.st_mtim]
         XCTAssertEqual(utimensat(AT_FDCWD, url.path, &times, 0), 0)
-        XCTAssertEqual(try cache.fileEntry("f.txt").sha256, FileHash.sha256(of: "bbbb"))
+        XCTAssertEqual(try cache.fileRecord("f.txt").sha256, FileHash.sha256(of: "bbbb"))
 
         // Without the guard the same rewrite goes unnoticed: this is what the guard is for.
         cache.racyWindowNs = 0
@@ -325,7 +325,7 @@ final class RunnerTests: XCTestCase {
         again.write(Data("cccc".utf8))
         try again.close()
         XCTAssertEqual(utimensat(AT_FDCWD, url.path, &times, 0), 0)
-        XCTAssertEqual(try cache.fileEntry("f.txt").sha256, FileHash.sha256(of: "bbbb"))
+        XCTAssertEqual(try cache.fileRecord("f.txt").sha256, FileHash.sha256(of: "bbbb"))
     }
 
     func testPipelineFileNameAndPlaceholders() throws {
