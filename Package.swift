@@ -64,13 +64,16 @@ let package = Package(
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // The PyTorch golden files (Tests/Fixtures/gpt2-parity, lora-parity) and their comparison,
+        // for the language model (GPT2Tests) and the classifier (ClassificationTests).
+        .target(name: "GPT2TestSupport", dependencies: ["GPT2", "GPT2Weights", "TestSupport"], path: "Tests/GPT2TestSupport"),
         .testTarget(name: "ArtifactKitTests", dependencies: ["ArtifactKit", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["GPT2Tokenizer", "TestSupport"]),
         .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "CurlClient", "TestSupport"]),
         // No GPT-2 and no OpenBLAS here: the runner is tested on its own.
         .testTarget(name: "RunnerTests", dependencies: ["PipelineRunner", "ArtifactKit", "TestSupport"]),
-        .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "GPT2Weights", "TestSupport"]),
-        .testTarget(name: "ClassificationTests", dependencies: ["Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "TestSupport"]),
+        .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "GPT2Weights", "TestSupport", "GPT2TestSupport"]),
+        .testTarget(name: "ClassificationTests", dependencies: ["Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "TestSupport", "GPT2TestSupport"]),
         .testTarget(name: "InstructTests", dependencies: ["Instruct", "Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient", "TestSupport"]),
     ]
 )

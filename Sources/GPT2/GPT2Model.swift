@@ -2,26 +2,16 @@ import ArtifactKit
 import COpenBLAS
 import Foundation
 
-/// Where a classification head reads the final hidden state of each row.
-public enum ClassificationPosition: Equatable, Sendable {
-    /// The last position of every row (the book's `logits[:, -1, :]`).
-    case last
-    /// The first position of every row.
-    case first
-    /// One position per row (for example the last real token before padding).
-    case perRow([Int])
-    /// The mean of the final-normed hidden states over the first `lengths[b]` positions of row b
-    /// (the book's `average_embeddings` option).
-    case average(lengths: [Int])
-}
-
-/// What the loss is computed on.
+/// What the loss is computed on. (The chapter-6 classifier's loss is not here: it lives in the
+/// Classification module, `ClassifierModel` over `GPT2Trunk`.)
 public enum Objective: Equatable, Sendable {
     /// Next-token cross-entropy over all positions; `targets` has one id per token, with -100
     /// for positions to ignore (mean over the kept targets, 0 when all are ignored).
     case languageModel(targets: [Int32])
-    /// Cross-entropy of one class label per row, read at `position`.
-    case classification(labels: [Int32], position: ClassificationPosition)
+
+    var targets: [Int32] {
+        switch self { case .languageModel(let targets): return targets }
+    }
 }
 
 /// Raised when training must stop (non-finite loss).
@@ -124,7 +114,7 @@ public final class GPT2Model {
     /// Language-model logits for every position: [batch * seqLen * vocabSize], row-major.
     public func logits(tokens: [Int32], batch: Int, seqLen: Int) throws -> [Float] {
         guard layout.head == .languageModel else {
-            throw PipelineError("logits(tokens:) needs the language-model head; use classify(...) for a classifier")
+            throw PipelineError("logits(tokens:) needs the language-model head; a classifier runs through ClassifierModel (Classification)")
         }
         let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: nil, training: false, seed: 0)
         pass.forwardBlocks()
@@ -133,25 +123,12 @@ public final class GPT2Model {
         return Array(UnsafeBufferPointer(start: lg, count: batch * seqLen * V))
     }
 
-    /// Logits at one position per row: [batch * outputs], where outputs is the vocabulary size for
-    /// the language-model head and the number of classes for a classifier.
-    public func logits(tokens: [Int32], batch: Int, seqLen: Int, at position: ClassificationPosition) throws -> [Float] {
-        let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: nil, training: false, seed: 0)
-        try pass.checkPosition(position)
-        pass.useCompactLastBlock(for: position)
-        pass.forwardBlocks()
-        let (ptr, count) = pass.selectedLogits(position)
-        return Array(UnsafeBufferPointer(start: ptr, count: count))
-    }
-
     /// The loss without gradients and without dropout (evaluation).
     public func loss(tokens: [Int32], batch: Int, seqLen: Int, objective: Objective) throws -> Float {
         let pass = try Pass(model: self, tokens: tokens, batch: batch, seqLen: seqLen, trainable: nil, training: false, seed: 0)
         try pass.checkObjective(objective)
-        if case .classification(_, let position) = objective { pass.useCompactLastBlock(for: position) }
         pass.forwardBlocks()
-        let loss = pass.headLoss(objective, computeGradient: false, scale: 1)
-        return loss
+        return pass.headLoss(objective, computeGradient: false, scale: 1)
     }
 
     /// Forward + backward: returns the loss and ADDS d(loss * gradientScale)/d(param) into the
@@ -170,7 +147,6 @@ public final class GPT2Model {
                             training: training, seed: dropoutSeed)
         writtenGradients.formUnion(trainable.names)
         try pass.checkObjective(objective)
-        if case .classification(_, let position) = objective { pass.useCompactLastBlock(for: position) }
         pass.forwardBlocks()
         let loss = pass.headLoss(objective, computeGradient: true, scale: gradientScale)
         guard loss.isFinite else {
@@ -183,9 +159,26 @@ public final class GPT2Model {
 
 // MARK: - Workspace: activation buffers reused between calls
 
+/// What a transformer block keeps past its attention, for R rows (every position, or one per
+/// sequence in TrunkSelected.swift): the attention output y [R, C], resid2 = x + attn proj [R, C],
+/// ln_2's output [R, C] and statistics [R], c_fc's output and its GELU [R, 4C].
+class BlockTailActivations {
+    final let y, resid2, ln2, ln2Mean, ln2Rstd, fc, gelu: FloatBuffer
+
+    init(rows R: Int, C: Int) {
+        y = FloatBuffer(count: R * C, zeroed: false)
+        resid2 = FloatBuffer(count: R * C, zeroed: false)
+        ln2 = FloatBuffer(count: R * C, zeroed: false)
+        ln2Mean = FloatBuffer(count: R, zeroed: false)
+        ln2Rstd = FloatBuffer(count: R, zeroed: false)
+        fc = FloatBuffer(count: R * 4 * C, zeroed: false)
+        gelu = FloatBuffer(count: R * 4 * C, zeroed: false)
+    }
+}
+
 /// Activations of one transformer block that the backward pass needs.
-final class BlockActivations {
-    let ln1, ln1Mean, ln1Rstd, qkv, att, y, resid2, ln2, ln2Mean, ln2Rstd, fc, gelu: FloatBuffer
+final class BlockActivations: BlockTailActivations {
+    let ln1, ln1Mean, ln1Rstd, qkv, att: FloatBuffer
     var attDropped: FloatBuffer?, attMask: FloatBuffer?, projMask: FloatBuffer?, mlpMask: FloatBuffer?
 
     init(rows N: Int, C: Int, attCount: Int) {
@@ -194,13 +187,7 @@ final class BlockActivations {
         ln1Rstd = FloatBuffer(count: N, zeroed: false)
         qkv = FloatBuffer(count: N * 3 * C, zeroed: false)
         att = FloatBuffer(count: attCount, zeroed: false)
-        y = FloatBuffer(count: N * C, zeroed: false)
-        resid2 = FloatBuffer(count: N * C, zeroed: false)
-        ln2 = FloatBuffer(count: N * C, zeroed: false)
-        ln2Mean = FloatBuffer(count: N, zeroed: false)
-        ln2Rstd = FloatBuffer(count: N, zeroed: false)
-        fc = FloatBuffer(count: N * 4 * C, zeroed: false)
-        gelu = FloatBuffer(count: N * 4 * C, zeroed: false)
+        super.init(rows: N, C: C)
     }
 
     func ensureDropout(rows N: Int, C: Int, attCount: Int) {
@@ -220,11 +207,11 @@ final class Workspace {
     var residual: [FloatBuffer] = []          // nLayers + 1 residual-stream snapshots [N, C]
     var stored: [BlockActivations?] = []      // per block, when the backward pass needs it
     var scratch: BlockActivations?            // shared by blocks that are run without storing
-    var tmpC: FloatBuffer?, tmpC2: FloatBuffer?   // [N, C]
+    var tmpC: FloatBuffer?                    // [N, C]
     var embMask: FloatBuffer?
     var lnf, lnfMean, lnfRstd: FloatBuffer?
     var logits: FloatBuffer?
-    var dResid, dTmpC, dTmpC2, dBig, dQKV, dAtt, dCompact: FloatBuffer?
+    var dResid, dTmpC, dTmpC2, dBig, dQKV, dAtt: FloatBuffer?
     var rowLoss: FloatBuffer?
 
     func prepare(rows: Int, attCount: Int, config: GPT2Config) {
@@ -237,10 +224,9 @@ final class Workspace {
         stored = Array(repeating: nil, count: config.nLayers)
         scratch = nil
         tmpC = FloatBuffer(count: N * C, zeroed: false)
-        tmpC2 = FloatBuffer(count: N * C, zeroed: false)
         embMask = nil
         lnf = nil; lnfMean = nil; lnfRstd = nil; logits = nil
-        dResid = nil; dTmpC = nil; dTmpC2 = nil; dBig = nil; dQKV = nil; dAtt = nil; dCompact = nil
+        dResid = nil; dTmpC = nil; dTmpC2 = nil; dBig = nil; dQKV = nil; dAtt = nil
         rowLoss = nil
     }
 

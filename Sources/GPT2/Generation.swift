@@ -86,7 +86,9 @@ extension GPT2Model {
             var rng = rowRandom(options.seed, r)
             for _ in 0..<options.maxNewTokens {
                 let window = Array(seq.suffix(ctx))
-                let logits = try self.logits(tokens: window, batch: 1, seqLen: window.count, at: .last)
+                // The book's `logits[:, -1, :]`: every position's logits, the last one read.
+                let all = try self.logits(tokens: window, batch: 1, seqLen: window.count)
+                let logits = Array(all[((window.count - 1) * config.vocabSize)...])
                 let id = chooseToken(logits, options, &rng)
                 if let eos = options.eosId, id == eos { break }
                 seq.append(id)

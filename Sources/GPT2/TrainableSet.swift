@@ -26,9 +26,10 @@ public struct TrainableSet: Equatable, Sendable {
         TrainableSet(names: Set(layout.tensors.map(\.name)))
     }
 
-    /// The last `n` transformer blocks, the final LayerNorm and the classifier head (chapter 6
-    /// uses n = 1). With the tied language-model head, `wte` is NOT included: training it would
-    /// mean training the input embedding too and so backpropagating through every block.
+    /// The last `n` transformer blocks, the final LayerNorm and the classifier head when the layout
+    /// has one. With the tied language-model head, `wte` is NOT included: training it would mean
+    /// training the input embedding too and so backpropagating through every block. (The chapter-6
+    /// classifier picks its trainable part with `TrainableLayers` in the Classification module.)
     public static func lastBlocks(_ n: Int, _ layout: ParameterLayout) -> TrainableSet {
         let first = layout.config.nLayers - n
         let names = Set(layout.tensors.filter { t in

@@ -16,13 +16,14 @@ import Foundation
 ///   output_h = sum_t p_t v_t = (g * a + beta) W_v,h + b_v,h.
 /// So per sequence and head the work is two passes over its positions' xhat (scores, then a)
 /// instead of c_attn's key and value columns on every position, about 1/64 of the products.
-/// Same numbers as the full block at those positions to float rounding (tested against
-/// `GPT2Model.forwardBackward`, gradients included); c_attn's key bias gets no gradient, as in
-/// exact arithmetic (the full block's is rounding noise around zero).
+/// Same numbers as the full block at those positions to float rounding (tested against the full
+/// blocks of `forwardTop` / `backwardTop`, gradients included, in GPT2BackendTests, and against
+/// PyTorch in ClassifierParityTests); c_attn's key bias gets no gradient, as in exact arithmetic
+/// (the full block's is rounding noise around zero).
 ///
 /// Only positions 0...positions[b] of row b are read, so the rows are packed: row b's positions
 /// sit at packed rows start[b]..<start[b] + positions[b] + 1.
-final class SelectedLastBlockState {
+final class SelectedLastBlockState: BlockTailActivations {
     let B, T, C, H, hd: Int
     let positions: [Int]
     /// First packed row of each sequence.
@@ -33,7 +34,8 @@ final class SelectedLastBlockState {
     let probs: FloatBuffer      // [B, H, T] attention weights of the selected query (zero past it)
     let mix: FloatBuffer        // [B, H, C] a = sum_t p_t xhat_t
     let mixLn1: FloatBuffer     // [B, H, C] g * a + beta
-    let y, resid2, ln2, ln2Mean, ln2Rstd, fc, gelu, out, lnf, lnfMean, lnfRstd: FloatBuffer
+    // Past attention (y ... gelu: BlockTailActivations, [B, ...]), then the block's output and ln_f.
+    let out, lnf, lnfMean, lnfRstd: FloatBuffer
 
     init(B: Int, T: Int, C: Int, H: Int, positions: [Int]) {
         self.B = B; self.T = T; self.C = C; self.H = H; hd = C / H
@@ -49,17 +51,11 @@ final class SelectedLastBlockState {
         probs = FloatBuffer(count: B * H * T)
         mix = FloatBuffer(count: B * H * C, zeroed: false)
         mixLn1 = FloatBuffer(count: B * H * C, zeroed: false)
-        y = FloatBuffer(count: B * C, zeroed: false)
-        resid2 = FloatBuffer(count: B * C, zeroed: false)
-        ln2 = FloatBuffer(count: B * C, zeroed: false)
-        ln2Mean = FloatBuffer(count: B, zeroed: false)
-        ln2Rstd = FloatBuffer(count: B, zeroed: false)
-        fc = FloatBuffer(count: B * 4 * C, zeroed: false)
-        gelu = FloatBuffer(count: B * 4 * C, zeroed: false)
         out = FloatBuffer(count: B * C, zeroed: false)
         lnf = FloatBuffer(count: B * C, zeroed: false)
         lnfMean = FloatBuffer(count: B, zeroed: false)
         lnfRstd = FloatBuffer(count: B, zeroed: false)
+        super.init(rows: B, C: C)
     }
 }
 

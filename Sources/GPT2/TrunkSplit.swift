@@ -60,20 +60,6 @@ public final class GPT2Trunk {
         return TrainableSet(names: names)
     }
 
-    private func embed(_ p: Pass) {
-        let x0 = p.ws.residual[0].base
-        let wte = p.param("wte.weight"), wpe = p.param("wpe.weight")
-        let (C, T) = (p.C, p.T)
-        p.tokens.withUnsafeBufferPointer { tk in
-            parallelRows(p.N, grain: 32) { r in
-                for i in r {
-                    let e = wte + Int(tk[i]) * C, q = wpe + (i % T) * C, o = x0 + i * C
-                    for j in 0..<C { o[j] = e[j] + q[j] }
-                }
-            }
-        }
-    }
-
     /// Embeddings, then blocks `0..<endBlock` (nothing kept): the hidden states entering block
     /// `endBlock`, [batch, seqLen, embDim].
     public func hiddenStates(tokens: [Int32], batch: Int, seqLen: Int, endBlock: Int) throws -> [Float] {
@@ -83,7 +69,7 @@ public final class GPT2Trunk {
         let p = try Pass(model: model, tokens: tokens, batch: batch, seqLen: seqLen, trainable: nil, training: false, seed: 0)
         pass = nil
         selected = nil
-        embed(p)
+        p.embed()
         for l in 0..<endBlock { p.blockForward(l) }
         return Array(UnsafeBufferPointer(start: p.ws.residual[endBlock].base, count: batch * seqLen * p.C))
     }
@@ -107,7 +93,7 @@ public final class GPT2Trunk {
         if let h = hidden {
             h.withUnsafeBufferPointer { p.ws.residual[startBlock].base.update(from: $0.baseAddress!, count: $0.count) }
         } else {
-            embed(p)
+            p.embed()
         }
         for l in startBlock..<L { p.blockForward(l) }
         let N = batch * seqLen
@@ -153,8 +139,10 @@ public final class GPT2Trunk {
                               dW: p.grad("ln_f.weight"), dB: p.grad("ln_f.bias"))
         }
         p.backwardBlocks()
-        model.withGradients { g in
-            for r in ranges { addInPlace(G + r.lowerBound, g.baseAddress! + r.lowerBound, count: r.count) }
+        if !ranges.isEmpty {   // LoRA-only training: no base gradient buffer at all
+            model.withGradients { g in
+                for r in ranges { addInPlace(G + r.lowerBound, g.baseAddress! + r.lowerBound, count: r.count) }
+            }
         }
         if let lora {
             // The adapters' gradients at their place in the extended vector (base parameters, then adapters).

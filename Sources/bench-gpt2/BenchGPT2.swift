@@ -12,7 +12,9 @@ import GPT2
 ///
 /// `generate-batch` is `evaluate instruct`'s generation: `rows` ragged prompts (30-69 tokens)
 /// answered `batch` at a time with the KV cache, every row running the full `new-tokens` (random
-/// weights never draw <|endoftext|> on purpose, so no eos), for each batch size in turn.
+/// weights never draw <|endoftext|> on purpose, so no eos), for each batch size in turn. The
+/// chapter-6 cases (`forward-cls`, `train-ch6`, `train-ch6-cached`) run the classifier `train`
+/// and `evaluate` run (BenchChapter6.swift).
 @main
 struct BenchGPT2 {
     /// The model name as given on the command line ("124M"), to pair rows with the torch side.
@@ -40,8 +42,8 @@ struct BenchGPT2 {
         let config = try GPT2Config.named(modelName)
         modelLabel = modelName
         switch caseName {
-        case "forward": try forward(config, reps: reps, classifier: false)
-        case "forward-cls": try forward(config, reps: reps, classifier: true)
+        case "forward": try forward(config, reps: reps)
+        case "forward-cls": try forwardClassifier(config, reps: reps)
         case "train-ch6": try trainChapter6(config, reps: reps)
         case "train-ch6-cached": try trainChapter6Cached(config, reps: reps)
         case "train-ch7": try trainChapter7(config, reps: reps)
@@ -57,6 +59,11 @@ struct BenchGPT2 {
     /// N(0, 0.02) weights, LayerNorm weights 1 and biases 0 (GPT-2's initialisation).
     static func randomModel(_ config: GPT2Config, head: ModelHead) throws -> GPT2Model {
         let layout = ParameterLayout(config: config, head: head)
+        return try GPT2Model(layout: layout, params: randomParameters(layout))
+    }
+
+    /// The parameters of `randomModel`.
+    static func randomParameters(_ layout: ParameterLayout) -> [Float] {
         var rng = SeededGenerator(seed: 1)
         var p = [Float](repeating: 0, count: layout.totalCount)
         for t in layout.tensors {
@@ -70,7 +77,7 @@ struct BenchGPT2 {
                 }
             }
         }
-        return try GPT2Model(layout: layout, params: p)
+        return p
     }
 
     static func tokens(_ n: Int, _ vocab: Int, seed: UInt64 = 5) -> [Int32] {
@@ -112,53 +119,19 @@ struct BenchGPT2 {
         print(String(data: data, encoding: .utf8)!)
     }
 
-    static func forward(_ c: GPT2Config, reps: Int, classifier: Bool) throws {
+    static func forward(_ c: GPT2Config, reps: Int) throws {
         let B = 8, T = 120
-        let model = try randomModel(c, head: classifier ? .classifier(numClasses: 2) : .languageModel)
+        let model = try randomModel(c, head: .languageModel)
         let toks = tokens(B * T, c.vocabSize)
         var times: [Double] = []
         for i in 0...reps {
-            let t = try time {
-                if classifier {
-                    _ = try model.logits(tokens: toks, batch: B, seqLen: T, at: .last)
-                } else {
-                    _ = try model.logits(tokens: toks, batch: B, seqLen: T)
-                }
-            }
+            let t = try time { _ = try model.logits(tokens: toks, batch: B, seqLen: T) }
             if i > 0 { times.append(t) }   // the first run allocates the workspace
         }
         let med = median(times)
-        let flops = forwardFlops(c, B: B, T: T, blocks: c.nLayers, headRows: classifier ? B : B * T,
-                                 headWidth: classifier ? 2 : c.vocabSize)
-        report(["case": classifier ? "forward-cls" : "forward", "model": modelLabel, "median_s": med, "times": times,
+        let flops = forwardFlops(c, B: B, T: T, blocks: c.nLayers, headRows: B * T, headWidth: c.vocabSize)
+        report(["case": "forward", "model": modelLabel, "median_s": med, "times": times,
                 "tokens_per_s": Double(B * T) / med, "gflops": flops / med / 1e9])
-    }
-
-    static func trainChapter6(_ c: GPT2Config, reps: Int) throws {
-        let B = 8, T = 120
-        let model = try randomModel(c, head: .classifier(numClasses: 2))
-        let trainable = TrainableSet.lastBlocks(1, model.layout)
-        let opt = AdamW(parameterCount: model.layout.totalCount, learningRate: 5e-5, weightDecay: 0.1)
-        let toks = tokens(B * T, c.vocabSize)
-        let labels: [Int32] = (0..<B).map { Int32($0 % 2) }
-        var times: [Double] = []
-        var loss: Float = 0
-        for i in 0...reps {
-            let t = try time {
-                model.zeroGradients()
-                loss = try model.forwardBackward(tokens: toks, batch: B, seqLen: T,
-                                                 objective: .classification(labels: labels, position: .last),
-                                                 trainable: trainable)
-                try opt.update(model, trainable: trainable)
-            }
-            if i > 0 { times.append(t) }
-        }
-        let med = median(times)
-        // Forward through every block, backward through the last one and the 2-class head.
-        let fwd = forwardFlops(c, B: B, T: T, blocks: c.nLayers, headRows: B, headWidth: 2)
-        let bwd = 2 * forwardFlops(c, B: B, T: T, blocks: 1, headRows: B, headWidth: 2)
-        report(["case": "train-ch6", "model": modelLabel, "median_s": med, "times": times, "loss": Double(loss),
-                "tokens_per_s": Double(B * T) / med, "gflops": (fwd + bwd) / med / 1e9])
     }
 
     /// The chapter-6 frozen-trunk pass (blocks 0-10 over rows of 120 tokens, no activations kept)

@@ -17,18 +17,7 @@ enum Toy {
 
     /// Rows of 1...10 real tokens padded with 31 to 10 positions; the label is whether token 5 occurs.
     static func rows(count: Int, seed: UInt64) -> LabeledRows {
-        var g = SeededGenerator(seed: seed)
-        let S = 10
-        var tokens: [Int32] = [], labels: [Int] = [], lengths: [Int] = []
-        for _ in 0..<count {
-            let len = Int(g.next() % UInt64(S)) + 1
-            var row = (0..<len).map { _ in Int32(g.next() % 30) }
-            labels.append(row.contains(5) ? 1 : 0)
-            row += [Int32](repeating: 31, count: S - len)
-            tokens += row
-            lengths.append(len)
-        }
-        return LabeledRows(tokens: tokens, labels: labels, lengths: lengths, sequenceLength: S, padTokenID: 31, numClasses: 2)
+        LabeledRows.random(count: count, seed: seed, sequenceLength: 10, vocab: 30, marker: 5, pad: 31)
     }
 
     static func settings(_ trainable: TrainableLayers, _ pooling: Pooling = Pooling(), epochs: Int = 2) -> ClassifierSettings {

@@ -2,16 +2,19 @@ import ArtifactKit
 import GPT2
 import TestSupport
 import TrainingKit
-import Classification
+@testable import Classification
 import XCTest
 
-/// The split trunk (GPT2Trunk via GPT2Backend) against GPT2Model's own full forward/backward,
-/// and the trainer's shortcuts (cache, trimming) on the real kernels, on a tiny GPT-2.
+/// The production classifier path (ClassifierModel over GPT2Backend: GPT2Trunk, the selected-
+/// position last block, ClassifierHead) with its optimisations on against the same path with them
+/// off, and the trainer's shortcuts (cache, trimming) on the real kernels, on a tiny GPT-2. The path
+/// with everything off is itself checked against PyTorch (ClassifierParityTests) and against
+/// finite differences for every pooling (ClassifierFiniteDifferenceTests).
 final class GPT2BackendTests: XCTestCase {
     static let config = GPT2Config(name: "tiny", vocabSize: 40, contextLength: 16, embDim: 16, nHeads: 2, nLayers: 3)
     static let layout = ParameterLayout(config: config, head: .classifier(numClasses: 2))
 
-    static func parameters() -> [Float] {
+    static func parameters(_ layout: ParameterLayout = layout) -> [Float] {
         var g = SeededGenerator(seed: 11)
         var p = (0..<layout.totalCount).map { _ in g.uniform(-0.2, 0.2) }
         // LayerNorm weights near 1, as in a real model.
@@ -21,64 +24,62 @@ final class GPT2BackendTests: XCTestCase {
         return p
     }
 
+    /// Rows of 1...9 real tokens padded with 39 to 9 positions; the label is whether token 3 occurs.
     static func rows(count: Int, seed: UInt64) -> LabeledRows {
-        var g = SeededGenerator(seed: seed)
-        let S = 9
-        var tokens: [Int32] = [], labels: [Int] = [], lengths: [Int] = []
-        for _ in 0..<count {
-            let len = Int(g.next() % UInt64(S)) + 1
-            var row = (0..<len).map { _ in Int32(g.next() % 39) }
-            labels.append(row.contains(3) ? 1 : 0)
-            row += [Int32](repeating: 39, count: S - len)
-            tokens += row
-            lengths.append(len)
-        }
-        return LabeledRows(tokens: tokens, labels: labels, lengths: lengths, sequenceLength: S, padTokenID: 39, numClasses: 2)
+        LabeledRows.random(count: count, seed: seed, sequenceLength: 9, vocab: 39, marker: 3, pad: 39)
     }
 
-    /// Loss and gradients of one batch through our split (head and pooling in Training, trunk in
-    /// GPT2Trunk) equal GPT2Model.forwardBackward's for the same trainable tensors.
-    func testSplitTrunkMatchesFullForwardBackward() throws {
-        let rows = Self.rows(count: 6, seed: 5)
-        let batchRows = Array(0..<6)
-        let cases: [(TrainableLayers, Pooling, TrainableSet, (Batch) -> ClassificationPosition)] = [
-            (.lastBlock, Pooling(position: .last), .lastBlocks(1, Self.layout), { _ in .last }),
-            (.lastTwoBlocks, Pooling(position: .flexible), .lastBlocks(2, Self.layout),
-             { b in .perRow(b.pooled.map { $0.lowerBound }) }),
-            (.lastBlock, Pooling(position: .first), .lastBlocks(1, Self.layout), { _ in .first }),
-            (.lastBlock, Pooling(position: .flexible), .lastBlocks(1, Self.layout),
-             { b in .perRow(b.pooled.map { $0.lowerBound }) }),
-            (.lastBlock, Pooling(position: .last, averageEmbeddings: true), .lastBlocks(1, Self.layout),
-             { b in .average(lengths: b.pooled.map { $0.count }) }),
-            (.all, Pooling(position: .last), .all(Self.layout), { _ in .last }),
-            (.lastLayer, Pooling(position: .last), .headOnly(Self.layout), { _ in .last }),
-        ]
-        for (trainable, pooling, set, position) in cases {
-            for (trim, shortcut) in [(false, false), (true, false), (false, true), (true, true)] {
-                let backend = try GPT2Backend(layout: Self.layout, parameters: Self.parameters())
-                let model = try ClassifierModel(backend: backend, parameters: Self.parameters(), pooling: pooling,
-                                                trainable: trainable, trimBatches: trim)
-                // The last block at the pooled positions only (lastBlock with one position) or in full.
-                model.selectedPositionShortcut = shortcut
-                let split = DataSplit(name: "t", rows: rows)
-                let ours = try model.computeGradients(rows: batchRows, of: split)
+    /// Loss and gradients (the whole flat buffer) of one batch of `rows` with `pooling`.
+    func lossAndGradients(_ trainable: TrainableLayers, _ pooling: Pooling, rows: LabeledRows, trim: Bool, shortcut: Bool,
+                          cache: Bool, file: StaticString = #filePath, line: UInt = #line) throws -> (Float, [Float]) {
+        let backend = try GPT2Backend(layout: Self.layout, parameters: Self.parameters())
+        let model = try ClassifierModel(backend: backend, parameters: Self.parameters(), pooling: pooling,
+                                        trainable: trainable, trimBatches: trim)
+        model.selectedPositionShortcut = shortcut
+        let split = DataSplit(name: "t", rows: rows)
+        if cache { try model.fillCache(split) }
+        XCTAssertEqual(split.isCached, cache && trainable != .all, "frozen-trunk cache", file: file, line: line)
+        // The last block at the pooled positions only: `last_block` with one pooled position per row.
+        let b = rows.batch(Array(0..<rows.rowCount), pooling: pooling, trim: trim)
+        let selected = shortcut && trainable == .lastBlock && !pooling.averageEmbeddings
+        XCTAssertEqual(try model.pooledVectors(b, of: split, training: false).selected, selected, "selected-position block",
+                       file: file, line: line)
+        let loss = try model.computeGradients(rows: Array(0..<rows.rowCount), of: split)
+        return (loss, model.gradients)
+    }
 
-                let reference = try GPT2Model(layout: Self.layout, params: Self.parameters())
-                let b = rows.batch(batchRows, pooling: pooling, trim: trim)
-                let theirs = try reference.forwardBackward(tokens: b.tokens, batch: 6, seqLen: b.length,
-                                                           objective: .classification(labels: b.labels.map { Int32($0) }, position: position(b)),
-                                                           trainable: set)
-                XCTAssertEqual(ours, theirs, accuracy: 1e-5, "\(trainable) \(pooling) trim \(trim) shortcut \(shortcut)")
-                let refGrad = reference.gradients
+    /// Loss and gradients of one batch through every optimisation — the frozen-trunk cache, batch
+    /// trimming, the trunk split at the lowest trainable block, the last block at the pooled
+    /// positions without keys and values — equal those of the path with all of them off: every
+    /// tensor trainable (every block in full from the embeddings, nothing cached), full-length
+    /// batches. Compared on the tensors the optimised case trains (a tensor's gradient does not
+    /// depend on what else trains); the others must stay exactly 0. Every pooling is covered.
+    func testOptimisedPathsMatchTheFullPath() throws {
+        let rows = Self.rows(count: 6, seed: 5)
+        let cases: [(TrainableLayers, Pooling)] = [
+            (.lastBlock, Pooling(position: .last)), (.lastBlock, Pooling(position: .first)),
+            (.lastBlock, Pooling(position: .flexible)), (.lastBlock, Pooling(position: .last, averageEmbeddings: true)),
+            (.lastTwoBlocks, Pooling(position: .flexible)), (.lastTwoBlocks, Pooling(position: .last, averageEmbeddings: true)),
+            (.all, Pooling(position: .flexible)), (.all, Pooling(position: .first)),
+            (.lastLayer, Pooling(position: .last)), (.lastLayer, Pooling(position: .flexible)),
+        ]
+        for (trainable, pooling) in cases {
+            let (refLoss, refGrad) = try lossAndGradients(.all, pooling, rows: rows, trim: false, shortcut: false, cache: false)
+            let trained = try ClassifierModel(backend: try GPT2Backend(layout: Self.layout, parameters: Self.parameters()),
+                                              parameters: Self.parameters(), pooling: pooling, trainable: trainable).trainableRange
+            for (trim, shortcut, cache) in [(false, false, false), (true, false, true), (false, true, false), (true, true, false),
+                                            (false, true, true), (true, true, true)] {
+                let what = "\(trainable) \(pooling) trim \(trim) shortcut \(shortcut) cache \(cache)"
+                let (loss, grad) = try lossAndGradients(trainable, pooling, rows: rows, trim: trim, shortcut: shortcut, cache: cache)
+                XCTAssertEqual(loss, refLoss, accuracy: 1e-5, what)
                 var maxDiff: Float = 0, maxRef: Float = 0
-                for name in set.names {
-                    for i in Self.layout.spec(named: name)!.range {
-                        maxDiff = max(maxDiff, abs(model.gradients[i] - refGrad[i]))
-                        maxRef = max(maxRef, abs(refGrad[i]))
-                    }
+                for i in trained {
+                    maxDiff = max(maxDiff, abs(grad[i] - refGrad[i]))
+                    maxRef = max(maxRef, abs(refGrad[i]))
                 }
-                XCTAssertGreaterThan(maxRef, 1e-4)
-                XCTAssertLessThan(maxDiff, 1e-5 + 1e-4 * maxRef, "\(trainable) \(pooling) trim \(trim) shortcut \(shortcut)")
+                XCTAssertGreaterThan(maxRef, 1e-4, what)
+                XCTAssertLessThan(maxDiff, 1e-5 + 1e-4 * maxRef, what)
+                XCTAssertTrue(grad[..<trained.lowerBound].allSatisfy { $0 == 0 }, "frozen tensors got gradients: \(what)")
             }
         }
     }

@@ -6,9 +6,9 @@ import TrainingKit
 import Classification
 import XCTest
 
-/// LoRA in the trainers: the classifier's split path (trunk + head in Training) against the
-/// parity-tested GPT2Model path, resume-equals-uninterrupted for both trainers, checkpoints that
-/// evaluate, and the frozen-trunk cache switched off.
+/// LoRA in the classifier's trainer: resume-equals-uninterrupted, checkpoints that evaluate, and
+/// the frozen-trunk cache switched off. (The LoRA path's gradients: ClassifierParityTests against
+/// the book's PyTorch LoRA model, ClassifierFiniteDifferenceTests for every pooling.)
 final class LoRATrainingTests: XCTestCase {
     static let layout = GPT2BackendTests.layout
 
@@ -18,46 +18,6 @@ final class LoRATrainingTests: XCTestCase {
         var g = SeededGenerator(seed: 21)
         return try LoRAWeights(settings: LoRASettings(rank: rank, alpha: alpha), layout: l,
                                values: (0..<l.totalCount).map { _ in g.uniform(-0.3, 0.3) })
-    }
-
-    /// The classifier's LoRA path (GPT2Trunk blocks + the head's adapter in ClassifierHead) gives
-    /// the loss and adapter gradients of GPT2Model.forwardBackward, which the PyTorch fixture checks.
-    func testClassifierPathMatchesCoreForwardBackward() throws {
-        let rows = GPT2BackendTests.rows(count: 6, seed: 5)
-        let batchRows = Array(0..<6)
-        let lora = try Self.adapters()
-        let base = GPT2BackendTests.parameters()
-        for (pooling, position) in [(Pooling(position: .last), { (_: Batch) in ClassificationPosition.last }),
-                                    (Pooling(position: .flexible), { (b: Batch) in .perRow(b.pooled.map { $0.lowerBound }) }),
-                                    (Pooling(position: .last, averageEmbeddings: true), { (b: Batch) in .average(lengths: b.pooled.map { $0.count }) })] {
-            let backend = try GPT2Backend(layout: Self.layout, parameters: base)
-            try backend.attachLoRA(lora)
-            let model = try ClassifierModel(backend: backend, parameters: base + lora.values, pooling: pooling, trainable: .lora)
-            XCTAssertFalse(model.cacheIsExact, "LoRA changes every block: no frozen-trunk cache")
-            XCTAssertEqual(model.trainableRange, Self.layout.totalCount..<(Self.layout.totalCount + lora.layout.totalCount))
-            let split = DataSplit(name: "t", rows: rows)
-            let ours = try model.computeGradients(rows: batchRows, of: split)
-
-            let reference = try GPT2Model(layout: Self.layout, params: base)
-            try reference.attachLoRA(lora)
-            let b = rows.batch(batchRows, pooling: pooling, trim: true)
-            let theirs = try reference.forwardBackward(tokens: b.tokens, batch: 6, seqLen: b.length,
-                                                       objective: .classification(labels: b.labels.map { Int32($0) }, position: position(b)),
-                                                       trainable: .loraAdapters)
-            XCTAssertEqual(ours, theirs, accuracy: 1e-5, "\(pooling)")
-            let refGrad = reference.loraAdapters!.gradients
-            let ourGrad = Array(model.gradients[model.trainableRange])
-            var maxDiff: Float = 0, maxRef: Float = 0
-            for (a, r) in zip(ourGrad, refGrad) {
-                maxDiff = max(maxDiff, abs(a - r))
-                maxRef = max(maxRef, abs(r))
-            }
-            XCTAssertGreaterThan(maxRef, 1e-3)
-            XCTAssertLessThan(maxDiff, 1e-5 + 1e-4 * maxRef, "\(pooling)")
-            // The head's adapter is part of it (its gradient is non-zero).
-            let head = lora.layout.adapters(of: "out_head")[0]
-            XCTAssertTrue(ourGrad[head.aOffset..<(head.aOffset + head.count)].contains { $0 != 0 })
-        }
     }
 
     func testClassifierStageResumesExactlyAndEvaluates() throws {

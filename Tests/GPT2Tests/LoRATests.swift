@@ -1,103 +1,70 @@
 import ArtifactKit
 import Foundation
+import GPT2TestSupport
 import TestSupport
 import XCTest
 @testable import GPT2
 @testable import GPT2Weights
 
-/// LoRA (appendix E): parity with the book's PyTorch LoRA model on the golden files written by
-/// tools/reference/lora_parity.py, plus the properties the fixture cannot show (initialisation,
-/// parameter count, generation, merging, checkpoints, errors).
+/// LoRA (appendix E) in the language model: parity with the book's PyTorch LoRA model on the
+/// golden files written by tools/reference/lora_parity.py, plus the properties the fixture cannot
+/// show (initialisation, parameter count, generation, merging, checkpoints, errors). The
+/// classifier case of the same script runs through the production classifier path:
+/// ClassificationTests/ClassifierParityTests.
 final class LoRATests: XCTestCase {
-    struct Case {
-        let model: GPT2Model
-        let golden: SafetensorsFile
-        let batch: Int
-        let seqLen: Int
-        let tokens: [Int32]
-        let initialAdapters: [Float]
-    }
-
-    func loadCase(_ name: String) throws -> Case {
+    /// The fixture and a model over its base weights with its adapters attached.
+    func loadCase(_ name: String) throws -> (fixture: ParityFixture, model: GPT2Model) {
         let f = try ParityFixture(folder: "lora-parity", name: name)
-        let weights = f.weights
-        let rank = try XCTUnwrap(weights.metadata["lora_rank"].flatMap(Int.init))
-        let alpha = try XCTUnwrap(weights.metadata["lora_alpha"].flatMap(Float.init))
-        let loraLayout = try LoRALayout(layout: f.layout, rank: rank)
-        var values = [Float](repeating: 0, count: loraLayout.totalCount)
-        for t in loraLayout.tensors {
-            XCTAssertEqual(weights.info(t.name)?.shape, t.shape, t.name)
-            values.replaceSubrange(t.offset..<(t.offset + t.shape[0] * t.shape[1]), with: try weights.floats(t.name))
-        }
-        let model = try GPT2Model(layout: f.layout, params: f.params)
-        try model.attachLoRA(LoRAWeights(settings: LoRASettings(rank: rank, alpha: alpha), layout: loraLayout, values: values))
-        return Case(model: model, golden: f.golden, batch: f.batch, seqLen: f.seqLen, tokens: f.tokens,
-                    initialAdapters: values)
+        let model = try f.model()
+        try model.attachLoRA(try f.loraWeights())
+        return (f, model)
     }
 
-    func adapterTensor(_ lora: LoRAAdapters, _ values: [Float], _ name: String) throws -> [Float] {
-        let t = try XCTUnwrap(lora.layout.tensors.first { $0.name == name }, name)
-        return Array(values[t.offset..<(t.offset + t.shape[0] * t.shape[1])])
-    }
-
-    func checkCase(_ c: Case, objective: Objective, logits: [Float], finals: [String]) throws {
-        let lora = try XCTUnwrap(c.model.loraAdapters)
-        compareParity("lora parity", logits, try c.golden.floats("logits"), rel: 1e-4, absMax: 1e-4, "logits")
-        let loss = try c.model.forwardBackward(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, objective: objective,
-                                               trainable: .loraAdapters)
-        let expectedLoss = try c.golden.floats("loss")[0]
+    func testLanguageModelMatchesBookLoRA() throws {
+        let (f, model) = try loadCase("lm")
+        let lora = try XCTUnwrap(model.loraAdapters)
+        let objective = Objective.languageModel(targets: try f.golden.int64s("targets").map { Int32($0) })
+        let logits = try model.logits(tokens: f.tokens, batch: f.batch, seqLen: f.seqLen)
+        compareParity("lora parity", logits, try f.golden.floats("logits"), rel: 1e-4, absMax: 1e-4, "logits")
+        let loss = try model.forwardBackward(tokens: f.tokens, batch: f.batch, seqLen: f.seqLen, objective: objective,
+                                             trainable: .loraAdapters)
+        let expectedLoss = try f.golden.floats("loss")[0]
         XCTAssertEqual(loss, expectedLoss, accuracy: 1e-4 * abs(expectedLoss))
         let grads = lora.gradients
         for t in lora.layout.tensors {
-            compareParity("lora parity", try adapterTensor(lora, grads, t.name), try c.golden.floats("grad." + t.name), rel: 1e-3, absMax: 1e-4,
-                    "grad \(t.name)")
+            compareParity("lora parity", try ParityFixture.adapterTensor(lora.layout, grads, t.name),
+                          try f.golden.floats("grad." + t.name), rel: 1e-3, absMax: 1e-4, "grad \(t.name)")
         }
         // The base weights are frozen: no gradient buffer is ever allocated for them.
-        XCTAssertNil(c.model.gradBuffer)
+        XCTAssertNil(model.gradBuffer)
 
         // 5 AdamW steps over the adapters only (lr 1e-3, weight decay 0.1, as the script).
-        let baseBefore = c.model.parameters
+        let baseBefore = model.parameters
         let opt = AdamW(parameterCount: lora.count, learningRate: 1e-3, weightDecay: 0.1)
         var losses: [Float] = []
         for _ in 0..<5 {
-            c.model.zeroGradients()
-            losses.append(try c.model.forwardBackward(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, objective: objective,
-                                                      trainable: .loraAdapters))
-            try opt.update(c.model, trainable: .loraAdapters)
+            model.zeroGradients()
+            losses.append(try model.forwardBackward(tokens: f.tokens, batch: f.batch, seqLen: f.seqLen, objective: objective,
+                                                    trainable: .loraAdapters))
+            try opt.update(model, trainable: .loraAdapters)
         }
-        let expected = try c.golden.floats("trajectory")
+        let expected = try f.golden.floats("trajectory")
         XCTAssertEqual(expected.count, 5)
         for (i, (a, e)) in zip(losses, expected).enumerated() {
             XCTAssertEqual(a, e, accuracy: 1e-4 * max(abs(e), 1), "loss at step \(i + 1): \(a) vs torch \(e)")
         }
-        for name in finals {
-            compareParity("lora parity", try adapterTensor(lora, lora.values, name), try c.golden.floats("after." + name), rel: 1e-4, absMax: 1e-4,
-                    "\(name) after 5 steps")
+        for name in ["lm_head.lora_B", "h.1.mlp.c_fc.lora_A"] {
+            compareParity("lora parity", try ParityFixture.adapterTensor(lora.layout, lora.values, name),
+                          try f.golden.floats("after." + name), rel: 1e-4, absMax: 1e-4, "\(name) after 5 steps")
         }
-        XCTAssertEqual(c.model.parameters, baseBefore, "the base weights changed")
-        XCTAssertNil(c.model.gradBuffer)
-    }
-
-    func testClassifierMatchesBookLoRA() throws {
-        let c = try loadCase("cls")
-        let labels = try c.golden.int64s("labels").map { Int32($0) }
-        let logits = try c.model.logits(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, at: .last)
-        try checkCase(c, objective: .classification(labels: labels, position: .last), logits: logits,
-                      finals: ["out_head.lora_B", "h.0.attn.c_attn.k.lora_A"])
-    }
-
-    func testLanguageModelMatchesBookLoRA() throws {
-        let c = try loadCase("lm")
-        let targets = try c.golden.int64s("targets").map { Int32($0) }
-        let logits = try c.model.logits(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen)
-        try checkCase(c, objective: .languageModel(targets: targets), logits: logits,
-                      finals: ["lm_head.lora_B", "h.1.mlp.c_fc.lora_A"])
+        XCTAssertEqual(model.parameters, baseBefore, "the base weights changed")
+        XCTAssertNil(model.gradBuffer)
     }
 
     /// The KV-cached generation applies the adapters exactly like the full forward pass.
     func testCachedGenerationAppliesAdapters() throws {
         let c = try loadCase("lm")
-        let prompts: [[Int32]] = [Array(c.tokens[0..<5]), Array(c.tokens[12..<15])]
+        let prompts: [[Int32]] = [Array(c.fixture.tokens[0..<5]), Array(c.fixture.tokens[12..<15])]
         let options = GenerationOptions(maxNewTokens: 9, temperature: 0)
         let cached = try c.model.generate(prompts: prompts, options: options)
         let uncached = try c.model.generateUncached(prompts: prompts, options: options)
@@ -107,18 +74,13 @@ final class LoRATests: XCTestCase {
         XCTAssertNotEqual(try plain.generate(prompts: prompts, options: options), cached)
     }
 
-    /// W' = W + alpha A B in the weights computes the same classifier as the adapters at run time.
-    func testMergedWeightsEqualAdapters() throws {
-        let c = try loadCase("cls")
-        let lora = try XCTUnwrap(c.model.loraAdapters)
-        let merged = try lora.weights.merged(into: c.model.parameters, layout: c.model.layout)
-        let plain = try GPT2Model(layout: c.model.layout, params: merged)
-        let a = try c.model.logits(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, at: .last)
-        let b = try plain.logits(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, at: .last)
-        compareParity("lora parity", b, a, rel: 1e-5, absMax: 1e-5, "merged vs adapters")
-        // The tied language-model head cannot be merged into wte.
+    /// The tied language-model head's adapter cannot be merged into wte (the classifier's merge:
+    /// ClassificationTests/ClassifierParityTests).
+    func testTiedHeadAdaptersCannotBeMerged() throws {
         let lm = try loadCase("lm")
-        XCTAssertThrowsError(try lm.model.loraAdapters!.weights.merged(into: lm.model.parameters, layout: lm.model.layout))
+        XCTAssertThrowsError(try lm.model.loraAdapters!.weights.merged(into: lm.model.parameters, layout: lm.model.layout)) { error in
+            XCTAssertTrue("\(error)".contains("lm_head"), "\(error)")
+        }
     }
 
     /// The book's count for gpt2-small with rank 16 and a 2-class head (appendix E): 2,666,528.
@@ -131,8 +93,7 @@ final class LoRATests: XCTestCase {
     /// A ~ U(-1/sqrt(r), 1/sqrt(r)) (kaiming_uniform_, a = sqrt(5), fan-in r), B = 0: a fresh
     /// adapter leaves the model's outputs unchanged.
     func testInitialisationIsTheBooks() throws {
-        let c = try loadCase("cls")
-        let layout = c.model.layout
+        let layout = try ParityFixture(folder: "lora-parity", name: "cls").layout
         let fresh = try LoRAWeights.initial(for: layout, settings: LoRASettings(rank: 4, alpha: 2), seed: 123)
         var maxA: Float = 0
         for s in fresh.layout.adapters {
@@ -142,10 +103,12 @@ final class LoRATests: XCTestCase {
         XCTAssertLessThanOrEqual(maxA, 0.5)
         XCTAssertGreaterThan(maxA, 0.45)
         XCTAssertEqual(fresh, try LoRAWeights.initial(for: layout, settings: LoRASettings(rank: 4, alpha: 2), seed: 123))
-        let plain = try GPT2Model(layout: layout, params: c.model.parameters)
-        let before = try plain.logits(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, at: .last)
-        try plain.attachLoRA(fresh)
-        XCTAssertEqual(try plain.logits(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen, at: .last), before)
+        // Outputs unchanged, bit for bit: the language model here, the classifier in ClassifierParityTests.
+        let lm = try ParityFixture(folder: "lora-parity", name: "lm")
+        let plain = try lm.model()
+        let before = try plain.logits(tokens: lm.tokens, batch: lm.batch, seqLen: lm.seqLen)
+        try plain.attachLoRA(try LoRAWeights.initial(for: lm.layout, settings: LoRASettings(rank: 4, alpha: 2), seed: 123))
+        XCTAssertEqual(try plain.logits(tokens: lm.tokens, batch: lm.batch, seqLen: lm.seqLen), before)
     }
 
     func testBadRankIsAClearError() throws {
@@ -163,10 +126,10 @@ final class LoRATests: XCTestCase {
 
     /// Training the adapters needs them attached; AdamW over the adapters refuses base tensors.
     func testAdapterTrainingNeedsAdapters() throws {
-        let c = try loadCase("lm")
-        let plain = try GPT2Model(layout: c.model.layout, params: c.model.parameters)
-        let targets = try c.golden.int64s("targets").map { Int32($0) }
-        XCTAssertThrowsError(try plain.forwardBackward(tokens: c.tokens, batch: c.batch, seqLen: c.seqLen,
+        let f = try ParityFixture(folder: "lora-parity", name: "lm")
+        let plain = try f.model()
+        let targets = try f.golden.int64s("targets").map { Int32($0) }
+        XCTAssertThrowsError(try plain.forwardBackward(tokens: f.tokens, batch: f.batch, seqLen: f.seqLen,
                                                        objective: .languageModel(targets: targets), trainable: .loraAdapters))
     }
 

@@ -1,23 +1,24 @@
 import Foundation
+import GPT2
+import GPT2Weights
 import TestSupport
 import XCTest
-import ArtifactKit
-@testable import GPT2
-@testable import GPT2Weights
 
 /// One case of the golden files written by tools/reference/gpt2_parity.py and lora_parity.py:
-/// `<name>.weights.safetensors` (the base weights, with the config and head in its metadata) and
-/// `<name>.golden.safetensors` (input ids and the reference outputs), in Tests/Fixtures/<folder>.
-struct ParityFixture {
-    let weights: SafetensorsFile
-    let golden: SafetensorsFile
-    let layout: ParameterLayout
-    let params: [Float]
-    let batch: Int
-    let seqLen: Int
-    let tokens: [Int32]
+/// `<name>.weights.safetensors` (the base weights, with the config and head in its metadata, and
+/// the LoRA adapters with their rank and alpha for lora-parity) and `<name>.golden.safetensors`
+/// (input ids and the reference outputs), in Tests/Fixtures/<folder>. Shared by GPT2Tests (the
+/// language model) and ClassificationTests (the chapter-6 classifier).
+public struct ParityFixture {
+    public let weights: SafetensorsFile
+    public let golden: SafetensorsFile
+    public let layout: ParameterLayout
+    public let params: [Float]
+    public let batch: Int
+    public let seqLen: Int
+    public let tokens: [Int32]
 
-    init(folder: String, name: String) throws {
+    public init(folder: String, name: String) throws {
         let dir = TestPaths.fixtures.appendingPathComponent(folder)
         weights = try SafetensorsFile(contentsOf: dir.appendingPathComponent("\(name).weights.safetensors"))
         golden = try SafetensorsFile(contentsOf: dir.appendingPathComponent("\(name).golden.safetensors"))
@@ -38,12 +39,34 @@ struct ParityFixture {
         seqLen = shape[1]
         tokens = ids.map { Int32($0) }
     }
+
+    /// A model over the fixture's initial weights.
+    public func model() throws -> GPT2Model { try GPT2Model(layout: layout, params: params) }
+
+    /// The LoRA adapters stored beside the base weights (lora-parity), with the script's rank and alpha.
+    public func loraWeights() throws -> LoRAWeights {
+        let rank = try XCTUnwrap(weights.metadata["lora_rank"].flatMap(Int.init))
+        let alpha = try XCTUnwrap(weights.metadata["lora_alpha"].flatMap(Float.init))
+        let loraLayout = try LoRALayout(layout: layout, rank: rank)
+        var values = [Float](repeating: 0, count: loraLayout.totalCount)
+        for t in loraLayout.tensors {
+            XCTAssertEqual(weights.info(t.name)?.shape, t.shape, t.name)
+            values.replaceSubrange(t.offset..<(t.offset + t.shape[0] * t.shape[1]), with: try weights.floats(t.name))
+        }
+        return try LoRAWeights(settings: LoRASettings(rank: rank, alpha: alpha), layout: loraLayout, values: values)
+    }
+
+    /// The values of adapter tensor `name` (`<linear>.lora_A` / `.lora_B`) in an adapter buffer.
+    public static func adapterTensor(_ layout: LoRALayout, _ values: [Float], _ name: String) throws -> [Float] {
+        let t = try XCTUnwrap(layout.tensors.first { $0.name == name }, name)
+        return Array(values[t.offset..<(t.offset + t.shape[0] * t.shape[1])])
+    }
 }
 
 /// Norm-wise relative error and max abs difference of `actual` against the golden `expected`.
 /// Printed (prefixed with `label`) so the achieved agreement can be quoted (docs/model.md), not only the bound.
-func compareParity(_ label: String, _ actual: [Float], _ expected: [Float], rel: Double, absMax: Double, _ what: String,
-                   file: StaticString = #filePath, line: UInt = #line) {
+public func compareParity(_ label: String, _ actual: [Float], _ expected: [Float], rel: Double, absMax: Double, _ what: String,
+                          file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(actual.count, expected.count, what, file: file, line: line)
     var diff2 = 0.0, ref2 = 0.0, maxAbs = 0.0
     for (a, e) in zip(actual, expected) {
