@@ -2,6 +2,7 @@ import ArtifactKit
 import GPT2
 import TestSupport
 import Classification
+import TrainingKit
 import XCTest
 
 /// Central finite differences of the production classifier's loss (ClassifierModel over

@@ -4,6 +4,7 @@ import Foundation
 import GPT2TestSupport
 import GPT2Weights
 import TestSupport
+import TrainingKit
 import XCTest
 @testable import GPT2
 

@@ -80,12 +80,12 @@ final class CommandLineTests: XCTestCase {
         let (runs, extra) = try ExperimentSummaryTests.fakeRuns(in: root)
         let r = try pipeline(["experiment", "summary", "-e", ExperimentSummaryTests.chapter6.path, "--runs", "runs"] + extra.map(\.path),
                              in: root)
-        XCTAssertEqual(r.status, 0, r.err)
-        XCTAssertEqual(r.out, ExperimentSummaryTests.expectedTable)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, ExperimentSummaryTests.expectedTable)
         XCTAssertEqual(runs.lastPathComponent, "runs")
         let missing = try pipeline(["experiment", "summary", "-e", "none.yaml"], in: root)
         XCTAssertEqual(missing.status, 1)
-        XCTAssertTrue(missing.err.hasPrefix("error: \(root.appendingPathComponent("none.yaml").path): cannot read the experiments file"),
-                      missing.err)
+        XCTAssertTrue(missing.stderr.hasPrefix("error: \(root.appendingPathComponent("none.yaml").path): cannot read the experiments file"),
+                      missing.stderr)
     }
 }
