@@ -13,13 +13,6 @@ public enum TokenPosition: String, CaseIterable, Codable, Sendable {
     /// The last real (non-padding) token of each row.
     case flexible
 
-    public static func parse(_ text: String) throws -> TokenPosition {
-        guard let v = TokenPosition(rawValue: text) else {
-            throw PipelineError("unknown token_position \"\(text)\"",
-                                hint: "use one of: " + allCases.map(\.rawValue).joined(separator: ", "))
-        }
-        return v
-    }
 }
 
 /// Where the pooled vector the head reads comes from.
@@ -77,16 +70,6 @@ public struct ClassifierSettings: TrainerSettings, Equatable, Sendable, BaseWeig
     public var loraAlpha: Float = 16
 
     public init() {}
-
-    public subscript<T>(dynamicMember path: WritableKeyPath<LoopSettings, T>) -> T {
-        get { loop[keyPath: path] }
-        set { loop[keyPath: path] = newValue }
-    }
-
-    public var seed: UInt64 {
-        get { loop.seed }
-        set { loop.seed = newValue }
-    }
 
     /// The LoRA settings when training with adapters, nil otherwise.
     public var loraSettings: LoRASettings? {

@@ -30,16 +30,6 @@ public struct InstructSettings: TrainerSettings, Equatable, Sendable, BaseWeight
 
     public init() {}
 
-    public subscript<T>(dynamicMember path: WritableKeyPath<LoopSettings, T>) -> T {
-        get { loop[keyPath: path] }
-        set { loop[keyPath: path] = newValue }
-    }
-
-    public var seed: UInt64 {
-        get { loop.seed }
-        set { loop.seed = newValue }
-    }
-
     /// The older spelling of `trainableLayers == .lora` (`--lora true`, param `train.lora`).
     public var lora: Bool {
         get { trainableLayers == .lora }

@@ -70,10 +70,21 @@ public struct LoopSettings: Codable, Equatable, Sendable {
 
 /// A trainer's settings: `loop` shared, the rest its own; `settings.lr`-style access to the loop's fields.
 public protocol TrainerSettings: Codable {
-    var loop: LoopSettings { get }
+    var loop: LoopSettings { get set }
 }
 
 extension TrainerSettings {
+    /// The loop's fields read and written as the settings' own (with `@dynamicMemberLookup`).
+    public subscript<T>(dynamicMember path: WritableKeyPath<LoopSettings, T>) -> T {
+        get { loop[keyPath: path] }
+        set { loop[keyPath: path] = newValue }
+    }
+
+    public var seed: UInt64 {
+        get { loop.seed }
+        set { loop.seed = newValue }
+    }
+
     /// The coded settings as JSON values: the params of the training manifest.
     public var asJSON: [String: JSONValue] {
         let data = (try? JSONEncoder().encode(self)) ?? Data()

@@ -14,14 +14,6 @@ public enum TrainableLayers: String, CaseIterable, Codable, Sendable {
     /// LoRA adapters on every Linear layer, the head included, everything else frozen (appendix E).
     case lora
 
-    public static func parse(_ text: String) throws -> TrainableLayers {
-        guard let v = TrainableLayers(rawValue: text) else {
-            throw PipelineError("unknown trainable_layers \"\(text)\"",
-                                hint: "use one of: " + allCases.map(\.rawValue).joined(separator: ", "))
-        }
-        return v
-    }
-
     /// The lowest transformer block whose weights change, or nil when no block trains (head only).
     /// Everything below it is frozen, so the hidden states entering it never change.
     public func lowestTrainableBlock(nLayers: Int) -> Int? {
