@@ -52,9 +52,9 @@ let package = Package(
         .target(name: "ToolSupport", dependencies: ["ArtifactKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Thin command-line tools.
-        .executableTarget(name: "fetch", dependencies: ["Fetcher", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "prepare", dependencies: ["Classification", "Instruct", "GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", "Classification", "Instruct", "GPT2Weights", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "fetch", dependencies: ["Fetcher", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "prepare", dependencies: ["Classification", "Instruct", "GPT2Tokenizer", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", "ToolSupport", "Classification", "Instruct", "GPT2Weights", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "train", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Weights", "TrainingKit", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "evaluate", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Tokenizer", "TrainingKit", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmark of the tokenizer against tiktoken (run by tools/bench/tokenizer.sh).

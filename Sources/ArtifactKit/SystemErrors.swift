@@ -30,11 +30,27 @@ extension PipelineError {
     }
 }
 
+extension Data {
+    /// The bytes of `url`, or an error in our words: "cannot read <what>: <reason>" at the path.
+    /// `missingHint` says what to run when the file does not exist (the stage that writes it);
+    /// other failures (permissions, ...) get the system problem's own advice.
+    public static func reading(_ url: URL, what: String, missingHint: String? = nil,
+                               options: Data.ReadingOptions = []) throws -> Data {
+        do { return try Data(contentsOf: url, options: options) } catch {
+            let problem = SystemProblem(error as NSError)
+            let hint = problem.isMissingFile ? (missingHint ?? problem.hint) : problem.hint
+            throw PipelineError("cannot read \(what): \(problem.what)", location: url.path, hint: hint)
+        }
+    }
+}
+
 /// What a Foundation/POSIX error means to the user.
 struct SystemProblem {
     let what: String
     let hint: String
     let isDiskFull: Bool
+    var isMissingFile: Bool { what == SystemProblem.missing }
+    static let missing = "no such file or folder"
 
     init(_ ns: NSError) {
         let posix = SystemProblem.posixCode(ns)
@@ -47,7 +63,7 @@ struct SystemProblem {
         case (_, _, EROFS?), (NSCocoaErrorDomain, NSFileWriteVolumeReadOnlyError, _):
             (what, hint, isDiskFull) = ("the file system is read-only", "write the outputs to a writable folder", false)
         case (_, _, ENOENT?), (NSCocoaErrorDomain, NSFileNoSuchFileError, _), (NSCocoaErrorDomain, NSFileReadNoSuchFileError, _):
-            (what, hint, isDiskFull) = ("no such file or folder", "check the path, or rerun the stage that writes it", false)
+            (what, hint, isDiskFull) = (SystemProblem.missing, "check the path, or rerun the stage that writes it", false)
         default:
             let reason = posix.map { String(cString: strerror($0)) } ?? ns.localizedDescription
             (what, hint, isDiskFull) = (reason, "check the path and the disk, then rerun", false)

@@ -72,10 +72,7 @@ public struct ClassificationShard: Equatable {
     }
 
     public static func read(from url: URL) throws -> ClassificationShard {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw PipelineError("cannot read token shard: \(error.localizedDescription)", location: url.path, hint: rerunHint)
-        }
+        let data = try Data.reading(url, what: "the token shard", missingHint: rerunHint)
         return try decode(data, source: url.path)
     }
 

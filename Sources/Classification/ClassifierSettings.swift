@@ -54,10 +54,8 @@ public struct Pooling: Codable, Equatable, Sendable {
 /// settings (seed, lr, epochs, ...) are read and written through `loop` as if they were this
 /// type's own (`settings.learningRate`).
 @dynamicMemberLookup
-public struct ClassifierSettings: TrainerSettings, Equatable, Sendable, BaseWeightChoice {
-    public var model: String = "gpt2-small"
-    public var weights: WeightsSource = .pretrained
-    public var weightsFile: String? = nil
+public struct ClassifierSettings: TrainerSettings, BaseModelSettings, Equatable, Sendable {
+    public var base = BaseModelChoice(model: "gpt2-small")
     public var loop = LoopSettings(epochs: 5, evalFreq: 50)
     public var trainableLayers: TrainableLayers = .lastBlock
     public var pooling = Pooling()
@@ -77,13 +75,13 @@ public struct ClassifierSettings: TrainerSettings, Equatable, Sendable, BaseWeig
     }
 
     public func validate() throws {
-        try validateWeightChoice()
+        try base.validate()
         try loop.validate()
         try loraSettings?.validate(rankLocation: "train.lora_rank", alphaLocation: "train.lora_alpha")
     }
 
     enum CodingKeys: String, CodingKey {
-        case model, weights, weightsFile = "weights_file", trainableLayers = "trainable_layers",
+        case trainableLayers = "trainable_layers",
              tokenPosition = "token_position", averageEmbeddings = "average_embeddings", loraRank = "lora_rank",
              loraAlpha = "lora_alpha"
     }
@@ -92,9 +90,7 @@ public struct ClassifierSettings: TrainerSettings, Equatable, Sendable, BaseWeig
     /// switches that change no number (caching, trimming, save_every) keep their defaults.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        model = try c.decode(String.self, forKey: .model)
-        weights = try c.decode(WeightsSource.self, forKey: .weights)
-        weightsFile = try c.decodeIfPresent(String.self, forKey: .weightsFile)
+        base = try BaseModelChoice(from: decoder)
         loop = try LoopSettings(from: decoder)
         trainableLayers = try c.decode(TrainableLayers.self, forKey: .trainableLayers)
         pooling = Pooling(position: try c.decodeIfPresent(TokenPosition.self, forKey: .tokenPosition) ?? .last,
@@ -104,11 +100,9 @@ public struct ClassifierSettings: TrainerSettings, Equatable, Sendable, BaseWeig
     }
 
     public func encode(to encoder: Encoder) throws {
+        try base.encode(to: encoder)
         try loop.encode(to: encoder)
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(model, forKey: .model)
-        try c.encode(weights, forKey: .weights)
-        try c.encode(weightsFile, forKey: .weightsFile)
         try c.encode(trainableLayers, forKey: .trainableLayers)
         try c.encode(pooling.position, forKey: .tokenPosition)
         try c.encode(pooling.averageEmbeddings, forKey: .averageEmbeddings)

@@ -88,7 +88,7 @@ public enum ClassifierTrainStage {
 
     static func loadInputs(_ o: ClassifierTrainOptions) throws -> Inputs {
         let s = o.settings
-        let config = try o.config ?? s.modelConfig()
+        let config = try o.config ?? s.base.modelConfig()
         guard config.dropRate == 0 else {
             throw PipelineError("drop_rate \(config.dropRate) is not supported by train yet (the book fine-tunes with 0.0)",
                                 location: s.model, hint: "use a model config with drop_rate 0")
@@ -98,7 +98,7 @@ public enum ClassifierTrainStage {
         if let vocab = o.vocabDirectory { try data.checkTokenizer(vocabDirectory: vocab) }
         try data.check(against: config, numClasses: o.numClasses)
         let layout = ParameterLayout(config: config, head: .classifier(numClasses: data.numClasses))
-        return Inputs(config: config, data: data, layout: layout, base: try BaseWeights.load(s, layout: layout),
+        return Inputs(config: config, data: data, layout: layout, base: try BaseWeights.load(s.base, seed: s.seed, layout: layout),
                       sharesTrunk: sharesTrunk)
     }
 

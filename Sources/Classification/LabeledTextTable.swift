@@ -68,11 +68,7 @@ public enum LabeledTextTable {
     }
 
     public static func load(from url: URL, labels: [String] = SpamLabels.names) throws -> [LabeledText] {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw PipelineError("cannot read the input file: \(error.localizedDescription)", location: url.path,
-                                hint: "run `pipeline run fetch` first, or pass the right --input")
-        }
+        let data = try Data.reading(url, what: "the input file", missingHint: "run `pipeline run fetch` first, or pass the right --input")
         return try parse(data, source: url.path, labels: labels)
     }
 }

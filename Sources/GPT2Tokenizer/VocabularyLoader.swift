@@ -55,12 +55,7 @@ enum VocabularyLoader {
             throw PipelineError("expected the GPT-2 vocabulary file \(name) but found a directory", location: url.path,
                                 hint: "pass the directory that holds encoder.json and vocab.bpe")
         }
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw PipelineError("cannot read \(name): \(error.localizedDescription)", location: url.path)
-        }
+        let data = try Data.reading(url, what: name)
         guard !data.isEmpty else { throw corrupt(name, url.path, "the file is empty") }
         return data
     }

@@ -2,19 +2,32 @@ import ArtifactKit
 import Foundation
 import GPT2
 
-/// Which base weights a run starts from: the part of both trainers' settings that `BaseWeights`
-/// reads (`model`, `weights`, `weights_file` and `seed` params).
-public protocol BaseWeightChoice {
+/// Which base model a run starts from: the `model`, `weights` and `weights_file` params that both
+/// trainers share, coded into the same flat object as the settings around it.
+public struct BaseModelChoice: Codable, Equatable, Sendable {
     /// A preset name (gpt2-small, ...) or a JSON model config.
-    var model: String { get }
-    var weights: WeightsSource { get }
-    var weightsFile: String? { get }
-    var seed: UInt64 { get }
-}
+    public var model: String
+    public var weights: WeightsSource = .pretrained
+    public var weightsFile: String? = nil
 
-extension BaseWeightChoice {
+    public init(model: String, weights: WeightsSource = .pretrained, weightsFile: String? = nil) {
+        self.model = model
+        self.weights = weights
+        self.weightsFile = weightsFile
+    }
+
+    enum CodingKeys: String, CodingKey { case model, weights, weightsFile = "weights_file" }
+
+    /// `weights_file` is written as null when absent, so a manifest shows that no file was used.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(model, forKey: .model)
+        try c.encode(weights, forKey: .weights)
+        try c.encode(weightsFile, forKey: .weightsFile)
+    }
+
     /// Checks `weights` and `weights_file` (pipeline keys `train.weights`, `train.weights_file`).
-    public func validateWeightChoice() throws {
+    public func validate() throws {
         if weights == .pretrained && (weightsFile ?? "").isEmpty {
             throw PipelineError("weights: pretrained needs a weights file", location: "train.weights_file",
                                 hint: "pass --weights-file model.safetensors, or --weights random to train from random weights")
@@ -37,6 +50,19 @@ extension BaseWeightChoice {
     }
 }
 
+/// Settings that hold a `BaseModelChoice` as `base` read and write its fields as their own
+/// (`settings.model`) through `@dynamicMemberLookup`.
+public protocol BaseModelSettings {
+    var base: BaseModelChoice { get set }
+}
+
+extension BaseModelSettings {
+    public subscript<T>(dynamicMember path: WritableKeyPath<BaseModelChoice, T>) -> T {
+        get { base[keyPath: path] }
+        set { base[keyPath: path] = newValue }
+    }
+}
+
 /// The weights fine-tuning starts from: OpenAI's GPT-2 (Hugging Face safetensors) or a seeded
 /// random initialisation, plus a freshly initialised classification head.
 public struct BaseWeights {
@@ -50,18 +76,18 @@ public struct BaseWeights {
     /// initialised like nn.Linear (uniform ±1/sqrt(emb_dim)) from the seed, so its numbers differ
     /// from torch's but not their distribution. `initScheme` decides random weights (the classifier
     /// keeps the book's `.torch`; `train instruct` defaults to `.gpt2`, see `InitScheme`).
-    public static func load(_ s: BaseWeightChoice, layout: ParameterLayout, initScheme: InitScheme = .torch) throws -> BaseWeights {
+    public static func load(_ s: BaseModelChoice, seed: UInt64, layout: ParameterLayout, initScheme: InitScheme = .torch) throws -> BaseWeights {
         if s.weights == .random {
             // The torch identity stays as it was, so older classifier resume states still match.
-            let identity = "random seed \(s.seed)" + (initScheme == .torch ? "" : " init \(initScheme.rawValue)")
-            return BaseWeights(parameters: randomWeights(layout: layout, seed: s.seed, scheme: initScheme), identity: identity, file: nil)
+            let identity = "random seed \(seed)" + (initScheme == .torch ? "" : " init \(initScheme.rawValue)")
+            return BaseWeights(parameters: randomWeights(layout: layout, seed: seed, scheme: initScheme), identity: identity, file: nil)
         }
         let url = try resolveWeightsFile(URL(fileURLWithPath: s.weightsFile ?? ""), modelName: layout.config.name)
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw PipelineError("the pretrained weights file is missing", location: url.path,
                                 hint: "fetch it with `fetch --config weights.yaml --out data/weights --only \(layout.config.name)`, or train offline with --weights random (pipeline: --set train.weights=random)")
         }
-        let params = try loadHFWeights(from: url, config: layout.config, head: layout.head, headInitSeed: s.seed)
+        let params = try loadHFWeights(from: url, config: layout.config, head: layout.head, headInitSeed: seed)
         return BaseWeights(parameters: params, identity: "\(url.lastPathComponent) sha256 " + (try FileHash.sha256(of: url)), file: url)
     }
 

@@ -71,11 +71,8 @@ public enum InstructionEntries {
 
     /// Reads and parses a file; see `parse`.
     public static func read(from url: URL, hint: String? = nil) throws -> [InstructionEntry] {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw PipelineError("cannot read the instruction data: \(error.localizedDescription)", location: url.path,
-                                hint: hint ?? "run the fetch stage first (`pipeline run -f pipelines/instruct.yaml fetch`)")
-        }
+        let data = try Data.reading(url, what: "the instruction data",
+                                    missingHint: hint ?? "run the fetch stage first (`pipeline run -f pipelines/instruct.yaml fetch`)")
         if let hint { return try parse(data, source: url.path, hint: hint) }
         return try parse(data, source: url.path)
     }
@@ -84,20 +81,24 @@ public enum InstructionEntries {
     /// order, 4-space indentation, like `json.dump(..., indent=4)`), so that `evaluate` can add
     /// `model_response` and emit the book's `instruction-data-with-response.json` shape.
     public static func encoded(_ entries: [InstructionEntry]) -> Data {
-        var out = "[\n"
-        for (i, entry) in entries.enumerated() {
-            out += "    {\n"
-            out += "        \"instruction\": \(jsonString(entry.instruction)),\n"
-            out += "        \"input\": \(jsonString(entry.input)),\n"
-            out += "        \"output\": \(jsonString(entry.output))\n"
-            out += i + 1 < entries.count ? "    },\n" : "    }\n"
-        }
-        out += "]\n"
-        return Data(out.utf8)
+        Data((jsonList(entries) + "\n").utf8)
     }
 
-    /// A JSON string literal as json.dumps(ensure_ascii=False) writes it.
-    static func jsonString(_ s: String) -> String { JSONText.string(s) }
+    /// The list written by Python's `json.dump(entries, file, indent=4)` (no final newline): the
+    /// keys instruction, input, output (and model_response when `responses` are given) in that
+    /// order; `asciiOnly` is json.dump's ensure_ascii (non-ASCII as \uXXXX escapes).
+    public static func jsonList(_ entries: [InstructionEntry], responses: [String]? = nil, asciiOnly: Bool = false) -> String {
+        var out = "[\n"
+        for (i, entry) in entries.enumerated() {
+            var fields = [("instruction", entry.instruction), ("input", entry.input), ("output", entry.output)]
+            if let responses { fields.append(("model_response", responses[i])) }
+            out += "    {\n"
+            out += fields.map { "        \"\($0.0)\": \(JSONText.string($0.1, asciiOnly: asciiOnly))" }.joined(separator: ",\n")
+            out += i + 1 < entries.count ? "\n    },\n" : "\n    }\n"
+        }
+        return out + "]"
+    }
+
 
     /// Foundation reports a byte offset ("around character 1234"); a line number helps more.
     static func lineAndColumn(of detail: String, in data: Data) -> String {

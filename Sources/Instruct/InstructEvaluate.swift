@@ -294,19 +294,7 @@ public enum InstructEvaluateStage {
     /// The book's `json.dump(test_data, file, indent=4)`: the entries plus `model_response`, with
     /// Python's default ensure_ascii (non-ASCII as \uXXXX escapes), 4-space indentation.
     public static func responsesJSON(_ entries: [InstructionEntry], _ responses: [String]) -> Data {
-        var out = "[\n"
-        for (i, e) in entries.enumerated() {
-            out += "    {\n"
-            out += "        \"instruction\": \(pythonJSONString(e.instruction)),\n"
-            out += "        \"input\": \(pythonJSONString(e.input)),\n"
-            out += "        \"output\": \(pythonJSONString(e.output)),\n"
-            out += "        \"model_response\": \(pythonJSONString(responses[i]))\n"
-            out += i + 1 < entries.count ? "    },\n" : "    }\n"
-        }
-        out += "]"  // json.dump writes no final newline
-        return Data((entries.isEmpty ? "[]" : out).utf8)
+        // json.dump writes an empty list as [] and no final newline.
+        Data((entries.isEmpty ? "[]" : InstructionEntries.jsonList(entries, responses: responses, asciiOnly: true)).utf8)
     }
-
-    /// A string literal as Python's json.dumps writes it with ensure_ascii=True.
-    public static func pythonJSONString(_ s: String) -> String { JSONText.string(s, asciiOnly: true) }
 }

@@ -8,11 +8,9 @@ import TrainingKit
 /// pipelines/instruct.yaml's `train` params. The defaults are the book's. The loop's settings
 /// (seed, lr, epochs, ...) are read and written through `loop` as this type's own.
 @dynamicMemberLookup
-public struct InstructSettings: TrainerSettings, Equatable, Sendable, BaseWeightChoice {
+public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, Sendable {
     /// The book fine-tunes gpt2-medium (355M); gpt2-small is enough to exercise the pipeline.
-    public var model: String = "gpt2-medium"
-    public var weights: WeightsSource = .pretrained
-    public var weightsFile: String? = nil
+    public var base = BaseModelChoice(model: "gpt2-medium")
     /// How `weights: random` is drawn. GPT-2's scheme by default: our output head is tied to the
     /// token embedding, and PyTorch's N(0, 1) embedding (`.torch`, the book's GPTModel, which has
     /// a separate head) would start the loss in the hundreds. Unused for pretrained weights.
@@ -40,7 +38,7 @@ public struct InstructSettings: TrainerSettings, Equatable, Sendable, BaseWeight
     public var loraSettings: LoRASettings? { lora ? LoRASettings(rank: loraRank, alpha: loraAlpha) : nil }
 
     public func validate() throws {
-        try validateWeightChoice()
+        try base.validate()
         guard trainableLayers == .all || trainableLayers == .lora else {
             throw PipelineError("train instruct trains every parameter or LoRA adapters, not \(trainableLayers.rawValue)",
                                 location: "train.trainable_layers", hint: "use all or lora")
@@ -53,15 +51,13 @@ public struct InstructSettings: TrainerSettings, Equatable, Sendable, BaseWeight
     }
 
     enum CodingKeys: String, CodingKey {
-        case model, weights, weightsFile = "weights_file", initScheme = "init", maskInstructions = "mask_instructions",
+        case initScheme = "init", maskInstructions = "mask_instructions",
              allowedMaxLength = "allowed_max_length", lora, loraRank = "lora_rank", loraAlpha = "lora_alpha"
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        model = try c.decode(String.self, forKey: .model)
-        weights = try c.decode(WeightsSource.self, forKey: .weights)
-        weightsFile = try c.decodeIfPresent(String.self, forKey: .weightsFile)
+        base = try BaseModelChoice(from: decoder)
         initScheme = try c.decodeIfPresent(InitScheme.self, forKey: .initScheme) ?? .gpt2
         loop = try LoopSettings(from: decoder)
         maskInstructions = try c.decodeIfPresent(Bool.self, forKey: .maskInstructions) ?? false
@@ -72,11 +68,9 @@ public struct InstructSettings: TrainerSettings, Equatable, Sendable, BaseWeight
     }
 
     public func encode(to encoder: Encoder) throws {
+        try base.encode(to: encoder)
         try loop.encode(to: encoder)
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(model, forKey: .model)
-        try c.encode(weights, forKey: .weights)
-        try c.encode(weightsFile, forKey: .weightsFile)
         try c.encode(initScheme, forKey: .initScheme)
         try c.encode(maskInstructions, forKey: .maskInstructions)
         try c.encode(allowedMaxLength, forKey: .allowedMaxLength)

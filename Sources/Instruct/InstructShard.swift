@@ -95,11 +95,7 @@ public struct InstructionShard: Equatable, Sendable {
     }
 
     public static func read(from url: URL) throws -> InstructionShard {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw PipelineError("cannot read instruction shard: \(error.localizedDescription)", location: url.path,
-                                hint: "run `\(producer)` to write it")
-        }
+        let data = try Data.reading(url, what: "the instruction shard", missingHint: "run `\(producer)` to write it")
         return try decode(data, source: url.path)
     }
 

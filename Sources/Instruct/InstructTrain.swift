@@ -91,13 +91,13 @@ public enum InstructTrainStage {
 
     static func loadInputs(_ o: InstructTrainOptions, progress: ProgressHandler) throws -> Inputs {
         let s = o.settings
-        let config = try o.config ?? s.modelConfig()
+        let config = try o.config ?? s.base.modelConfig()
         let data = try InstructionDataset(directory: o.prepared)
         let train = try data.shard(.train), validation = try data.shard(.validation)
         try checkTokens(train, "train", config: config, dir: o.prepared)
         try checkTokens(validation, "validation", config: config, dir: o.prepared)
         let layout = ParameterLayout(config: config, head: .languageModel)
-        let base = try BaseWeights.load(s, layout: layout, initScheme: s.initScheme)
+        let base = try BaseWeights.load(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
         let model = try GPT2Model(layout: layout, params: base.parameters)
         if let lora = s.loraSettings {
             try model.attachLoRA(LoRAWeights.initial(for: layout, settings: lora, seed: s.seed))

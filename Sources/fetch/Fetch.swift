@@ -2,6 +2,7 @@ import ArgumentParser
 import ArtifactKit
 import Fetcher
 import Foundation
+import ToolSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,11 +20,13 @@ struct FetchCommand: ParsableCommand {
             (primary, then backups). Nothing unverified is ever left under a final file name.
             """)
 
+    static func main() { mainTranslatingErrors() }
+
     @Option(name: .long, help: ArgumentHelp("The pipeline file declaring params.fetch.sources.", valueName: "file"))
-    var config: String = "pipeline.yaml"
+    var config: Path = "pipeline.yaml"
 
     @Option(name: .long, help: ArgumentHelp("Output directory.", valueName: "dir"))
-    var out: String = "data/raw"
+    var out: Path = "data/raw"
 
     @Option(name: .long, help: ArgumentHelp("A local directory with verified copies (DIR/<file> or DIR/<basename>); default $LLMFT_MIRROR.", valueName: "dir"))
     var mirror: String?
@@ -54,31 +57,30 @@ struct FetchCommand: ParsableCommand {
     }
 
     func run() throws {
+        let fetcher = Fetcher(options: FetchOptions(
+            outDir: out.url,
+            mirror: FetchOptions.resolveMirror(flag: mirror),
+            retries: retries, backoff: backoff, connectTimeout: connectTimeout, stallTimeout: stallTimeout,
+            progress: !noProgress && isatty(STDERR_FILENO) != 0,
+            report: { line in print(line); fflush(stdout) }))
         do {
-            var sources = try loadSources(fromPipelineFile: URL(fileURLWithPath: config))
-            if !only.isEmpty {
-                let known = Set(sources.map(\.name))
-                if let unknown = only.first(where: { !known.contains($0) }) {
-                    throw PipelineError("--only \(unknown): no such source (sources: \(sources.map(\.name).joined(separator: ", ")))",
-                                        location: config)
-                }
-                sources = sources.filter { only.contains($0.name) }
-            }
-            let options = FetchOptions(
-                outDir: URL(fileURLWithPath: out),
-                mirror: FetchOptions.resolveMirror(flag: mirror),
-                retries: retries, backoff: backoff, connectTimeout: connectTimeout, stallTimeout: stallTimeout,
-                progress: !noProgress && isatty(STDERR_FILENO) != 0,
-                report: { line in print(line); fflush(stdout) })
-            let fetcher = Fetcher(options: options)
-            try fetcher.fetch(sources)
-            print("manifest    \(fetcher.manifestURL.path)")
-        } catch let error as PipelineError {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode.failure
+            try fetcher.fetch(try selectedSources())
         } catch let error as FetchFailure {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
             throw ExitCode.failure
         }
+        print("manifest    \(fetcher.manifestURL.path)")
+    }
+
+    /// The sources of the pipeline file, only those of `--only` when given.
+    func selectedSources() throws -> [SourceSpec] {
+        let sources = try loadSources(fromPipelineFile: config.url)
+        guard !only.isEmpty else { return sources }
+        let known = Set(sources.map(\.name))
+        if let unknown = only.first(where: { !known.contains($0) }) {
+            throw PipelineError("--only \(unknown): no such source (sources: \(sources.map(\.name).joined(separator: ", ")))",
+                                location: config.text)
+        }
+        return sources.filter { only.contains($0.name) }
     }
 }

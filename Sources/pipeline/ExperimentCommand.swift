@@ -2,6 +2,7 @@ import ArgumentParser
 import ArtifactKit
 import Foundation
 import PipelineRunner
+import ToolSupport
 
 /// `pipeline experiment`: the book's table of chapter-6 settings as named presets
 /// (experiments/ch06.yaml), each run in its own directory, and a summary table.
@@ -16,12 +17,12 @@ struct ExperimentCommand: ParsableCommand {
 struct ExperimentOptions: ParsableArguments {
     @Option(name: [.customShort("e"), .customLong("experiments")], help: "The experiments file.",
             completion: .file(extensions: ["yaml", "yml"]))
-    var file = URL(fileURLWithPath: "experiments/ch06.yaml")
+    var file: Path = "experiments/ch06.yaml"
 
     @Option(help: "Directory of the run directories (default: the file's `runs`).", completion: .directory)
-    var runs: URL?
+    var runs: Path?
 
-    func load() throws -> ExperimentFile { try ExperimentFile.load(file) }
+    func load() throws -> ExperimentFile { try ExperimentFile.load(file.url) }
 }
 
 /// An `experiment` subcommand: works on the experiments file of `-e`.
@@ -63,7 +64,7 @@ struct ExperimentRun: ExperimentFileCommand {
 
     func execute(_ file: ExperimentFile) throws {
         for preset in try file.select(presets) {
-            try Experiments.run(file, preset: preset, extra: overrides, runs: options.runs, toolDirectory: toolDirectory, log: printFlushed)
+            try Experiments.run(file, preset: preset, extra: overrides, runs: options.runs?.url, toolDirectory: toolDirectory, log: printFlushed)
         }
     }
 }
@@ -80,9 +81,9 @@ struct ExperimentSummaryCommand: ExperimentFileCommand {
 
     @Argument(help: "Other run directories to add (pipeline directories with their lock file and the files `summary` reads).",
               completion: .directory)
-    var directories: [URL] = []
+    var directories: [Path] = []
 
     func execute(_ file: ExperimentFile) throws {
-        print(try ExperimentSummary.table(file, runs: options.runs, extra: directories, includeMissing: all), terminator: "")
+        print(try ExperimentSummary.table(file, runs: options.runs?.url, extra: directories.map(\.url), includeMissing: all), terminator: "")
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import ArtifactKit
 import Foundation
 import PipelineRunner
+import ToolSupport
 
 @main
 struct PipelineCommand: ParsableCommand {
@@ -11,28 +12,25 @@ struct PipelineCommand: ParsableCommand {
         discussion: "See docs/pipeline.md for the file format, the lock file and examples.",
         subcommands: [RunCommand.self, StatusCommand.self, DagCommand.self, ShowCommand.self, MetricsCommand.self, ValidateCommand.self,
                       ExperimentCommand.self])
-}
 
-/// A path on the command line, relative to the working directory.
-extension URL: @retroactive ExpressibleByArgument {
-    public init?(argument: String) { self.init(fileURLWithPath: argument) }
-    public var defaultValueDescription: String { relativePath }
+    static func main() { mainTranslatingErrors() }
 }
 
 /// Options every subcommand that reads a pipeline file shares.
 struct FileOptions: ParsableArguments {
     @Option(name: [.customShort("f"), .customLong("file")], help: "The pipeline file.", completion: .file(extensions: ["yaml", "yml"]))
-    var file = URL(fileURLWithPath: "pipeline.yaml")
+    var file: Path = "pipeline.yaml"
 
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a param for this invocation (a YAML scalar), e.g. --set prepare.seed=7.", valueName: "key=value"))
     var overrides: [String] = []
 
     func load() throws -> Pipeline {
-        try Pipeline.load(url: file, overrides: overrides)
+        try Pipeline.load(url: file.url, overrides: overrides)
     }
 }
 
-/// A subcommand whose `PipelineError`s and failed stages print as `error: ...` and exit 1.
+/// A subcommand whose failed stages print as `error: ...` and exit 1 (its `PipelineError`s do
+/// too, through `mainTranslatingErrors`).
 protocol ReportingCommand: ParsableCommand {
     func execute() throws
 }
@@ -55,9 +53,6 @@ extension PipelineFileCommand {
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
-    } catch let error as PipelineError {
-        FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-        throw ExitCode(1)
     } catch let error as StageFailedError {
         FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
         throw ExitCode(1)
@@ -179,13 +174,13 @@ struct ShowCommand: ReportingCommand {
         abstract: "Describe an artifact: a directory (manifest + files), manifest.json, CSV/TSV, JSON, JSONL or a binary artifact.")
 
     @Argument(help: "The file or directory to show.", completion: .file())
-    var path: URL
+    var path: Path
 
     @Option(name: .customShort("n"), help: "How many rows / lines / records to show.")
     var rows: Int = 5
 
     func execute() throws {
-        print(try InspectorRegistry.full().inspect(url: path, rows: rows))
+        print(try InspectorRegistry.full().inspect(url: path.url, rows: rows))
     }
 }
 

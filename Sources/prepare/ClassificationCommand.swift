@@ -3,6 +3,7 @@ import ArtifactKit
 import Classification
 import Instruct
 import Foundation
+import ToolSupport
 
 /// `prepare classification`: the book's chapter 6 data set (balanced SMS spam, 70/10/20 split,
 /// GPT-2 tokens padded to the longest training text).
@@ -16,11 +17,11 @@ struct ClassificationCommand: ParsableCommand {
         """)
 
     @Option(help: "The SMS Spam Collection TSV (label<TAB>text).")
-    var input: String
+    var input: Path
     @Option(help: "Directory with the GPT-2 encoder.json and vocab.bpe.")
-    var vocab: String
+    var vocab: Path
     @Option(help: "Output directory (replaced as a whole).")
-    var out: String
+    var out: Path
     @Option(help: "numpy RandomState seed for undersampling and shuffling.")
     var seed: UInt32 = 123
     @Option(help: "Fraction of the balanced rows for training.")
@@ -35,32 +36,25 @@ struct ClassificationCommand: ParsableCommand {
     var padTokenId: Int = 50256
 
     func run() throws {
-        do {
-            var options = ClassificationPrepareOptions(input: URL(fileURLWithPath: input),
-                                                       vocabDirectory: URL(fileURLWithPath: vocab),
-                                                       output: URL(fileURLWithPath: out))
-            options.seed = seed
-            options.trainFraction = trainFrac
-            options.validationFraction = validationFrac
-            options.maxLength = try MaxLengthSetting(parsing: maxLength)
-            options.contextLength = contextLength
-            options.padTokenID = padTokenId
-            let manifest = try ClassificationPreparer.run(options)
-            let s = manifest.stats
-            let splits = ["train", "validation", "test"].map { name -> String in
-                let p = s["splits"]?[name]
-                return "\(name) \(p?["rows"] ?? 0) (ham \(p?["ham"] ?? 0), spam \(p?["spam"] ?? 0))"
-            }
-            print("""
-            read \(s["total_rows"] ?? 0) rows (ham \(s["ham_rows"] ?? 0), spam \(s["spam_rows"] ?? 0)) from \(input)
-            balanced to \(s["balanced_ham"] ?? 0) ham + \(s["balanced_spam"] ?? 0) spam (seed \(seed))
-            split: \(splits.joined(separator: ", "))
-            sequence length \(s["max_length"] ?? 0) tokens (pad id \(padTokenId)), truncated texts: \(s["truncated"] ?? 0)
-            wrote \(out)/{train,validation,test}.{csv,bin} and \(out)/manifest.json
-            """)
-        } catch let error as PipelineError {
-            FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
-            throw ExitCode.failure
+        var options = ClassificationPrepareOptions(input: input.url, vocabDirectory: vocab.url, output: out.url)
+        options.seed = seed
+        options.trainFraction = trainFrac
+        options.validationFraction = validationFrac
+        options.maxLength = try MaxLengthSetting(parsing: maxLength)
+        options.contextLength = contextLength
+        options.padTokenID = padTokenId
+        let manifest = try ClassificationPreparer.run(options)
+        let s = manifest.stats
+        let splits = ["train", "validation", "test"].map { name -> String in
+            let p = s["splits"]?[name]
+            return "\(name) \(p?["rows"] ?? 0) (ham \(p?["ham"] ?? 0), spam \(p?["spam"] ?? 0))"
         }
+        print("""
+        read \(s["total_rows"] ?? 0) rows (ham \(s["ham_rows"] ?? 0), spam \(s["spam_rows"] ?? 0)) from \(input)
+        balanced to \(s["balanced_ham"] ?? 0) ham + \(s["balanced_spam"] ?? 0) spam (seed \(seed))
+        split: \(splits.joined(separator: ", "))
+        sequence length \(s["max_length"] ?? 0) tokens (pad id \(padTokenId)), truncated texts: \(s["truncated"] ?? 0)
+        wrote \(out)/{train,validation,test}.{csv,bin} and \(out)/manifest.json
+        """)
     }
 }

@@ -4,6 +4,7 @@ import Classification
 import Instruct
 import Foundation
 import GPT2Tokenizer
+import ToolSupport
 
 extension PromptStyle: ExpressibleByArgument {}
 
@@ -21,13 +22,13 @@ struct InstructCommand: ParsableCommand {
             """)
 
     @Option(help: "The instruction data (a JSON list of {instruction, input, output}).")
-    var input: String = "data/raw/instruction-data.json"
+    var input: Path = "data/raw/instruction-data.json"
 
     @Option(help: "Folder with the GPT-2 encoder.json and vocab.bpe.")
-    var vocab: String = "data/raw/gpt2"
+    var vocab: Path = "data/raw/gpt2"
 
     @Option(help: "Output folder.")
-    var out: String = "data/instruct"
+    var out: Path = "data/instruct"
 
     @Option(help: "Prompt template: alpaca (the chapter's) or phi3 (exercise 7.1).")
     var style: PromptStyle = .alpaca
@@ -42,16 +43,9 @@ struct InstructCommand: ParsableCommand {
     var allowedMaxLength: Int = 1024
 
     func run() throws {
-        do {
-            let options = InstructionPrepareOptions(
-                input: URL(fileURLWithPath: input), vocabDirectory: URL(fileURLWithPath: vocab),
-                output: URL(fileURLWithPath: out), style: style, trainFrac: trainFrac, testFrac: testFrac,
-                allowedMaxLength: allowedMaxLength)
-            let manifest = try prepareInstructionDataset(options)
-            print(instructionSummary(manifest, out: out))
-        } catch let error as PipelineError {
-            FileHandle.standardError.write(Data("prepare instruct: error: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
+        let options = InstructionPrepareOptions(
+            input: input.url, vocabDirectory: vocab.url, output: out.url, style: style,
+            trainFrac: trainFrac, testFrac: testFrac, allowedMaxLength: allowedMaxLength)
+        print(instructionSummary(try prepareInstructionDataset(options), out: out.text))
     }
 }

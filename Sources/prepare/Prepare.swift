@@ -1,4 +1,5 @@
 import ArgumentParser
+import ToolSupport
 
 /// `prepare`: turns fetched raw files into the data artifacts the trainer reads.
 @main
@@ -7,4 +8,6 @@ struct PrepareCommand: ParsableCommand {
         commandName: "prepare",
         abstract: "Balance, split and tokenize data sets into versioned binary shards.",
         subcommands: [ClassificationCommand.self, InstructCommand.self, TokenizeCommand.self])
+
+    static func main() { mainTranslatingErrors() }
 }

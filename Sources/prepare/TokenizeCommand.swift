@@ -2,6 +2,7 @@ import ArgumentParser
 import ArtifactKit
 import Foundation
 import GPT2Tokenizer
+import ToolSupport
 
 /// `prepare tokenize`: GPT-2 token ids for texts given as JSON lines, for checking the tokenizer
 /// by hand or against tiktoken.
@@ -18,7 +19,7 @@ struct TokenizeCommand: ParsableCommand {
             """)
 
     @Option(help: "Directory holding encoder.json and vocab.bpe (written by `fetch`).")
-    var vocab: String
+    var vocab: Path
 
     @Flag(help: "Encode <|endoftext|> as id 50256 (default: a text containing it is an error).")
     var allowSpecial = false
@@ -35,7 +36,7 @@ struct TokenizeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let tokenizer = try GPT2BPETokenizer(directory: URL(fileURLWithPath: vocab))
+        let tokenizer = try GPT2BPETokenizer(directory: vocab.url)
         let input = FileHandle.standardInput.readDataToEndOfFile()
         let output = try JSONLinesTokenization.tokenize(
             input, source: "stdin", with: tokenizer,

@@ -4,10 +4,10 @@ import GPT2Weights
 import ToolSupport
 import TrainingKit
 
-extension WeightsSource: @retroactive ExpressibleByArgument {}
-extension TrainableLayers: @retroactive ExpressibleByArgument {}
-extension TokenPosition: @retroactive ExpressibleByArgument {}
-extension InitScheme: @retroactive ExpressibleByArgument {}
+extension WeightsSource: ExpressibleByArgument {}
+extension TrainableLayers: ExpressibleByArgument {}
+extension TokenPosition: ExpressibleByArgument {}
+extension InitScheme: ExpressibleByArgument {}
 
 /// The options `train classifier` and `train instruct` share, with the book's values as defaults
 /// (where the chapters differ — model, epochs, eval_freq — each command keeps its own option).
@@ -33,8 +33,14 @@ struct CommonTrainOptions: ParsableArguments {
         return resume ? .required : continueInterrupted ? .ifInterrupted : .never
     }
 
-    /// Sets the loop's settings; `epochs` and `evalFreq` are each command's own.
-    func apply(to loop: inout LoopSettings, epochs: Int, evalFreq: Int) {
+    /// Sets the base model and the loop's settings; `model`, `epochs` and `evalFreq` are each
+    /// command's own (their defaults differ between the chapters).
+    func apply<S: TrainerSettings & BaseModelSettings>(to s: inout S, model: String, epochs: Int, evalFreq: Int) {
+        s.base = BaseModelChoice(model: model, weights: weights, weightsFile: weightsFile?.text)
+        apply(to: &s.loop, epochs: epochs, evalFreq: evalFreq)
+    }
+
+    private func apply(to loop: inout LoopSettings, epochs: Int, evalFreq: Int) {
         loop.seed = seed
         loop.learningRate = lr
         loop.weightDecay = weightDecay

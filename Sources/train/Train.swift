@@ -40,10 +40,7 @@ struct TrainClassifier: ParsableCommand {
 
     var settings: ClassifierSettings {
         var s = ClassifierSettings()
-        s.model = model
-        s.weights = common.weights
-        s.weightsFile = common.weightsFile?.text
-        common.apply(to: &s.loop, epochs: epochs, evalFreq: evalFreq)
+        common.apply(to: &s, model: model, epochs: epochs, evalFreq: evalFreq)
         s.trainableLayers = trainableLayers
         s.pooling = Pooling(position: tokenPosition, averageEmbeddings: averageEmbeddings)
         s.cacheFrozenTrunk = !noCache

@@ -29,11 +29,8 @@ struct TrainInstruct: ParsableCommand {
 
     var settings: InstructSettings {
         var s = InstructSettings()
-        s.model = model
-        s.weights = common.weights
-        s.weightsFile = common.weightsFile?.text
         s.initScheme = initScheme
-        common.apply(to: &s.loop, epochs: epochs, evalFreq: evalFreq)
+        common.apply(to: &s, model: model, epochs: epochs, evalFreq: evalFreq)
         s.allowedMaxLength = allowedMaxLength
         s.maskInstructions = maskInstructions
         s.trainableLayers = lora ? .lora : trainableLayers

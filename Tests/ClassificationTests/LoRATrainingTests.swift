@@ -48,7 +48,7 @@ final class LoRATrainingTests: XCTestCase {
 
         // Only the adapters trained: the base weights are the random start, the adapters moved.
         let settings = options(epochs: 3).settings
-        let start = try BaseWeights.load(settings, layout: wholeCkpt.layout).parameters
+        let start = try BaseWeights.load(settings.base, seed: settings.seed, layout: wholeCkpt.layout).parameters
         XCTAssertEqual(wholeCkpt.params, start)
         let lora = try XCTUnwrap(wholeCkpt.lora)
         XCTAssertEqual(lora.settings, LoRASettings(rank: 2, alpha: 4))

@@ -225,7 +225,7 @@ final class InstructTrainTests: XCTestCase {
         s.weights = .pretrained
         s.weightsFile = dir.path
         s.model = "gpt2-large"
-        XCTAssertThrowsError(try BaseWeights.load(s,
+        XCTAssertThrowsError(try BaseWeights.load(s.base, seed: s.seed,
                                                   layout: ParameterLayout(config: try GPT2Config.named("gpt2-large"), head: .languageModel))) { e in
             XCTAssertTrue("\(e)".contains("no pretrained weights for gpt2-large"), "\(e)")
         }
