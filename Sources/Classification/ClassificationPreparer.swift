@@ -79,32 +79,53 @@ public enum ClassificationPreparer {
     /// so that a bad TSV is reported before a missing vocabulary.
     static func run(_ options: ClassificationPrepareOptions,
                     loadEncoder: () throws -> (String) throws -> [Int]) throws -> Manifest {
+        try validateTokenOptions(options)
+        let rows = try LabeledTextTable.load(from: options.input)
+        let split = try BookSplit(rows: rows, seed: options.seed, trainFraction: options.trainFraction,
+                                  validationFraction: options.validationFraction)
+        let parts = [split.train, split.validation, split.test]
+        let encode = try loadEncoder()
+        let encoded = try parts.map { try encodeTexts($0, encode: encode, source: options.input) }
+        let sequenceLength = try paddedLength(options, longestTraining: encoded[0].map(\.count).max() ?? 0)
+        let (shards, stats) = padIntoShards(parts, encoded, sequenceLength: sequenceLength, padTokenID: options.padTokenID)
+        let inputRecords = try recordInputs(options)
+
+        return try replaceDirectory(options.output) { dir in
+            let outputs = try writeSplits(parts, shards, into: dir)
+            let manifest = Manifest(
+                format: manifestFormat, formatVersion: manifestVersion, tool: "prepare classification",
+                params: params(options), inputs: inputRecords, outputs: outputs,
+                stats: statistics(rows: rows, split: split, stats: stats, sequenceLength: sequenceLength))
+            try manifest.write(into: dir)
+            return manifest
+        }
+    }
+
+    private static func validateTokenOptions(_ options: ClassificationPrepareOptions) throws {
         guard (0...Int(UInt16.max)).contains(options.padTokenID) else {
             throw PipelineError("--pad-token-id \(options.padTokenID) does not fit the shards' 16-bit tokens", location: "--pad-token-id")
         }
         guard options.contextLength > 0 else {
             throw PipelineError("--context-length must be positive", location: "--context-length")
         }
-        let rows = try LabeledTextTable.load(from: options.input)
-        let split = try BookSplit(rows: rows, seed: options.seed, trainFraction: options.trainFraction,
-                                  validationFraction: options.validationFraction)
-        let parts = [split.train, split.validation, split.test]
-        let encode = try loadEncoder()
+    }
 
-        var encoded: [[[Int]]] = []
-        for part in parts {
-            encoded.append(try part.map { row in
-                let ids = try encode(row.text)
-                if let bad = ids.first(where: { $0 < 0 || $0 > Int(UInt16.max) }) {
-                    throw PipelineError("token id \(bad) of the text on line \(row.line) does not fit 16 bits", location: options.input.path)
-                }
-                return ids
-            })
+    /// Token ids of each row's text; every id must fit the shards' 16 bits.
+    private static func encodeTexts(_ part: [LabeledText], encode: (String) throws -> [Int], source: URL) throws -> [[Int]] {
+        try part.map { row in
+            let ids = try encode(row.text)
+            if let bad = ids.first(where: { $0 < 0 || $0 > Int(UInt16.max) }) {
+                throw PipelineError("token id \(bad) of the text on line \(row.line) does not fit 16 bits", location: source.path)
+            }
+            return ids
         }
+    }
 
+    /// The length every sequence is padded (or cut) to, given the longest training text's token count.
+    private static func paddedLength(_ options: ClassificationPrepareOptions, longestTraining: Int) throws -> Int {
         let sequenceLength: Int
         switch options.maxLength {
-        case .longest: sequenceLength = encoded[0].map(\.count).max() ?? 0
+        case .longest: sequenceLength = longestTraining
         case .fixed(let n): sequenceLength = n
         case .context: sequenceLength = options.contextLength
         }
@@ -119,7 +140,12 @@ public enum ClassificationPreparer {
             throw PipelineError("the training split is empty or all its texts encode to no tokens; nothing to pad to",
                                 location: "--train-frac", hint: "use a larger --train-frac or pass --max-length as an integer")
         }
+        return sequenceLength
+    }
 
+    /// Each split's sequences cut to `sequenceLength` and padded to it, as a shard, with its statistics.
+    private static func padIntoShards(_ parts: [[LabeledText]], _ encoded: [[[Int]]], sequenceLength: Int,
+                                      padTokenID: Int) -> (shards: [ClassificationShard], stats: [SplitStats]) {
         var shards: [ClassificationShard] = []
         var stats: [SplitStats] = []
         for (part, ids) in zip(parts, encoded) {
@@ -130,7 +156,7 @@ public enum ClassificationPreparer {
             for seq in ids {
                 let kept = seq.prefix(sequenceLength)
                 tokens.append(contentsOf: kept.map { UInt16($0) })
-                tokens.append(contentsOf: repeatElement(UInt16(options.padTokenID), count: sequenceLength - kept.count))
+                tokens.append(contentsOf: repeatElement(UInt16(padTokenID), count: sequenceLength - kept.count))
                 lengths.append(Int32(kept.count))
                 s.longestTokens = max(s.longestTokens, seq.count)
                 if seq.count > sequenceLength { s.truncated += 1 }
@@ -139,38 +165,38 @@ public enum ClassificationPreparer {
             s.ham = part.filter { $0.label == SpamLabels.ham }.count
             s.spam = part.filter { $0.label == SpamLabels.spam }.count
             stats.append(s)
-            shards.append(ClassificationShard(sequenceLength: sequenceLength, padTokenID: options.padTokenID,
+            shards.append(ClassificationShard(sequenceLength: sequenceLength, padTokenID: padTokenID,
                                               numClasses: SpamLabels.names.count, tokens: tokens,
                                               labels: part.map { Int32($0.label) }, lengths: lengths))
         }
+        return (shards, stats)
+    }
 
+    /// The input file and the vocabulary files, for the manifest.
+    private static func recordInputs(_ options: ClassificationPrepareOptions) throws -> [FileRecord] {
         let inputs = [options.input, options.vocabDirectory.appendingPathComponent("encoder.json"),
                       options.vocabDirectory.appendingPathComponent("vocab.bpe")]
-        let inputRecords = try inputs.map { url in
+        return try inputs.map { url in
             // Recorded as given on the command line (relative stays relative), so manifests compare across checkouts.
             do { return try FileRecord.of(url, as: url.relativePath) } catch {
                 throw PipelineError("cannot read input file: \(error.localizedDescription)", location: url.path,
                                     hint: "run `pipeline run fetch` first, or pass the right --input / --vocab")
             }
         }
+    }
 
-        return try replaceDirectory(options.output) { dir in
-            var outputs: [FileRecord] = []
-            for (name, (part, shard)) in zip(splitNames, zip(parts, shards)) {
-                let csv = dir.appendingPathComponent("\(name).csv")
-                try AtomicFile.write(PandasCSV.labelTextCSV(part), to: csv)
-                let bin = dir.appendingPathComponent("\(name).bin")
-                try shard.write(to: bin)
-                outputs.append(try FileRecord.of(csv, as: csv.lastPathComponent))
-                outputs.append(try FileRecord.of(bin, as: bin.lastPathComponent))
-            }
-            let manifest = Manifest(
-                format: manifestFormat, formatVersion: manifestVersion, tool: "prepare classification",
-                params: params(options), inputs: inputRecords, outputs: outputs,
-                stats: statistics(rows: rows, split: split, stats: stats, sequenceLength: sequenceLength))
-            try manifest.write(into: dir)
-            return manifest
+    /// Writes each split's CSV and shard into `dir`; returns their records.
+    private static func writeSplits(_ parts: [[LabeledText]], _ shards: [ClassificationShard], into dir: URL) throws -> [FileRecord] {
+        var outputs: [FileRecord] = []
+        for (name, (part, shard)) in zip(splitNames, zip(parts, shards)) {
+            let csv = dir.appendingPathComponent("\(name).csv")
+            try AtomicFile.write(PandasCSV.labelTextCSV(part), to: csv)
+            let bin = dir.appendingPathComponent("\(name).bin")
+            try shard.write(to: bin)
+            outputs.append(try FileRecord.of(csv, as: csv.lastPathComponent))
+            outputs.append(try FileRecord.of(bin, as: bin.lastPathComponent))
         }
+        return outputs
     }
 
     static func params(_ o: ClassificationPrepareOptions) -> [String: JSONValue] {

@@ -289,6 +289,14 @@ public final class Fetcher {
         var text: String {
             switch self { case .checksum(let t), .truncated(let t), .other(let t): return t }
         }
+        /// The same failure with `suffix` added to its text.
+        func appending(_ suffix: String) -> URLFailure {
+            switch self {
+            case .checksum(let t): return .checksum(t + suffix)
+            case .truncated(let t): return .truncated(t + suffix)
+            case .other(let t): return .other(t + suffix)
+            }
+        }
     }
 
     private func download(_ s: SourceSpec, dest: URL) throws -> FetchResult {
@@ -329,46 +337,16 @@ public final class Fetcher {
             var offset = fileSize(partial) ?? 0
             if offset > size || isFile { offset = 0 }   // a local file is cheap to read again from the start
             var usedPartial = offset > 0
-            var verdict: (failure: URLFailure, transient: Bool)?
+            var verdict: URLVerdict?
 
             if offset == size && fm.fileExists(atPath: partial.path) {
                 // A previous run got every byte but stopped before verifying; no request needed.
                 usedPartial = true
             } else {
-                let bar = options.progress ? ProgressBar(label: s.file, total: knownSize ? size : 0) : nil
-                let outcome = CurlClient.download(DownloadRequest(
-                    url: url, partial: partial, offset: offset, limit: size, connectTimeout: options.connectTimeout,
-                    stallTimeout: options.stallTimeout, progress: bar.map { bar in { bar.update(bytes: $0, force: $1) } }))
-                bar?.finish()
+                let outcome = try transfer(s, from: url, partial: partial, offset: offset, limit: size, knownSize: knownSize)
                 if outcome.resumed { resumedAny = true }
-                if outcome.serverIgnoredRange {
-                    usedPartial = false
-                    options.warn("source `\(s.name)`: \(url) ignored the Range request (answered 200, not 206); downloading from byte 0")
-                }
-                if let local = outcome.localWriteError {
-                    throw PipelineError("source `\(s.name)`: cannot write the download: \(local)", location: partial.path,
-                                        hint: "check free disk space and permissions of the output directory")
-                }
-                if outcome.overLimit {
-                    try? fm.removeItem(at: partial)
-                    verdict = (.other(knownSize ? "\(url): the server sent more than the declared \(size) bytes (wrong file, or `size` is out of date)"
-                                                : "\(url): the server sent more than \(size) bytes, the cap for an unpinned source without a size (declare `size`)"), false)
-                } else if outcome.rangeMismatch || outcome.httpStatus == 416 {
-                    try? fm.removeItem(at: partial)
-                    verdict = (.other("\(url): the server answered the Range request for bytes \(offset)- with HTTP \(outcome.httpStatus); restarting from byte 0"), true)
-                } else if !outcome.ok {
-                    let status = outcome.httpStatus > 0 ? " (HTTP \(outcome.httpStatus))" : ""
-                    let got = outcome.bytesInFile > 0 ? "; got \(outcome.bytesInFile) of \(knownSize ? String(size) : "?") bytes, kept for resuming" : ""
-                    let receivedSome = outcome.bytesInFile > (outcome.serverIgnoredRange ? 0 : offset)
-                    if outcome.endedEarly || (receivedSome && outcome.bytesInFile < size) {
-                        verdict = (.truncated("\(url): truncated download: \(outcome.curlMessage)\(got)"), isTransient(outcome))
-                    } else {
-                        verdict = (.other("\(url): \(outcome.curlMessage)\(status)"), isTransient(outcome))
-                    }
-                } else if knownSize && outcome.bytesInFile < size {
-                    // The server closed cleanly but short (no Content-Length to tell libcurl).
-                    verdict = (.truncated("\(url): truncated download: got \(outcome.bytesInFile) of \(size) bytes, kept for resuming"), true)
-                }
+                if outcome.serverIgnoredRange { usedPartial = false }
+                verdict = judge(outcome, url: url, partial: partial, offset: offset, limit: size, knownSize: knownSize)
             }
 
             if verdict == nil {
@@ -393,18 +371,66 @@ public final class Fetcher {
 
             let (failure, transient) = verdict!
             if transient && attempt <= options.retries {
-                let wait = min(options.maxBackoff, options.backoff * pow(2, Double(attempt - 1)))
-                options.warn("source `\(s.name)`: \(failure.text); retry \(attempt) of \(options.retries) in \(String(format: "%.1f", wait)) s")
-                if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+                waitBeforeRetry(s, after: failure, attempt: attempt)
                 continue
             }
-            let tries = attempt == 1 ? "" : " (after \(attempt) attempts)"
-            switch failure {
-            case .checksum(let t): return .failure(.checksum(t + tries))
-            case .truncated(let t): return .failure(.truncated(t + tries))
-            case .other(let t): return .failure(.other(t + tries))
-            }
+            return .failure(failure.appending(attempt == 1 ? "" : " (after \(attempt) attempts)"))
         }
+    }
+
+    /// Why one request failed, and whether trying the same URL again may help.
+    private typealias URLVerdict = (failure: URLFailure, transient: Bool)
+
+    /// One request for bytes `offset`..< `limit` into `partial`, with a progress bar when asked for.
+    /// A local write error is thrown: no other URL or retry can fix it.
+    private func transfer(_ s: SourceSpec, from url: String, partial: URL, offset: Int64, limit: Int64,
+                          knownSize: Bool) throws -> DownloadOutcome {
+        let bar = options.progress ? ProgressBar(label: s.file, total: knownSize ? limit : 0) : nil
+        let outcome = CurlClient.download(DownloadRequest(
+            url: url, partial: partial, offset: offset, limit: limit, connectTimeout: options.connectTimeout,
+            stallTimeout: options.stallTimeout, progress: bar.map { bar in { bar.update(bytes: $0, force: $1) } }))
+        bar?.finish()
+        if outcome.serverIgnoredRange {
+            options.warn("source `\(s.name)`: \(url) ignored the Range request (answered 200, not 206); downloading from byte 0")
+        }
+        if let local = outcome.localWriteError {
+            throw PipelineError("source `\(s.name)`: cannot write the download: \(local)", location: partial.path,
+                                hint: "check free disk space and permissions of the output directory")
+        }
+        return outcome
+    }
+
+    /// What went wrong with a request, or nil when it delivered the whole file. A partial that
+    /// cannot be resumed (too long, or the server botched the range) is removed.
+    private func judge(_ outcome: DownloadOutcome, url: String, partial: URL, offset: Int64, limit size: Int64,
+                       knownSize: Bool) -> URLVerdict? {
+        if outcome.overLimit {
+            try? fm.removeItem(at: partial)
+            return (.other(knownSize ? "\(url): the server sent more than the declared \(size) bytes (wrong file, or `size` is out of date)"
+                                     : "\(url): the server sent more than \(size) bytes, the cap for an unpinned source without a size (declare `size`)"), false)
+        } else if outcome.rangeMismatch || outcome.httpStatus == 416 {
+            try? fm.removeItem(at: partial)
+            return (.other("\(url): the server answered the Range request for bytes \(offset)- with HTTP \(outcome.httpStatus); restarting from byte 0"), true)
+        } else if !outcome.ok {
+            let status = outcome.httpStatus > 0 ? " (HTTP \(outcome.httpStatus))" : ""
+            let got = outcome.bytesInFile > 0 ? "; got \(outcome.bytesInFile) of \(knownSize ? String(size) : "?") bytes, kept for resuming" : ""
+            let receivedSome = outcome.bytesInFile > (outcome.serverIgnoredRange ? 0 : offset)
+            if outcome.endedEarly || (receivedSome && outcome.bytesInFile < size) {
+                return (.truncated("\(url): truncated download: \(outcome.curlMessage)\(got)"), isTransient(outcome))
+            }
+            return (.other("\(url): \(outcome.curlMessage)\(status)"), isTransient(outcome))
+        } else if knownSize && outcome.bytesInFile < size {
+            // The server closed cleanly but short (no Content-Length to tell libcurl).
+            return (.truncated("\(url): truncated download: got \(outcome.bytesInFile) of \(size) bytes, kept for resuming"), true)
+        }
+        return nil
+    }
+
+    /// Says why and sleeps the exponential backoff (capped) before retry number `attempt`.
+    private func waitBeforeRetry(_ s: SourceSpec, after failure: URLFailure, attempt: Int) {
+        let wait = min(options.maxBackoff, options.backoff * pow(2, Double(attempt - 1)))
+        options.warn("source `\(s.name)`: \(failure.text); retry \(attempt) of \(options.retries) in \(String(format: "%.1f", wait)) s")
+        if wait > 0 { Thread.sleep(forTimeInterval: wait) }
     }
 
     // MARK: - Manifest

@@ -64,6 +64,25 @@ struct ZipExtractor {
     }
 
     func extract() throws -> [FetchResult] {
+        let za = try openArchive()
+        defer { zip_discard(za) }
+        let entries = try entryNames(za)
+        let plan = try planMembers(za, entries: entries)
+        return try extractAll(za, plan)
+    }
+
+    /// One declared member to extract: where it goes and what its header promises.
+    private struct PlannedMember {
+        let member: String
+        let output: String
+        let index: zip_uint64_t
+        let size: Int64
+        let crc: UInt32
+    }
+
+    private var uncompressedCap: Int64 { Int64(spec.effectiveMaxUncompressedBytes) }
+
+    private func openArchive() throws -> OpaquePointer {
         var openError: Int32 = 0
         guard let za = zip_open(archive.path, ZIP_RDONLY | ZIP_CHECKCONS, &openError) else {
             var ze = zip_error_t()
@@ -72,10 +91,12 @@ struct ZipExtractor {
             zip_error_fini(&ze)
             throw error("`\(archiveName)` is not a readable zip archive (corrupt zip): \(why)", hint: corruptHint)
         }
-        defer { zip_discard(za) }
+        return za
+    }
 
-        // Names of all entries: a hostile entry anywhere means a hostile archive, even if we
-        // were not going to extract it.
+    /// Names of all entries: a hostile entry anywhere means a hostile archive, even if we
+    /// were not going to extract it.
+    private func entryNames(_ za: OpaquePointer) throws -> [String] {
         let count = zip_get_num_entries(za, 0)
         var entries: [String] = []
         for i in 0..<max(0, count) {
@@ -89,9 +110,14 @@ struct ZipExtractor {
                             hint: corruptHint)
             }
         }
+        return entries
+    }
 
-        let cap = Int64(spec.effectiveMaxUncompressedBytes)
-        var plan: [(member: String, output: String, index: zip_uint64_t, size: Int64, crc: UInt32)] = []
+    /// The declared members with their headers' sizes and CRCs, refusing unsafe names, missing
+    /// members and a declared total above the cap before anything is written.
+    private func planMembers(_ za: OpaquePointer, entries: [String]) throws -> [PlannedMember] {
+        let cap = uncompressedCap
+        var plan: [PlannedMember] = []
         var declaredTotal: Int64 = 0
         for (member, output) in spec.sortedMembers {
             if let why = unsafePathReason(member) { throw error("member `\(member)` \(why) (zip-slip)") }
@@ -114,11 +140,16 @@ struct ZipExtractor {
                 throw error("the members to extract declare at least \(declaredTotal) bytes uncompressed, more than max_uncompressed_bytes = \(cap)",
                             hint: "raise `extract.max_uncompressed_bytes` only if you trust this archive")
             }
-            plan.append((member, output, zip_uint64_t(index), size, st.crc))
+            plan.append(PlannedMember(member: member, output: output, index: zip_uint64_t(index), size: size, crc: st.crc))
         }
+        return plan
+    }
 
-        // Extract every member to a temporary file first and move them into place only when all
-        // succeeded, so a failure leaves no output of this archive half-updated.
+    /// Extracts every member to a temporary file first and moves them into place only when all
+    /// succeeded, so a failure leaves no output of this archive half-updated. An output that
+    /// already matches its member's size and CRC is kept as it is.
+    private func extractAll(_ za: OpaquePointer, _ plan: [PlannedMember]) throws -> [FetchResult] {
+        let cap = uncompressedCap
         var staged: [(tmp: URL, final: URL, member: String, output: String)] = []
         var results: [FetchResult] = []
         var written: Int64 = 0

@@ -146,97 +146,113 @@ extension GPT2Model {
     /// Runs the query tokens of every segment through the model, writing their keys and values
     /// into the cache, and returns the logits of each segment's last token [segments, V].
     func decode(_ segments: [DecodeSegment], cache: KVCache) -> FloatBuffer {
-        let C = config.embDim, H = config.nHeads, hd = config.headDim, V = config.vocabSize, ctx = cache.context
-        let M = segments.reduce(0) { $0 + $1.tokens.count }
-        var firstRow: [Int] = []
-        var rowOf: [Int] = [], posOf: [Int] = [], toks: [Int32] = []
-        for seg in segments {
-            firstRow.append(toks.count)
-            for (j, t) in seg.tokens.enumerated() {
-                rowOf.append(seg.row); posOf.append(seg.start + j); toks.append(t)
-            }
+        let rows = DecodeRows(segments)
+        let a = DecodeActivations(rows: rows.count, width: config.embDim, heads: config.nHeads, segments: segments)
+        embedDecodeRows(rows, into: a.x)
+        for l in 0..<config.nLayers {
+            let pre = "h.\(l)."
+            decodeQueriesKeysValues(pre, rows, a, cache: cache, layer: l)
+            decodeAttention(segments, rows, a, cache: cache, layer: l)
+            decodeProjectionAndMLP(pre, rows: rows.count, a)
         }
-        let P = params.base
-        func w(_ name: String) -> UnsafeMutablePointer<Float> { P + layout.spec(named: name)!.offset }
-        let x = FloatBuffer(count: M * C, zeroed: false), ln = FloatBuffer(count: M * C, zeroed: false)
-        let qkv = FloatBuffer(count: M * 3 * C, zeroed: false), y = FloatBuffer(count: M * C, zeroed: false)
-        let tmp = FloatBuffer(count: M * C, zeroed: false), fc = FloatBuffer(count: M * 4 * C, zeroed: false)
-        let gelu = FloatBuffer(count: M * 4 * C, zeroed: false)
-        // One score block [n, start + n] per (segment, head).
-        var scoreOffset: [Int] = []
-        var scoreTotal = 0
-        for seg in segments {
-            scoreOffset.append(scoreTotal)
-            scoreTotal += seg.tokens.count * (seg.start + seg.tokens.count) * H
-        }
-        let scores = FloatBuffer(count: scoreTotal, zeroed: false)
+        return decodeLogits(segments, rows, x: a.x)
+    }
 
-        let wte = w("wte.weight"), wpe = w("wpe.weight")
-        for i in 0..<M {
+    private func decodeParameter(_ name: String) -> UnsafeMutablePointer<Float> {
+        params.base + layout.spec(named: name)!.offset
+    }
+
+    /// Token plus position embedding of every decode row.
+    private func embedDecodeRows(_ rows: DecodeRows, into x: FloatBuffer) {
+        let C = config.embDim, toks = rows.toks, posOf = rows.posOf
+        let wte = decodeParameter("wte.weight"), wpe = decodeParameter("wpe.weight")
+        for i in 0..<rows.count {
             let e = wte + Int(toks[i]) * C, p = wpe + posOf[i] * C, o = x.base + i * C
             for j in 0..<C { o[j] = e[j] + p[j] }
         }
-        let scale = 1 / Float(hd).squareRoot()
-        for l in 0..<config.nLayers {
-            let pre = "h.\(l)."
-            layerNormForward(x.base, rows: M, dim: C, weight: w(pre + "ln_1.weight"), bias: w(pre + "ln_1.bias"),
-                             out: ln.base, mean: nil, rstd: nil)
-            linearForward(ln.base, rows: M, inDim: C, outDim: 3 * C, weight: w(pre + "attn.c_attn.weight"),
-                          bias: layout.spec(named: pre + "attn.c_attn.bias").map { P + $0.offset }, out: qkv.base)
-            lora?.forward(pre + "attn.c_attn", x: ln.base, rows: M, ldOut: 3 * C, out: qkv.base)
-            let kc = cache.keys[l].base, vc = cache.values[l].base
-            for i in 0..<M {
-                let dst = (rowOf[i] * ctx + posOf[i]) * C
-                (kc + dst).update(from: qkv.base + i * 3 * C + C, count: C)
-                (vc + dst).update(from: qkv.base + i * 3 * C + 2 * C, count: C)
-            }
-            BLASThreads.set(1)
-            let qkvB = qkv.base, yB = y.base, sB = scores.base
-            parallelRows(segments.count * H, grain: 1) { r in
-                for sh in r {
-                    let s = sh / H, h = sh % H
-                    let seg = segments[s]
-                    let n = seg.tokens.count, keys = seg.start + n
-                    let q = qkvB + firstRow[s] * 3 * C + h * hd
-                    let kRow = kc + seg.row * ctx * C + h * hd, vRow = vc + seg.row * ctx * C + h * hd
-                    let sc = sB + scoreOffset[s] + h * n * keys
-                    sgemm(transB: true, M: n, N: keys, K: hd, alpha: scale, A: q, lda: 3 * C, B: kRow, ldb: C,
-                          beta: 0, C: sc, ldc: keys)
-                    for i in 0..<n {
-                        let row = sc + i * keys
-                        let visible = seg.start + i + 1
-                        let sum = expShiftInPlace(row, visible, shift: rowMax(row, visible))
-                        let inv = 1 / sum
-                        for j in 0..<visible { row[j] *= inv }
-                        for j in visible..<keys { row[j] = 0 }
-                    }
-                    sgemm(M: n, N: hd, K: keys, A: sc, lda: keys, B: vRow, ldb: C, beta: 0,
-                          C: yB + firstRow[s] * C + h * hd, ldc: C)
-                }
-            }
-            linearForward(y.base, rows: M, inDim: C, outDim: C, weight: w(pre + "attn.c_proj.weight"),
-                          bias: w(pre + "attn.c_proj.bias"), out: tmp.base)
-            lora?.forward(pre + "attn.c_proj", x: y.base, rows: M, ldOut: C, out: tmp.base)
-            addInPlace(x.base, tmp.base, count: M * C)
-            layerNormForward(x.base, rows: M, dim: C, weight: w(pre + "ln_2.weight"), bias: w(pre + "ln_2.bias"),
-                             out: ln.base, mean: nil, rstd: nil)
-            linearForward(ln.base, rows: M, inDim: C, outDim: 4 * C, weight: w(pre + "mlp.c_fc.weight"),
-                          bias: w(pre + "mlp.c_fc.bias"), out: fc.base)
-            lora?.forward(pre + "mlp.c_fc", x: ln.base, rows: M, ldOut: 4 * C, out: fc.base)
-            geluForward(fc.base, count: M * 4 * C, out: gelu.base)
-            linearForward(gelu.base, rows: M, inDim: 4 * C, outDim: C, weight: w(pre + "mlp.c_proj.weight"),
-                          bias: w(pre + "mlp.c_proj.bias"), out: tmp.base)
-            lora?.forward(pre + "mlp.c_proj", x: gelu.base, rows: M, ldOut: C, out: tmp.base)
-            addInPlace(x.base, tmp.base, count: M * C)
+    }
+
+    /// ln_1 and c_attn of block `pre` over the decode rows into `a.qkv`; each row's key and value
+    /// are written into the cache at its own row and position.
+    private func decodeQueriesKeysValues(_ pre: String, _ rows: DecodeRows, _ a: DecodeActivations, cache: KVCache, layer l: Int) {
+        let C = config.embDim, M = rows.count, ctx = cache.context, rowOf = rows.rowOf, posOf = rows.posOf
+        let w = decodeParameter
+        layerNormForward(a.x.base, rows: M, dim: C, weight: w(pre + "ln_1.weight"), bias: w(pre + "ln_1.bias"),
+                         out: a.ln.base, mean: nil, rstd: nil)
+        linearForward(a.ln.base, rows: M, inDim: C, outDim: 3 * C, weight: w(pre + "attn.c_attn.weight"),
+                      bias: layout.spec(named: pre + "attn.c_attn.bias").map { params.base + $0.offset }, out: a.qkv.base)
+        lora?.forward(pre + "attn.c_attn", x: a.ln.base, rows: M, ldOut: 3 * C, out: a.qkv.base)
+        let kc = cache.keys[l].base, vc = cache.values[l].base, qkv = a.qkv.base
+        for i in 0..<M {
+            let dst = (rowOf[i] * ctx + posOf[i]) * C
+            (kc + dst).update(from: qkv + i * 3 * C + C, count: C)
+            (vc + dst).update(from: qkv + i * 3 * C + 2 * C, count: C)
         }
-        // Final norm and head only for each segment's last token.
-        let S = segments.count
+    }
+
+    /// Causal attention of every (segment, head) over its cache row's keys and values up to each
+    /// query's position, into `a.y`.
+    private func decodeAttention(_ segments: [DecodeSegment], _ rows: DecodeRows, _ a: DecodeActivations, cache: KVCache, layer l: Int) {
+        let C = config.embDim, H = config.nHeads, hd = config.headDim, ctx = cache.context
+        let scale = 1 / Float(hd).squareRoot()
+        let firstRow = rows.firstRow, scoreOffset = a.scoreOffset
+        let kc = cache.keys[l].base, vc = cache.values[l].base
+        BLASThreads.set(1)
+        let qkvB = a.qkv.base, yB = a.y.base, sB = a.scores.base
+        parallelRows(segments.count * H, grain: 1) { r in
+            for sh in r {
+                let s = sh / H, h = sh % H
+                let seg = segments[s]
+                let n = seg.tokens.count, keys = seg.start + n
+                let q = qkvB + firstRow[s] * 3 * C + h * hd
+                let kRow = kc + seg.row * ctx * C + h * hd, vRow = vc + seg.row * ctx * C + h * hd
+                let sc = sB + scoreOffset[s] + h * n * keys
+                sgemm(transB: true, M: n, N: keys, K: hd, alpha: scale, A: q, lda: 3 * C, B: kRow, ldb: C,
+                      beta: 0, C: sc, ldc: keys)
+                for i in 0..<n {
+                    let row = sc + i * keys
+                    let visible = seg.start + i + 1
+                    let sum = expShiftInPlace(row, visible, shift: rowMax(row, visible))
+                    let inv = 1 / sum
+                    for j in 0..<visible { row[j] *= inv }
+                    for j in visible..<keys { row[j] = 0 }
+                }
+                sgemm(M: n, N: hd, K: keys, A: sc, lda: keys, B: vRow, ldb: C, beta: 0,
+                      C: yB + firstRow[s] * C + h * hd, ldc: C)
+            }
+        }
+    }
+
+    /// The rest of block `pre`: c_proj and its residual, ln_2, the MLP and its residual, into `a.x`.
+    private func decodeProjectionAndMLP(_ pre: String, rows M: Int, _ a: DecodeActivations) {
+        let C = config.embDim
+        let w = decodeParameter
+        linearForward(a.y.base, rows: M, inDim: C, outDim: C, weight: w(pre + "attn.c_proj.weight"),
+                      bias: w(pre + "attn.c_proj.bias"), out: a.tmp.base)
+        lora?.forward(pre + "attn.c_proj", x: a.y.base, rows: M, ldOut: C, out: a.tmp.base)
+        addInPlace(a.x.base, a.tmp.base, count: M * C)
+        layerNormForward(a.x.base, rows: M, dim: C, weight: w(pre + "ln_2.weight"), bias: w(pre + "ln_2.bias"),
+                         out: a.ln.base, mean: nil, rstd: nil)
+        linearForward(a.ln.base, rows: M, inDim: C, outDim: 4 * C, weight: w(pre + "mlp.c_fc.weight"),
+                      bias: w(pre + "mlp.c_fc.bias"), out: a.fc.base)
+        lora?.forward(pre + "mlp.c_fc", x: a.ln.base, rows: M, ldOut: 4 * C, out: a.fc.base)
+        geluForward(a.fc.base, count: M * 4 * C, out: a.gelu.base)
+        linearForward(a.gelu.base, rows: M, inDim: 4 * C, outDim: C, weight: w(pre + "mlp.c_proj.weight"),
+                      bias: w(pre + "mlp.c_proj.bias"), out: a.tmp.base)
+        lora?.forward(pre + "mlp.c_proj", x: a.gelu.base, rows: M, ldOut: C, out: a.tmp.base)
+        addInPlace(a.x.base, a.tmp.base, count: M * C)
+    }
+
+    /// Final norm and head only for each segment's last token: the logits [segments, V].
+    private func decodeLogits(_ segments: [DecodeSegment], _ rows: DecodeRows, x: FloatBuffer) -> FloatBuffer {
+        let C = config.embDim, V = config.vocabSize, S = segments.count
         let last = FloatBuffer(count: S * C, zeroed: false), lastNorm = FloatBuffer(count: S * C, zeroed: false)
         for (s, seg) in segments.enumerated() {
-            (last.base + s * C).update(from: x.base + (firstRow[s] + seg.tokens.count - 1) * C, count: C)
+            (last.base + s * C).update(from: x.base + (rows.firstRow[s] + seg.tokens.count - 1) * C, count: C)
         }
-        layerNormForward(last.base, rows: S, dim: C, weight: w("ln_f.weight"), bias: w("ln_f.bias"),
+        layerNormForward(last.base, rows: S, dim: C, weight: decodeParameter("ln_f.weight"), bias: decodeParameter("ln_f.bias"),
                          out: lastNorm.base, mean: nil, rstd: nil)
+        let wte = decodeParameter("wte.weight")
         let logits = FloatBuffer(count: S * V, zeroed: false)
         if S == 1 {   // matrix-vector product: see linearForward
             parallelSgemv(transposed: false, rows: V, cols: C, A: wte, x: lastNorm.base, beta: 0, y: logits.base)
@@ -245,6 +261,48 @@ extension GPT2Model {
         }
         lora?.forward("lm_head", x: lastNorm.base, rows: S, ldOut: V, out: logits.base)
         return logits
+    }
+}
+
+/// The query tokens of all segments as one list of rows: segment s holds rows
+/// firstRow[s]..<firstRow[s] + its token count; row i is token toks[i] at position posOf[i] of
+/// cache row rowOf[i].
+private struct DecodeRows {
+    var firstRow: [Int] = []
+    var rowOf: [Int] = [], posOf: [Int] = [], toks: [Int32] = []
+
+    init(_ segments: [DecodeSegment]) {
+        for seg in segments {
+            firstRow.append(toks.count)
+            for (j, t) in seg.tokens.enumerated() {
+                rowOf.append(seg.row); posOf.append(seg.start + j); toks.append(t)
+            }
+        }
+    }
+
+    var count: Int { toks.count }
+}
+
+/// The activations of one decode call's rows, reused by every layer.
+private struct DecodeActivations {
+    let x, ln, qkv, y, tmp, fc, gelu: FloatBuffer
+    /// One score block [n, start + n] per (segment, head); segment s's blocks start at scoreOffset[s].
+    let scoreOffset: [Int]
+    let scores: FloatBuffer
+
+    init(rows M: Int, width C: Int, heads H: Int, segments: [DecodeSegment]) {
+        x = FloatBuffer(count: M * C, zeroed: false); ln = FloatBuffer(count: M * C, zeroed: false)
+        qkv = FloatBuffer(count: M * 3 * C, zeroed: false); y = FloatBuffer(count: M * C, zeroed: false)
+        tmp = FloatBuffer(count: M * C, zeroed: false); fc = FloatBuffer(count: M * 4 * C, zeroed: false)
+        gelu = FloatBuffer(count: M * 4 * C, zeroed: false)
+        var scoreOffset: [Int] = []
+        var scoreTotal = 0
+        for seg in segments {
+            scoreOffset.append(scoreTotal)
+            scoreTotal += seg.tokens.count * (seg.start + seg.tokens.count) * H
+        }
+        self.scoreOffset = scoreOffset
+        scores = FloatBuffer(count: scoreTotal, zeroed: false)
     }
 }
 

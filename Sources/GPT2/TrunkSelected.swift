@@ -65,7 +65,7 @@ extension GPT2Trunk {
     /// `keepActivations`, `backwardTop` may follow (gradients of the last block and ln_f).
     public func forwardLastBlockSelected(hidden: [Float], batch B: Int, seqLen T: Int, positions: [Int],
                                          keepActivations: Bool) throws -> [Float] {
-        let cfg = model.config, C = cfg.embDim, H = cfg.nHeads, hd = cfg.headDim, l = cfg.nLayers - 1
+        let cfg = model.config, C = cfg.embDim, H = cfg.nHeads
         guard model.lora == nil else {
             throw PipelineError("the selected-position last block does not apply LoRA adapters", hint: "use forwardTop")
         }
@@ -73,13 +73,69 @@ extension GPT2Trunk {
             throw PipelineError("forwardLastBlockSelected: \(hidden.count) hidden values and \(positions.count) positions for a \(B) x \(T) x \(C) batch")
         }
         let s = SelectedLastBlockState(B: B, T: T, C: C, H: H, positions: positions)
-        let start = s.start
-        let p = "h.\(l)."
-        func w(_ name: String) -> UnsafeMutablePointer<Float> { model.params.base + layout.spec(named: name)!.offset }
-        let qkvBias = layout.spec(named: p + "attn.c_attn.bias").map { model.params.base + $0.offset }
-        let gamma = w(p + "ln_1.weight"), beta = w(p + "ln_1.bias")
-        let wqkv = w(p + "attn.c_attn.weight")   // [C, 3C]: query, key, value columns
+        let weights = selectedAttentionWeights()
+        normaliseSelectedRows(hidden, into: s)
+        formSelectedQueries(s, weights)
+        attendFromSelectedQueries(s, weights)
+        formSelectedAttentionOutput(s, weights)
+        forwardSelectedBlockTail(s)
+        selected = keepActivations ? s : nil
+        return Array(UnsafeBufferPointer(start: s.lnf.base, count: B * C))
+    }
 
+    /// Backward of `forwardLastBlockSelected` given d(loss)/d(output) [batch, embDim]: ADDS the
+    /// gradients of the last block's tensors and ln_f into `G` (the flat layout's offsets; every
+    /// product accumulates with beta 1, so the caller's buffer takes them without a copy).
+    func backwardSelected(_ s: SelectedLastBlockState, dOutput: [Float], addingInto G: UnsafeMutablePointer<Float>) throws {
+        let (B, C) = (s.B, s.C)
+        guard dOutput.count == B * C else { throw PipelineError("got \(dOutput.count) output gradients for \(B) x \(C)") }
+        let dY = backwardSelectedBlockTail(s, dOutput: dOutput, addingInto: G)
+
+        // The attention, backwards through output_h = (g * a_h + beta) W_v,h + b_v,h,
+        // a_h = sum_t p_t xhat_t, p = softmax(xhat_t . w_h), w_h = scale * g * kq_h, kq_h = W_k,h q_h
+        // (see the type's comment). Nothing below this block trains, so no gradient reaches xhat.
+        let weights = selectedAttentionWeights(), grads = selectedAttentionGradients(in: G)
+        let dMix = backwardSelectedValues(s, dY: dY, weights, grads)
+        backwardSelectedMixNorm(s, dMix: dMix, weights, grads)
+        let dWeights = backwardSelectedSoftmax(s, dMix: dMix)
+        backwardSelectedScoreWeights(s, dWeights: dWeights, weights, grads)
+        let dQuery = backwardSelectedKeys(s, dWeights: dWeights, weights, grads)
+        backwardSelectedQueries(s, dQuery: dQuery, weights, grads)
+    }
+
+    // MARK: - Parameters
+
+    private var lastBlockPrefix: String { "h.\(model.config.nLayers - 1)." }
+
+    private func parameterPointer(_ name: String) -> UnsafeMutablePointer<Float> {
+        model.params.base + layout.spec(named: name)!.offset
+    }
+
+    /// Where tensor `name`'s gradient sits in the flat buffer `G`, or nil when the layout has no such tensor.
+    private func gradientPointer(_ name: String, in G: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float>? {
+        layout.spec(named: name).map { G + $0.offset }
+    }
+
+    private func selectedAttentionWeights() -> SelectedAttentionWeights {
+        let p = lastBlockPrefix
+        return SelectedAttentionWeights(gamma: parameterPointer(p + "ln_1.weight"), beta: parameterPointer(p + "ln_1.bias"),
+                                        wqkv: parameterPointer(p + "attn.c_attn.weight"),
+                                        qkvBias: layout.spec(named: p + "attn.c_attn.bias").map { model.params.base + $0.offset })
+    }
+
+    private func selectedAttentionGradients(in G: UnsafeMutablePointer<Float>) -> SelectedAttentionGradients {
+        let p = lastBlockPrefix
+        return SelectedAttentionGradients(dGamma: gradientPointer(p + "ln_1.weight", in: G)!, dBeta: gradientPointer(p + "ln_1.bias", in: G)!,
+                                          dW: gradientPointer(p + "attn.c_attn.weight", in: G)!,
+                                          dBias: gradientPointer(p + "attn.c_attn.bias", in: G))
+    }
+
+    // MARK: - Forward steps
+
+    /// ln_1's normalised input xhat (before its weight and bias) at positions 0...positions[b] of
+    /// each row, packed; and the block's input at the pooled positions, for the residual.
+    private func normaliseSelectedRows(_ hidden: [Float], into s: SelectedLastBlockState) {
+        let (B, T, C, positions, start) = (s.B, s.T, s.C, s.positions, s.start)
         hidden.withUnsafeBufferPointer { h in
             for b in 0..<B {
                 let row = h.baseAddress! + b * T * C
@@ -88,6 +144,12 @@ extension GPT2Trunk {
                 (s.xSelected.base + b * C).update(from: row + positions[b] * C, count: C)
             }
         }
+    }
+
+    /// ln_1 at the pooled positions, the query q = ln_1 W_q + b_q there, and kq_h = q_h W_k,h^T.
+    private func formSelectedQueries(_ s: SelectedLastBlockState, _ weights: SelectedAttentionWeights) {
+        let (B, C, H, hd, positions, start) = (s.B, s.C, s.H, s.hd, s.positions, s.start)
+        let gamma = weights.gamma, beta = weights.beta, wqkv = weights.wqkv, qkvBias = weights.qkvBias
         for b in 0..<B {
             let xh = s.xhat.base + (start[b] + positions[b]) * C, o = s.ln1Selected.base + b * C
             for c in 0..<C { o[c] = xh[c] * gamma[c] + beta[c] }
@@ -103,6 +165,13 @@ extension GPT2Trunk {
                       beta: 0, C: s.kq.base + h * C, ldc: H * C)
             }
         }
+    }
+
+    /// The selected queries' attention weights p over each row's positions (scores xhat_t . w with
+    /// w = scale * g * kq), the mixes a = sum_t p_t xhat_t, and g * a + beta.
+    private func attendFromSelectedQueries(_ s: SelectedLastBlockState, _ weights: SelectedAttentionWeights) {
+        let (B, T, C, H, hd, positions, start) = (s.B, s.T, s.C, s.H, s.hd, s.positions, s.start)
+        let gamma = weights.gamma, beta = weights.beta
         let scale = 1 / Float(hd).squareRoot()
         let scoreWeights = FloatBuffer(count: B * H * C, zeroed: false)
         for bh in 0..<(B * H) {
@@ -126,7 +195,12 @@ extension GPT2Trunk {
             let a = s.mix.base + bh * C, o = s.mixLn1.base + bh * C
             for c in 0..<C { o[c] = gamma[c] * a[c] + beta[c] }
         }
-        // output_h = (g * a_h + beta) W_v,h + b_v,h, per head: [B, C] (rows H*C apart) x [C, hd].
+    }
+
+    /// output_h = (g * a_h + beta) W_v,h + b_v,h, per head: [B, C] (rows H*C apart) x [C, hd].
+    private func formSelectedAttentionOutput(_ s: SelectedLastBlockState, _ weights: SelectedAttentionWeights) {
+        let (B, C, H, hd) = (s.B, s.C, s.H, s.hd)
+        let wqkv = weights.wqkv, qkvBias = weights.qkvBias
         let y = s.y.base
         if let bias = qkvBias { for b in 0..<B { (y + b * C).update(from: bias + 2 * C, count: C) } }
         parallelRows(H, grain: 1) { r in
@@ -135,7 +209,13 @@ extension GPT2Trunk {
                       beta: qkvBias == nil ? 0 : 1, C: y + h * hd, ldc: C)
             }
         }
-        linearForward(y, rows: B, inDim: C, outDim: C, weight: w(p + "attn.c_proj.weight"), bias: w(p + "attn.c_proj.bias"),
+    }
+
+    /// Past the attention, at the pooled rows: c_proj and its residual, ln_2, the MLP and its residual, ln_f.
+    private func forwardSelectedBlockTail(_ s: SelectedLastBlockState) {
+        let (B, C) = (s.B, s.C), p = lastBlockPrefix
+        func w(_ name: String) -> UnsafeMutablePointer<Float> { parameterPointer(name) }
+        linearForward(s.y.base, rows: B, inDim: C, outDim: C, weight: w(p + "attn.c_proj.weight"), bias: w(p + "attn.c_proj.bias"),
                       out: s.resid2.base)
         for b in 0..<B {
             let xs = s.xSelected.base + b * C, o = s.resid2.base + b * C
@@ -151,20 +231,17 @@ extension GPT2Trunk {
         for i in 0..<(B * C) { s.out.base[i] += s.resid2.base[i] }
         layerNormForward(s.out.base, rows: B, dim: C, weight: w("ln_f.weight"), bias: w("ln_f.bias"),
                          out: s.lnf.base, mean: s.lnfMean.base, rstd: s.lnfRstd.base)
-        selected = keepActivations ? s : nil
-        return Array(UnsafeBufferPointer(start: s.lnf.base, count: B * C))
     }
 
-    /// Backward of `forwardLastBlockSelected` given d(loss)/d(output) [batch, embDim]: ADDS the
-    /// gradients of the last block's tensors and ln_f into `G` (the flat layout's offsets; every
-    /// product accumulates with beta 1, so the caller's buffer takes them without a copy).
-    func backwardSelected(_ s: SelectedLastBlockState, dOutput: [Float], addingInto G: UnsafeMutablePointer<Float>) throws {
-        let (B, T, C, H, hd, start) = (s.B, s.T, s.C, s.H, s.hd, s.start)
-        guard dOutput.count == B * C else { throw PipelineError("got \(dOutput.count) output gradients for \(B) x \(C)") }
-        let l = model.config.nLayers - 1, p = "h.\(l)."
-        func w(_ name: String) -> UnsafeMutablePointer<Float> { model.params.base + layout.spec(named: name)!.offset }
-        func g(_ name: String) -> UnsafeMutablePointer<Float>? { layout.spec(named: name).map { G + $0.offset } }
+    // MARK: - Backward steps
 
+    /// Backward through ln_f, the MLP, ln_2 and c_proj (adding their gradients into `G`); returns
+    /// d(attention output) [B, C].
+    private func backwardSelectedBlockTail(_ s: SelectedLastBlockState, dOutput: [Float],
+                                           addingInto G: UnsafeMutablePointer<Float>) -> FloatBuffer {
+        let (B, C) = (s.B, s.C), p = lastBlockPrefix
+        func w(_ name: String) -> UnsafeMutablePointer<Float> { parameterPointer(name) }
+        func g(_ name: String) -> UnsafeMutablePointer<Float>? { gradientPointer(name, in: G) }
         let dOut = FloatBuffer(count: B * C), dResid2 = FloatBuffer(count: B * C), dG = FloatBuffer(count: B * 4 * C)
         let dLn2 = FloatBuffer(count: B * C), dY = FloatBuffer(count: B * C)
         dOutput.withUnsafeBufferPointer { d in
@@ -181,17 +258,17 @@ extension GPT2Trunk {
                           rows: B, dim: C, dX: dResid2.base, accumulateDX: true, dW: g(p + "ln_2.weight"), dB: g(p + "ln_2.bias"))
         linearBackward(dY: dResid2.base, x: s.y.base, rows: B, inDim: C, outDim: C, weight: w(p + "attn.c_proj.weight"),
                        dX: dY.base, dW: g(p + "attn.c_proj.weight"), dB: g(p + "attn.c_proj.bias"))
+        return dY
+    }
 
-        // The attention, backwards through output_h = (g * a_h + beta) W_v,h + b_v,h,
-        // a_h = sum_t p_t xhat_t, p = softmax(xhat_t . w_h), w_h = scale * g * kq_h, kq_h = W_k,h q_h
-        // (see the type's comment). Nothing below this block trains, so no gradient reaches xhat.
-        let wqkv = w(p + "attn.c_attn.weight"), dW = g(p + "attn.c_attn.weight")!, dBias = g(p + "attn.c_attn.bias")
-        let gamma = w(p + "ln_1.weight")
-        let dGamma = g(p + "ln_1.weight")!, dBeta = g(p + "ln_1.bias")!
-        let scale = 1 / Float(hd).squareRoot()
+    /// Value columns: dW_v,h += (g * a_h + beta)^T d(output_h); d(g * a_h + beta) = d(output_h) W_v,h^T,
+    /// returned [B, H, C]. The value bias takes d(output) summed over the rows.
+    private func backwardSelectedValues(_ s: SelectedLastBlockState, dY: FloatBuffer, _ weights: SelectedAttentionWeights,
+                                        _ grads: SelectedAttentionGradients) -> FloatBuffer {
+        let (B, C, H, hd) = (s.B, s.C, s.H, s.hd)
+        let wqkv = weights.wqkv, dW = grads.dW
         let dy = dY.base
-        if let dBias { columnSumsAccumulate(dy, rows: B, cols: C, into: dBias + 2 * C) }
-        // Value columns: dW_v,h += (g * a_h + beta)^T d(output_h); d(g * a_h + beta) = d(output_h) W_v,h^T.
+        if let dBias = grads.dBias { columnSumsAccumulate(dy, rows: B, cols: C, into: dBias + 2 * C) }
         let dMix = FloatBuffer(count: B * H * C, zeroed: false)
         BLASThreads.set(1)
         parallelRows(H, grain: 1) { r in
@@ -202,8 +279,14 @@ extension GPT2Trunk {
                       beta: 0, C: dMix.base + h * C, ldc: H * C)
             }
         }
-        // ln_1's weight and bias through g * a + beta; then d(a) = g * d(g * a + beta).
-        let BH = B * H
+        return dMix
+    }
+
+    /// ln_1's weight and bias through g * a + beta; then d(a) = g * d(g * a + beta), in place in `dMix`.
+    private func backwardSelectedMixNorm(_ s: SelectedLastBlockState, dMix: FloatBuffer, _ weights: SelectedAttentionWeights,
+                                         _ grads: SelectedAttentionGradients) {
+        let (C, BH) = (s.C, s.B * s.H)
+        let gamma = weights.gamma, dGamma = grads.dGamma, dBeta = grads.dBeta
         parallelRows(C, grain: 64) { cr in
             for c in cr {
                 var sg: Float = 0, sb: Float = 0
@@ -220,7 +303,12 @@ extension GPT2Trunk {
             let d = dMix.base + bh * C
             for c in 0..<C { d[c] *= gamma[c] }
         }
-        // Per sequence: d(p) [H, n] = d(a) [H, C] x xhat^T, softmax backward, d(w) [H, C] = d(score) x xhat.
+    }
+
+    /// Per sequence: d(p) [H, n] = d(a) [H, C] x xhat^T, softmax backward, d(w) [H, C] = d(score) x xhat;
+    /// returns d(w) [B, H, C].
+    private func backwardSelectedSoftmax(_ s: SelectedLastBlockState, dMix: FloatBuffer) -> FloatBuffer {
+        let (B, T, C, H, start) = (s.B, s.T, s.C, s.H, s.start)
         let dScores = FloatBuffer(count: B * H * T, zeroed: false), dWeights = FloatBuffer(count: B * H * C, zeroed: false)
         parallelRows(B, grain: 1) { r in
             for b in r {
@@ -236,7 +324,15 @@ extension GPT2Trunk {
                 sgemm(M: H, N: C, K: n, A: ds, lda: T, B: xb, ldb: C, beta: 0, C: dWeights.base + b * H * C, ldc: C)
             }
         }
-        // w = scale * g * kq: ln_1's weight, then d(kq) = scale * g * d(w).
+        return dWeights
+    }
+
+    /// w = scale * g * kq: ln_1's weight, then d(kq) = scale * g * d(w), in place in `dWeights`.
+    private func backwardSelectedScoreWeights(_ s: SelectedLastBlockState, dWeights: FloatBuffer, _ weights: SelectedAttentionWeights,
+                                              _ grads: SelectedAttentionGradients) {
+        let (C, BH) = (s.C, s.B * s.H)
+        let gamma = weights.gamma, dGamma = grads.dGamma
+        let scale = 1 / Float(s.hd).squareRoot()
         parallelRows(C, grain: 64) { cr in
             for c in cr {
                 var sg: Float = 0
@@ -248,8 +344,14 @@ extension GPT2Trunk {
             let d = dWeights.base + bh * C
             for c in 0..<C { d[c] *= scale * gamma[c] }
         }
-        // Key columns: kq_h = q_h W_k,h^T, so dW_k,h += d(kq_h)^T q_h and d(q_h) = d(kq_h) W_k,h. The key
-        // bias adds the same amount to every score of a head: no gradient.
+    }
+
+    /// Key columns: kq_h = q_h W_k,h^T, so dW_k,h += d(kq_h)^T q_h and d(q_h) = d(kq_h) W_k,h, returned
+    /// [B, C]. The key bias adds the same amount to every score of a head: no gradient.
+    private func backwardSelectedKeys(_ s: SelectedLastBlockState, dWeights: FloatBuffer, _ weights: SelectedAttentionWeights,
+                                      _ grads: SelectedAttentionGradients) -> FloatBuffer {
+        let (B, C, H, hd) = (s.B, s.C, s.H, s.hd)
+        let wqkv = weights.wqkv, dW = grads.dW
         let dQuery = FloatBuffer(count: B * C, zeroed: false)
         parallelRows(H, grain: 1) { r in
             for h in r {
@@ -259,14 +361,36 @@ extension GPT2Trunk {
                       beta: 0, C: dQuery.base + h * hd, ldc: C)
             }
         }
-        // The query columns at the pooled rows: d(ln1) there goes through ln_1's weight and bias.
+        return dQuery
+    }
+
+    /// The query columns at the pooled rows: d(ln1) there goes through ln_1's weight and bias.
+    private func backwardSelectedQueries(_ s: SelectedLastBlockState, dQuery: FloatBuffer, _ weights: SelectedAttentionWeights,
+                                         _ grads: SelectedAttentionGradients) {
+        let (B, C, start) = (s.B, s.C, s.start)
+        let wqkv = weights.wqkv, dW = grads.dW, dGamma = grads.dGamma, dBeta = grads.dBeta
         let dSelected = FloatBuffer(count: B * C, zeroed: false)
         parallelSgemm(transB: true, M: B, N: C, K: C, A: dQuery.base, lda: C, B: wqkv, ldb: 3 * C, beta: 0, C: dSelected.base, ldc: C)
         parallelSgemm(transA: true, M: C, N: C, K: B, A: s.ln1Selected.base, lda: C, B: dQuery.base, ldb: C, beta: 1, C: dW, ldc: 3 * C)
-        if let dBias { columnSumsAccumulate(dQuery.base, rows: B, cols: C, into: dBias) }
+        if let dBias = grads.dBias { columnSumsAccumulate(dQuery.base, rows: B, cols: C, into: dBias) }
         for b in 0..<B {
             let d = dSelected.base + b * C, xh = s.xhat.base + (start[b] + s.positions[b]) * C
             for c in 0..<C { dGamma[c] += d[c] * xh[c]; dBeta[c] += d[c] }
         }
     }
+}
+
+/// The last block's ln_1 and c_attn parameters, which the selected-position attention reads.
+private struct SelectedAttentionWeights {
+    /// ln_1's weight and bias.
+    let gamma, beta: UnsafeMutablePointer<Float>
+    /// [C, 3C]: query, key, value columns.
+    let wqkv: UnsafeMutablePointer<Float>
+    let qkvBias: UnsafeMutablePointer<Float>?
+}
+
+/// Where the backward adds the gradients of ln_1 and c_attn (inside the caller's flat buffer).
+private struct SelectedAttentionGradients {
+    let dGamma, dBeta, dW: UnsafeMutablePointer<Float>
+    let dBias: UnsafeMutablePointer<Float>?
 }

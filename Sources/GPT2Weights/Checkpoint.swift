@@ -126,6 +126,23 @@ public func loadCheckpointWithLoRA(from url: URL) throws -> LoadedCheckpoint {
     let file = try SafetensorsFile(contentsOf: url)
     let path = url.path
     let meta = file.metadata
+    let layout = try checkpointLayout(meta, path: path)
+    let (config, head) = (layout.config, layout.head)
+    if let missing = layout.tensors.map(\.name).first(where: { file.info($0) == nil }) {
+        throw PipelineError("checkpoint lacks tensor \"\(missing)\" required by its config \(config.name) / \(head)", location: path)
+    }
+    let lora = try readLoRAAdapters(file, meta, layout: layout, path: path)
+    let loraNames = Set(lora?.layout.tensors.map(\.name) ?? [])
+    if let extra = file.tensorNames.first(where: { layout.spec(named: $0) == nil && !loraNames.contains($0) }) {
+        throw PipelineError("checkpoint has unexpected tensor \"\(extra)\" for its config \(config.name) / \(head)", location: path)
+    }
+    let params = try readBaseParameters(file, meta, layout: layout, path: path)
+    return LoadedCheckpoint(layout: layout, params: params, metadata: meta, lora: lora)
+}
+
+/// The layout named by a checkpoint's metadata: its format and version are checked, its config
+/// and head decoded.
+private func checkpointLayout(_ meta: [String: String], path: String) throws -> ParameterLayout {
     guard meta[CheckpointFormat.Key.format] == CheckpointFormat.format else {
         let found = meta[CheckpointFormat.Key.format].map { "\"\($0)\"" } ?? "none"
         throw PipelineError("not an llm-finetune checkpoint: __metadata__ format is \(found), expected \"\(CheckpointFormat.format)\"",
@@ -144,45 +161,45 @@ public func loadCheckpointWithLoRA(from url: URL) throws -> LoadedCheckpoint {
         throw PipelineError("checkpoint metadata \"config\" / \"head\" is missing or malformed: \(error)", location: path)
     }
     try config.validate()
-    let layout = ParameterLayout(config: config, head: head)
-    let names = file.tensorNames
-    let expected = layout.tensors.map(\.name)
-    if let missing = expected.first(where: { file.info($0) == nil }) {
-        throw PipelineError("checkpoint lacks tensor \"\(missing)\" required by its config \(config.name) / \(head)", location: path)
+    return ParameterLayout(config: config, head: head)
+}
+
+/// The LoRA adapters when the metadata has `lora_rank` (nil otherwise): every tensor of the LoRA
+/// layout must be there as F32, and the values must hash to `lora_sha256`.
+private func readLoRAAdapters(_ file: SafetensorsFile, _ meta: [String: String], layout: ParameterLayout,
+                              path: String) throws -> LoRAWeights? {
+    guard let rankText = meta[CheckpointFormat.Key.loraRank] else { return nil }
+    guard let rank = Int(rankText), let alpha = meta[CheckpointFormat.Key.loraAlpha].flatMap(Float.init) else {
+        throw PipelineError("checkpoint metadata lora_rank / lora_alpha is malformed (\(rankText), \(meta[CheckpointFormat.Key.loraAlpha] ?? "missing"))",
+                            location: path)
     }
-    var lora: LoRAWeights? = nil
-    var loraNames: Set<String> = []
-    if let rankText = meta[CheckpointFormat.Key.loraRank] {
-        guard let rank = Int(rankText), let alpha = meta[CheckpointFormat.Key.loraAlpha].flatMap(Float.init) else {
-            throw PipelineError("checkpoint metadata lora_rank / lora_alpha is malformed (\(rankText), \(meta[CheckpointFormat.Key.loraAlpha] ?? "missing"))",
-                                location: path)
+    let settings = LoRASettings(rank: rank, alpha: alpha)
+    try settings.validate(rankLocation: path, alphaLocation: path)
+    let loraLayout = try LoRALayout(layout: layout, rank: rank)
+    var values = [Float](repeating: 0, count: loraLayout.totalCount)
+    for t in loraLayout.tensors {
+        guard let info = file.info(t.name) else {
+            throw PipelineError("checkpoint lacks LoRA tensor \"\(t.name)\" (rank \(rank))", location: path)
         }
-        let settings = LoRASettings(rank: rank, alpha: alpha)
-        try settings.validate(rankLocation: path, alphaLocation: path)
-        let loraLayout = try LoRALayout(layout: layout, rank: rank)
-        var values = [Float](repeating: 0, count: loraLayout.totalCount)
-        for t in loraLayout.tensors {
-            guard let info = file.info(t.name) else {
-                throw PipelineError("checkpoint lacks LoRA tensor \"\(t.name)\" (rank \(rank))", location: path)
-            }
-            guard info.shape == t.shape, info.dtype == "F32" else {
-                throw PipelineError("checkpoint LoRA tensor \"\(t.name)\" is \(info.dtype) \(info.shape), expected F32 \(t.shape)", location: path)
-            }
-            let n = t.shape[0] * t.shape[1]
-            try values.withUnsafeMutableBufferPointer {
-                try file.readFloats(t.name, into: UnsafeMutableBufferPointer(rebasing: $0[t.offset..<(t.offset + n)]))
-            }
-            loraNames.insert(t.name)
+        guard info.shape == t.shape, info.dtype == "F32" else {
+            throw PipelineError("checkpoint LoRA tensor \"\(t.name)\" is \(info.dtype) \(info.shape), expected F32 \(t.shape)", location: path)
         }
-        guard parametersSHA256(values) == meta[CheckpointFormat.Key.loraSHA256] else {
-            throw PipelineError("checkpoint LoRA adapters do not match their recorded hash (lora_sha256)", location: path,
-                                hint: "the file was modified or damaged; rerun the train stage")
+        let n = t.shape[0] * t.shape[1]
+        try values.withUnsafeMutableBufferPointer {
+            try file.readFloats(t.name, into: UnsafeMutableBufferPointer(rebasing: $0[t.offset..<(t.offset + n)]))
         }
-        lora = try LoRAWeights(settings: settings, layout: loraLayout, values: values)
     }
-    if let extra = names.first(where: { layout.spec(named: $0) == nil && !loraNames.contains($0) }) {
-        throw PipelineError("checkpoint has unexpected tensor \"\(extra)\" for its config \(config.name) / \(head)", location: path)
+    guard parametersSHA256(values) == meta[CheckpointFormat.Key.loraSHA256] else {
+        throw PipelineError("checkpoint LoRA adapters do not match their recorded hash (lora_sha256)", location: path,
+                            hint: "the file was modified or damaged; rerun the train stage")
     }
+    return try LoRAWeights(settings: settings, layout: loraLayout, values: values)
+}
+
+/// The base parameters in layout order: every tensor F32 of the layout's shape, all together
+/// hashing to `params_sha256`.
+private func readBaseParameters(_ file: SafetensorsFile, _ meta: [String: String], layout: ParameterLayout,
+                                path: String) throws -> [Float] {
     var params = [Float](repeating: 0, count: layout.totalCount)
     for spec in layout.tensors {
         let info = file.info(spec.name)!
@@ -203,5 +220,5 @@ public func loadCheckpointWithLoRA(from url: URL) throws -> LoadedCheckpoint {
     } else {
         throw PipelineError("checkpoint metadata lacks params_sha256", location: path)
     }
-    return LoadedCheckpoint(layout: layout, params: params, metadata: meta, lora: lora)
+    return params
 }

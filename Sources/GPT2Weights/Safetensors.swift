@@ -62,48 +62,113 @@ public struct SafetensorsFile: @unchecked Sendable {
 
     /// Validates safetensors bytes already in memory; `url` is used in messages only.
     public init(data: Data, url: URL) throws {
-        let path = url.path
+        let check = HeaderCheck(path: url.path)
+        let n = try check.headerLength(data)
+        let (metadata, headerEntries) = try check.metadataAndEntries(try check.headerFields(data, headerLength: n))
+        // File order = order in the data section; ranges must tile it with no gap and no overlap.
+        let entries = headerEntries.sorted { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        try check.tiling(entries, fileSize: data.count, headerLength: n)
+
+        self.url = url
+        self.metadata = metadata
+        self.entries = entries
+        self.indexByName = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
+        self.data = data
+        self.dataStart = 8 + n
+    }
+
+    /// The checks of `init(data:url:)`; every problem is a `PipelineError` located at the file.
+    private struct HeaderCheck {
+        let path: String
+
         func fail(_ message: String, hint: String? = nil) -> PipelineError {
             PipelineError(message, location: path,
                           hint: hint ?? "the file is not a valid safetensors file; download or write it again")
         }
-        guard data.count >= 8 else {
-            throw fail("file is too short for a safetensors header: \(data.count) bytes, need at least 8")
-        }
-        let headerLength = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
-        guard headerLength <= UInt64(Self.maxHeaderBytes) else {
-            throw fail("header length \(headerLength) bytes exceeds the \(Self.maxHeaderBytes)-byte limit (corrupt length field?)")
-        }
-        let n = Int(headerLength)
-        guard 8 + n <= data.count else {
-            throw fail("file is truncated: header says \(n) header bytes but the file has only \(data.count - 8) after the length field")
-        }
-        let headerBytes = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + 8 + n))
-        let root: OrderedJSON
-        do {
-            root = try OrderedJSON.parse([UInt8](headerBytes))
-        } catch let e as OrderedJSON.ParseError {
-            throw fail("header is not valid JSON: \(e.message)")
-        }
-        guard case .object(let fields) = root else {
-            throw fail("header is not a JSON object")
+
+        /// The length field: N header bytes follow it, within the cap and the file.
+        func headerLength(_ data: Data) throws -> Int {
+            guard data.count >= 8 else {
+                throw fail("file is too short for a safetensors header: \(data.count) bytes, need at least 8")
+            }
+            let headerLength = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+            guard headerLength <= UInt64(SafetensorsFile.maxHeaderBytes) else {
+                throw fail("header length \(headerLength) bytes exceeds the \(SafetensorsFile.maxHeaderBytes)-byte limit (corrupt length field?)")
+            }
+            let n = Int(headerLength)
+            guard 8 + n <= data.count else {
+                throw fail("file is truncated: header says \(n) header bytes but the file has only \(data.count - 8) after the length field")
+            }
+            return n
         }
 
-        var metadata: [String: String] = [:]
-        var entries: [Entry] = []
-        var seen = Set<String>()
-        for (name, value) in fields {
-            guard seen.insert(name).inserted else { throw fail("header lists \"\(name)\" twice") }
-            if name == "__metadata__" {
-                guard case .object(let pairs) = value else { throw fail("__metadata__ is not a JSON object") }
-                for (k, v) in pairs {
-                    guard case .string(let s) = v else {
-                        throw fail("__metadata__ value for \"\(k)\" is not a string")
-                    }
-                    metadata[k] = s
-                }
-                continue
+        /// The header's JSON object, its fields in file order.
+        func headerFields(_ data: Data, headerLength n: Int) throws -> [(String, OrderedJSON)] {
+            let headerBytes = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + 8 + n))
+            let root: OrderedJSON
+            do {
+                root = try OrderedJSON.parse([UInt8](headerBytes))
+            } catch let e as OrderedJSON.ParseError {
+                throw fail("header is not valid JSON: \(e.message)")
             }
+            guard case .object(let fields) = root else {
+                throw fail("header is not a JSON object")
+            }
+            return fields
+        }
+
+        /// `__metadata__` and the tensor entries (in header order); a name may appear once.
+        func metadataAndEntries(_ fields: [(String, OrderedJSON)]) throws -> ([String: String], [Entry]) {
+            var metadata: [String: String] = [:]
+            var entries: [Entry] = []
+            var seen = Set<String>()
+            for (name, value) in fields {
+                guard seen.insert(name).inserted else { throw fail("header lists \"\(name)\" twice") }
+                if name == "__metadata__" {
+                    metadata = try self.metadata(value)
+                } else {
+                    entries.append(try entry(name, value))
+                }
+            }
+            return (metadata, entries)
+        }
+
+        func metadata(_ value: OrderedJSON) throws -> [String: String] {
+            guard case .object(let pairs) = value else { throw fail("__metadata__ is not a JSON object") }
+            var metadata: [String: String] = [:]
+            for (k, v) in pairs {
+                guard case .string(let s) = v else {
+                    throw fail("__metadata__ value for \"\(k)\" is not a string")
+                }
+                metadata[k] = s
+            }
+            return metadata
+        }
+
+        /// One tensor's entry: a known dtype, and data_offsets holding exactly shape x dtype-size bytes.
+        func entry(_ name: String, _ value: OrderedJSON) throws -> Entry {
+            let (dtype, shape, offsets) = try entryFields(name, value)
+            guard let size = SafetensorsFile.dtypeSizes[dtype] else {
+                throw fail("tensor \"\(name)\": unknown dtype \"\(dtype)\"")
+            }
+            guard offsets[0] <= offsets[1] else {
+                throw fail("tensor \"\(name)\": data_offsets [\(offsets[0]), \(offsets[1])] end before they begin")
+            }
+            var count = 1
+            for d in shape {
+                let (p, o) = count.multipliedReportingOverflow(by: d)
+                guard !o else { throw fail("tensor \"\(name)\": shape \(shape) is too large") }
+                count = p
+            }
+            let (bytes, o) = count.multipliedReportingOverflow(by: size)
+            guard !o, bytes == offsets[1] - offsets[0] else {
+                throw fail("tensor \"\(name)\": shape \(shape) of \(dtype) needs \(count) x \(size) = \(count &* size) bytes but data_offsets [\(offsets[0]), \(offsets[1])] hold \(offsets[1] - offsets[0])")
+            }
+            return Entry(name: name, dtype: dtype, shape: shape, begin: offsets[0], end: offsets[1])
+        }
+
+        /// The entry's three fields, each present once and well-typed, and no other.
+        private func entryFields(_ name: String, _ value: OrderedJSON) throws -> (dtype: String, shape: [Int], offsets: [Int]) {
             guard case .object(let props) = value else { throw fail("tensor \"\(name)\": entry is not a JSON object") }
             var dtype: String?
             var shape: [Int]?
@@ -130,52 +195,31 @@ public struct SafetensorsFile: @unchecked Sendable {
             guard let dtype else { throw fail("tensor \"\(name)\": dtype is missing") }
             guard let shape else { throw fail("tensor \"\(name)\": shape is missing") }
             guard let offsets else { throw fail("tensor \"\(name)\": data_offsets is missing") }
-            guard let size = Self.dtypeSizes[dtype] else {
-                throw fail("tensor \"\(name)\": unknown dtype \"\(dtype)\"")
-            }
-            guard offsets[0] <= offsets[1] else {
-                throw fail("tensor \"\(name)\": data_offsets [\(offsets[0]), \(offsets[1])] end before they begin")
-            }
-            var count = 1
-            for d in shape {
-                let (p, o) = count.multipliedReportingOverflow(by: d)
-                guard !o else { throw fail("tensor \"\(name)\": shape \(shape) is too large") }
-                count = p
-            }
-            let (bytes, o) = count.multipliedReportingOverflow(by: size)
-            guard !o, bytes == offsets[1] - offsets[0] else {
-                throw fail("tensor \"\(name)\": shape \(shape) of \(dtype) needs \(count) x \(size) = \(count &* size) bytes but data_offsets [\(offsets[0]), \(offsets[1])] hold \(offsets[1] - offsets[0])")
-            }
-            entries.append(Entry(name: name, dtype: dtype, shape: shape, begin: offsets[0], end: offsets[1]))
+            return (dtype, shape, offsets)
         }
 
-        // File order = order in the data section; ranges must tile it with no gap and no overlap.
-        entries.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
-        var expected = 0
-        for e in entries {
-            if e.begin < expected {
-                throw fail("tensor \"\(e.name)\": data_offsets [\(e.begin), \(e.end)] overlap the previous tensor, which ends at \(expected)")
+        /// The entries, sorted by offset, must tile the data section exactly: no gap, no overlap,
+        /// nothing missing or left over.
+        func tiling(_ entries: [Entry], fileSize: Int, headerLength n: Int) throws {
+            var expected = 0
+            for e in entries {
+                if e.begin < expected {
+                    throw fail("tensor \"\(e.name)\": data_offsets [\(e.begin), \(e.end)] overlap the previous tensor, which ends at \(expected)")
+                }
+                if e.begin > expected {
+                    throw fail("tensor \"\(e.name)\": data_offsets begin at \(e.begin) but the previous tensor ends at \(expected) (gap in the data section)")
+                }
+                expected = e.end
             }
-            if e.begin > expected {
-                throw fail("tensor \"\(e.name)\": data_offsets begin at \(e.begin) but the previous tensor ends at \(expected) (gap in the data section)")
+            let dataSection = fileSize - 8 - n
+            if expected != dataSection {
+                if expected > dataSection {
+                    throw fail("file is truncated: the header describes \(expected) data bytes (file size \(8 + n + expected)) but the file has \(dataSection) (file size \(fileSize))",
+                               hint: "the download or copy was cut short; fetch the file again")
+                }
+                throw fail("file has \(dataSection - expected) bytes after the last tensor: the header describes \(expected) data bytes (file size \(8 + n + expected)) but the file is \(fileSize) bytes")
             }
-            expected = e.end
         }
-        let dataSection = data.count - 8 - n
-        if expected != dataSection {
-            if expected > dataSection {
-                throw fail("file is truncated: the header describes \(expected) data bytes (file size \(8 + n + expected)) but the file has \(dataSection) (file size \(data.count))",
-                           hint: "the download or copy was cut short; fetch the file again")
-            }
-            throw fail("file has \(dataSection - expected) bytes after the last tensor: the header describes \(expected) data bytes (file size \(8 + n + expected)) but the file is \(data.count) bytes")
-        }
-
-        self.url = url
-        self.metadata = metadata
-        self.entries = entries
-        self.indexByName = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
-        self.data = data
-        self.dataStart = 8 + n
     }
 
     /// Tensor names in the order their bytes appear in the data section.

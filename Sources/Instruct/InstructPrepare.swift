@@ -88,6 +88,40 @@ public func tokenizeInstructions(_ entries: [InstructionEntry], style: PromptSty
 @discardableResult
 public func prepareInstructionDataset(_ options: InstructionPrepareOptions,
                                       encode: (String) throws -> [Int]) throws -> Manifest {
+    let entries = try readInstructionEntries(options)
+    let split = try InstructionSplit(count: entries.count, trainFrac: options.trainFrac, testFrac: options.testFrac)
+    let inputs = try recordInstructionInputs(options)
+    let parts = try tokenizeSplits(entries, split, options, encode: encode)
+    let stats = instructionStatistics(entries, split, parts, allowedMaxLength: options.allowedMaxLength)
+    let params: [String: JSONValue] = [
+        "style": .string(options.style.rawValue),
+        "train_frac": .double(options.trainFrac),
+        "test_frac": .double(options.testFrac),
+        "validation": "the rest",
+        "allowed_max_length": .int(options.allowedMaxLength),
+    ]
+
+    try replaceDirectory(options.output) { dir in
+        let outputs = try writeInstructionSplits(parts, into: dir)
+        let manifest = Manifest(format: InstructionDataset.format, formatVersion: InstructionDataset.formatVersion,
+                                tool: "prepare instruct", params: params, inputs: inputs, outputs: outputs, stats: stats)
+        try manifest.write(into: dir)
+    }
+    return try Manifest.read(from: options.output.appendingPathComponent(Manifest.fileName))
+}
+
+/// One split of the prepared data set: its entries, their tokens and the shard made of them.
+private struct PreparedSplit {
+    var name: InstructionSplitName
+    var shard: InstructionShard
+    var entries: [InstructionEntry]
+    var tokenized: TokenizedInstructions
+    /// The entries' indices in the source file.
+    var range: Range<Int>
+}
+
+/// The entries of the input file, after checking the options that need no input.
+private func readInstructionEntries(_ options: InstructionPrepareOptions) throws -> [InstructionEntry] {
     guard options.allowedMaxLength > 0 else {
         throw PipelineError("allowed max length must be positive, got \(options.allowedMaxLength)", location: "--allowed-max-length")
     }
@@ -96,9 +130,11 @@ public func prepareInstructionDataset(_ options: InstructionPrepareOptions,
         throw PipelineError("the file holds no entries", location: options.input.path,
                             hint: "fetch the instruction data again (`pipeline run -f pipelines/instruct.yaml fetch`)")
     }
-    let split = try InstructionSplit(count: entries.count, trainFrac: options.trainFrac, testFrac: options.testFrac)
-    let ranges: [(InstructionSplitName, Range<Int>)] = [(.train, split.train), (.validation, split.validation), (.test, split.test)]
+    return entries
+}
 
+/// The input file and the GPT-2 vocabulary files (which must exist), for the manifest.
+private func recordInstructionInputs(_ options: InstructionPrepareOptions) throws -> [FileRecord] {
     let vocabFiles = ["encoder.json", "vocab.bpe"].map { options.vocabDirectory.appendingPathComponent($0) }
     var inputs = [try FileRecord.of(options.input, as: options.input.relativePath)]
     for file in vocabFiles {
@@ -108,45 +144,43 @@ public func prepareInstructionDataset(_ options: InstructionPrepareOptions,
         }
         inputs.append(try FileRecord.of(file, as: file.relativePath))
     }
+    return inputs
+}
 
-    var shards: [(InstructionSplitName, InstructionShard, [InstructionEntry], TokenizedInstructions, Range<Int>)] = []
-    for (name, range) in ranges {
+/// Tokenizes each split's entries into its shard, in the order train, validation, test.
+private func tokenizeSplits(_ entries: [InstructionEntry], _ split: InstructionSplit, _ options: InstructionPrepareOptions,
+                            encode: (String) throws -> [Int]) throws -> [PreparedSplit] {
+    let ranges: [(InstructionSplitName, Range<Int>)] = [(.train, split.train), (.validation, split.validation), (.test, split.test)]
+    return try ranges.map { name, range in
         let part = Array(entries[range])
         let tokenized = try tokenizeInstructions(part, style: options.style, firstEntryIndex: range.lowerBound,
                                                  source: options.input.path, encode: encode)
         let shard = try InstructionShard(rows: tokenized.rows, responseStarts: tokenized.promptLengths)
-        shards.append((name, shard, part, tokenized, range))
+        return PreparedSplit(name: name, shard: shard, entries: part, tokenized: tokenized, range: range)
     }
+}
 
-    // Statistics worth seeing without opening the shards.
+/// Statistics worth seeing without opening the shards.
+private func instructionStatistics(_ entries: [InstructionEntry], _ split: InstructionSplit, _ parts: [PreparedSplit],
+                                   allowedMaxLength: Int) -> [String: JSONValue] {
     var splitStats: [String: JSONValue] = [:]
     var longest: (tokens: Int, split: String, row: Int, entry: Int) = (-1, "", 0, 0)
     var truncatedTotal = 0
     var notPrefixTotal = 0
     var notPrefixEntries: [Int] = []
-    for (name, shard, _, tokenized, range) in shards {
+    for part in parts {
+        let (shard, tokenized, range) = (part.shard, part.tokenized, part.range)
         let lengths = (0..<shard.rowCount).map { shard.length(row: $0) }
-        let truncated = lengths.filter { $0 > options.allowedMaxLength }.count
+        let truncated = lengths.filter { $0 > allowedMaxLength }.count
         truncatedTotal += truncated
         notPrefixTotal += tokenized.promptNotPrefix.count
         notPrefixEntries += tokenized.promptNotPrefix.map { range.lowerBound + $0 }
         if let m = lengths.indices.max(by: { lengths[$0] < lengths[$1] }), lengths[m] > longest.tokens {
-            longest = (lengths[m], name.rawValue, m, range.lowerBound + m)
+            longest = (lengths[m], part.name.rawValue, m, range.lowerBound + m)
         }
-        let promptTokens = tokenized.promptLengths.reduce(0, +)
-        splitStats[name.rawValue] = [
-            "rows": .int(shard.rowCount),
-            "first_entry": .int(range.lowerBound),
-            "tokens": .int(shard.totalTokens),
-            "prompt_tokens": .int(promptTokens),
-            "response_tokens": .int(shard.totalTokens - promptTokens),
-            "min_tokens": .int(lengths.min() ?? 0),
-            "max_tokens": .int(lengths.max() ?? 0),
-            "mean_tokens": .double(lengths.isEmpty ? 0 : (Double(shard.totalTokens) / Double(lengths.count) * 100).rounded() / 100),
-            "truncated_rows": .int(truncated),
-        ]
+        splitStats[part.name.rawValue] = splitStatistics(part, lengths: lengths, truncated: truncated)
     }
-    let stats: [String: JSONValue] = [
+    return [
         "entries": .int(entries.count),
         "entries_with_input": .int(entries.filter { !$0.input.isEmpty }.count),
         "split": ["train": .int(split.train.count), "validation": .int(split.validation.count), "test": .int(split.test.count)],
@@ -157,29 +191,38 @@ public func prepareInstructionDataset(_ options: InstructionPrepareOptions,
         // File-order entry indices, at most 20 so that a pathological file cannot bloat the manifest.
         "prompt_not_prefix_entries": .array(notPrefixEntries.sorted().prefix(20).map { .int($0) }),
     ]
-    let params: [String: JSONValue] = [
-        "style": .string(options.style.rawValue),
-        "train_frac": .double(options.trainFrac),
-        "test_frac": .double(options.testFrac),
-        "validation": "the rest",
-        "allowed_max_length": .int(options.allowedMaxLength),
-    ]
+}
 
-    try replaceDirectory(options.output) { dir in
-        var outputs: [FileRecord] = []
-        for (name, shard, part, _, _) in shards {
-            let shardURL = dir.appendingPathComponent(name.shardFile)
-            try shard.write(to: shardURL)
-            let jsonURL = dir.appendingPathComponent(name.entriesFile)
-            try AtomicFile.write(InstructionEntries.encoded(part), to: jsonURL)
-            outputs.append(try FileRecord.of(shardURL, as: name.shardFile))
-            outputs.append(try FileRecord.of(jsonURL, as: name.entriesFile))
-        }
-        let manifest = Manifest(format: InstructionDataset.format, formatVersion: InstructionDataset.formatVersion,
-                                tool: "prepare instruct", params: params, inputs: inputs, outputs: outputs, stats: stats)
-        try manifest.write(into: dir)
+/// One split's numbers: `lengths` are its rows' token counts, `truncated` how many exceed the allowed length.
+private func splitStatistics(_ part: PreparedSplit, lengths: [Int], truncated: Int) -> JSONValue {
+    let shard = part.shard
+    let promptTokens = part.tokenized.promptLengths.reduce(0, +)
+    return [
+        "rows": .int(shard.rowCount),
+        "first_entry": .int(part.range.lowerBound),
+        "tokens": .int(shard.totalTokens),
+        "prompt_tokens": .int(promptTokens),
+        "response_tokens": .int(shard.totalTokens - promptTokens),
+        "min_tokens": .int(lengths.min() ?? 0),
+        "max_tokens": .int(lengths.max() ?? 0),
+        "mean_tokens": .double(lengths.isEmpty ? 0 : (Double(shard.totalTokens) / Double(lengths.count) * 100).rounded() / 100),
+        "truncated_rows": .int(truncated),
+    ]
+}
+
+/// Writes each split's shard and entries into `dir`; returns their records.
+private func writeInstructionSplits(_ parts: [PreparedSplit], into dir: URL) throws -> [FileRecord] {
+    var outputs: [FileRecord] = []
+    for part in parts {
+        let name = part.name
+        let shardURL = dir.appendingPathComponent(name.shardFile)
+        try part.shard.write(to: shardURL)
+        let jsonURL = dir.appendingPathComponent(name.entriesFile)
+        try AtomicFile.write(InstructionEntries.encoded(part.entries), to: jsonURL)
+        outputs.append(try FileRecord.of(shardURL, as: name.shardFile))
+        outputs.append(try FileRecord.of(jsonURL, as: name.entriesFile))
     }
-    return try Manifest.read(from: options.output.appendingPathComponent(Manifest.fileName))
+    return outputs
 }
 
 /// A prepared instruction data set on disk (the output folder of `prepare instruct`).
