@@ -14,6 +14,14 @@ public struct StepPlan {
     /// Whether the step must report its gradient norm (it is logged, or clipping measures it anyway).
     public let measuresGradNorm: Bool
 
+    public init(index: Int, microBatches: [[Int]], learningRate: Float, maxGradNorm: Float?, measuresGradNorm: Bool) {
+        self.index = index
+        self.microBatches = microBatches
+        self.learningRate = learningRate
+        self.maxGradNorm = maxGradNorm
+        self.measuresGradNorm = measuresGradNorm
+    }
+
     /// Runs `body(i, rows, weight)` on each micro-batch and returns the step's loss; `body` adds
     /// d(weight x its mean loss)/d(parameters) to the gradients (replacing them for i = 0).
     ///
