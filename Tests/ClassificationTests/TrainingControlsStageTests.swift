@@ -71,6 +71,12 @@ final class TrainingControlsStageTests: XCTestCase {
         let state = try ResumeState.read(from: atBest.output.appendingPathComponent("state"))
         XCTAssertEqual(Array(loaded.params.suffix(state.parameters.count)), state.parameters)
 
+        // `evaluate` reads the best folder like a train folder (frozen layers recomputed, no plots).
+        var eo = ClassifierEvaluateOptions(model: bestURL.deletingLastPathComponent(), prepared: prepared,
+                                           output: dir.appendingPathComponent("eval-best"))
+        eo.pngConverter = "no-such-converter-for-tests"
+        XCTAssertEqual(try ClassifierEvaluateStage.run(eo, makeBackend: StageTests.backend).metrics["test"]?.rows, 7)
+
         // Interrupted and resumed: the same final model, log records and best checkpoint bytes.
         var parts = options(prepared, out: "parts")
         parts.stopAfterSteps = max(1, step - 1)

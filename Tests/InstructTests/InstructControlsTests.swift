@@ -65,6 +65,11 @@ final class InstructControlsTests: XCTestCase {
         XCTAssertTrue(evals.allSatisfy { $0.learningRate != nil && $0.gradNorm != nil })
         XCTAssertEqual(a.manifest?.stats["best"]?["checkpoint"], "best/model.safetensors")
         let bestBytes = try Data(contentsOf: whole.appendingPathComponent("best/model.safetensors"))
+        var eo = InstructEvaluateOptions(model: whole.appendingPathComponent("best"), prepared: prepared,
+                                         output: dir.appendingPathComponent("eval-best"), vocabDirectory: try TinyInstruct.vocab())
+        eo.maxNewTokens = 4
+        eo.limit = 2
+        XCTAssertNoThrow(try InstructEvaluateStage.run(eo))
         func zeroed(_ log: [LogRecord]) -> [LogRecord] { log.map { var r = $0; r.elapsedSeconds = 0; return r } }
         for stop in [1, 5, 6, 13] {
             let parts = dir.appendingPathComponent("parts\(stop)")
