@@ -223,7 +223,7 @@ public final class EpochLoop {
                          losses: ([[Int]]) throws -> (train: Double, validation: Double)) throws {
         let lr = schedule.learningRate(at: step)
         let evaluates = controls.evalStrategy == .steps ? step % evalFreq == 0 : nextBatch + gradAccum == usedBatchesPerEpoch
-        let clip: Float? = controls.maxGradNorm > 0 ? controls.maxGradNorm : nil
+        let clip: Float? = controls.maxGradNorm > 0 ? Float(controls.maxGradNorm) : nil
         let result = try train(StepPlan(index: step, microBatches: microBatches, learningRate: lr, maxGradNorm: clip,
                                         measuresGradNorm: evaluates || clip != nil))
         step += 1

@@ -62,7 +62,7 @@ public struct LRSchedule: Equatable, Sendable {
     /// schedule without warmup hands the optimizer `lr` itself at every step.
     public init(_ c: TrainingControls, learningRate: Float, totalSteps: Int) {
         self.init(kind: c.lrSchedule, peak: Double(learningRate), totalSteps: totalSteps,
-                  warmupSteps: c.warmupSteps(totalSteps: totalSteps), initialLR: Double(c.initialLR), minLR: Double(c.minLR))
+                  warmupSteps: c.warmupSteps(totalSteps: totalSteps), initialLR: c.initialLR, minLR: c.minLR)
     }
 
     /// Warmup steps of a ratio of the run: ceil(T * ratio), as transformers' `TrainingArguments.get_warmup_steps`.

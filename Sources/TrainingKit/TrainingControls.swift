@@ -38,11 +38,11 @@ public struct TrainingControls: Codable, Equatable, Sendable {
     /// ... or over ceil(ratio x total steps) (0: none); give one of the two.
     public var warmupRatio = 0.0
     /// Where the warmup starts (the book's appendix D `initial_lr`; transformers: 0).
-    public var initialLR: Float = 0
+    public var initialLR = 0.0
     /// Where the linear or cosine decay ends (appendix D's `min_lr`; transformers: 0).
-    public var minLR: Float = 0
+    public var minLR = 0.0
     /// Clip the global L2 norm of all trainable gradients to this (0: no clipping).
-    public var maxGradNorm: Float = 0
+    public var maxGradNorm = 0.0
     /// Micro-batches of `batch_size` rows per optimizer step.
     public var gradAccum = 1
     public var evalStrategy: EvalStrategy = .steps
@@ -52,7 +52,21 @@ public struct TrainingControls: Codable, Equatable, Sendable {
     /// Stop after this many evaluations of `bestMetric` in a row without improvement (0: never).
     public var earlyStoppingPatience = 0
 
-    public init() {}
+    public init(lrSchedule: LRScheduleKind = .constant, warmupSteps: Int = 0, warmupRatio: Double = 0, initialLR: Double = 0,
+                minLR: Double = 0, maxGradNorm: Double = 0, gradAccum: Int = 1, evalStrategy: EvalStrategy = .steps,
+                saveBest: Bool = false, bestMetric: BestMetric = .loss, earlyStoppingPatience: Int = 0) {
+        self.lrSchedule = lrSchedule
+        self.warmupSteps = warmupSteps
+        self.warmupRatio = warmupRatio
+        self.initialLR = initialLR
+        self.minLR = minLR
+        self.maxGradNorm = maxGradNorm
+        self.gradAccum = gradAccum
+        self.evalStrategy = evalStrategy
+        self.saveBest = saveBest
+        self.bestMetric = bestMetric
+        self.earlyStoppingPatience = earlyStoppingPatience
+    }
 
     /// The resolved warmup of a run of `totalSteps` optimizer steps.
     public func warmupSteps(totalSteps: Int) -> Int {
@@ -68,6 +82,7 @@ public struct TrainingControls: Codable, Equatable, Sendable {
 
     /// Checks every control, naming its pipeline key; `learningRate` is the run's `lr`.
     public func validate(learningRate: Float) throws {
+        let lr = learningRate.shortestDouble
         func bad(_ key: String, _ message: String, hint: String? = nil) -> PipelineError {
             PipelineError("\(key) \(message)", location: "train.\(key)", hint: hint)
         }
@@ -76,11 +91,11 @@ public struct TrainingControls: Codable, Equatable, Sendable {
         guard warmupSteps == 0 || warmupRatio == 0 else {
             throw bad("warmup_ratio", "and warmup_steps are both set (\(warmupRatio), \(warmupSteps))", hint: "give one of the two")
         }
-        guard initialLR >= 0 && initialLR <= learningRate else { throw bad("initial_lr", "must be in [0, lr], got \(initialLR)") }
+        guard initialLR >= 0 && initialLR <= lr else { throw bad("initial_lr", "must be in [0, lr], got \(initialLR)") }
         guard initialLR == 0 || warmupSteps > 0 || warmupRatio > 0 else {
             throw bad("initial_lr", "is where the warmup starts, but there is no warmup", hint: "set warmup_steps or warmup_ratio, or leave initial_lr at 0")
         }
-        guard minLR >= 0 && minLR <= learningRate else { throw bad("min_lr", "must be in [0, lr], got \(minLR)") }
+        guard minLR >= 0 && minLR <= lr else { throw bad("min_lr", "must be in [0, lr], got \(minLR)") }
         guard minLR == 0 || lrSchedule != .constant else {
             throw bad("min_lr", "is where a decay ends, but lr_schedule is constant", hint: "use lr_schedule linear or cosine")
         }
@@ -95,36 +110,21 @@ public struct TrainingControls: Codable, Equatable, Sendable {
              saveBest = "save_best", bestMetric = "best_metric", earlyStoppingPatience = "early_stopping_patience"
     }
 
-    /// Reads what `encode` writes; settings recorded before these controls existed get the defaults.
+    /// Reads what the (synthesized) encoding writes; settings recorded before these controls existed get the defaults.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = TrainingControls()
         lrSchedule = try c.decodeIfPresent(LRScheduleKind.self, forKey: .lrSchedule) ?? d.lrSchedule
         warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? d.warmupSteps
         warmupRatio = try c.decodeIfPresent(Double.self, forKey: .warmupRatio) ?? d.warmupRatio
-        initialLR = try c.decodeIfPresent(Float.self, forKey: .initialLR) ?? d.initialLR
-        minLR = try c.decodeIfPresent(Float.self, forKey: .minLR) ?? d.minLR
-        maxGradNorm = try c.decodeIfPresent(Float.self, forKey: .maxGradNorm) ?? d.maxGradNorm
+        initialLR = try c.decodeIfPresent(Double.self, forKey: .initialLR) ?? d.initialLR
+        minLR = try c.decodeIfPresent(Double.self, forKey: .minLR) ?? d.minLR
+        maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm) ?? d.maxGradNorm
         gradAccum = try c.decodeIfPresent(Int.self, forKey: .gradAccum) ?? d.gradAccum
         evalStrategy = try c.decodeIfPresent(EvalStrategy.self, forKey: .evalStrategy) ?? d.evalStrategy
         saveBest = try c.decodeIfPresent(Bool.self, forKey: .saveBest) ?? d.saveBest
         bestMetric = try c.decodeIfPresent(BestMetric.self, forKey: .bestMetric) ?? d.bestMetric
         earlyStoppingPatience = try c.decodeIfPresent(Int.self, forKey: .earlyStoppingPatience) ?? d.earlyStoppingPatience
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(lrSchedule, forKey: .lrSchedule)
-        try c.encode(warmupSteps, forKey: .warmupSteps)
-        try c.encode(warmupRatio, forKey: .warmupRatio)
-        try c.encode(initialLR.shortestDouble, forKey: .initialLR)
-        try c.encode(minLR.shortestDouble, forKey: .minLR)
-        try c.encode(maxGradNorm.shortestDouble, forKey: .maxGradNorm)
-        try c.encode(gradAccum, forKey: .gradAccum)
-        try c.encode(evalStrategy, forKey: .evalStrategy)
-        try c.encode(saveBest, forKey: .saveBest)
-        try c.encode(bestMetric, forKey: .bestMetric)
-        try c.encode(earlyStoppingPatience, forKey: .earlyStoppingPatience)
     }
 
     /// The defaults as coded: the resume key leaves out controls at these values, so a state

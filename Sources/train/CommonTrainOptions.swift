@@ -33,9 +33,9 @@ struct CommonTrainOptions: ParsableArguments {
     @Option(help: "Learning rate after the warmup: constant (the book's), linear or cosine decay to --min-lr at the last step.") var lrSchedule = LRScheduleKind.constant
     @Option(help: "Linear warmup from --initial-lr to --lr over this many optimizer steps (0: none).") var warmupSteps = 0
     @Option(help: "Or warmup over ceil(ratio x the run's optimizer steps), ratio in [0, 1) (0: none).") var warmupRatio = 0.0
-    @Option(help: "Where the warmup starts (the book's appendix D initial_lr; 0 as transformers).") var initialLr: Float = 0
-    @Option(help: "Where the linear or cosine decay ends (appendix D's min_lr; 0 as transformers).") var minLr: Float = 0
-    @Option(help: "Clip the global L2 norm of the trainable gradients to this (0: no clipping).") var maxGradNorm: Float = 0
+    @Option(help: "Where the warmup starts (the book's appendix D initial_lr; 0 as transformers).") var initialLr = 0.0
+    @Option(help: "Where the linear or cosine decay ends (appendix D's min_lr; 0 as transformers).") var minLr = 0.0
+    @Option(help: "Clip the global L2 norm of the trainable gradients to this (0: no clipping).") var maxGradNorm = 0.0
     @Option(help: "Micro-batches of --batch-size rows per optimizer step (the update of one batch this many times larger).") var gradAccum = 1
     @Option(help: "When the losses are evaluated: steps (every --eval-freq steps) or epoch (after each epoch).") var evalStrategy = EvalStrategy.steps
     @Option(help: "true: keep best/model.safetensors, the checkpoint of the best validation evaluation, beside the last one.") var saveBest = false
@@ -69,19 +69,9 @@ struct CommonTrainOptions: ParsableArguments {
 
     /// The training controls of the flags (`bestMetric` is the classifier command's own option).
     private func controls(bestMetric: BestMetric) -> TrainingControls {
-        var c = TrainingControls()
-        c.lrSchedule = lrSchedule
-        c.warmupSteps = warmupSteps
-        c.warmupRatio = warmupRatio
-        c.initialLR = initialLr
-        c.minLR = minLr
-        c.maxGradNorm = maxGradNorm
-        c.gradAccum = gradAccum
-        c.evalStrategy = evalStrategy
-        c.saveBest = saveBest
-        c.bestMetric = bestMetric
-        c.earlyStoppingPatience = earlyStoppingPatience
-        return c
+        TrainingControls(lrSchedule: lrSchedule, warmupSteps: warmupSteps, warmupRatio: warmupRatio, initialLR: initialLr,
+                         minLR: minLr, maxGradNorm: maxGradNorm, gradAccum: gradAccum, evalStrategy: evalStrategy,
+                         saveBest: saveBest, bestMetric: bestMetric, earlyStoppingPatience: earlyStoppingPatience)
     }
 }
 

@@ -23,14 +23,8 @@ enum ControlsToy {
         s.evalFreq = 1
         s.saveEvery = 0
         s.learningRate = 5e-2
-        s.controls.lrSchedule = .cosine
-        s.controls.warmupRatio = 0.2
-        s.controls.initialLR = 1e-3
-        s.controls.minLR = 1e-3
-        s.controls.maxGradNorm = 0.05
-        s.controls.gradAccum = 2
-        s.controls.saveBest = true
-        s.controls.earlyStoppingPatience = 3
+        s.controls = TrainingControls(lrSchedule: .cosine, warmupRatio: 0.2, initialLR: 1e-3, minLR: 1e-3, maxGradNorm: 0.05,
+                                      gradAccum: 2, saveBest: true, earlyStoppingPatience: 3)
         return s
     }
 

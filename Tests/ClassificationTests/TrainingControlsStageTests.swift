@@ -18,12 +18,8 @@ final class TrainingControlsStageTests: XCTestCase {
         o.output = dir.appendingPathComponent(out)
         o.settings.evalFreq = 1
         o.settings.saveEvery = 0
-        o.settings.controls.lrSchedule = .linear
-        o.settings.controls.warmupSteps = 3
-        o.settings.controls.maxGradNorm = 0.5
-        o.settings.controls.gradAccum = 2
-        o.settings.controls.saveBest = true
-        o.settings.controls.earlyStoppingPatience = 4
+        o.settings.controls = TrainingControls(lrSchedule: .linear, warmupSteps: 3, maxGradNorm: 0.5, gradAccum: 2, saveBest: true,
+                                               earlyStoppingPatience: 4)
         return o
     }
 

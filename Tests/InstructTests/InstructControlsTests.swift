@@ -49,15 +49,8 @@ final class InstructControlsTests: XCTestCase {
         var s = TinyInstruct.settings(epochs: 3)
         s.batchSize = 2
         s.learningRate = 5e-3
-        s.controls.lrSchedule = .cosine
-        s.controls.warmupSteps = 2
-        s.controls.initialLR = 1e-4
-        s.controls.minLR = 1e-4
-        s.controls.maxGradNorm = 1
-        s.controls.gradAccum = 2
-        s.controls.evalStrategy = .epoch
-        s.controls.saveBest = true
-        s.controls.earlyStoppingPatience = 2
+        s.controls = TrainingControls(lrSchedule: .cosine, warmupSteps: 2, initialLR: 1e-4, minLR: 1e-4, maxGradNorm: 1, gradAccum: 2,
+                                      evalStrategy: .epoch, saveBest: true, earlyStoppingPatience: 2)
         let whole = dir.appendingPathComponent("whole")
         let a = try InstructTrainStage.run(TinyInstruct.options(prepared, whole, s))
         let evals = a.outcome.log.filter { $0.kind == "eval" }

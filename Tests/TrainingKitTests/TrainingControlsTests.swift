@@ -42,6 +42,9 @@ final class TrainingControlsTests: XCTestCase {
         fine.controls.initialLR = 1e-6
         fine.controls.minLR = 1e-6
         XCTAssertNoThrow(try fine.validate())
+        fine.learningRate = 1e-4   // float32 1e-4 is a little below the decimal: min_lr 1e-4 is still lr, not above it
+        fine.controls.minLR = 1e-4
+        XCTAssertNoThrow(try fine.validate())
     }
 
     /// Grad-accum needs that many batches per epoch: a clear error, not an empty run.
