@@ -11,6 +11,7 @@ import Foundation
 ///   p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 /// The moments are flat buffers of the parameter layout; only trainable ranges are touched.
 public final class AdamW {
+    /// The rate of the next step (the trainers set it from their schedule before each update).
     public var learningRate: Float
     public var beta1: Float
     public var beta2: Float

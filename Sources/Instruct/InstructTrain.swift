@@ -276,7 +276,7 @@ public final class InstructTrainer {
                                                  dropoutSeed: settings.seed &+ UInt64(plan.index * batches.count + i), gradientScale: weight)
             } catch let e as TrainingError {
                 throw PipelineError("step \(plan.index + 1) (epoch \(epoch + 1)): \(e.message)", location: "train.lr",
-                                    hint: "nothing was written for this run; the last saved state (if any) is still in \(stateURL?.path ?? "the output folder")")
+                                    hint: "no model was written for this run (log.jsonl has its records so far); the last saved state (if any) is still in \(stateURL?.path ?? "the output folder")")
             }
         }
         let norm = plan.measuresGradNorm ? try model.clipGradients(trainable: trainable, maxNorm: plan.maxGradNorm) : nil

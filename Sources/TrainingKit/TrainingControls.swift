@@ -77,9 +77,6 @@ public struct TrainingControls: Codable, Equatable, Sendable {
     /// `max_steps` belong to the resume key).
     public var scheduleDependsOnLength: Bool { lrSchedule != .constant || warmupRatio > 0 }
 
-    /// Whether a best value is tracked, written or acted on.
-    public var tracksBest: Bool { saveBest || earlyStoppingPatience > 0 }
-
     /// Checks every control, naming its pipeline key; `learningRate` is the run's `lr`.
     public func validate(learningRate: Float) throws {
         let lr = learningRate.shortestDouble
