@@ -238,17 +238,21 @@ public final class ClassifierModel {
 
     // MARK: training and inference
 
-    /// Forward and backward on one batch; leaves the gradients of the trainable parameters in
-    /// `gradients` and returns the batch's mean loss.
-    public func computeGradients(rows: [Int], of split: DataSplit) throws -> Float {
+    /// Forward and backward on one batch; leaves the gradients of the trainable parameters, of
+    /// `scale` x the batch's mean loss, in `gradients` (added to what is there with `accumulate`:
+    /// gradient accumulation's later micro-batches) and returns the batch's mean loss.
+    public func computeGradients(rows: [Int], of split: DataSplit, scale: Float = 1, accumulate: Bool = false) throws -> Float {
         if gradients.count != parameters.count { gradients = [Float](repeating: 0, count: parameters.count) }
-        gradients.withUnsafeMutableBufferPointer { g in
-            for i in trainableRange { g[i] = 0 }
+        if !accumulate {
+            gradients.withUnsafeMutableBufferPointer { g in
+                for i in trainableRange { g[i] = 0 }
+            }
         }
         let b = split.rows.batch(rows, pooling: pooling, trim: trimBatches)
         let (pooled, selected) = try pooledVectors(b, of: split, training: true)
         let logits = head.logits(pooled: pooled, parameters: parameters)
-        let (loss, dLogits, _) = head.crossEntropy(logits: logits, labels: b.labels)
+        let (loss, unscaled, _) = head.crossEntropy(logits: logits, labels: b.labels)
+        let dLogits = scale == 1 ? unscaled : unscaled.map { $0 * scale }
         let dPooled = head.backward(pooled: pooled, dLogits: dLogits, parameters: parameters, gradients: &gradients)
         if selected {
             try backend.backwardTop(dOutput: dPooled, gradients: &gradients)
@@ -257,6 +261,11 @@ public final class ClassifierModel {
             try backend.backwardTop(dOutput: dFinal, gradients: &gradients)
         }
         return loss
+    }
+
+    /// The global norm of the trainable gradients before clipping; clipped to `maxNorm` when given (`GradientClipping`).
+    public func clipGradients(maxNorm: Float?) -> Float {
+        GradientClipping.clip(&gradients, ranges: [trainableRange], maxNorm: maxNorm)
     }
 
     /// The logits of each of `rows` (in the order given), computed in chunks grouped by needed length.

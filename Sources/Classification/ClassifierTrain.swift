@@ -71,7 +71,12 @@ public enum ClassifierTrainStage {
         let hashes = inputs.data.shardHashes
         let trainer = ClassifierTrainer(model: model, train: splits[0], validation: splits[1], settings: s,
                                         inputsKey: "train.bin=\(hashes["train"]!) validation.bin=\(hashes["validation"]!) base=\(inputs.base.identity)",
-                                        stateURL: o.output.appendingPathComponent(ResumeState.fileName), progress: progress)
+                                        stateURL: o.output.appendingPathComponent(ResumeState.fileName),
+                                        logURL: o.output.appendingPathComponent(logFile), progress: progress)
+        trainer.saveBestCheckpoint = { best in
+            try saveCheckpoint(model, inputs: inputs, settings: s, to: try TrainingRun.bestModelURL(in: o.output),
+                               extra: TrainingRun.bestMetadata(best, metric: s.controls.bestMetric))
+        }
         let state = try TrainingRun.resumeState(in: o.output, mode: o.resume, totalSteps: trainer.totalSteps, progress: progress,
                                                 check: trainer.checkCompatible)
         let outcome = try trainer.run(resumeFrom: state, stopAfterSteps: o.stopAfterSteps)
@@ -139,16 +144,17 @@ public enum ClassifierTrainStage {
     }
 
     /// model.safetensors with what inference must repeat in its metadata (see `ClassifierCheckpoint`).
-    static func saveCheckpoint(_ model: ClassifierModel, inputs: Inputs, settings s: ClassifierSettings, to url: URL) throws {
+    static func saveCheckpoint(_ model: ClassifierModel, inputs: Inputs, settings s: ClassifierSettings, to url: URL,
+                               extra: [String: String] = [:]) throws {
         let (layout, data) = (inputs.layout, inputs.data)
-        let meta: [String: String] = [
+        let meta: [String: String] = extra.merging([
             CheckpointFormat.CallerKey.baseModel: "\(inputs.config.name) \(inputs.base.identity)",
             CheckpointFormat.CallerKey.trainable: s.trainableLayers.rawValue,
             ClassifierCheckpoint.settingsKey: JSONValue.object(s.asJSON).canonicalString,
             ClassifierCheckpoint.maxLengthKey: String(data.maxLength),
             ClassifierCheckpoint.padTokenKey: String(data.padTokenID),
             "train_shard_sha256": data.shardHashes["train"]!, "validation_shard_sha256": data.shardHashes["validation"]!,
-        ]
+        ]) { _, ours in ours }
         let trained = model.parameters
         let lora = try s.loraSettings.map {
             try LoRAWeights(settings: $0, layout: LoRALayout(layout: layout, rank: $0.rank), values: Array(trained[layout.totalCount...]))
@@ -177,14 +183,15 @@ public enum ClassifierTrainStage {
         let read = (hasTrunk ? ["train.bin", "validation.bin", "test.bin"] : ["train.bin", "validation.bin"])
             .map { o.prepared.appendingPathComponent($0) } + (inputs.base.file.map { [$0] } ?? [])
             + [o.prepared.appendingPathComponent(Manifest.fileName)]
-        let written = [modelFile, logFile, ResumeState.fileName] + (hasTrunk ? [TrunkStatesFile.fileName] : [])
+        let written = TrainingRun.outputs([modelFile, logFile, ResumeState.fileName] + (hasTrunk ? [TrunkStatesFile.fileName] : []),
+                                          controls: o.settings.controls, best: outcome.best)
         var params = o.settings.asJSON
         params["num_classes"] = .int(data.numClasses)
         params["max_length"] = .int(data.maxLength)
         params["pad_token_id"] = .int(data.padTokenID)
         params["config"] = try .encoding(inputs.config)
         let lastEval = outcome.log.last { $0.kind == "eval" }, lastEpoch = outcome.log.last { $0.kind == "epoch" }
-        var stats = TrainingRun.commonStats(outcome, epochs: o.settings.epochs, batchesPerEpoch: trainer.batchesPerEpoch)
+        var stats = TrainingRun.commonStats(outcome, settings: o.settings.loop, batchesPerEpoch: trainer.batchesPerEpoch)
         stats.merge([
             "frozen_trunk_cached": .bool(trainer.train.isCached), "cache_seconds": .double(frozen.seconds),
             "trunk_file": hasTrunk ? .string(TrunkStatesFile.fileName) : .null,

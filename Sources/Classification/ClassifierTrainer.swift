@@ -4,8 +4,9 @@ import GPT2
 import TrainingKit
 
 /// The book's `train_classifier_simple`: epochs of shuffled batches (incomplete last batch
-/// dropped), one AdamW step per batch, losses on `eval_iter` batches every `eval_freq` steps and
-/// accuracies on `eval_iter` batches after each epoch (the bookkeeping and resuming: `EpochLoop`).
+/// dropped), one AdamW step per batch (per `grad_accum` batches), losses on `eval_iter` batches
+/// every `eval_freq` steps and accuracies on `eval_iter` batches after each epoch (the
+/// bookkeeping, schedule, best evaluation and resuming: `EpochLoop`).
 public final class ClassifierTrainer {
     public let model: ClassifierModel
     public let train: DataSplit
@@ -17,14 +18,20 @@ public final class ClassifierTrainer {
     /// Where the resume state is written (nil: never).
     public let stateURL: URL?
 
+    /// log.jsonl, written as the run goes (nil: the log stays in memory).
+    public let logURL: URL?
+    /// Writes the best checkpoint (`--save-best`), given the evaluation that made it the best.
+    public var saveBestCheckpoint: ((BestTracker) throws -> Void)?
+
     public init(model: ClassifierModel, train: DataSplit, validation: DataSplit, settings: ClassifierSettings,
-                inputsKey: String, stateURL: URL?, progress: @escaping ProgressHandler = silentProgress) {
+                inputsKey: String, stateURL: URL?, logURL: URL? = nil, progress: @escaping ProgressHandler = silentProgress) {
         self.model = model
         self.train = train
         self.validation = validation
         self.settings = settings
         self.inputsKey = inputsKey
         self.stateURL = stateURL
+        self.logURL = logURL
         self.progress = progress
     }
 
@@ -50,13 +57,11 @@ public final class ClassifierTrainer {
             try optimizer.restore(step: s.meta.optimizerStep, firstMoment: s.m, secondMoment: s.v)
             loop.restore(s.meta)
         }
+        loop.logFile = logURL.map(TrainingLogFile.init)
+        loop.saveBest = { [unowned loop] in try self.saveBestCheckpoint?(loop.best) }
         let valBatches = Array(validation.rows.sequentialBatches(batchSize: settings.batchSize).prefix(settings.evalIter))
-        return try loop.run(stopAfterSteps: stopAfterSteps, train: { rows in
-            let loss = try model.computeGradients(rows: rows, of: train)
-            model.modifyParameters(in: model.trainableRange) {
-                optimizer.update(parameters: &$0, gradients: model.gradients, range: model.trainableRange)
-            }
-            return loss
+        return try loop.run(stopAfterSteps: stopAfterSteps, train: { plan in
+            try step(plan, optimizer: optimizer)
         }, losses: { trainBatches in
             (try model.lossAndAccuracy(batches: trainBatches, of: train).loss,
              try model.lossAndAccuracy(batches: valBatches, of: validation).loss)
@@ -64,9 +69,10 @@ public final class ClassifierTrainer {
             // The book's per-epoch accuracies, on eval_iter batches of each loader.
             let ta = try model.lossAndAccuracy(batches: loop.drawEvaluationBatches(), of: train)
             let va = try model.lossAndAccuracy(batches: valBatches, of: validation)
-            loop.record(LogRecord(kind: "epoch", step: loop.step, epoch: loop.epoch + 1, epochProgress: Double(loop.epoch + 1),
-                                  examplesSeen: loop.examplesSeen, trainAccuracy: ta.accuracy, valAccuracy: va.accuracy,
-                                  elapsedSeconds: loop.elapsed))
+            try loop.record(LogRecord(kind: "epoch", step: loop.step, epoch: loop.epoch + 1, epochProgress: Double(loop.epoch + 1),
+                                      examplesSeen: loop.examplesSeen, trainAccuracy: ta.accuracy, valAccuracy: va.accuracy,
+                                      elapsedSeconds: loop.elapsed))
+            try loop.observe(.accuracy, value: va.accuracy)
         }, save: {
             guard let url = stateURL else { return }
             try ResumeState(meta: loop.meta(settingsKey: settings.resumeKey, inputsKey: inputsKey, trained: model.trainableRange),
@@ -74,5 +80,19 @@ public final class ClassifierTrainer {
                             v: optimizer.secondMoment)
                 .write(to: url)
         })
+    }
+
+    /// One optimizer step: the micro-batches' gradients accumulated (each row weighs the same),
+    /// measured and clipped when the plan says so, then AdamW at the plan's learning rate.
+    func step(_ plan: StepPlan, optimizer: AdamW) throws -> StepResult {
+        let loss = try plan.accumulate { i, rows, weight in
+            try model.computeGradients(rows: rows, of: train, scale: weight, accumulate: i > 0)
+        }
+        let norm = plan.measuresGradNorm ? model.clipGradients(maxNorm: plan.maxGradNorm) : nil
+        optimizer.learningRate = plan.learningRate
+        model.modifyParameters(in: model.trainableRange) {
+            optimizer.update(parameters: &$0, gradients: model.gradients, range: model.trainableRange)
+        }
+        return StepResult(loss: loss, gradNorm: norm)
     }
 }

@@ -11,6 +11,7 @@ import Foundation
 ///   p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 /// The moments are flat buffers of the parameter layout; only trainable ranges are touched.
 public final class AdamW {
+    /// The rate of the next step (the trainers set it from their schedule before each update).
     public var learningRate: Float
     public var beta1: Float
     public var beta2: Float
@@ -59,15 +60,8 @@ public final class AdamW {
         } else if m.count != model.layout.totalCount {
             throw PipelineError("optimizer was built for \(m.count) parameters, model has \(model.layout.totalCount)")
         }
-        let ranges = model.layout.tensors.filter { trainable.contains($0.name) }.map(\.range)
-        if trainable.adapters, let lora = model.lora {
-            // LoRA: this optimizer's moments are the adapter buffer's (see init(adaptersOf:)).
-            apply(parameters: lora.params.base, gradients: lora.ensureGradients().base, ranges: [0..<lora.count])
-            return
-        }
-        model.withParameters { p in
-            model.withGradients { g in apply(parameters: p.baseAddress!, gradients: g.baseAddress!, ranges: ranges) }
-        }
+        // LoRA: this optimizer's moments are the adapter buffer's; otherwise the layout's.
+        try model.withTrainableBuffers(trainable) { p, g, ranges in apply(parameters: p, gradients: g, ranges: ranges) }
     }
 
     /// One step over `range` of a flat parameter vector whose moments this optimizer holds for

@@ -45,6 +45,10 @@ public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, S
         }
         try loraSettings?.validate(rankLocation: "train.lora_rank", alphaLocation: "train.lora_alpha")
         try loop.validate()
+        guard loop.controls.bestMetric == .loss else {
+            throw PipelineError("best_metric accuracy is the classifier's; train instruct measures only losses",
+                                location: "train.best_metric", hint: "use best_metric loss")
+        }
         guard allowedMaxLength >= 2 else {
             throw PipelineError("allowed_max_length must be at least 2", location: "train.allowed_max_length")
         }

@@ -74,7 +74,12 @@ public enum InstructTrainStage {
         let trainer = InstructTrainer(model: inputs.model, train: inputs.train, validation: inputs.validation, settings: o.settings,
                                       cut: inputs.cut,
                                       inputsKey: "train.bin=\(inputs.hashes[0]) validation.bin=\(inputs.hashes[1]) base=\(inputs.base.identity)",
-                                      stateURL: o.output.appendingPathComponent(ResumeState.fileName), progress: progress)
+                                      stateURL: o.output.appendingPathComponent(ResumeState.fileName),
+                                      logURL: o.output.appendingPathComponent(logFile), progress: progress)
+        trainer.saveBestCheckpoint = { best in
+            try saveCheckpoint(o, inputs: inputs, to: try TrainingRun.bestModelURL(in: o.output),
+                               extra: TrainingRun.bestMetadata(best, metric: o.settings.controls.bestMetric))
+        }
         let state = try TrainingRun.resumeState(in: o.output, mode: o.resume, totalSteps: trainer.totalSteps, progress: progress,
                                                 check: trainer.checkCompatible)
         trainer.sample = try sampler(o, inputs: inputs)
@@ -83,7 +88,7 @@ public enum InstructTrainStage {
         if outcome.interrupted { return result }
 
         // Final outputs, each written atomically; the manifest last, so it only ever describes complete files.
-        try saveCheckpoint(o, inputs: inputs)
+        try saveCheckpoint(o, inputs: inputs, to: o.output.appendingPathComponent(modelFile))
         try TrainingRun.writeLog(outcome.log, into: o.output)
         result.manifest = try writeManifest(o, inputs: inputs, trainer: trainer, outcome: outcome)
         return result
@@ -123,18 +128,18 @@ public enum InstructTrainStage {
     }
 
     /// model.safetensors with what `evaluate instruct` reads back in its metadata.
-    static func saveCheckpoint(_ o: InstructTrainOptions, inputs: Inputs) throws {
+    static func saveCheckpoint(_ o: InstructTrainOptions, inputs: Inputs, to url: URL, extra: [String: String] = [:]) throws {
         let s = o.settings, model = inputs.model
-        let meta: [String: String] = [
+        let meta: [String: String] = extra.merging([
             CheckpointFormat.CallerKey.baseModel: "\(inputs.config.name) \(inputs.base.identity)",
             CheckpointFormat.CallerKey.trainable: s.trainableLayers.rawValue,
             settingsKey: JSONValue.object(s.asJSON).canonicalString,
             styleKey: inputs.style.rawValue,
             allowedMaxLengthKey: String(inputs.cut),
             "train_shard_sha256": inputs.hashes[0], "validation_shard_sha256": inputs.hashes[1],
-        ]
-        try GPT2Weights.saveCheckpoint(params: model.parameters, layout: model.layout, metadata: meta,
-                                       to: o.output.appendingPathComponent(modelFile), lora: model.loraAdapters?.weights)
+        ]) { _, ours in ours }
+        try GPT2Weights.saveCheckpoint(params: model.parameters, layout: model.layout, metadata: meta, to: url,
+                                       lora: model.loraAdapters?.weights)
     }
 
     static func writeManifest(_ o: InstructTrainOptions, inputs: Inputs, trainer: InstructTrainer,
@@ -147,7 +152,7 @@ public enum InstructTrainStage {
         let evals = outcome.log.filter { $0.kind == "eval" }
         // Per-step times are null when this process ran no step (a --resume that only writes the outputs).
         let ran = trainer.stepsThisProcess > 0
-        var stats = TrainingRun.commonStats(outcome, epochs: o.settings.epochs, batchesPerEpoch: trainer.batchesPerEpoch)
+        var stats = TrainingRun.commonStats(outcome, settings: o.settings.loop, batchesPerEpoch: trainer.batchesPerEpoch)
         stats.merge([
             "tokens_seen_this_process": .int(trainer.tokensSeen),
             "seconds_per_step_this_process": ran ? .double(trainer.secondsPerStep) : .null,
@@ -159,7 +164,9 @@ public enum InstructTrainStage {
         ]) { a, _ in a }
         let manifest = Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "train instruct", params: params,
                                 inputs: try FileRecord.inputs(read),
-                                outputs: try FileRecord.outputs([modelFile, logFile, ResumeState.fileName], in: o.output), stats: stats)
+                                outputs: try FileRecord.outputs(TrainingRun.outputs([modelFile, logFile, ResumeState.fileName],
+                                                                                   controls: o.settings.controls, best: outcome.best),
+                                                               in: o.output), stats: stats)
         try manifest.write(into: o.output)
         return manifest
     }
@@ -186,8 +193,12 @@ public final class InstructTrainer {
     public let cut: Int
     public let inputsKey: String
     public let stateURL: URL?
+    /// log.jsonl, written as the run goes (nil: the log stays in memory).
+    public let logURL: URL?
     public let progress: ProgressHandler
     let trainable: TrainableSet
+    /// Writes the best checkpoint (`--save-best`), given the evaluation that made it the best.
+    var saveBestCheckpoint: ((BestTracker) throws -> Void)?
     /// Called after each epoch; returns a sample text to print (nil: none).
     var sample: (() throws -> String?)?
     public private(set) var samples: [String] = []
@@ -195,7 +206,7 @@ public final class InstructTrainer {
     private var stepSeconds: [Double] = []
 
     public init(model: GPT2Model, train: InstructionShard, validation: InstructionShard, settings: InstructSettings, cut: Int,
-                inputsKey: String, stateURL: URL?, progress: @escaping ProgressHandler = silentProgress) {
+                inputsKey: String, stateURL: URL?, logURL: URL? = nil, progress: @escaping ProgressHandler = silentProgress) {
         self.model = model
         self.train = train
         self.validation = validation
@@ -203,6 +214,7 @@ public final class InstructTrainer {
         self.cut = cut
         self.inputsKey = inputsKey
         self.stateURL = stateURL
+        self.logURL = logURL
         self.progress = progress
         trainable = model.loraAdapters == nil ? TrainableSet.all(model.layout) : .loraAdapters
     }
@@ -249,6 +261,32 @@ public final class InstructTrainer {
         try state.checkCompatible(settingsKey: settings.resumeKey, inputsKey: inputsKey, trained: trainedRange, source: source)
     }
 
+    /// One optimizer step: the micro-batches' gradients accumulated, each weighted by its share of
+    /// the step's target tokens (so the step equals one batch of all of them), measured and clipped
+    /// when the plan says so, then AdamW at the plan's learning rate.
+    func step(_ plan: StepPlan, optimizer: AdamW, epoch: Int) throws -> StepResult {
+        let t0 = Date()
+        let batches = plan.microBatches.map { collate(train, $0) }
+        model.zeroGradients()
+        let loss = try plan.accumulate(sizes: batches.map { $0.countedTargets() }) { i, _, weight in
+            let b = batches[i]
+            do {
+                return try model.forwardBackward(tokens: b.inputs, batch: b.batchSize, seqLen: b.seqLen,
+                                                 objective: .languageModel(targets: b.targets), trainable: trainable,
+                                                 dropoutSeed: settings.seed &+ UInt64(plan.index * batches.count + i), gradientScale: weight)
+            } catch let e as TrainingError {
+                throw PipelineError("step \(plan.index + 1) (epoch \(epoch + 1)): \(e.message)", location: "train.lr",
+                                    hint: "no model was written for this run (log.jsonl has its records so far); the last saved state (if any) is still in \(stateURL?.path ?? "the output folder")")
+            }
+        }
+        let norm = plan.measuresGradNorm ? try model.clipGradients(trainable: trainable, maxNorm: plan.maxGradNorm) : nil
+        optimizer.learningRate = plan.learningRate
+        try optimizer.update(model, trainable: trainable)
+        stepSeconds.append(Date().timeIntervalSince(t0))
+        tokensSeen += batches.reduce(0) { $0 + $1.inputs.count }
+        return StepResult(loss: loss, gradNorm: norm)
+    }
+
     public func run(resumeFrom state: ResumeState? = nil, stopAfterSteps: Int? = nil) throws -> TrainingOutcome {
         let loop = try EpochLoop(rowCount: train.rowCount, settings: settings.loop, progress: progress)
         let optimizer = AdamW(parameterCount: trainedRange.count, learningRate: settings.learningRate, weightDecay: settings.weightDecay)
@@ -258,27 +296,14 @@ public final class InstructTrainer {
             try optimizer.restore(step: s.meta.optimizerStep, firstMoment: s.m, secondMoment: s.v)
             loop.restore(s.meta)
         }
+        loop.logFile = logURL.map(TrainingLogFile.init)
+        loop.saveBest = { [unowned loop] in try self.saveBestCheckpoint?(loop.best) }
         let bs = settings.batchSize
         let valBatches = (0..<((validation.rowCount + bs - 1) / bs)).prefix(settings.evalIter).map {
             Array(($0 * bs)..<min(($0 + 1) * bs, validation.rowCount))
         }
-        return try loop.run(stopAfterSteps: stopAfterSteps, train: { rows in
-            let t0 = Date()
-            let b = collate(train, rows)
-            model.zeroGradients()
-            let loss: Float
-            do {
-                loss = try model.forwardBackward(tokens: b.inputs, batch: b.batchSize, seqLen: b.seqLen,
-                                                 objective: .languageModel(targets: b.targets), trainable: trainable,
-                                                 dropoutSeed: settings.seed &+ UInt64(optimizer.step))
-            } catch let e as TrainingError {
-                throw PipelineError("step \(optimizer.step + 1) (epoch \(loop.epoch + 1)): \(e.message)", location: "train.lr",
-                                    hint: "nothing was written for this run; the last saved state (if any) is still in \(stateURL?.path ?? "the output folder")")
-            }
-            try optimizer.update(model, trainable: trainable)
-            stepSeconds.append(Date().timeIntervalSince(t0))
-            tokensSeen += b.inputs.count
-            return loss
+        return try loop.run(stopAfterSteps: stopAfterSteps, train: { plan in
+            try step(plan, optimizer: optimizer, epoch: loop.epoch)
         }, losses: { trainBatches in
             let t = try meanLoss(trainBatches, of: train), v = try meanLoss(valBatches, of: validation)
             guard t.isFinite, v.isFinite else {

@@ -20,6 +20,8 @@ public struct LoopSettings: Codable, Equatable, Sendable {
     /// Stop after this many optimizer steps in total and write the outputs (a shorter run than
     /// `epochs` asks for; nil: no limit). Does not change any number up to that step.
     public var maxSteps: Int? = nil
+    /// Schedule, clipping, accumulation, evaluation, best checkpoint, early stopping (all off by default).
+    public var controls = TrainingControls()
 
     /// The book's defaults, with the chapter's epochs and evaluation frequency.
     public init(epochs: Int, evalFreq: Int) {
@@ -37,6 +39,7 @@ public struct LoopSettings: Codable, Equatable, Sendable {
         guard learningRate > 0, learningRate.isFinite else { throw PipelineError("lr must be positive", location: "train.lr") }
         guard weightDecay >= 0 else { throw PipelineError("weight_decay must not be negative", location: "train.weight_decay") }
         if let m = maxSteps, m < 1 { throw PipelineError("max_steps must be at least 1", location: "train.max_steps") }
+        try controls.validate(learningRate: learningRate)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -53,6 +56,7 @@ public struct LoopSettings: Codable, Equatable, Sendable {
         batchSize = try c.decode(Int.self, forKey: .batchSize)
         evalIter = try c.decode(Int.self, forKey: .evalIter)
         maxSteps = try c.decodeIfPresent(Int.self, forKey: .maxSteps)
+        controls = try TrainingControls(from: decoder)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -65,6 +69,7 @@ public struct LoopSettings: Codable, Equatable, Sendable {
         try c.encode(evalFreq, forKey: .evalFreq)
         try c.encode(evalIter, forKey: .evalIter)
         try c.encode(maxSteps, forKey: .maxSteps)
+        try controls.encode(to: encoder)
     }
 }
 
@@ -92,11 +97,17 @@ extension TrainerSettings {
     }
 
     /// The settings that decide the numbers a run produces; a resume state must have been made with
-    /// the same ones. `epochs` and `max_steps` may grow on resume (they only decide where to stop).
+    /// the same ones. `epochs` and `max_steps` may grow on resume (they only decide where to stop),
+    /// unless the learning rate depends on the run's length (a decaying schedule or a warmup ratio).
+    /// Training controls at their defaults are left out, so a state written before they existed
+    /// still belongs to a run that sets none of them.
     public var resumeKey: String {
         var j = asJSON
-        j["epochs"] = nil
-        j["max_steps"] = nil
+        if !loop.controls.scheduleDependsOnLength {
+            j["epochs"] = nil
+            j["max_steps"] = nil
+        }
+        for (key, value) in TrainingControls.defaultJSON where j[key] == value { j[key] = nil }
         return JSONValue.object(j).canonicalString
     }
 

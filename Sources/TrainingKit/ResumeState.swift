@@ -3,7 +3,11 @@ import Foundation
 
 /// Everything needed to continue a training run exactly where it stopped: the trained part of the
 /// weights, the AdamW moments and step, where in which epoch's batch order we are, the random
-/// generator, and the log so far. Frozen weights are not stored: they are reloaded from the same
+/// generator, the log so far, and the best evaluation and early-stopping count. The learning-rate
+/// schedule's position is the optimizer step (the schedule is a function of it and of the settings
+/// in the key). States are written only between optimizer steps, so with gradient accumulation no
+/// partial sum of micro-batch gradients is ever stored: `nextBatch` is then a multiple of `grad_accum`.
+/// Frozen weights are not stored: they are reloaded from the same
 /// base (the settings and input hashes must match, so they are the same).
 ///
 /// File `state`: header "LLMFTRES" + u32 version, u32 n + n bytes of JSON (`Meta`), then the
@@ -22,7 +26,7 @@ public struct ResumeState: Equatable {
         public var optimizerStep: Int
         /// 0-based epoch in progress.
         public var epoch: Int
-        /// Next batch of that epoch; equal to the batch count when only the epoch-end accuracies are left.
+        /// Next (micro-)batch of that epoch; equal to the epoch's used batches when only the epoch-end work is left.
         public var nextBatch: Int
         /// That epoch's order of training rows.
         public var permutation: [Int]
@@ -30,6 +34,12 @@ public struct ResumeState: Equatable {
         public var examplesSeen: Int
         public var elapsedSeconds: Double
         public var log: [LogRecord]
+        /// The best evaluation so far and the early-stopping count (nil in states written before
+        /// the training controls: nothing tracked yet).
+        public var best: BestTracker? = nil
+        /// The gradient norm of the last optimizer step when it was measured (an epoch-end
+        /// evaluation after resuming logs it).
+        public var lastGradNorm: Double? = nil
     }
 
     public var meta: Meta
@@ -142,7 +152,7 @@ extension ResumeState {
                 progress(.note("not continuing the state in \(url.path) (\(e.message.split(separator: "\n").first ?? "")): starting over"))
                 return nil
             }
-            guard state.meta.optimizerStep < totalSteps else {
+            guard state.meta.optimizerStep < totalSteps && state.meta.best?.stoppedEarly != true else {
                 progress(.note("the state in \(url.path) is from a finished run: training again from the start"))
                 return nil
             }

@@ -25,8 +25,9 @@ public enum InterruptFlag {
 public enum ProgressEvent: Sendable {
     /// Training starts (or resumes after `doneSteps`) and will run `totalSteps` optimizer steps.
     case started(totalSteps: Int, doneSteps: Int)
-    /// One optimizer step finished.
-    case step(step: Int, totalSteps: Int, epoch: Int, loss: Float)
+    /// One optimizer step finished, with the learning rate it used and (when measured: at logged
+    /// steps, or at every step when clipping) its gradient norm before clipping.
+    case step(step: Int, totalSteps: Int, epoch: Int, loss: Float, lr: Float, gradNorm: Float?)
     /// A record was added to the training log.
     case logged(LogRecord)
     /// Anything else worth a line: what a phase did, where its input came from, a warning.
@@ -53,7 +54,7 @@ public final class ConsoleProgress: @unchecked Sendable {
     public func handle(_ event: ProgressEvent) {
         switch event {
         case .started(let total, let done): if done > 0 { note("resuming at step \(done) of \(total)") }
-        case .step(let step, let total, let epoch, let loss): drawBar(step: step, totalSteps: total, epoch: epoch, loss: loss)
+        case .step(let step, let total, let epoch, let loss, let lr, _): drawBar(step: step, totalSteps: total, epoch: epoch, loss: loss, lr: lr)
         case .logged(let r): logged(r)
         case .note(let text): note(text)
         }
@@ -61,7 +62,7 @@ public final class ConsoleProgress: @unchecked Sendable {
 
     func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
 
-    func drawBar(step: Int, totalSteps: Int, epoch: Int, loss: Float) {
+    func drawBar(step: Int, totalSteps: Int, epoch: Int, loss: Float, lr: Float) {
         guard isTerminal, Date().timeIntervalSince(lastDraw) > 0.2 || step == totalSteps else { return }
         lastDraw = Date()
         let width = 30
@@ -69,8 +70,8 @@ public final class ConsoleProgress: @unchecked Sendable {
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
         let elapsed = Date().timeIntervalSince(start)
         let eta = step > 0 ? elapsed / Double(step) * Double(totalSteps - step) : 0
-        write(String(format: "\r[%@] step %d/%d  epoch %d  loss %.3f  %.0fs (eta %.0fs) ",
-                     bar, step, totalSteps, epoch, loss, elapsed, eta))
+        write(String(format: "\r[%@] step %d/%d  epoch %d  loss %.3f  lr %.3g  %.0fs (eta %.0fs) ",
+                     bar, step, totalSteps, epoch, loss, lr, elapsed, eta))
         if step == totalSteps { write("\n") }
     }
 
@@ -80,6 +81,9 @@ public final class ConsoleProgress: @unchecked Sendable {
         if let t = r.trainAccuracy, let v = r.valAccuracy {
             parts.append(String(format: "training accuracy %.2f%% | validation accuracy %.2f%%", t * 100, v * 100))
         }
+        if let lr = r.learningRate { parts.append(String(format: "lr %.3g", lr)) }
+        if let g = r.gradNorm { parts.append(String(format: "grad norm %.4g", g)) }
+        if r.kind == "early_stop" { parts.append("early stop") }
         parts.append(String(format: "%.1fs", r.elapsedSeconds))
         let line = parts.joined(separator: "  ")
         write(isTerminal ? "\r\u{1B}[K" + line + "\n" : line + "\n")
@@ -96,4 +100,6 @@ public struct TrainingOutcome {
     public var elapsedSeconds: Double
     /// True when stopped early (Ctrl-C or `stopAfterSteps`); the state file holds where.
     public var interrupted: Bool
+    /// The best evaluation of the tracked metric, and whether early stopping ended the run.
+    public var best = BestTracker()
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Classification
+import Foundation
 import GPT2Weights
 import ToolSupport
 import TrainingKit
@@ -8,6 +9,9 @@ extension WeightsSource: ExpressibleByArgument {}
 extension TrainableLayers: ExpressibleByArgument {}
 extension TokenPosition: ExpressibleByArgument {}
 extension InitScheme: ExpressibleByArgument {}
+extension LRScheduleKind: ExpressibleByArgument {}
+extension EvalStrategy: ExpressibleByArgument {}
+extension BestMetric: ExpressibleByArgument {}
 
 /// The options `train classifier` and `train instruct` share, with the book's values as defaults
 /// (where the chapters differ — model, epochs, eval_freq — each command keeps its own option).
@@ -26,6 +30,16 @@ struct CommonTrainOptions: ParsableArguments {
     var continueInterrupted = false
     @Option(help: "LoRA rank (with --trainable-layers lora).") var loraRank = 16
     @Option(help: "LoRA alpha: the adapter output is scaled by alpha (not alpha / rank), as in the book.") var loraAlpha: Float = 16
+    @Option(help: "Learning rate after the warmup: constant (the book's), linear or cosine decay to --min-lr at the last step.") var lrSchedule = LRScheduleKind.constant
+    @Option(help: "Linear warmup from --initial-lr to --lr over this many optimizer steps (0: none).") var warmupSteps = 0
+    @Option(help: "Or warmup over ceil(ratio x the run's optimizer steps), ratio in [0, 1) (0: none).") var warmupRatio = 0.0
+    @Option(help: "Where the warmup starts (the book's appendix D initial_lr; 0 as transformers).") var initialLr = 0.0
+    @Option(help: "Where the linear or cosine decay ends (appendix D's min_lr; 0 as transformers).") var minLr = 0.0
+    @Option(help: "Clip the global L2 norm of the trainable gradients to this (0: no clipping).") var maxGradNorm = 0.0
+    @Option(help: "Micro-batches of --batch-size rows per optimizer step (the update of one batch this many times larger).") var gradAccum = 1
+    @Option(help: "When the losses are evaluated: steps (every --eval-freq steps) or epoch (after each epoch).") var evalStrategy = EvalStrategy.steps
+    @Option(help: "true: keep best/model.safetensors, the checkpoint of the best validation evaluation, beside the last one.") var saveBest = false
+    @Option(help: "Stop after this many evaluations in a row without a better validation value (0: never).") var earlyStoppingPatience = 0
 
     /// The resume mode of the two flags.
     func resumeMode() throws -> ResumeMode {
@@ -50,6 +64,14 @@ struct CommonTrainOptions: ParsableArguments {
         loop.maxSteps = maxSteps > 0 ? maxSteps : nil
         loop.epochs = epochs
         loop.evalFreq = evalFreq
+        loop.controls = controls(bestMetric: loop.controls.bestMetric)
+    }
+
+    /// The training controls of the flags (`bestMetric` is the classifier command's own option).
+    private func controls(bestMetric: BestMetric) -> TrainingControls {
+        TrainingControls(lrSchedule: lrSchedule, warmupSteps: warmupSteps, warmupRatio: warmupRatio, initialLR: initialLr,
+                         minLR: minLr, maxGradNorm: maxGradNorm, gradAccum: gradAccum, evalStrategy: evalStrategy,
+                         saveBest: saveBest, bestMetric: bestMetric, earlyStoppingPatience: earlyStoppingPatience)
     }
 }
 
@@ -60,5 +82,9 @@ func finishRun(_ outcome: TrainingOutcome, out: Path, console: ConsoleProgress, 
         throw ExitCode(130)
     }
     console.note(summary())
-    console.note("wrote \(out)/model.safetensors, log.jsonl, state, manifest.json")
+    if outcome.best.stoppedEarly {
+        console.note("stopped early at step \(outcome.steps): no better validation value for \(outcome.best.evaluationsWithoutImprovement) evaluations (best at step \(outcome.best.step))")
+    }
+    let best = FileManager.default.fileExists(atPath: out.appending(TrainingRun.bestModelFile)) ? ", \(TrainingRun.bestModelFile)" : ""
+    console.note("wrote \(out)/model.safetensors\(best), log.jsonl, state, manifest.json")
 }

@@ -33,6 +33,7 @@ struct TrainClassifier: ParsableCommand {
     @Option(help: "true: mean of the final hidden states over each row's real tokens.") var averageEmbeddings = false
     @Option(help: "Epochs.") var epochs = 5
     @Option(help: "Evaluate losses every this many steps.") var evalFreq = 50
+    @Option(help: "What --save-best and --early-stopping-patience follow: loss (validation loss of each evaluation, lower is better) or accuracy (validation accuracy of each epoch end, higher is better).") var bestMetric = BestMetric.loss
     @Option(help: "Expected number of classes; an error when the shards' labels say otherwise.") var numClasses: Int?
     @Option(help: "Tokenizer folder (encoder.json, vocab.bpe) to check against the shards' manifest.") var vocab: Path?
     @Flag(help: "Recompute the frozen layers every step instead of caching their output (slower, same result).") var noCache = false
@@ -40,6 +41,7 @@ struct TrainClassifier: ParsableCommand {
 
     var settings: ClassifierSettings {
         var s = ClassifierSettings()
+        s.controls.bestMetric = bestMetric
         common.apply(to: &s, model: model, epochs: epochs, evalFreq: evalFreq)
         s.trainableLayers = trainableLayers
         s.pooling = Pooling(position: tokenPosition, averageEmbeddings: averageEmbeddings)
