@@ -38,7 +38,7 @@ final class InstructCommandTests: XCTestCase {
     func testUnknownStyleIsAUsageError() throws {
         let dir = try TestPaths.makeTempDir("instruct-cmd")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let result = try run(["--style", "chatml"], in: dir)
+        let result = try run(["--style", "markdown"], in: dir)
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("alpaca"), result.stderr)
     }

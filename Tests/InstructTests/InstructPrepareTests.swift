@@ -45,9 +45,10 @@ final class InstructPrepareTests: XCTestCase {
         XCTAssertEqual(try DirectoryListing.files(in: out),
                        ["manifest.json", "test.bin", "test.json", "train.bin", "train.json", "validation.bin", "validation.json"])
         XCTAssertEqual(manifest.format, "instruction-dataset")
-        XCTAssertEqual(manifest.formatVersion, 1)
+        XCTAssertEqual(manifest.formatVersion, 2)
         XCTAssertEqual(manifest.stats["split"], ["train": 34, "validation": 2, "test": 4])
-        XCTAssertEqual(manifest.params["style"], "alpaca")
+        XCTAssertEqual(manifest.params["template"], "alpaca")
+        XCTAssertEqual(manifest.stats["shape"], "alpaca")
         XCTAssertEqual(manifest.params["allowed_max_length"], 140)
         XCTAssertEqual(manifest.inputs.map(\.path).map { URL(fileURLWithPath: $0).lastPathComponent },
                        ["data.json", "encoder.json", "vocab.bpe"])
@@ -58,7 +59,7 @@ final class InstructPrepareTests: XCTestCase {
         let dataset = try InstructionDataset(directory: out)
         XCTAssertEqual(dataset.style, .alpaca)
         XCTAssertEqual(dataset.allowedMaxLength, 140)
-        let all = try InstructionEntries.read(from: input)
+        let all = try readRecords(input)
         var lengths: [Int] = []
         for (name, range) in [(InstructionSplitName.train, 0..<34), (.test, 34..<38), (.validation, 38..<40)] {
             let shard = try dataset.shard(name)
@@ -86,8 +87,8 @@ final class InstructPrepareTests: XCTestCase {
         try Data("stale".utf8).write(to: out.appendingPathComponent("leftover.txt"))
         let manifest = try prepareInstructionDataset(options(input: input, style: .phi3), encode: byteEncoder)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("leftover.txt").path))
-        XCTAssertEqual(manifest.params["style"], "phi3")
-        let entries = try InstructionEntries.read(from: input)
+        XCTAssertEqual(manifest.params["template"], "phi3")
+        let entries = try readRecords(input)
         XCTAssertEqual(try InstructionDataset(directory: out).shard(.train).row(0),
                        Array(formatFullText(entries[0], style: .phi3).utf8).map(Int.init))
         // Nothing else (no staging folders) is left beside the output.

@@ -64,8 +64,8 @@ final class InstructShardTests: XCTestCase {
         assertDecodeError(magic, contains: "wrong magic")
 
         var version = good
-        version[8] = 2
-        assertDecodeError(version, contains: "format version 2")
+        version[8] = 3
+        assertDecodeError(version, contains: "format version 3, but this tool reads versions 1 and 2")
 
         assertDecodeError(good.dropLast(), contains: "size is")
         assertDecodeError(good + Data([0]), contains: "size is")
