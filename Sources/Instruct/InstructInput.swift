@@ -125,13 +125,13 @@ public enum InstructionRecords {
         var records: [InstructionRecord] = []
         records.reserveCapacity(elements.count)
         for (object, place) in elements {
-            let found = try detectShape(object, place: place, context)
-            if options.shape == nil, let known = shape, known != found {
+            let found = try options.shape ?? detectShape(object, place: place, context)
+            if let known = shape, known != found {
                 throw context.error("\(place) is \(found.summary) but \(firstPlace) was \(known.summary): one file holds one shape",
                                     hint: "convert the rows to one shape, or split the file; --shape makes every row read as one shape")
             }
             if shape == nil { shape = found; firstPlace = place }
-            records.append(try record(object, shape: options.shape ?? found, place: place, context))
+            records.append(try record(object, shape: found, place: place, context))
         }
         return InstructionFile(records: records, places: elements.map(\.1), shape: shape, format: format, skippedBlankLines: blank)
     }

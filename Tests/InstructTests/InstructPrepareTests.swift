@@ -165,3 +165,124 @@ final class InstructPrepareTests: XCTestCase {
         }
     }
 }
+
+/// `prepare instruct` on prompt-completion and chat files, and with the splits given as files.
+final class InstructPrepareShapesTests: XCTestCase {
+    private var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = try TestPaths.makeTempDir("instruct-shapes")
+        let vocab = dir.appendingPathComponent("gpt2")
+        try FileManager.default.createDirectory(at: vocab, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: vocab.appendingPathComponent("encoder.json"))
+        try Data("#version: 0.2\n".utf8).write(to: vocab.appendingPathComponent("vocab.bpe"))
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    private func byteEncoder(_ text: String) throws -> [Int] { text.utf8.map(Int.init) }
+
+    private func write(_ name: String, _ lines: [String]) throws -> URL {
+        let url = dir.appendingPathComponent(name)
+        try Data(lines.joined(separator: "\n").utf8).write(to: url)
+        return url
+    }
+
+    private func pairs(_ range: Range<Int>) -> [String] {
+        range.map { #"{"prompt": "Question \#($0)?", "completion": "Answer \#($0)."}"# }
+    }
+
+    private func options(_ source: InstructionSource, style: PromptStyle = .alpaca) -> InstructionPrepareOptions {
+        InstructionPrepareOptions(source: source, vocabDirectory: dir.appendingPathComponent("gpt2"), output: dir.appendingPathComponent("out"), style: style)
+    }
+
+    func testSplitsFromGivenFiles() throws {
+        let train = try write("train.jsonl", pairs(0..<6)), validation = try write("validation.jsonl", pairs(6..<8) + ["", ""])
+        let test = try write("test.json", ["[" + pairs(8..<10).joined(separator: ",") + "]"])
+        let manifest = try prepareInstructionDataset(options(.files(train: train, validation: validation, test: test)), encode: byteEncoder)
+        XCTAssertEqual(manifest.stats["split"], ["train": 6, "validation": 2, "test": 2])
+        XCTAssertEqual(manifest.stats["shape"], "prompt-completion")
+        XCTAssertEqual(manifest.params["split"], "files")
+        XCTAssertEqual(manifest.params["test_file"], .string(test.relativePath))
+        XCTAssertEqual(manifest.inputs.map { URL(fileURLWithPath: $0.path).lastPathComponent },
+                       ["train.jsonl", "validation.jsonl", "test.json", "encoder.json", "vocab.bpe"])
+        guard case .array(let files)? = manifest.stats["files"] else { return XCTFail("no files in the stats") }
+        XCTAssertEqual(files.map { $0["split"] }, ["train", "validation", "test"])
+        XCTAssertEqual(files.map { $0["skipped_blank_lines"] }, [0, 1, 0])
+        XCTAssertEqual(files.map { $0["format"] }, ["jsonl", "jsonl", "json"])
+        let data = try InstructionDataset(directory: dir.appendingPathComponent("out"))
+        XCTAssertEqual(try data.entries(.test), (8..<10).map { .promptCompletion(prompt: "Question \($0)?", completion: "Answer \($0).") })
+        let first = InstructionRecord.promptCompletion(prompt: "Question 0?", completion: "Answer 0.")
+        XCTAssertEqual(try data.shard(.train).row(0), Array(formatFullText(first).utf8).map(Int.init))
+        XCTAssertEqual(try data.shard(.train).responseStart(row: 0), formatPrompt(first).utf8.count)
+
+        // Without a test file the test split is empty.
+        try prepareInstructionDataset(options(.files(train: train, validation: validation, test: nil)), encode: byteEncoder)
+        XCTAssertEqual(try data.shard(.test).rowCount, 0)
+        XCTAssertEqual(try String(contentsOf: dir.appendingPathComponent("out/test.json"), encoding: .utf8), "[]\n")
+    }
+
+    func testGivenFilesMustShareAShapeAndHoldEntries() throws {
+        let train = try write("train.jsonl", pairs(0..<4))
+        let chat = try write("validation.jsonl", [#"{"messages": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]}"#])
+        XCTAssertThrowsError(try prepareInstructionDataset(options(.files(train: train, validation: chat, test: nil)), encode: byteEncoder)) {
+            XCTAssertTrue("\($0)".contains("the validation file is chat (messages of role/content) but the train file is prompt-completion"), "\($0)")
+            XCTAssertTrue("\($0)".contains("validation.jsonl"), "\($0)")
+        }
+        let blank = try write("blank.jsonl", ["", "  ", ""])
+        XCTAssertThrowsError(try prepareInstructionDataset(options(.files(train: train, validation: blank, test: nil)), encode: byteEncoder)) {
+            XCTAssertTrue("\($0)".contains("the validation file holds no entries"), "\($0)")
+        }
+        let empty = try write("empty.json", ["[]"])
+        XCTAssertThrowsError(try prepareInstructionDataset(options(.fractions(input: empty, trainFrac: 0.8, testFrac: 0.1)), encode: byteEncoder)) {
+            XCTAssertTrue("\($0)".contains("the input file holds no entries"), "\($0)")
+        }
+        let few = try write("few.jsonl", pairs(0..<1))
+        XCTAssertThrowsError(try prepareInstructionDataset(options(.fractions(input: few, trainFrac: 0.85, testFrac: 0.1)), encode: byteEncoder)) {
+            XCTAssertTrue("\($0)".contains("the train split of 1 entries would be empty"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out").path))
+    }
+
+    /// Multi-turn chats need version-2 shards; their spans are every assistant turn's.
+    func testMultiTurnChatWritesSpans() throws {
+        let chat = InstructionRecord.chat([ChatMessage(.system, "S"), ChatMessage(.user, "U1"), ChatMessage(.assistant, "A1"),
+                                           ChatMessage(.user, "U2"), ChatMessage(.assistant, "A2")])
+        let single = InstructionRecord.chat([ChatMessage(.user, "U"), ChatMessage(.assistant, "A")])
+        let records = (0..<10).map { $0 % 2 == 0 ? chat : single }
+        let input = try write("chat.jsonl", try records.map { record in
+            let messages = record.messages.map { ["role": $0.role.rawValue, "content": $0.content] }
+            return String(decoding: try JSONSerialization.data(withJSONObject: ["messages": messages]), as: UTF8.self)
+        })
+        for style in PromptStyle.allCases {
+            let manifest = try prepareInstructionDataset(options(.fractions(input: input, trainFrac: 0.6, testFrac: 0.2), style: style), encode: byteEncoder)
+            XCTAssertEqual(manifest.stats["responses"], 15)
+            XCTAssertEqual(manifest.stats["multi_turn_entries"], 5)
+            let shard = try InstructionDataset(directory: dir.appendingPathComponent("out")).shard(.train)
+            XCTAssertEqual(shard.formatVersion, 2, "\(style)")
+            var at = 0, spans: [Range<Int>] = []
+            for segment in style.segments(chat) {
+                let n = segment.text.utf8.count
+                if segment.isResponse { spans.append(at..<(at + n)) }
+                at += n
+            }
+            XCTAssertEqual(shard.responseSpans(row: 0), spans, "\(style)")
+            XCTAssertEqual(shard.responseSpans(row: 1).count, 1, "\(style)")
+            let header = try Data(contentsOf: dir.appendingPathComponent("out/train.bin")).prefix(12)
+            XCTAssertEqual(Array(header.suffix(4)), [2, 0, 0, 0])
+        }
+    }
+
+    func testBadJSONLLeavesThePreviousOutput() throws {
+        let input = try write("data.jsonl", pairs(0..<20))
+        try prepareInstructionDataset(options(.fractions(input: input, trainFrac: 0.85, testFrac: 0.1)), encode: byteEncoder)
+        let before = try Data(contentsOf: dir.appendingPathComponent("out/manifest.json"))
+        _ = try write("data.jsonl", pairs(0..<5) + [#"{"messages": [{"role": "user", "content": "no answer"}]}"#])
+        XCTAssertThrowsError(try prepareInstructionDataset(options(.fractions(input: input, trainFrac: 0.85, testFrac: 0.1)), encode: byteEncoder)) {
+            XCTAssertTrue("\($0)".contains("line 6 is chat"), "\($0)")
+        }
+        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("out/manifest.json")), before)
+    }
+}
