@@ -65,4 +65,9 @@ final class InstructScoresTests: XCTestCase {
         XCTAssertEqual(got, want)
         XCTAssertEqual(String(decoding: InstructEvaluateStage.responsesJSON([], []), as: UTF8.self), "[]")
     }
+
+    func testResponsesFileOfPromptCompletionRecords() {
+        let got = String(decoding: InstructEvaluateStage.responsesJSON([.promptCompletion(prompt: "p", completion: "c")], ["r"]), as: UTF8.self)
+        XCTAssertEqual(got, "[\n    {\n        \"prompt\": \"p\",\n        \"completion\": \"c\",\n        \"model_response\": \"r\"\n    }\n]")
+    }
 }
