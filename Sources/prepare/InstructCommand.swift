@@ -26,23 +26,12 @@ struct InstructCommand: ParsableCommand {
             train.json, validation.json, test.json, and manifest.json into --out (replaced as a whole).
             """)
 
-    @Option(help: "The instruction data, split by --train-frac/--test-frac (default data/raw/instruction-data.json; not with --train).")
-    var input: Path?
-
-    @Option(help: "The training split as its own file (with --validation, and optionally --test, instead of --input).")
-    var train: Path?
-
-    @Option(help: "The validation split as its own file (with --train).")
-    var validation: Path?
-
-    @Option(help: "The test split as its own file (with --train; without it the test split is empty).")
-    var test: Path?
-
-    @Option(help: "json (one list) or jsonl (one object per line); default: from the extension (.json, .jsonl, .ndjson).")
-    var format: InstructionFileFormat?
-
-    @Option(help: "alpaca, prompt-completion or chat; default: detected from the first record's keys (every record must then have that shape).")
-    var shape: InstructionShape?
+    @Option(help: "The instruction data, split by --train-frac/--test-frac (default data/raw/instruction-data.json; not with --train).") var input: Path?
+    @Option(help: "The training split as its own file (with --validation, and optionally --test, instead of --input).") var train: Path?
+    @Option(help: "The validation split as its own file (with --train).") var validation: Path?
+    @Option(help: "The test split as its own file (with --train; without it the test split is empty).") var test: Path?
+    @Option(help: "json (one list) or jsonl (one object per line); default: from the extension (.json, .jsonl, .ndjson).") var format: InstructionFileFormat?
+    @Option(help: "alpaca, prompt-completion or chat; default: detected from the first record's keys (every record must then have that shape).") var shape: InstructionShape?
 
     @Option(name: .customLong("field"), help: ArgumentHelp(
         "The file's key for a field: canonical=key, e.g. --field instruction=question (repeatable; several comma-separated also work).",

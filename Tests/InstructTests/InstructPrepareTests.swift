@@ -3,6 +3,15 @@ import TestSupport
 import Instruct
 import XCTest
 
+/// `gpt2/encoder.json` and `gpt2/vocab.bpe` stand-ins: prepare records them as inputs, and these
+/// tests encode with a stand-in encoder instead of BPE.
+func makeStubVocab(in dir: URL) throws {
+    let vocab = dir.appendingPathComponent("gpt2")
+    try FileManager.default.createDirectory(at: vocab, withIntermediateDirectories: true)
+    try Data("{}".utf8).write(to: vocab.appendingPathComponent("encoder.json"))
+    try Data("#version: 0.2\n".utf8).write(to: vocab.appendingPathComponent("vocab.bpe"))
+}
+
 /// `prepareInstructionDataset` with a stand-in encoder (one token per UTF-8 byte) so that the
 /// pipeline logic is tested apart from BPE; the GPT-2 runs are in InstructTokenizerTests.
 final class InstructPrepareTests: XCTestCase {
@@ -10,10 +19,7 @@ final class InstructPrepareTests: XCTestCase {
 
     override func setUpWithError() throws {
         dir = try TestPaths.makeTempDir("instruct-prepare")
-        let vocab = dir.appendingPathComponent("gpt2")
-        try FileManager.default.createDirectory(at: vocab, withIntermediateDirectories: true)
-        try Data("{}".utf8).write(to: vocab.appendingPathComponent("encoder.json"))
-        try Data("#version: 0.2\n".utf8).write(to: vocab.appendingPathComponent("vocab.bpe"))
+        try makeStubVocab(in: dir)
     }
 
     override func tearDownWithError() throws {
@@ -164,25 +170,8 @@ final class InstructPrepareTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("no manifest.json"), "\(error)")
         }
     }
-}
 
-/// `prepare instruct` on prompt-completion and chat files, and with the splits given as files.
-final class InstructPrepareShapesTests: XCTestCase {
-    private var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = try TestPaths.makeTempDir("instruct-shapes")
-        let vocab = dir.appendingPathComponent("gpt2")
-        try FileManager.default.createDirectory(at: vocab, withIntermediateDirectories: true)
-        try Data("{}".utf8).write(to: vocab.appendingPathComponent("encoder.json"))
-        try Data("#version: 0.2\n".utf8).write(to: vocab.appendingPathComponent("vocab.bpe"))
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: dir)
-    }
-
-    private func byteEncoder(_ text: String) throws -> [Int] { text.utf8.map(Int.init) }
+    // Prompt-completion and chat files, and the splits given as files.
 
     private func write(_ name: String, _ lines: [String]) throws -> URL {
         let url = dir.appendingPathComponent(name)
