@@ -48,7 +48,9 @@ public struct InstructionFields: Equatable, Sendable {
                 renamed[parts[0]] = parts[1]
             }
         }
-        for level in [Self.recordKeys, Self.messageKeys] {
+        // Two fields of one shape (or of a message) may not read one key; across shapes they may
+        // (such a record is then ambiguous unless --shape says which shape to read).
+        for level in InstructionShape.allCases.map(\.keys) + [Self.messageKeys] {
             let keys = level.map(key)
             if let clash = keys.first(where: { k in keys.filter { $0 == k }.count > 1 }) {
                 let fields = level.filter { key($0) == clash }

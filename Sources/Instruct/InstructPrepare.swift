@@ -117,7 +117,11 @@ func sourceName(_ source: InstructionSource, _ split: InstructionSplitName) -> S
     switch source {
     case .fractions(let input, _, _): return input.path
     case .files(let train, let validation, let test):
-        return [.train: train, .validation: validation, .test: test][split]??.path ?? "(no \(split.rawValue) file)"
+        switch split {
+        case .train: return train.path
+        case .validation: return validation.path
+        case .test: return test?.path ?? "(no test file)"
+        }
     }
 }
 

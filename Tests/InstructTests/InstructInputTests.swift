@@ -57,6 +57,11 @@ final class InstructInputTests: XCTestCase {
                                  fields: ["messages=conversations", "role=from", "content=value"])
         XCTAssertEqual(shareGPT.records, [.chat([ChatMessage(.user, "hi"), ChatMessage(.assistant, "hey")])])
         XCTAssertEqual(try parse(#"{"q": "x", "a": "y"}"#, fields: ["prompt=q", "completion=a", ""]).records, [.promptCompletion(prompt: "x", completion: "y")])
+        // Fields of different shapes may share a key: the record is then ambiguous without --shape.
+        let shared = #"{"instruction": "x", "response": "y"}"#
+        assertRefused(shared, ["has keys of several shapes (alpaca, prompt-completion)"], fields: ["prompt=instruction", "completion=response"])
+        XCTAssertEqual(try parse(shared, shape: .promptCompletion, fields: ["prompt=instruction", "completion=response"]).records,
+                       [.promptCompletion(prompt: "x", completion: "y")])
         // The renamed key is named in errors, with the flag that renamed it.
         assertRefused(#"{"question": "Q", "output": "A"}"#, ["line 1 has no \"query\" (the instruction, --field instruction=query) key", "it has: output, question"],
                       fields: ["instruction=query"])
