@@ -144,8 +144,10 @@ public enum InstructionRecords {
         var hint: String
         var fields: InstructionFields
 
+        /// The error, its hint ending with the command to rerun.
         func error(_ message: String, hint: String? = nil) -> PipelineError {
-            PipelineError(message, location: source, hint: hint ?? self.hint)
+            let hint = hint ?? self.hint
+            return PipelineError(message, location: source, hint: hint.contains("rerun") ? hint : hint + ", then rerun `prepare instruct`")
         }
     }
 

@@ -152,7 +152,7 @@ func readSplits(_ options: InstructionPrepareOptions) throws -> ReadSplits {
         let files = try given.map { name, url in (name, url, try load(url, name.rawValue)) }
         for (name, url, file) in files.dropFirst() where file.shape != files[0].2.shape {
             throw PipelineError("the \(name.rawValue) file is \(file.shape!.summary) but the train file is \(files[0].2.shape!.summary)",
-                                location: url.path, hint: "give every split in one shape (or pass --shape to read them all as one)")
+                                location: url.path, hint: "give every split in one shape (or pass --shape to read them all as one), then rerun `prepare instruct`")
         }
         let splits = InstructionSplitName.allCases.map { name in
             let file = files.first { $0.0 == name }?.2
