@@ -87,7 +87,7 @@ public enum InstructEvaluateStage {
         var style: PromptStyle
         var validation: InstructionShard
         var test: InstructionShard
-        var entries: [InstructionEntry]
+        var entries: [InstructionRecord]
         var manifest: Manifest
     }
 
@@ -200,7 +200,7 @@ public enum InstructEvaluateStage {
         }
     }
 
-    static func respond(to entries: [InstructionEntry], style: PromptStyle, model: GPT2Model, tokenizer: GPT2BPETokenizer,
+    static func respond(to entries: [InstructionRecord], style: PromptStyle, model: GPT2Model, tokenizer: GPT2BPETokenizer,
                         _ o: InstructEvaluateOptions, progress: ProgressHandler) throws -> Generation {
         let prompts = entries.map { formatPrompt($0, style: style) }
         let promptIDs = prompts.map { tokenizer.encodeOrdinary($0).map(Int32.init) }
@@ -214,28 +214,28 @@ public enum InstructEvaluateStage {
         let seconds = Date().timeIntervalSince(start)
         let responses = try generated.indices.map { i in
             extractResponse(generatedText: try tokenizer.decode((promptIDs[i] + generated[i]).map(Int.init)), promptText: prompts[i],
-                            marker: style.responseMarker)
+                            marker: style.responseMarker, end: style.responseEnd)
         }
         return Generation(responses: responses, newTokens: generated.map(\.count), seconds: seconds)
     }
 
-    static func overlapScores(_ entries: [InstructionEntry], _ g: Generation, maxNewTokens: Int) -> [InstructScoreRecord] {
+    static func overlapScores(_ entries: [InstructionRecord], _ g: Generation, maxNewTokens: Int) -> [InstructScoreRecord] {
         entries.indices.map { i in
-            InstructScoreRecord(index: i, tokenF1: OverlapScore.tokenF1(response: g.responses[i], reference: entries[i].output),
-                                rougeL: OverlapScore.rougeL(response: g.responses[i], reference: entries[i].output),
+            InstructScoreRecord(index: i, tokenF1: OverlapScore.tokenF1(response: g.responses[i], reference: entries[i].reference),
+                                rougeL: OverlapScore.rougeL(response: g.responses[i], reference: entries[i].reference),
                                 newTokens: g.newTokens[i], stoppedAtEndOfText: g.newTokens[i] < maxNewTokens)
         }
     }
 
     /// Section 7.8: the judge's scores into `scores`; an unreachable endpoint stops the judging,
     /// not the evaluation (`problem` says why, and no score is kept).
-    static func judgeResponses(_ entries: [InstructionEntry], _ responses: [String], scores: inout [InstructScoreRecord],
+    static func judgeResponses(_ entries: [InstructionRecord], _ responses: [String], scores: inout [InstructScoreRecord],
                                options j: JudgeOptions, progress: ProgressHandler) -> (info: [String: JSONValue], problem: String?) {
         var info: [String: JSONValue] = ["url": .string(j.url), "model": .string(j.model)]
         var parsed: [Int] = []
         do {
             for i in entries.indices {
-                let reply = try Judge.ask(Judge.prompt(entry: entries[i], modelResponse: responses[i]), options: j)
+                let reply = try Judge.ask(Judge.prompt(record: entries[i], modelResponse: responses[i]), options: j)
                 if let s = Judge.parseScore(reply) {
                     scores[i].judgeScore = s
                     parsed.append(s)
@@ -258,7 +258,7 @@ public enum InstructEvaluateStage {
     static func mean(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.reduce(0, +) / Double(xs.count) }
 
     /// The responses file, scores.jsonl, metrics.json and, when the training log is there, loss.svg.
-    static func writeOutputs(_ o: InstructEvaluateOptions, entries: [InstructionEntry], responses: [String],
+    static func writeOutputs(_ o: InstructEvaluateOptions, entries: [InstructionRecord], responses: [String],
                              scores: [InstructScoreRecord], metrics: [String: JSONValue]) throws -> [String] {
         try FileManager.default.createDirectory(at: o.output, withIntermediateDirectories: true)
         var files = [responsesFile, scoresFile, metricsFile]
@@ -291,10 +291,11 @@ public enum InstructEvaluateStage {
             .write(into: o.output)
     }
 
-    /// The book's `json.dump(test_data, file, indent=4)`: the entries plus `model_response`, with
-    /// Python's default ensure_ascii (non-ASCII as \uXXXX escapes), 4-space indentation.
-    public static func responsesJSON(_ entries: [InstructionEntry], _ responses: [String]) -> Data {
-        // json.dump writes an empty list as [] and no final newline.
-        Data((entries.isEmpty ? "[]" : InstructionEntries.jsonList(entries, responses: responses, asciiOnly: true)).utf8)
+    /// The book's `json.dump(test_data, file, indent=4)`: the test records in their shape's
+    /// canonical keys plus `model_response`, with Python's default ensure_ascii (non-ASCII as
+    /// \uXXXX escapes), 4-space indentation, no final newline. A chat keeps all its messages (the
+    /// last assistant message is the reference the response is scored against).
+    public static func responsesJSON(_ entries: [InstructionRecord], _ responses: [String]) -> Data {
+        Data(InstructionRecords.jsonList(entries, responses: responses, asciiOnly: true).utf8)
     }
 }

@@ -26,12 +26,18 @@ public struct JudgeUnavailable: Error, CustomStringConvertible {
 }
 
 public enum Judge {
-    /// The book's prompt, with the entry formatted by the chapter's `format_input` (the Alpaca
-    /// prompt, whatever style the model was trained with, as in the book).
-    public static func prompt(entry: InstructionEntry, modelResponse: String) -> String {
-        "Given the input `\(formatPrompt(entry, style: .alpaca))` and correct output `\(entry.output)`, " +
+    /// The book's prompt, with the record formatted by the chapter's `format_input` (the Alpaca
+    /// prompt, whatever template the model was trained with, as in the book; for a chat, every
+    /// exchange before its last response) and the reference answer (`InstructionRecord.reference`).
+    public static func prompt(record: InstructionRecord, modelResponse: String) -> String {
+        "Given the input `\(formatPrompt(record, style: .alpaca))` and correct output `\(record.reference)`, " +
             "score the model response `\(modelResponse)` on a scale from 0 to 100, where 100 is the best score. " +
             "Respond with the integer number only."
+    }
+
+    /// `prompt(record:modelResponse:)` of an Alpaca entry.
+    public static func prompt(entry: InstructionEntry, modelResponse: String) -> String {
+        prompt(record: .alpaca(entry), modelResponse: modelResponse)
     }
 
     /// The request body of the book's `query_model`.

@@ -7,11 +7,13 @@ import Foundation
 ///
 /// `len` counts Unicode code points in Python, so the prompt is dropped by code points here too
 /// (not by Swift `Character`s, which would differ after combining marks). `strip()` removes
-/// leading and trailing whitespace.
-public func extractResponse(generatedText: String, promptText: String, marker: String) -> String {
+/// leading and trailing whitespace. With `end` (ChatML's `<|im_end|>`), the text from its first
+/// occurrence on is dropped first: the model's answer ends there and what follows is the next turn.
+public func extractResponse(generatedText: String, promptText: String, marker: String, end: String? = nil) -> String {
     let scalars = generatedText.unicodeScalars
     let promptCount = promptText.unicodeScalars.count
     var rest = String(String.UnicodeScalarView(scalars.dropFirst(promptCount)))
+    if let end, let cut = rest.range(of: end) { rest = String(rest[..<cut.lowerBound]) }
     if !marker.isEmpty { rest = rest.replacingOccurrences(of: marker, with: "") }
     return rest.trimmingCharacters(in: .whitespacesAndNewlines)
 }

@@ -38,8 +38,35 @@ final class InstructCommandTests: XCTestCase {
     func testUnknownStyleIsAUsageError() throws {
         let dir = try TestPaths.makeTempDir("instruct-cmd")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let result = try run(["--style", "chatml"], in: dir)
+        let result = try run(["--style", "markdown"], in: dir)
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("alpaca"), result.stderr)
+    }
+
+    func testChatFilesAsSplitsWithTheChatMLTemplate() throws {
+        guard let assets = TestPaths.sharedAssets else { throw XCTSkip("shared assets not present: the GPT-2 vocabulary is needed") }
+        let dir = try TestPaths.makeTempDir("instruct-cmd")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let chat = #"{"conversation": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}"#
+        try Data([chat, chat, chat].joined(separator: "\n").utf8).write(to: dir.appendingPathComponent("train.jsonl"))
+        try Data(chat.utf8).write(to: dir.appendingPathComponent("dev.jsonl"))
+        let vocab = assets.appendingPathComponent("gpt2").path
+        let result = try run(["--train", "train.jsonl", "--validation", "dev.jsonl", "--field", "messages=conversation",
+                              "--style", "chatml", "--vocab", vocab, "--out", "out"], in: dir)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("prepared out (chatml prompts): 4 entries of shape chat"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("train: 3 rows"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("test: 0 rows"), result.stdout)
+
+        for (arguments, fragment) in [(["--train", "train.jsonl"], "--train needs --validation"),
+                                      (["--validation", "dev.jsonl"], "--validation and --test need --train"),
+                                      (["--train", "train.jsonl", "--validation", "dev.jsonl", "--train-frac", "0.5"], "--train takes the splits from files"),
+                                      (["--input", "train.jsonl", "--shape", "alpaca"], "line 1 has no \"instruction\" key (it has: conversation)"),
+                                      (["--input", "train.jsonl", "--format", "json"], "not valid JSON")] {
+            let bad = try run(arguments + ["--vocab", vocab, "--out", "bad"], in: dir)
+            XCTAssertEqual(bad.status, 1, "\(arguments)")
+            XCTAssertTrue(bad.stderr.contains(fragment), "\(arguments): \(bad.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("bad").path))
+        }
     }
 }

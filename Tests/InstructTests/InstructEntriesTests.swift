@@ -6,7 +6,7 @@ import XCTest
 final class InstructEntriesTests: XCTestCase {
     private func parseError(_ json: String) -> String {
         do {
-            _ = try InstructionEntries.parse(Data(json.utf8), source: "raw/instruction-data.json")
+            _ = try InstructionRecords.parse(Data(json.utf8), source: "raw/instruction-data.json")
             return "no error"
         } catch {
             return "\(error)"
@@ -15,9 +15,9 @@ final class InstructEntriesTests: XCTestCase {
 
     func testParsesEntriesAndTreatsMissingInputAsEmpty() throws {
         let json = #"[{"instruction": "Add.", "input": "1 + 1", "output": "2"}, {"instruction": "Say hi.", "output": "Hi.", "extra": 5}]"#
-        let entries = try InstructionEntries.parse(Data(json.utf8), source: "x")
-        XCTAssertEqual(entries, [InstructionEntry(instruction: "Add.", input: "1 + 1", output: "2"),
-                                 InstructionEntry(instruction: "Say hi.", input: "", output: "Hi.")])
+        let entries = try InstructionRecords.parse(Data(json.utf8), source: "x").records
+        XCTAssertEqual(entries, [.alpaca(InstructionEntry(instruction: "Add.", input: "1 + 1", output: "2")),
+                                 .alpaca(InstructionEntry(instruction: "Say hi.", input: "", output: "Hi."))])
     }
 
     func testBadInputsGiveClearErrors() {
@@ -51,12 +51,12 @@ final class InstructEntriesTests: XCTestCase {
         let entries = [InstructionEntry(instruction: "Quote \"this\" \\ and\ttab", input: "naïve – ☃\u{1}", output: "line\nbreak\r"),
                        InstructionEntry(instruction: "b", output: "")]
         let data = InstructionEntries.encoded(entries)
-        XCTAssertEqual(try InstructionEntries.parse(data, source: "x"), entries)
+        XCTAssertEqual(try InstructionRecords.parse(data, source: "x").records, entries.map(InstructionRecord.alpaca))
         // Also readable by a standard parser, with the book's key order.
         let text = String(decoding: data, as: UTF8.self)
         let i = try XCTUnwrap(text.range(of: "\"instruction\"")), o = try XCTUnwrap(text.range(of: "\"output\""))
         XCTAssertLessThan(i.lowerBound, o.lowerBound)
-        XCTAssertEqual(InstructionEntries.encoded([]), Data("[\n]\n".utf8))
+        XCTAssertEqual(InstructionEntries.encoded([]), Data("[]\n".utf8))   // json.dumps([], indent=4) + newline
     }
 
     func testSplitSizesFollowTheBook() throws {
@@ -75,7 +75,7 @@ final class InstructEntriesTests: XCTestCase {
 
     func testRealFileSplitsInto935_110_55() throws {
         let url = try instructionDataURL()
-        let entries = try InstructionEntries.read(from: url)
+        let entries = try readRecords(url)
         XCTAssertEqual(entries.count, 1100)
         let s = try InstructionSplit(count: entries.count)
         XCTAssertEqual([s.train.count, s.test.count, s.validation.count], [935, 110, 55])
@@ -98,10 +98,10 @@ final class InstructEntriesTests: XCTestCase {
     /// Every formatted text of the real file, both styles, against the Python reference.
     func testFormattedTextsMatchPythonReference() throws {
         let ref = try InstructReference.load()
-        let entries = try InstructionEntries.read(from: try instructionDataURL())
+        let entries = try readRecords(try instructionDataURL())
         let split = try InstructionSplit(count: entries.count)
         let ranges = ["train": split.train, "validation": split.validation, "test": split.test]
-        for style in PromptStyle.allCases {
+        for style in bookStyles {
             for (name, range) in ranges {
                 let expected = try XCTUnwrap(ref.styles[style.rawValue]?[name])
                 let texts = entries[range].map { formatFullText($0, style: style) }
@@ -114,7 +114,7 @@ final class InstructEntriesTests: XCTestCase {
     /// The fixture's entries alone (no shared assets needed) give the same texts.
     func testFirstTextsFromFixtureEntries() throws {
         let ref = try InstructReference.load()
-        for style in PromptStyle.allCases {
+        for style in bookStyles {
             for (name, split) in try XCTUnwrap(ref.styles[style.rawValue]) {
                 let texts = split.first_entries.map {
                     formatFullText(InstructionEntry(instruction: $0.instruction, input: $0.input, output: $0.output), style: style)

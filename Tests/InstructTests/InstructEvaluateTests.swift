@@ -46,8 +46,8 @@ final class InstructEvaluateTests: XCTestCase {
         XCTAssertEqual(list.count, test.count)
         for (i, e) in list.enumerated() {
             XCTAssertEqual(Set(e.keys), ["instruction", "input", "output", "model_response"])
-            XCTAssertEqual(e["instruction"], test[i].instruction)
-            XCTAssertEqual(e["output"], test[i].output)
+            XCTAssertEqual(e["instruction"], test[i].exchanges[0].instruction)
+            XCTAssertEqual(e["output"], test[i].reference)
             XCTAssertEqual(e["model_response"], r.responses[i])
         }
         XCTAssertTrue(String(decoding: data, as: UTF8.self).hasPrefix("[\n    {\n        \"instruction\": "))
@@ -68,7 +68,7 @@ final class InstructEvaluateTests: XCTestCase {
         let f1 = r.scores.map(\.tokenF1).reduce(0, +) / 3
         XCTAssertEqual(metrics["overlap"]?["token_f1_mean"]?.doubleValue ?? -1, f1, accuracy: 1e-12)
         for (i, s) in r.scores.enumerated() {
-            XCTAssertEqual(s.tokenF1, OverlapScore.tokenF1(response: r.responses[i], reference: test[i].output))
+            XCTAssertEqual(s.tokenF1, OverlapScore.tokenF1(response: r.responses[i], reference: test[i].reference))
         }
         let scoreLines = try String(contentsOf: out.appendingPathComponent("scores.jsonl"), encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(scoreLines.count, 3)

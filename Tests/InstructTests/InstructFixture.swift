@@ -80,3 +80,11 @@ func textsSHA256(_ texts: [String]) -> String {
 func sha256Hex(_ data: Data) -> String {
     FileHash.sha256(of: data)
 }
+
+/// The templates the Python reference (reference.json) covers: the book's two.
+let bookStyles: [PromptStyle] = [.alpaca, .phi3]
+
+/// The records of an instruction file (shape detected, keys canonical).
+func readRecords(_ url: URL) throws -> [InstructionRecord] {
+    try InstructionRecords.read(from: url).records
+}

@@ -59,10 +59,15 @@ final class InstructScoresTests: XCTestCase {
 
     func testResponsesFileIsWhatPythonJSONDumpWrites() {
         // Expected bytes from Python: json.dumps([...], indent=4) (ensure_ascii on, as the book's json.dump).
-        let entries = [InstructionEntry(instruction: "Say \u{e9}", input: "", output: "x\n\"y\"\t")]
+        let entries = [InstructionRecord.alpaca(InstructionEntry(instruction: "Say \u{e9}", input: "", output: "x\n\"y\"\t"))]
         let got = String(decoding: InstructEvaluateStage.responsesJSON(entries, ["\u{1F600} ok\u{7F}"]), as: UTF8.self)
         let want = "[\n    {\n        \"instruction\": \"Say \\u00e9\",\n        \"input\": \"\",\n        \"output\": \"x\\n\\\"y\\\"\\t\",\n        \"model_response\": \"\\ud83d\\ude00 ok\\u007f\"\n    }\n]"
         XCTAssertEqual(got, want)
         XCTAssertEqual(String(decoding: InstructEvaluateStage.responsesJSON([], []), as: UTF8.self), "[]")
+    }
+
+    func testResponsesFileOfPromptCompletionRecords() {
+        let got = String(decoding: InstructEvaluateStage.responsesJSON([.promptCompletion(prompt: "p", completion: "c")], ["r"]), as: UTF8.self)
+        XCTAssertEqual(got, "[\n    {\n        \"prompt\": \"p\",\n        \"completion\": \"c\",\n        \"model_response\": \"r\"\n    }\n]")
     }
 }

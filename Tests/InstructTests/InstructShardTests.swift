@@ -64,8 +64,8 @@ final class InstructShardTests: XCTestCase {
         assertDecodeError(magic, contains: "wrong magic")
 
         var version = good
-        version[8] = 2
-        assertDecodeError(version, contains: "format version 2")
+        version[8] = 3
+        assertDecodeError(version, contains: "format version 3, but this tool reads versions 1 and 2")
 
         assertDecodeError(good.dropLast(), contains: "size is")
         assertDecodeError(good + Data([0]), contains: "size is")
@@ -100,5 +100,63 @@ final class InstructShardTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("/nonexistent/validation.bin"))
             XCTAssertTrue("\(error)".contains("prepare instruct"))
         }
+    }
+
+    // Version 2: several response spans per row.
+    private func multi() throws -> InstructionShard {
+        try InstructionShard(rows: [[1, 2, 3, 4, 5, 6], [7, 8], []], responseSpans: [[1..<2, 3..<6], [], []])
+    }
+
+    func testVersion2RoundTripAndLayout() throws {
+        let shard = try multi()
+        XCTAssertEqual(shard.formatVersion, 2)
+        let data = shard.encoded()
+        XCTAssertEqual(data.count, InstructionShard.fileSize(version: 2, rows: 3, tokens: 8, spans: 2))
+        var expected: [UInt8] = Array("LLMFTINS".utf8) + [2, 0, 0, 0]
+        expected += [3, 0, 0, 0, 0, 0, 0, 0] + [8, 0, 0, 0, 0, 0, 0, 0] + [2, 0, 0, 0, 0, 0, 0, 0]   // rows, tokens, spans
+        for o in [0, 6, 8, 8] { expected += [UInt8(o), 0, 0, 0, 0, 0, 0, 0] }                       // offsets
+        for t in 1...8 { expected += [UInt8(t), 0] }                                                 // tokens
+        for o in [0, 2, 2, 2] { expected += [UInt8(o), 0, 0, 0, 0, 0, 0, 0] }                       // span offsets
+        expected += [1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 6, 0, 0, 0]                                // spans 1..<2, 3..<6
+        XCTAssertEqual([UInt8](data), expected)
+        let back = try InstructionShard.decode(data, source: "x")
+        XCTAssertEqual(back, shard)
+        XCTAssertEqual(back.responseSpans(row: 0), [1..<2, 3..<6])
+        XCTAssertEqual(back.responseStart(row: 0), 1)
+        XCTAssertEqual(back.responseStart(row: 1), 2)   // no response: the row's length
+    }
+
+    /// One response per row running to its end is written as version 1, byte for byte the old layout.
+    func testSingleResponsesStayVersion1() throws {
+        let spans = try InstructionShard(rows: [[258, 3]], responseSpans: [[1..<2]])
+        XCTAssertEqual(spans.formatVersion, 1)
+        XCTAssertEqual(spans.encoded(), try InstructionShard(rows: [[258, 3]], responseStarts: [1]).encoded())
+        XCTAssertEqual(try InstructionShard(rows: [[1, 2, 3]], responseSpans: [[1..<2]]).formatVersion, 2)   // ends before the row
+        XCTAssertEqual(try InstructionShard(rows: [[1, 2], [3]], responseSpans: [[], [0..<1]]).formatVersion, 1)
+    }
+
+    func testVersion2RejectsBadSpans() throws {
+        XCTAssertThrowsError(try InstructionShard(rows: [[1, 2, 3]], responseSpans: [[0..<2, 1..<3]]))   // overlap
+        XCTAssertThrowsError(try InstructionShard(rows: [[1, 2, 3]], responseSpans: [[2..<3, 0..<1]]))   // not increasing
+        XCTAssertThrowsError(try InstructionShard(rows: [[1, 2, 3]], responseSpans: [[1..<4]]))          // beyond the row
+        XCTAssertThrowsError(try InstructionShard(rows: [[1]], responseSpans: []))
+        let good = try multi().encoded()
+        // Layout: 36 header+counts, offsets 36..<68, tokens 68..<84, span offsets 84..<116, spans 116..<132.
+        var beyond = good
+        beyond[128] = 9   // second span ends at 9 > 6
+        assertDecodeError(beyond, contains: "row 0: response span 3..<9")
+        var empty = good
+        empty[124] = 6    // second span 6..<6
+        assertDecodeError(empty, contains: "response span 6..<6 is empty")
+        var spanOffsets = good
+        spanOffsets[108] = 3   // last span offset 3 but 2 spans
+        assertDecodeError(spanOffsets, contains: "the last span offset is 3, but the file holds 2 spans")
+        var decreasing = good
+        decreasing[100] = 1    // span offsets 0, 2, 1, 2
+        assertDecodeError(decreasing, contains: "span offsets decrease at row 1")
+        assertDecodeError(good.dropLast(), contains: "and 2 spans need exactly")
+        var v1Size = good
+        v1Size[8] = 1   // read as version 1: the size no longer fits
+        assertDecodeError(v1Size, contains: "size is")
     }
 }

@@ -23,7 +23,7 @@ final class InstructTokenizerTests: XCTestCase {
     func testFirstRowsMatchTiktoken() throws {
         let tok = try tokenizer()
         let ref = try InstructReference.load()
-        for style in PromptStyle.allCases {
+        for style in bookStyles {
             for (name, split) in try XCTUnwrap(ref.styles[style.rawValue]) {
                 for (i, e) in split.first_entries.enumerated() {
                     let entry = InstructionEntry(instruction: e.instruction, input: e.input, output: e.output)
@@ -45,7 +45,7 @@ final class InstructTokenizerTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let vocab = TestPaths.sharedAssets!.appendingPathComponent("gpt2")
 
-        for style in PromptStyle.allCases {
+        for style in bookStyles {
             let out = dir.appendingPathComponent(style.rawValue)
             let manifest = try prepareInstructionDataset(InstructionPrepareOptions(input: input, vocabDirectory: vocab, output: out, style: style))
             XCTAssertEqual(manifest.stats["entries"], 1100)
@@ -53,7 +53,7 @@ final class InstructTokenizerTests: XCTestCase {
             XCTAssertEqual(manifest.stats["truncated_rows"], 0)
             XCTAssertEqual(manifest.stats["prompt_not_prefix_rows"], 0)
             let dataset = try InstructionDataset(directory: out)
-            let entries = try InstructionEntries.read(from: input)
+            let entries = try readRecords(input)
             var offset = 0
             var longest = 0
             for name in [InstructionSplitName.train, .test, .validation] {
@@ -88,12 +88,12 @@ final class InstructTokenizerTests: XCTestCase {
         let entries = [InstructionEntry(instruction: "Rewrite the sentence using a simile.", input: "The car is very fast.", output: "The car is as fast as lightning."),
                        InstructionEntry(instruction: "Name the author of 'Pride and Prejudice'.", output: "Jane Austen.")]
         for style in PromptStyle.allCases {
-            let tokenized = try tokenizeInstructions(entries, style: style) { try tok.encode($0) }
-            let shard = try InstructionShard(rows: tokenized.rows, responseStarts: tokenized.promptLengths)
+            let tokenized = try tokenizeInstructions(entries.map(InstructionRecord.alpaca), style: style) { try tok.encode($0) }
+            let shard = try InstructionShard(rows: tokenized.rows, responseSpans: tokenized.responseSpans)
             for (i, entry) in entries.enumerated() {
-                let (prompt, response) = try describeRow(shard, row: i, tokenizer: tok)
-                XCTAssertEqual(prompt, formatPrompt(entry, style: style))
-                XCTAssertEqual(response, formatResponse(entry, style: style))
+                let pieces = try describeRow(shard, row: i, tokenizer: tok)
+                XCTAssertEqual(pieces, [TemplateSegment(formatPrompt(entry, style: style), isResponse: false),
+                                        TemplateSegment(formatResponse(entry, style: style), isResponse: true)], "\(style)")
             }
             XCTAssertThrowsError(try describeRow(shard, row: 2, tokenizer: tok))
         }
@@ -103,7 +103,7 @@ final class InstructTokenizerTests: XCTestCase {
     func testEndOfTextInsideEntryIsAnError() throws {
         let tok = try tokenizer()
         let entries = [InstructionEntry(instruction: "a", output: "b"), InstructionEntry(instruction: "x <|endoftext|> y", output: "z")]
-        XCTAssertThrowsError(try tokenizeInstructions(entries, style: .alpaca, firstEntryIndex: 10, source: "f.json") { try tok.encode($0) }) { error in
+        XCTAssertThrowsError(try tokenizeInstructions(entries.map(InstructionRecord.alpaca), style: .alpaca, places: ["entry 10", "entry 11"], source: "f.json") { try tok.encode($0) }) { error in
             XCTAssertTrue("\(error)".contains("entry 11"), "\(error)")
             XCTAssertTrue("\(error)".contains("<|endoftext|>"), "\(error)")
         }
@@ -117,17 +117,20 @@ final class InstructPreviewTests: XCTestCase {
     func testPreviewWithoutTokenizerListsTokens() throws {
         let shard = try InstructionShard(rows: [[1, 2, 3], [4]], responseStarts: [2, 1])
         let text = instructionShardPreview(shard, rows: 5)
-        XCTAssertTrue(text.hasPrefix("instruction shard (LLMFTINS v1): 2 rows, 4 tokens, row length 1...3"), text)
-        XCTAssertTrue(text.contains("row 0: 3 tokens, response starts at token 2\n  tokens: 1 2 3"), text)
-        XCTAssertTrue(text.contains("row 1: 1 tokens, response starts at token 1\n  tokens: 4"), text)
+        XCTAssertTrue(text.hasPrefix("instruction shard (LLMFTINS v1): 2 rows, 4 tokens, row length 1...3, 1 response spans"), text)
+        XCTAssertTrue(text.contains("row 0: 3 tokens, response tokens 2..<3\n  tokens: 1 2 3"), text)
+        XCTAssertTrue(text.contains("row 1: 1 tokens, response tokens none\n  tokens: 4"), text)
+        let multi = instructionShardPreview(try InstructionShard(rows: [[1, 2, 3, 4, 5, 6]], responseSpans: [[1..<3, 4..<6]]))
+        XCTAssertTrue(multi.hasPrefix("instruction shard (LLMFTINS v2): 1 rows, 6 tokens, row length 6...6, 2 response spans"), multi)
+        XCTAssertTrue(multi.contains("row 0: 6 tokens, response tokens 1..<3, 4..<6"), multi)
     }
 
     func testPreviewWithTokenizerDecodes() throws {
         guard let assets = TestPaths.sharedAssets else { throw XCTSkip("shared assets not present: the GPT-2 vocabulary is needed") }
         let tok = try GPT2BPETokenizer(directory: assets.appendingPathComponent("gpt2"))
         let entry = InstructionEntry(instruction: "Say hi.", output: "Hi.")
-        let t = try tokenizeInstructions([entry], style: .phi3) { try tok.encode($0) }
-        let text = instructionShardPreview(try InstructionShard(rows: t.rows, responseStarts: t.promptLengths), tokenizer: tok)
+        let t = try tokenizeInstructions([.alpaca(entry)], style: .phi3) { try tok.encode($0) }
+        let text = instructionShardPreview(try InstructionShard(rows: t.rows, responseSpans: t.responseSpans), tokenizer: tok)
         XCTAssertTrue(text.contains(#"prompt:   "<|user|>\nSay hi.""#), text)
         XCTAssertTrue(text.contains(#"response: "\n<|assistant|>:\nHi.""#), text)
     }
