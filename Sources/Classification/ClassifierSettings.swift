@@ -82,8 +82,7 @@ public struct ClassifierSettings: TrainerSettings, BaseModelSettings, Equatable,
 
     enum CodingKeys: String, CodingKey {
         case trainableLayers = "trainable_layers",
-             tokenPosition = "token_position", averageEmbeddings = "average_embeddings", loraRank = "lora_rank",
-             loraAlpha = "lora_alpha"
+             tokenPosition = "token_position", averageEmbeddings = "average_embeddings"
     }
 
     /// Reads what `encode` writes (a manifest's params, a checkpoint's `training_settings`); the
@@ -95,8 +94,8 @@ public struct ClassifierSettings: TrainerSettings, BaseModelSettings, Equatable,
         trainableLayers = try c.decode(TrainableLayers.self, forKey: .trainableLayers)
         pooling = Pooling(position: try c.decodeIfPresent(TokenPosition.self, forKey: .tokenPosition) ?? .last,
                           averageEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .averageEmbeddings) ?? false)
-        loraRank = try c.decodeIfPresent(Int.self, forKey: .loraRank) ?? loraRank
-        loraAlpha = try c.decodeIfPresent(Float.self, forKey: .loraAlpha) ?? loraAlpha
+        let adapters = try LoRASettings(flatFrom: decoder, defaults: LoRASettings(rank: loraRank, alpha: loraAlpha))
+        (loraRank, loraAlpha) = (adapters.rank, adapters.alpha)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -106,9 +105,6 @@ public struct ClassifierSettings: TrainerSettings, BaseModelSettings, Equatable,
         try c.encode(trainableLayers, forKey: .trainableLayers)
         try c.encode(pooling.position, forKey: .tokenPosition)
         try c.encode(pooling.averageEmbeddings, forKey: .averageEmbeddings)
-        if let lora = loraSettings {
-            try c.encode(lora.rank, forKey: .loraRank)
-            try c.encode(lora.alpha.shortestDouble, forKey: .loraAlpha)
-        }
+        try loraSettings?.encodeFlat(to: encoder)
     }
 }

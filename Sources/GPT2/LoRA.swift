@@ -38,6 +38,25 @@ public struct LoRASettings: Codable, Equatable, Sendable {
     }
 }
 
+extension LoRASettings {
+    private enum FlatKeys: String, CodingKey { case rank = "lora_rank", alpha = "lora_alpha" }
+
+    /// The `lora_rank` and `lora_alpha` keys of a flat settings object (a trainer's params), each
+    /// taken from `defaults` when absent.
+    public init(flatFrom decoder: Decoder, defaults: LoRASettings) throws {
+        let c = try decoder.container(keyedBy: FlatKeys.self)
+        self.init(rank: try c.decodeIfPresent(Int.self, forKey: .rank) ?? defaults.rank,
+                  alpha: try c.decodeIfPresent(Float.self, forKey: .alpha) ?? defaults.alpha)
+    }
+
+    /// Writes `lora_rank` and `lora_alpha` into a flat settings object (alpha as its shortest decimal).
+    public func encodeFlat(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: FlatKeys.self)
+        try c.encode(rank, forKey: .rank)
+        try c.encode(alpha.shortestDouble, forKey: .alpha)
+    }
+}
+
 /// One adapter: A [inDim, rank] then B [rank, outDim] in the adapter buffer. It adds to output
 /// columns `column..<column + outDim` of the base Linear `linear`.
 public struct LoRAAdapterSpec: Equatable, Sendable {

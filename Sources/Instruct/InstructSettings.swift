@@ -56,7 +56,7 @@ public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, S
 
     enum CodingKeys: String, CodingKey {
         case initScheme = "init", maskInstructions = "mask_instructions",
-             allowedMaxLength = "allowed_max_length", lora, loraRank = "lora_rank", loraAlpha = "lora_alpha"
+             allowedMaxLength = "allowed_max_length", lora
     }
 
     public init(from decoder: Decoder) throws {
@@ -67,8 +67,8 @@ public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, S
         maskInstructions = try c.decodeIfPresent(Bool.self, forKey: .maskInstructions) ?? false
         allowedMaxLength = try c.decodeIfPresent(Int.self, forKey: .allowedMaxLength) ?? allowedMaxLength
         lora = try c.decodeIfPresent(Bool.self, forKey: .lora) ?? false
-        loraRank = try c.decodeIfPresent(Int.self, forKey: .loraRank) ?? loraRank
-        loraAlpha = try c.decodeIfPresent(Float.self, forKey: .loraAlpha) ?? loraAlpha
+        let adapters = try LoRASettings(flatFrom: decoder, defaults: LoRASettings(rank: loraRank, alpha: loraAlpha))
+        (loraRank, loraAlpha) = (adapters.rank, adapters.alpha)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -79,9 +79,6 @@ public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, S
         try c.encode(maskInstructions, forKey: .maskInstructions)
         try c.encode(allowedMaxLength, forKey: .allowedMaxLength)
         try c.encode(lora, forKey: .lora)
-        if let l = loraSettings {
-            try c.encode(l.rank, forKey: .loraRank)
-            try c.encode(l.alpha.shortestDouble, forKey: .loraAlpha)
-        }
+        try loraSettings?.encodeFlat(to: encoder)
     }
 }

@@ -4,11 +4,14 @@ import XCTest
 
 /// System errors reach the user in our words: which file, what happened, what to do.
 final class SystemErrorsTests: XCTestCase {
+    private var dir: URL!
+
+    override func setUpWithError() throws { dir = try TestPaths.makeTempDir("system-errors") }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
     /// A real ENOSPC: the body writes to /dev/full, which fails every write with "no space left"
     /// (Foundation reports it as NSCocoaErrorDomain 640, the raw text the issue quotes).
     func testAFullDiskNamesTheOutputTheSpaceItNeededAndKeepsThePreviousFile() throws {
-        let dir = try TestPaths.makeTempDir("full-disk")
-        defer { try? FileManager.default.removeItem(at: dir) }
         let target = dir.appendingPathComponent("train.bin")
         try AtomicFile.write(Data("old".utf8), to: target)
         XCTAssertThrowsError(try AtomicFile.write(to: target, bytes: 3 * 1024 * 1024) { _ in
@@ -27,8 +30,6 @@ final class SystemErrorsTests: XCTestCase {
     }
 
     func testAFullDiskWithoutAnEarlierOutputSaysNothingWasWritten() throws {
-        let dir = try TestPaths.makeTempDir("full-disk-new")
-        defer { try? FileManager.default.removeItem(at: dir) }
         let target = dir.appendingPathComponent("model.safetensors")
         XCTAssertThrowsError(try AtomicFile.write(to: target) { _ in
             try Data(count: 4096).write(to: URL(fileURLWithPath: "/dev/full"))
@@ -41,8 +42,6 @@ final class SystemErrorsTests: XCTestCase {
     }
 
     func testAMissingInputGetsTheCallersHintAndOtherFailuresTheSystemsAdvice() throws {
-        let dir = try TestPaths.makeTempDir("reading")
-        defer { try? FileManager.default.removeItem(at: dir) }
         let missing = dir.appendingPathComponent("train.bin")
         XCTAssertThrowsError(try Data.reading(missing, what: "the token shard", missingHint: "rerun prepare")) { error in
             XCTAssertEqual(error as? PipelineError,
