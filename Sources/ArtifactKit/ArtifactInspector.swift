@@ -28,6 +28,14 @@ public enum ArtifactMagic {
 
 /// Sizes and tables for inspectors' text.
 public enum TextFormat {
+    /// A duration for progress lines: "42s", "3m05s", "1h02m".
+    public static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return String(format: "%dm%02ds", s / 60, s % 60) }
+        return String(format: "%dh%02dm", s / 3600, s % 3600 / 60)
+    }
+
     public static func bytes(_ n: Int) -> String {
         if n < 1024 { return "\(n) B" }
         let units = ["KiB", "MiB", "GiB", "TiB"]

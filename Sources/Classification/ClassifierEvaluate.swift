@@ -88,7 +88,7 @@ public enum ClassifierEvaluateStage {
         let url = o.model.appendingPathComponent(TrunkStatesFile.fileName)
         if let why = FrozenTrunkArtifact.load(from: url, model: model, splits: splits, shardHashes: shardHashes) {
             o.progress(.note("not using \(TrunkStatesFile.fileName): \(why); running the frozen layers for \(splits.map(\.rows.rowCount).reduce(0, +)) rows"))
-            try model.fillCache(splits)
+            try model.fillCache(splits, progress: o.progress)
             return "computed (\(why))"
         }
         o.progress(.note("frozen-layer states read from \(url.path)"))

@@ -109,84 +109,78 @@ public final class ClassifierModel {
     /// A row whose needed tokens (and real length) equal those of an earlier row, in any of the
     /// splits, copies that row's states instead of running again: the frozen layers see the same
     /// input, so they give the same output (the SMS data holds about 7% such repeated messages).
-    /// Returns how many rows were copied rather than run.
+    /// Reports `.phase("frozen layers", rows run, rows to run)` after each pass. Returns how many
+    /// rows were copied rather than run.
     @discardableResult
-    public func fillCache(_ splits: [DataSplit], chunk: Int? = nil) throws -> Int {
+    public func fillCache(_ splits: [DataSplit], chunk: Int? = nil, progress: ProgressHandler = silentProgress) throws -> Int {
         guard cacheIsExact else { return 0 }
-        let chunk = chunk ?? trunkChunk
-        let C = config.embDim
-        struct RowKey: Hashable { let tokens: ArraySlice<Int32>; let realLength: Int }
-        var firstSeen: [RowKey: (split: Int, row: Int)] = [:]
-        // Repeated rows: where they go, which row they copy, and how many floats (every position they are read at).
-        var repeats: [(split: Int, row: Int, from: (split: Int, row: Int), count: Int)] = []
-        var caches: [[Float]] = []
-        for (si, split) in splits.enumerated() {
-            let rows = split.rows
-            let S = rows.sequenceLength
-            func needed(_ r: Int) -> Int { trimBatches ? pooling.neededLength(realLength: rows.lengths[r], sequenceLength: S) : S }
-            var unique: [Int] = []
-            for r in 0..<rows.rowCount {
-                let key = RowKey(tokens: rows.tokens[(r * S)..<(r * S + needed(r))], realLength: rows.lengths[r])
-                if let earlier = firstSeen[key] {
-                    repeats.append((si, r, earlier, startBlock == nil ? C : needed(r) * C))
-                } else {
-                    firstSeen[key] = (si, r)
-                    unique.append(r)
-                }
-            }
-            // Longest first (a stable order among equals): the model's workspace is sized by the first
-            // pass and then reused.
-            let order = unique.sorted { (needed($0), $1) > (needed($1), $0) }
-            var cache = [Float](repeating: 0, count: rows.rowCount * (startBlock == nil ? C : S * C))
-            // Passes of at most chunk x S positions; a pass's first row sets the length all its rows are cut to.
-            var groups: [[Int]] = []
-            for r in order {
-                if let g = groups.last, (g.count + 1) * needed(g[0]) <= chunk * S {
-                    groups[groups.count - 1].append(r)
-                } else {
-                    groups.append([r])
-                }
-            }
+        let plan = FrozenPlan(splits, model: self, chunk: chunk ?? trunkChunk)
+        var caches = splits.map { [Float](repeating: 0, count: $0.rows.rowCount * rowFloats($0)) }
+        var done = 0
+        progress(.phase(name: "frozen layers", done: 0, total: plan.rowsToRun))
+        for (si, groups) in plan.groups.enumerated() {
             for group in groups {
                 // Ctrl-C before training starts: nothing to save yet, so stop here with a message.
                 if InterruptFlag.isRaised {
                     throw PipelineError("interrupted while running the frozen layers, before the first step: nothing was saved",
                                         hint: "run train again (with --resume if a state from an earlier interrupted run exists)")
                 }
-                let b = rows.batch(group, pooling: pooling, trim: trimBatches)
-                if let k = startBlock {
-                    let h = try backend.hiddenStates(tokens: b.tokens, batch: group.count, length: b.length, endBlock: k)
-                    for (i, r) in group.enumerated() {
-                        let src = i * b.length * C, dst = r * S * C
-                        cache.withUnsafeMutableBufferPointer { o in
-                            h.withUnsafeBufferPointer { (o.baseAddress! + dst).update(from: $0.baseAddress! + src, count: b.length * C) }
-                        }
-                    }
-                } else {
-                    let final = try backend.forwardTop(.tokens(b.tokens), batch: group.count, length: b.length, startBlock: 0,
-                                                       keepActivations: false)
-                    let pooled = head.pool(final: final, length: b.length, pooled: b.pooled)
-                    for (i, r) in group.enumerated() {
-                        for c in 0..<C { cache[r * C + c] = pooled[i * C + c] }
-                    }
-                }
-            }
-            caches.append(cache)
-        }
-        for (si, r, from, count) in repeats {
-            let dst = r * (startBlock == nil ? C : splits[si].rows.sequenceLength * C)
-            let src = from.row * (startBlock == nil ? C : splits[from.split].rows.sequenceLength * C)
-            if from.split == si {
-                caches[si].withUnsafeMutableBufferPointer { o in (o.baseAddress! + dst).update(from: o.baseAddress! + src, count: count) }
-            } else {
-                let source = caches[from.split]
-                caches[si].withUnsafeMutableBufferPointer { o in
-                    source.withUnsafeBufferPointer { (o.baseAddress! + dst).update(from: $0.baseAddress! + src, count: count) }
-                }
+                try runFrozen(group, of: splits[si].rows, into: &caches[si])
+                done += group.count
+                progress(.phase(name: "frozen layers", done: done, total: plan.rowsToRun))
             }
         }
+        for repeated in plan.repeats { copyStates(repeated, splits: splits, caches: &caches) }
         for (split, cache) in zip(splits, caches) { split.cache = cache }
-        return repeats.count
+        return plan.repeats.count
+    }
+
+    /// Floats stored per row of `split`: the pooled vector (head only) or every position's state.
+    private func rowFloats(_ split: DataSplit) -> Int {
+        startBlock == nil ? config.embDim : split.rows.sequenceLength * config.embDim
+    }
+
+    /// The positions of row `r` the pooled output depends on.
+    func neededLength(_ rows: LabeledRows, _ r: Int) -> Int {
+        trimBatches ? pooling.neededLength(realLength: rows.lengths[r], sequenceLength: rows.sequenceLength) : rows.sequenceLength
+    }
+
+    /// Runs the frozen layers on one group of rows and stores their states in `cache`.
+    private func runFrozen(_ group: [Int], of rows: LabeledRows, into cache: inout [Float]) throws {
+        let C = config.embDim, S = rows.sequenceLength
+        let b = rows.batch(group, pooling: pooling, trim: trimBatches)
+        if let k = startBlock {
+            let h = try backend.hiddenStates(tokens: b.tokens, batch: group.count, length: b.length, endBlock: k)
+            for (i, r) in group.enumerated() {
+                let src = i * b.length * C, dst = r * S * C
+                cache.withUnsafeMutableBufferPointer { o in
+                    h.withUnsafeBufferPointer { (o.baseAddress! + dst).update(from: $0.baseAddress! + src, count: b.length * C) }
+                }
+            }
+        } else {
+            let final = try backend.forwardTop(.tokens(b.tokens), batch: group.count, length: b.length, startBlock: 0,
+                                               keepActivations: false)
+            let pooled = head.pool(final: final, length: b.length, pooled: b.pooled)
+            for (i, r) in group.enumerated() {
+                for c in 0..<C { cache[r * C + c] = pooled[i * C + c] }
+            }
+        }
+    }
+
+    /// Copies a repeated row's states from the earlier row with the same input.
+    private func copyStates(_ repeated: FrozenPlan.Repeat, splits: [DataSplit], caches: inout [[Float]]) {
+        let dst = repeated.row * rowFloats(splits[repeated.split])
+        let src = repeated.from.row * rowFloats(splits[repeated.from.split])
+        if repeated.from.split == repeated.split {
+            caches[repeated.split].withUnsafeMutableBufferPointer { o in
+                (o.baseAddress! + dst).update(from: o.baseAddress! + src, count: repeated.count)
+            }
+        } else {
+            let source = caches[repeated.from.split]
+            caches[repeated.split].withUnsafeMutableBufferPointer { o in
+                source.withUnsafeBufferPointer { (o.baseAddress! + dst).update(from: $0.baseAddress! + src, count: repeated.count) }
+            }
+        }
     }
 
     /// The frozen layers' output for a batch: pooled vectors (head only) or the input of the lowest trainable block.
@@ -304,5 +298,59 @@ public final class ClassifierModel {
             offset += batch.count
         }
         return (lossSum / Double(batches.count), Double(correct) / Double(all.count))
+    }
+}
+
+/// Which rows the frozen layers run on, in which passes, and which rows copy an earlier row's
+/// states instead (`ClassifierModel.fillCache`).
+struct FrozenPlan {
+    /// A row whose input equals an earlier row's: where it goes, which row it copies, and how many
+    /// floats (every position it is read at).
+    struct Repeat {
+        let split: Int, row: Int
+        let from: (split: Int, row: Int)
+        let count: Int
+    }
+
+    /// Per split, the passes: groups of rows run together.
+    private(set) var groups: [[[Int]]] = []
+    private(set) var repeats: [Repeat] = []
+    var rowsToRun: Int { groups.joined().map(\.count).reduce(0, +) }
+
+    init(_ splits: [DataSplit], model: ClassifierModel, chunk: Int) {
+        struct RowKey: Hashable { let tokens: ArraySlice<Int32>; let realLength: Int }
+        var firstSeen: [RowKey: (split: Int, row: Int)] = [:]
+        let C = model.config.embDim
+        for (si, split) in splits.enumerated() {
+            let rows = split.rows, S = rows.sequenceLength
+            var unique: [Int] = []
+            for r in 0..<rows.rowCount {
+                let n = model.neededLength(rows, r)
+                let key = RowKey(tokens: rows.tokens[(r * S)..<(r * S + n)], realLength: rows.lengths[r])
+                if let earlier = firstSeen[key] {
+                    repeats.append(Repeat(split: si, row: r, from: earlier, count: model.startBlock == nil ? C : n * C))
+                } else {
+                    firstSeen[key] = (si, r)
+                    unique.append(r)
+                }
+            }
+            groups.append(Self.passes(unique, needed: { model.neededLength(rows, $0) }, maxPositions: chunk * S))
+        }
+    }
+
+    /// Longest first (a stable order among equals): the model's workspace is sized by the first
+    /// pass and then reused. Passes of at most `maxPositions` positions; a pass's first row sets
+    /// the length all its rows are cut to.
+    static func passes(_ rows: [Int], needed: (Int) -> Int, maxPositions: Int) -> [[Int]] {
+        let order = rows.sorted { (needed($0), $1) > (needed($1), $0) }
+        var groups: [[Int]] = []
+        for r in order {
+            if let g = groups.last, (g.count + 1) * needed(g[0]) <= maxPositions {
+                groups[groups.count - 1].append(r)
+            } else {
+                groups.append([r])
+            }
+        }
+        return groups
     }
 }

@@ -136,7 +136,7 @@ public enum ClassifierTrainStage {
         let start = Date()
         let n = cached.map(\.rows.rowCount).reduce(0, +)
         progress(.note("running the frozen layers once for \(n) rows (\(cached.map(\.name).joined(separator: " + ")))..."))
-        pass.copiedRows = try model.fillCache(cached)
+        pass.copiedRows = try model.fillCache(cached, progress: progress)
         pass.seconds = Date().timeIntervalSince(start)
         progress(.note(String(format: "frozen layers run once for %d rows in %.1fs (%d repeated rows copied from their first occurrence)",
                               n - pass.copiedRows, pass.seconds, pass.copiedRows)))

@@ -207,9 +207,10 @@ public enum InstructEvaluateStage {
         let options = GenerationOptions(maxNewTokens: o.maxNewTokens, temperature: 0, eosId: Int32(GPT2BPETokenizer.endOfTextID))
         var generated: [[Int32]] = []
         let start = Date()
+        progress(.phase(name: "responses", done: 0, total: promptIDs.count))
         for first in stride(from: 0, to: promptIDs.count, by: o.generationBatch) {
             generated += try model.generate(prompts: Array(promptIDs[first..<min(first + o.generationBatch, promptIDs.count)]), options: options)
-            progress(.note(String(format: "generated %d/%d responses (%.0fs)", generated.count, promptIDs.count, Date().timeIntervalSince(start))))
+            progress(.phase(name: "responses", done: generated.count, total: promptIDs.count))
         }
         let seconds = Date().timeIntervalSince(start)
         let responses = try generated.indices.map { i in
@@ -242,7 +243,7 @@ public enum InstructEvaluateStage {
                 } else {
                     scores[i].judgeReply = String(reply.prefix(200))
                 }
-                if (i + 1) % 10 == 0 { progress(.note("judged \(i + 1)/\(entries.count)")) }
+                progress(.phase(name: "judged", done: i + 1, total: entries.count))
             }
         } catch {
             let reason = (error as? JudgeUnavailable)?.message ?? "\(error)"

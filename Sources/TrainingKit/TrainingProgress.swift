@@ -30,6 +30,8 @@ public enum ProgressEvent: Sendable {
     case step(step: Int, totalSteps: Int, epoch: Int, loss: Float, lr: Float, gradNorm: Float?)
     /// A record was added to the training log.
     case logged(LogRecord)
+    /// A long phase outside the steps (the frozen-layer pass, generation): `done` of `total` units.
+    case phase(name: String, done: Int, total: Int)
     /// Anything else worth a line: what a phase did, where its input came from, a warning.
     case note(String)
 }
@@ -40,13 +42,24 @@ public typealias ProgressHandler = (ProgressEvent) -> Void
 /// Ignores every event (the default of the stages, and what tests pass).
 public let silentProgress: ProgressHandler = { _ in }
 
-/// Progress on stderr: a redrawn bar when stderr is a terminal, otherwise one line per log record.
+/// Progress on stderr: a redrawn bar when stderr is a terminal; otherwise (a log file) one line
+/// per log record plus a progress line with the ETA every `quietInterval` seconds, so a long
+/// phase is never silent for minutes.
 public final class ConsoleProgress: @unchecked Sendable {
     let isTerminal: Bool
     let start = Date()
     var lastDraw = Date.distantPast
+    /// When the current phase started (ETAs are per phase).
+    var phaseStart = Date()
+    public var quietInterval: TimeInterval = 5
 
-    public init(isTerminal: Bool = isatty(2) != 0) { self.isTerminal = isTerminal }
+    /// Where the text goes (stderr; tests collect it).
+    let sink: (String) -> Void
+
+    public init(isTerminal: Bool = isatty(2) != 0, sink: @escaping (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
+        self.isTerminal = isTerminal
+        self.sink = sink
+    }
 
     /// The callback to hand to a stage.
     public var callback: ProgressHandler { { [self] in handle($0) } }
@@ -55,24 +68,39 @@ public final class ConsoleProgress: @unchecked Sendable {
         switch event {
         case .started(let total, let done): if done > 0 { note("resuming at step \(done) of \(total)") }
         case .step(let step, let total, let epoch, let loss, let lr, _): drawBar(step: step, totalSteps: total, epoch: epoch, loss: loss, lr: lr)
+        case .phase(let name, let done, let total): drawPhase(name, done: done, total: total)
         case .logged(let r): logged(r)
         case .note(let text): note(text)
         }
     }
 
-    func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+    func write(_ s: String) { sink(s) }
 
     func drawBar(step: Int, totalSteps: Int, epoch: Int, loss: Float, lr: Float) {
-        guard isTerminal, Date().timeIntervalSince(lastDraw) > 0.2 || step == totalSteps else { return }
-        lastDraw = Date()
+        let text = String(format: "step %d/%d  epoch %d  loss %.3f  lr %.3g", step, totalSteps, epoch, loss, lr)
+        draw(text, done: step, total: totalSteps, since: start)
+    }
+
+    func drawPhase(_ name: String, done: Int, total: Int) {
+        if done == 0 { phaseStart = Date() }
+        draw("\(name): \(done)/\(total)", done: done, total: total, since: phaseStart)
+    }
+
+    /// A bar redrawn in place on a terminal (at most every 0.2 s); a plain line every
+    /// `quietInterval` seconds otherwise. Both end with the elapsed time and the ETA (the mean
+    /// rate so far times what is left), and both show the last unit.
+    func draw(_ text: String, done: Int, total: Int, since: Date) {
+        let now = Date(), last = done == total
+        guard now.timeIntervalSince(lastDraw) > (isTerminal ? 0.2 : quietInterval) || last else { return }
+        lastDraw = now
+        let elapsed = now.timeIntervalSince(since)
+        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : .nan
+        let times = "\(TextFormat.duration(elapsed)) (eta \(eta.isNaN ? "?" : TextFormat.duration(eta)))"
+        guard isTerminal else { return write(text + "  " + times + "\n") }
         let width = 30
-        let filled = totalSteps == 0 ? width : width * step / totalSteps
+        let filled = total == 0 ? width : width * done / total
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        let elapsed = Date().timeIntervalSince(start)
-        let eta = step > 0 ? elapsed / Double(step) * Double(totalSteps - step) : 0
-        write(String(format: "\r[%@] step %d/%d  epoch %d  loss %.3f  lr %.3g  %.0fs (eta %.0fs) ",
-                     bar, step, totalSteps, epoch, loss, lr, elapsed, eta))
-        if step == totalSteps { write("\n") }
+        write("\r\u{1B}[K[\(bar)] \(text)  \(times) " + (last ? "\n" : ""))
     }
 
     func logged(_ r: LogRecord) {
@@ -90,6 +118,11 @@ public final class ConsoleProgress: @unchecked Sendable {
     }
 
     public func note(_ text: String) { write((isTerminal ? "\r\u{1B}[K" : "") + text + "\n") }
+
+    /// The last line of a run: the process's peak resident memory.
+    public func notePeakMemory() {
+        if let bytes = ProcessMemory.peakResidentBytes { note("peak memory \(TextFormat.bytes(bytes))") }
+    }
 }
 
 /// What a training run ended with.

@@ -39,7 +39,8 @@ struct Report: ParsableCommand {
     func run() throws {
         var o = ClassifierEvaluateOptions(model: inputs.model.url, prepared: inputs.prepared.url, output: out.url)
         o.batchSize = batchSize
-        o.progress = ConsoleProgress().callback
+        let console = ConsoleProgress()
+        o.progress = console.callback
         let r = try ClassifierEvaluateStage.run(o, makeBackend: gpt2Backend)
         for name in ["train", "validation", "test"] {
             guard let m = r.metrics[name] else { continue }
@@ -49,6 +50,7 @@ struct Report: ParsableCommand {
         }
         if let why = r.pngSkipped { FileHandle.standardError.write(Data("note: \(why)\n".utf8)) }
         print("wrote \(out)/" + r.files.joined(separator: ", "))
+        console.notePeakMemory()
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import ArtifactKit
 import Foundation
 import Instruct
+import TrainingKit
 import ToolSupport
 
 /// `evaluate instruct`: losses, perplexities, a response for every test entry, overlap scores and
@@ -31,7 +32,8 @@ struct EvaluateInstruct: ParsableCommand {
         o.limit = limit
         if let url = judgeUrl, !url.isEmpty { o.judge = JudgeOptions(url: url, model: judgeModel) }
         func err(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
-        let r = try InstructEvaluateStage.run(o, progress: { if case .note(let text) = $0 { err(text) } })
+        let console = ConsoleProgress()
+        let r = try InstructEvaluateStage.run(o, progress: console.callback)
         let m = r.metrics
         func d(_ v: JSONValue?) -> String { v?.doubleValue.map { String(format: "%.4f", $0) } ?? "-" }
         print("validation loss \(d(m["validation"]?["loss"])) perplexity \(d(m["validation"]?["perplexity"]))")
@@ -41,5 +43,6 @@ struct EvaluateInstruct: ParsableCommand {
         if let p = r.judgeProblem { err("warning: \(p)") }
         if let mean = m["judge"]?["mean"]?.doubleValue { print(String(format: "judge mean score %.2f", mean)) }
         print("wrote \(out)/" + r.files.joined(separator: ", "))
+        console.notePeakMemory()
     }
 }

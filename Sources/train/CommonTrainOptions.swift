@@ -78,6 +78,7 @@ struct CommonTrainOptions: ParsableArguments {
 /// Reports the end of a run; an interrupted one exits with 130 after saying how to continue.
 func finishRun(_ outcome: TrainingOutcome, out: Path, console: ConsoleProgress, summary: () -> String) throws {
     if outcome.interrupted {
+        console.notePeakMemory()
         console.note("interrupted after step \(outcome.steps): state saved to \(out.appending("state")); continue with the same options and --resume")
         throw ExitCode(130)
     }
@@ -87,4 +88,5 @@ func finishRun(_ outcome: TrainingOutcome, out: Path, console: ConsoleProgress, 
     }
     let best = FileManager.default.fileExists(atPath: out.appending(TrainingRun.bestModelFile)) ? ", \(TrainingRun.bestModelFile)" : ""
     console.note("wrote \(out)/model.safetensors\(best), log.jsonl, state, manifest.json")
+    console.notePeakMemory()
 }

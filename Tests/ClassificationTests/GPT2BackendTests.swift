@@ -158,8 +158,17 @@ final class GPT2BackendTests: XCTestCase {
             let model = try ClassifierModel(backend: try GPT2Backend(layout: Self.layout, parameters: Self.parameters()),
                                             parameters: Self.parameters(), pooling: pooling, trainable: trainable)
             let splitA = DataSplit(name: "train", rows: a), splitB = DataSplit(name: "validation", rows: b)
-            let copied = try model.fillCache([splitA, splitB])
+            var phases: [(done: Int, total: Int)] = []
+            let copied = try model.fillCache([splitA, splitB], progress: {
+                if case .phase("frozen layers", let done, let total) = $0 { phases.append((done, total)) }
+            })
             XCTAssertEqual(copied, (a.rowCount - uniqueInA) + 4, "\(trainable) \(pooling)")
+            // Progress counts the rows run (not the copies), from 0 to all of them, never backwards.
+            let run = a.rowCount + b.rowCount - copied
+            XCTAssertEqual(phases.first?.done, 0)
+            XCTAssertEqual(phases.last?.done, run)
+            XCTAssertTrue(phases.allSatisfy { $0.total == run })
+            XCTAssertEqual(phases.map(\.done), phases.map(\.done).sorted())
             let fresh = try ClassifierModel(backend: try GPT2Backend(layout: Self.layout, parameters: Self.parameters()),
                                             parameters: Self.parameters(), pooling: pooling, trainable: trainable)
             for (split, rows) in [(splitA, a), (splitB, b)] {
