@@ -58,6 +58,8 @@ public enum ClassifierTrainStage {
         var trunkSplits: [DataSplit] = []
         var seconds = 0.0
         var copiedRows = 0
+        /// Seconds spent writing trunk.bin right after the pass (nil: not written by this run).
+        var trunkSeconds: Double?
     }
 
     public static func run(_ o: ClassifierTrainOptions, makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend,
@@ -67,7 +69,7 @@ public enum ClassifierTrainStage {
         let inputs = try loadInputs(o)
         let model = try makeModel(inputs, settings: s, makeBackend: makeBackend, progress: progress)
         let splits = ["train", "validation", "test"].map { DataSplit(name: $0, rows: inputs.data[$0]) }
-        let frozen = try runFrozenLayers(model, splits: splits, inputs: inputs, settings: s, progress: progress)
+        let frozen = try runFrozenLayers(model, splits: splits, inputs: inputs, settings: s, output: o.output, progress: progress)
         let hashes = inputs.data.shardHashes
         let trainer = ClassifierTrainer(model: model, train: splits[0], validation: splits[1], settings: s,
                                         inputsKey: "train.bin=\(hashes["train"]!) validation.bin=\(hashes["validation"]!) base=\(inputs.base.identity)",
@@ -85,9 +87,9 @@ public enum ClassifierTrainStage {
         // Final outputs, each written atomically; the manifest last, so it only ever describes complete files.
         try saveCheckpoint(model, inputs: inputs, settings: s, to: o.output.appendingPathComponent(modelFile))
         try TrainingRun.writeLog(outcome.log, into: o.output)
-        let trunkSeconds = try writeTrunk(model, frozen: frozen, inputs: inputs, output: o.output)
+        try removeStaleTrunk(frozen, output: o.output)
         let manifest = try writeManifest(o, inputs: inputs, trainer: trainer, outcome: outcome, frozen: frozen,
-                                         trunkSeconds: trunkSeconds)
+                                         trunkSeconds: frozen.trunkSeconds ?? 0)
         return ClassifierTrainResult(outcome: outcome, manifest: manifest, cacheSeconds: frozen.seconds)
     }
 
@@ -127,19 +129,29 @@ public enum ClassifierTrainStage {
     /// Runs the frozen layers once for the rows that reuse them. Their states are shared with
     /// evaluate (trunk.bin) only when the frozen part holds at least one block: states that are
     /// just the embeddings (nothing below block 0) cost more to store than to recompute.
+    /// trunk.bin is written as soon as the pass ends, so a run that is interrupted (even by
+    /// kill -9) and rerun reads the states back instead of running the pass again; a trunk.bin
+    /// is only read when it belongs to these frozen weights and shards (`FrozenTrunkArtifact.load`).
     static func runFrozenLayers(_ model: ClassifierModel, splits: [DataSplit], inputs: Inputs, settings s: ClassifierSettings,
-                                progress: ProgressHandler) throws -> FrozenPass {
+                                output: URL, progress: ProgressHandler) throws -> FrozenPass {
         var pass = FrozenPass()
         if inputs.sharesTrunk && model.cacheIsExact && model.startBlock != 0 { pass.trunkSplits = splits }
         let cached = !pass.trunkSplits.isEmpty ? pass.trunkSplits : s.cacheFrozenTrunk && model.cacheIsExact ? Array(splits.prefix(2)) : []
         guard !cached.isEmpty else { return pass }
-        let start = Date()
         let n = cached.map(\.rows.rowCount).reduce(0, +)
+        let trunkURL = output.appendingPathComponent(TrunkStatesFile.fileName)
+        if !pass.trunkSplits.isEmpty,
+           FrozenTrunkArtifact.load(from: trunkURL, model: model, splits: cached, shardHashes: inputs.data.shardHashes) == nil {
+            progress(.note("frozen-layer states of \(n) rows read from \(trunkURL.path) (an earlier run's: same frozen weights and shards)"))
+            return pass
+        }
+        let start = Date()
         progress(.note("running the frozen layers once for \(n) rows (\(cached.map(\.name).joined(separator: " + ")))..."))
         pass.copiedRows = try model.fillCache(cached, progress: progress)
         pass.seconds = Date().timeIntervalSince(start)
         progress(.note(String(format: "frozen layers run once for %d rows in %.1fs (%d repeated rows copied from their first occurrence)",
                               n - pass.copiedRows, pass.seconds, pass.copiedRows)))
+        if !pass.trunkSplits.isEmpty { pass.trunkSeconds = try writeTrunk(model, splits: pass.trunkSplits, inputs: inputs, to: trunkURL) }
         return pass
     }
 
@@ -165,16 +177,18 @@ public enum ClassifierTrainStage {
 
     /// trunk.bin: the frozen states of every row for `evaluate`; a stale one from an earlier run
     /// with a frozen trunk is removed so the directory only describes this run. Returns the seconds taken.
-    static func writeTrunk(_ model: ClassifierModel, frozen: FrozenPass, inputs: Inputs, output: URL) throws -> Double {
-        let url = output.appendingPathComponent(TrunkStatesFile.fileName)
-        guard !frozen.trunkSplits.isEmpty else {
-            if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
-            return 0
-        }
+    /// Writes the frozen-layer states of `splits` to `url`; returns the seconds it took.
+    static func writeTrunk(_ model: ClassifierModel, splits: [DataSplit], inputs: Inputs, to url: URL) throws -> Double {
         let start = Date()
-        try FrozenTrunkArtifact.write(model: model, splits: frozen.trunkSplits, shardHashes: inputs.data.shardHashes,
+        try FrozenTrunkArtifact.write(model: model, splits: splits, shardHashes: inputs.data.shardHashes,
                                       base: inputs.base.identity, to: url)
         return Date().timeIntervalSince(start)
+    }
+
+    /// A trunk.bin left by an earlier run with other settings must not outlive this run's outputs.
+    static func removeStaleTrunk(_ frozen: FrozenPass, output: URL) throws {
+        let url = output.appendingPathComponent(TrunkStatesFile.fileName)
+        if frozen.trunkSplits.isEmpty && FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
     }
 
     static func writeManifest(_ o: ClassifierTrainOptions, inputs: Inputs, trainer: ClassifierTrainer, outcome: TrainingOutcome,

@@ -196,6 +196,33 @@ final class StageTests: XCTestCase {
                       foreign.result.frozenTrunk)
     }
 
+    /// The frozen-layer states are written as soon as the pass ends: a run stopped at any step
+    /// (Ctrl-C or kill -9) and rerun reads them back instead of running the pass again, with the
+    /// same result as a run that was never stopped.
+    func testAStoppedRunsFrozenStatesAreReadBackByTheRerun() throws {
+        let prepared = try writePrepared()
+        var o = options(prepared, epochs: 3)
+        o.stopAfterSteps = 4
+        _ = try ClassifierTrainStage.run(o, makeBackend: Self.backend)
+        let trunkURL = o.output.appendingPathComponent(TrunkStatesFile.fileName)
+        let trunk = try Data(contentsOf: trunkURL)
+
+        var notes: [String] = []
+        o.stopAfterSteps = nil
+        o.resume = .required
+        let resumed = try ClassifierTrainStage.run(o, makeBackend: Self.backend, progress: {
+            if case .note(let text) = $0 { notes.append(text) }
+        })
+        XCTAssertTrue(notes.contains { $0.hasPrefix("frozen-layer states of 33 rows read from \(trunkURL.path)") }, "\(notes)")
+        XCTAssertFalse(notes.contains { $0.hasPrefix("running the frozen layers") }, "\(notes)")
+        XCTAssertEqual(try Data(contentsOf: trunkURL), trunk)
+
+        let whole = try ClassifierTrainStage.run(Self.options(prepared, in: dir.appendingPathComponent("whole"), epochs: 3),
+                                                 makeBackend: Self.backend)
+        XCTAssertEqual(resumed.outcome.log.map(\.trainLoss), whole.outcome.log.map(\.trainLoss))
+        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("whole/train").appendingPathComponent(TrunkStatesFile.fileName)), trunk)
+    }
+
     func testInterruptedRunKeepsThePreviousModelAndResumesExactly() throws {
         let prepared = try writePrepared()
         let first = try ClassifierTrainStage.run(options(prepared), makeBackend: Self.backend)
