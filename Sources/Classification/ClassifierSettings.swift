@@ -99,12 +99,12 @@ public struct ClassifierSettings: TrainerSettings, BaseModelSettings, Equatable,
     }
 
     public func encode(to encoder: Encoder) throws {
-        try base.encode(to: encoder)
-        try loop.encode(to: encoder)
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(trainableLayers, forKey: .trainableLayers)
         try c.encode(pooling.position, forKey: .tokenPosition)
         try c.encode(pooling.averageEmbeddings, forKey: .averageEmbeddings)
+        try base.encode(to: encoder)
+        try loop.encode(to: encoder)
         try loraSettings?.encodeFlat(to: encoder)
     }
 }
