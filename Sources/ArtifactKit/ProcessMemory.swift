@@ -2,6 +2,9 @@ import Foundation
 
 /// The memory this process used, for the last line of a long run.
 public enum ProcessMemory {
+    /// The machine's memory.
+    public static var physicalBytes: Int { Int(ProcessInfo.processInfo.physicalMemory) }
+
     /// The peak resident set size so far (getrusage's ru_maxrss, which Linux gives in KiB).
     public static var peakResidentBytes: Int? {
         var usage = rusage()

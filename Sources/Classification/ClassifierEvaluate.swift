@@ -15,6 +15,8 @@ public struct ClassifierEvaluateOptions {
     public var pngConverter = "rsvg-convert"
     /// Progress notes (whether the frozen-trunk states were reused, and why not).
     public var progress: ProgressHandler = silentProgress
+    /// Bytes the frozen-layer states may take in memory (as `ClassifierSettings.frozenMemoryBudget`).
+    public var frozenMemoryBudget = ProcessMemory.physicalBytes / 2
 
     public init(model: URL, prepared: URL, output: URL) {
         self.model = model
@@ -85,6 +87,10 @@ public enum ClassifierEvaluateStage {
     static func frozenStates(_ o: ClassifierEvaluateOptions, model: ClassifierModel, splits: [DataSplit],
                              shardHashes: [String: String]) throws -> String {
         guard model.cacheIsExact else { return "none (trainable_layers \(model.trainable.rawValue): nothing frozen)" }
+        if let why = model.frozenStatesOverBudget(splits, budget: o.frozenMemoryBudget) {
+            o.progress(.note("\(why): the frozen layers run for every batch instead"))
+            return "none (\(why))"
+        }
         let url = o.model.appendingPathComponent(TrunkStatesFile.fileName)
         if let why = FrozenTrunkArtifact.load(from: url, model: model, splits: splits, shardHashes: shardHashes) {
             o.progress(.note("not using \(TrunkStatesFile.fileName): \(why); running the frozen layers for \(splits.map(\.rows.rowCount).reduce(0, +)) rows"))

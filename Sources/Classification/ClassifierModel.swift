@@ -135,6 +135,19 @@ public final class ClassifierModel {
         return plan.repeats.count
     }
 
+    /// The memory the frozen-layer states of `splits` take when cached (`fillCache`).
+    public func frozenStateBytes(_ splits: [DataSplit]) -> Int {
+        splits.map { $0.rows.rowCount * rowFloats($0) * MemoryLayout<Float>.size }.reduce(0, +)
+    }
+
+    /// Whether caching the frozen-layer states of `splits` fits in `budget` bytes; when not, why
+    /// (the model then runs the frozen layers for every batch: the same numbers, more time).
+    public func frozenStatesOverBudget(_ splits: [DataSplit], budget: Int) -> String? {
+        let bytes = frozenStateBytes(splits)
+        guard bytes > budget else { return nil }
+        return "the frozen-layer states of \(splits.map(\.rows.rowCount).reduce(0, +)) rows would take \(TextFormat.bytes(bytes)), over the memory budget of \(TextFormat.bytes(budget))"
+    }
+
     /// Floats stored per row of `split`: the pooled vector (head only) or every position's state.
     private func rowFloats(_ split: DataSplit) -> Int {
         startBlock == nil ? config.embDim : split.rows.sequenceLength * config.embDim

@@ -63,6 +63,11 @@ public struct ClassifierSettings: TrainerSettings, BaseModelSettings, Equatable,
     public var cacheFrozenTrunk: Bool = true
     /// Cut each batch to the positions the pooled output depends on (exact; see `Pooling.neededLength`).
     public var trimBatches: Bool = true
+    /// Bytes the cached frozen-layer states may take (nil: half the machine's memory). Over it,
+    /// the frozen layers run for every batch instead: the same numbers, more time, no running
+    /// out of memory. Changes no number, so it is not part of the coded settings.
+    public var frozenMemoryBudget: Int? = nil
+    public var frozenStateBudget: Int { frozenMemoryBudget ?? ProcessMemory.physicalBytes / 2 }
     /// LoRA rank and alpha (used when trainableLayers is lora; the book's appendix E: 16 and 16).
     public var loraRank: Int = 16
     public var loraAlpha: Float = 16
@@ -78,6 +83,9 @@ public struct ClassifierSettings: TrainerSettings, BaseModelSettings, Equatable,
         try base.validate()
         try loop.validate()
         try loraSettings?.validate(rankLocation: "train.lora_rank", alphaLocation: "train.lora_alpha")
+        if let budget = frozenMemoryBudget, budget < 0 {
+            throw PipelineError("the frozen-layer memory budget must not be negative", location: "--frozen-memory-budget")
+        }
     }
 
     enum CodingKeys: String, CodingKey {

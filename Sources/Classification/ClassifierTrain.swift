@@ -138,6 +138,10 @@ public enum ClassifierTrainStage {
         if inputs.sharesTrunk && model.cacheIsExact && model.startBlock != 0 { pass.trunkSplits = splits }
         let cached = !pass.trunkSplits.isEmpty ? pass.trunkSplits : s.cacheFrozenTrunk && model.cacheIsExact ? Array(splits.prefix(2)) : []
         guard !cached.isEmpty else { return pass }
+        if let why = model.frozenStatesOverBudget(cached, budget: s.frozenStateBudget) {
+            progress(.note("\(why): the frozen layers run for every batch instead (same numbers, slower; raise --frozen-memory-budget to cache them)"))
+            return FrozenPass()
+        }
         let n = cached.map(\.rows.rowCount).reduce(0, +)
         let trunkURL = output.appendingPathComponent(TrunkStatesFile.fileName)
         if !pass.trunkSplits.isEmpty,

@@ -38,6 +38,7 @@ struct TrainClassifier: ParsableCommand {
     @Option(help: "Tokenizer folder (encoder.json, vocab.bpe) to check against the shards' manifest.") var vocab: Path?
     @Flag(help: "Recompute the frozen layers every step instead of caching their output (slower, same result).") var noCache = false
     @Flag(help: "Run every batch at the full padded length (slower, same result).") var noTrim = false
+    @Option(help: "GiB the cached frozen-layer states may take (default: half the machine's memory); over it the frozen layers run for every batch (same result, slower).") var frozenMemoryBudget: Double?
 
     var settings: ClassifierSettings {
         var s = ClassifierSettings()
@@ -47,6 +48,7 @@ struct TrainClassifier: ParsableCommand {
         s.pooling = Pooling(position: tokenPosition, averageEmbeddings: averageEmbeddings)
         s.cacheFrozenTrunk = !noCache
         s.trimBatches = !noTrim
+        s.frozenMemoryBudget = frozenMemoryBudget.map { Int($0 * 1_073_741_824) }
         s.loraRank = common.loraRank
         s.loraAlpha = common.loraAlpha
         return s

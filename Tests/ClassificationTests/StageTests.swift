@@ -196,6 +196,30 @@ final class StageTests: XCTestCase {
                       foreign.result.frozenTrunk)
     }
 
+    /// States that would not fit the memory budget are not cached: the frozen layers run for
+    /// every batch, with the same losses (to float rounding) and no trunk.bin; evaluate does the same.
+    func testFrozenStatesOverTheMemoryBudgetAreRecomputedPerBatch() throws {
+        let prepared = try writePrepared()
+        let cached = try ClassifierTrainStage.run(Self.options(prepared, in: dir.appendingPathComponent("cached")), makeBackend: Self.backend)
+        var o = options(prepared)
+        o.settings.frozenMemoryBudget = 1024
+        var notes: [String] = []
+        let recomputed = try ClassifierTrainStage.run(o, makeBackend: Self.backend, progress: {
+            if case .note(let text) = $0 { notes.append(text) }
+        })
+        XCTAssertTrue(notes.contains { $0.contains("would take") && $0.contains("over the memory budget of 1.0 KiB") }, "\(notes)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: o.output.appendingPathComponent(TrunkStatesFile.fileName).path))
+        for (a, b) in zip(cached.outcome.log, recomputed.outcome.log) {
+            XCTAssertEqual(a.trainLoss ?? 0, b.trainLoss ?? 0, accuracy: 1e-5)
+            XCTAssertEqual(a.valLoss ?? 0, b.valLoss ?? 0, accuracy: 1e-5)
+        }
+        var eo = ClassifierEvaluateOptions(model: o.output, prepared: prepared, output: dir.appendingPathComponent("eval-budget"))
+        eo.pngConverter = "no-such-converter-for-tests"
+        eo.frozenMemoryBudget = 1024
+        let evaluated = try ClassifierEvaluateStage.run(eo, makeBackend: Self.backend)
+        XCTAssertTrue(evaluated.frozenTrunk.hasPrefix("none (the frozen-layer states of 33 rows would take"), evaluated.frozenTrunk)
+    }
+
     /// The frozen-layer states are written as soon as the pass ends: a run stopped at any step
     /// (Ctrl-C or kill -9) and rerun reads them back instead of running the pass again, with the
     /// same result as a run that was never stopped.
