@@ -90,6 +90,12 @@ public enum Params {
         }
     }
 
+    /// A scalar as it goes into a dep or out path: as written, unquoted.
+    static func pathText(_ value: JSONValue) -> String? {
+        if case .string(let s) = value { return s }
+        return commandText(value)
+    }
+
     static func shellQuoted(_ s: String) -> String {
         let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=,+@%")
         if !s.isEmpty, s.allSatisfy({ safe.contains($0) }) { return s }

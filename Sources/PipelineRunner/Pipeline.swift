@@ -87,8 +87,13 @@ public struct Pipeline: Sendable {
                 values[key] = v
             }
             let command = try resolveCommand(def, params: params, file: file, location: where_(def))
+            // Paths may name params too (`deps: [${prepare.input}]`), unquoted: they are not shell words.
+            let path = { (text: String) in
+                try normalize(substitute(text, field: "a path", stage: def.name, params: params, file: file, location: where_(def),
+                                         render: Params.pathText))
+            }
             planned.append(PlannedStage(definition: def, command: command,
-                                        deps: def.deps.map(normalize), outs: def.outs.map(normalize),
+                                        deps: try def.deps.map(path), outs: try def.outs.map(path),
                                         params: values, upstream: []))
         }
 
@@ -143,32 +148,41 @@ public struct Pipeline: Sendable {
     }
 
     static func resolveCommand(_ def: StageDefinition, params: [String: JSONValue], file: PipelineFile, location: String) throws -> String {
+        try substitute(def.cmd, field: "cmd", stage: def.name, params: params, file: file, location: location,
+                       render: Params.commandText)
+    }
+
+    /// `text` with each `${group.key}` placeholder replaced by `render` of the param's value
+    /// (`${pipeline.file}`: this file's name, as seen from its directory).
+    static func substitute(_ text: String, field: String, stage: String, params: [String: JSONValue], file: PipelineFile,
+                           location: String, render: (JSONValue) -> String?) throws -> String {
         var result = ""
-        var rest = Substring(def.cmd)
+        var rest = Substring(text)
         while let start = rest.range(of: "${") {
             result += rest[..<start.lowerBound]
             guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
-                throw PipelineError("stage `\(def.name)`: unclosed `${` in cmd", location: location)
+                throw PipelineError("stage `\(stage)`: unclosed `${` in \(field)", location: location)
             }
             let key = rest[start.upperBound..<end].trimmingCharacters(in: .whitespaces)
-            result += try placeholderText(key, stage: def.name, params: params, file: file, location: location)
+            result += try placeholderText(key, stage: stage, params: params, file: file, location: location, render: render)
             rest = rest[rest.index(after: end)...]
         }
         result += rest
         return result
     }
 
-    static func placeholderText(_ key: String, stage: String, params: [String: JSONValue], file: PipelineFile, location: String) throws -> String {
+    static func placeholderText(_ key: String, stage: String, params: [String: JSONValue], file: PipelineFile, location: String,
+                                render: (JSONValue) -> String?) throws -> String {
         if key == "\(PipelineFile.builtinGroup).file" {
             // Commands run in the pipeline's directory, so the file's own name is the path that works there.
-            return Params.shellQuoted(file.url.lastPathComponent)
+            return render(.string(file.url.lastPathComponent))!
         }
         guard let value = Params.value(at: key, in: params) else {
             throw PipelineError("stage `\(stage)`: placeholder `${\(key)}` names a param that is not defined", location: location,
                                 hint: "known params: \(Params.allLeafKeys(params).joined(separator: ", ")), pipeline.file")
         }
-        guard let text = Params.commandText(value) else {
-            throw PipelineError("stage `\(stage)`: placeholder `${\(key)}` is \(kind(value)); only numbers, strings and bools can go into a command",
+        guard let text = render(value) else {
+            throw PipelineError("stage `\(stage)`: placeholder `${\(key)}` is \(kind(value)); only numbers, strings and bools can go into a command or path",
                                 location: location, hint: "point the placeholder at one scalar value, e.g. `${\(key).<name>}`")
         }
         return text

@@ -346,6 +346,33 @@ final class RunnerTests: XCTestCase {
         XCTAssertEqual(p.file.lockURL.lastPathComponent, "other.lock")
     }
 
+    /// Deps and outs may name params (`--set` then changes the path the stage reads), unquoted,
+    /// so a path with a space stays one path; the edge to the producing stage follows the value.
+    func testDepsAndOutsMayNameParams() throws {
+        let ws = try Workspace("""
+        params:
+          data:
+            input: my file.csv
+            out: prepared
+        stages:
+          make:
+            cmd: echo x > 'my file.csv'; echo y > other.csv
+            outs: [my file.csv, other.csv]
+          prepare:
+            cmd: cat ${data.input} > x
+            deps:
+              - ${data.input}
+            outs: ["${data.out}"]
+        """)
+        let p = try Pipeline.load(url: ws.file)
+        XCTAssertEqual(p.stage(named: "prepare")?.deps, ["my file.csv"])
+        XCTAssertEqual(p.stage(named: "prepare")?.outs, ["prepared"])
+        XCTAssertEqual(p.stage(named: "prepare")?.command, "cat 'my file.csv' > x")
+        XCTAssertEqual(p.stage(named: "prepare")?.upstream, ["make"])
+        let other = try Pipeline.load(url: ws.file, overrides: ["data.input=other.csv"])
+        XCTAssertEqual(other.stage(named: "prepare")?.deps, ["other.csv"])
+    }
+
     func testTheRepositoryPipelineFilePlans() throws {
         let url = TestPaths.repoRoot.appendingPathComponent("pipeline.yaml")
         let p = try Pipeline.plan(try PipelineFile.load(url: url), checkDisk: false)
