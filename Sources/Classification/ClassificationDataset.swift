@@ -46,7 +46,7 @@ public struct ClassificationDataset {
             guard FileManager.default.fileExists(atPath: url.path) else {
                 throw PipelineError("shard is missing", location: url.path, hint: rerunHint)
             }
-            let shard = try ClassificationShard.read(from: url)
+            rows[name] = try ClassificationShard.read(from: url)
             if let recorded = manifest.outputs.first(where: { $0.path == "\(name).bin" }) {
                 let actual = try FileHash.sha256(of: url)
                 guard recorded.sha256 == actual else {
@@ -57,9 +57,6 @@ public struct ClassificationDataset {
             } else {
                 hashes[name] = try FileHash.sha256(of: url)
             }
-            rows[name] = LabeledRows(tokens: shard.tokens.map { Int32($0) }, labels: shard.labels.map { Int($0) },
-                                     lengths: shard.lengths.map { Int($0) }, sequenceLength: shard.sequenceLength,
-                                     padTokenID: shard.padTokenID, numClasses: shard.numClasses)
         }
         let empty = LabeledRows(tokens: [], labels: [], lengths: [], sequenceLength: manifest.stats["max_length"]?.intValue ?? 0,
                                 padTokenID: manifest.params["pad_token_id"]?.intValue ?? 50256, numClasses: 2)

@@ -10,7 +10,7 @@ public struct ClassificationShardInspector: ArtifactInspector {
 
     public func inspect(url: URL, rows: Int) throws -> String {
         let shard = try ClassificationShard.read(from: url)
-        var counts = [Int32: Int]()
+        var counts = [Int: Int]()
         for label in shard.labels { counts[label, default: 0] += 1 }
         var lines = [
             "file:            \(url.path)",
@@ -24,7 +24,7 @@ public struct ClassificationShardInspector: ArtifactInspector {
         let tokenizer = GPT2BPETokenizer.forArtifact(at: url)
         if tokenizer == nil { lines.append("(vocabulary not found: showing token ids only)") }
         for i in 0..<min(rows, shard.rowCount) {
-            let real = shard.row(i).prefix(Int(shard.lengths[i])).map(Int.init)
+            let real = shard.row(i).prefix(shard.lengths[i]).map(Int.init)
             let text = (try? tokenizer?.decode(real)) ?? nil
             lines.append("row \(i): label \(shard.labels[i]), \(real.count) tokens + \(shard.sequenceLength - real.count) pad")
             lines.append("  " + (text.map { String(reflecting: $0) } ?? real.map(String.init).joined(separator: " ")))

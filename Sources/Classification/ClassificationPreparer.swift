@@ -51,7 +51,7 @@ public struct ClassificationPrepareOptions {
 
 /// Turns the SMS Spam Collection TSV into the book's balanced, split, tokenized data set:
 /// `train|validation|test.csv` (as the book's `to_csv`), `train|validation|test.bin`
-/// (`ClassificationShard`) and `manifest.json`, all in one output directory.
+/// (`ClassificationShard` files of `LabeledRows`) and `manifest.json`, all in one output directory.
 ///
 /// The directory is built under a hidden temporary name beside `output` and renamed into place
 /// only when complete, so a failure never leaves a half-written file under a final name.
@@ -143,21 +143,21 @@ public enum ClassificationPreparer {
         return sequenceLength
     }
 
-    /// Each split's sequences cut to `sequenceLength` and padded to it, as a shard, with its statistics.
+    /// Each split's sequences cut to `sequenceLength` and padded to it, as rows, with their statistics.
     private static func padIntoShards(_ parts: [[LabeledText]], _ encoded: [[[Int]]], sequenceLength: Int,
-                                      padTokenID: Int) -> (shards: [ClassificationShard], stats: [SplitStats]) {
-        var shards: [ClassificationShard] = []
+                                      padTokenID: Int) -> (shards: [LabeledRows], stats: [SplitStats]) {
+        var shards: [LabeledRows] = []
         var stats: [SplitStats] = []
         for (part, ids) in zip(parts, encoded) {
-            var tokens: [UInt16] = []
+            var tokens: [Int32] = []
             tokens.reserveCapacity(part.count * sequenceLength)
             var s = SplitStats()
-            var lengths: [Int32] = []
+            var lengths: [Int] = []
             for seq in ids {
                 let kept = seq.prefix(sequenceLength)
-                tokens.append(contentsOf: kept.map { UInt16($0) })
-                tokens.append(contentsOf: repeatElement(UInt16(padTokenID), count: sequenceLength - kept.count))
-                lengths.append(Int32(kept.count))
+                tokens.append(contentsOf: kept.map { Int32($0) })
+                tokens.append(contentsOf: repeatElement(Int32(padTokenID), count: sequenceLength - kept.count))
+                lengths.append(kept.count)
                 s.longestTokens = max(s.longestTokens, seq.count)
                 if seq.count > sequenceLength { s.truncated += 1 }
             }
@@ -165,9 +165,8 @@ public enum ClassificationPreparer {
             s.ham = part.filter { $0.label == SpamLabels.ham }.count
             s.spam = part.filter { $0.label == SpamLabels.spam }.count
             stats.append(s)
-            shards.append(ClassificationShard(sequenceLength: sequenceLength, padTokenID: padTokenID,
-                                              numClasses: SpamLabels.names.count, tokens: tokens,
-                                              labels: part.map { Int32($0.label) }, lengths: lengths))
+            shards.append(LabeledRows(tokens: tokens, labels: part.map(\.label), lengths: lengths, sequenceLength: sequenceLength,
+                                      padTokenID: padTokenID, numClasses: SpamLabels.names.count))
         }
         return (shards, stats)
     }
@@ -186,13 +185,13 @@ public enum ClassificationPreparer {
     }
 
     /// Writes each split's CSV and shard into `dir`; returns their records.
-    private static func writeSplits(_ parts: [[LabeledText]], _ shards: [ClassificationShard], into dir: URL) throws -> [FileRecord] {
+    private static func writeSplits(_ parts: [[LabeledText]], _ shards: [LabeledRows], into dir: URL) throws -> [FileRecord] {
         var outputs: [FileRecord] = []
         for (name, (part, shard)) in zip(splitNames, zip(parts, shards)) {
             let csv = dir.appendingPathComponent("\(name).csv")
             try AtomicFile.write(PandasCSV.labelTextCSV(part), to: csv)
             let bin = dir.appendingPathComponent("\(name).bin")
-            try shard.write(to: bin)
+            try ClassificationShard.write(shard, to: bin)
             outputs.append(try FileRecord.of(csv, as: csv.lastPathComponent))
             outputs.append(try FileRecord.of(bin, as: bin.lastPathComponent))
         }

@@ -2,8 +2,8 @@ import ArtifactKit
 import Foundation
 
 /// One split of the classification data in memory: padded token rows, their real lengths and labels.
-/// (Made from DataPrep's `ClassificationShard`; tests build small ones directly.)
-public struct LabeledRows: Sendable {
+/// `ClassificationShard` is its file format; tests build small ones directly.
+public struct LabeledRows: Sendable, Equatable {
     /// Row-major [rowCount, sequenceLength] token ids.
     public var tokens: [Int32]
     public var labels: [Int]

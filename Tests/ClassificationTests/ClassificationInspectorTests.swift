@@ -10,11 +10,10 @@ final class ClassificationInspectorTests: XCTestCase {
         let dir = try TestPaths.makeTempDir("inspect")
         defer { try? FileManager.default.removeItem(at: dir) }
         // "Hello world" = [15496, 995] in GPT-2 BPE.
-        let shard = ClassificationShard(sequenceLength: 4, padTokenID: 50256, numClasses: 2,
-                                        tokens: [15496, 995, 50256, 50256, 15496, 50256, 50256, 50256],
-                                        labels: [1, 0], lengths: [2, 1])
+        let shard = LabeledRows(tokens: [15496, 995, 50256, 50256, 15496, 50256, 50256, 50256],
+                                labels: [1, 0], lengths: [2, 1], sequenceLength: 4, padTokenID: 50256, numClasses: 2)
         let url = dir.appendingPathComponent("train.bin")
-        try shard.write(to: url)
+        try ClassificationShard.write(shard, to: url)
         let encoder = assets.appendingPathComponent("gpt2/encoder.json")
         try Manifest(format: "classification-dataset", formatVersion: 1, tool: "test",
                      inputs: [FileRecord(path: encoder.path, sha256: "-", size: 0)]).write(into: dir)

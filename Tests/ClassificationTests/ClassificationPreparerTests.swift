@@ -19,9 +19,11 @@ final class ClassificationPreparerTests: XCTestCase {
             XCTAssertEqual(shard.padTokenID, 50256)
             XCTAssertEqual(shard.numClasses, 2)
             // Token ids come from our GPT-2 tokenizer; the expected hashes from tiktoken.
-            XCTAssertEqual(FileHash.sha256(of: shard.tokens.withUnsafeBytes { Data($0) }), expected["tokens_sha256"] as? String, "\(name) tokens")
-            XCTAssertEqual(FileHash.sha256(of: shard.labels.withUnsafeBytes { Data($0) }), expected["labels_sha256"] as? String, "\(name) labels")
-            XCTAssertEqual(FileHash.sha256(of: shard.lengths.withUnsafeBytes { Data($0) }), expected["lengths_sha256"] as? String, "\(name) lengths")
+            // (hashed in the shard's encodings: u16 tokens, i32 labels and lengths, as numpy's tobytes())
+            let tokens = shard.tokens.map { UInt16($0) }, labels = shard.labels.map { Int32($0) }, lengths = shard.lengths.map { Int32($0) }
+            XCTAssertEqual(FileHash.sha256(of: tokens.withUnsafeBytes { Data($0) }), expected["tokens_sha256"] as? String, "\(name) tokens")
+            XCTAssertEqual(FileHash.sha256(of: labels.withUnsafeBytes { Data($0) }), expected["labels_sha256"] as? String, "\(name) labels")
+            XCTAssertEqual(FileHash.sha256(of: lengths.withUnsafeBytes { Data($0) }), expected["lengths_sha256"] as? String, "\(name) lengths")
         }
     }
 
@@ -158,7 +160,7 @@ final class ClassificationPreparerTests: XCTestCase {
             XCTAssertEqual(shard.sequenceLength, 2)
             XCTAssertEqual(shard.padTokenID, 9)
             for i in 0..<shard.rowCount {
-                let n = Int(shard.lengths[i])
+                let n = shard.lengths[i]
                 XCTAssertEqual(Array(shard.row(i)), Array(repeating: 5, count: n) + Array(repeating: 9, count: 2 - n))
             }
             rows += shard.rowCount

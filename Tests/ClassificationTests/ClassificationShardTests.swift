@@ -4,16 +4,16 @@ import Classification
 import XCTest
 
 final class ClassificationShardTests: XCTestCase {
-    private func sample() -> ClassificationShard {
-        ClassificationShard(sequenceLength: 3, padTokenID: 50256, numClasses: 2,
-                            tokens: [1, 2, 50256, 40000, 5, 6], labels: [0, 1], lengths: [2, 3])
+    private func sample() -> LabeledRows {
+        LabeledRows(tokens: [1, 2, 50256, 40000, 5, 6], labels: [0, 1], lengths: [2, 3],
+                    sequenceLength: 3, padTokenID: 50256, numClasses: 2)
     }
 
     func testRoundTripAndLayout() throws {
         let dir = try TestPaths.makeTempDir("shard")
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("train.bin")
-        try sample().write(to: url)
+        try ClassificationShard.write(sample(), to: url)
         let data = try Data(contentsOf: url)
         XCTAssertEqual(data.count, ClassificationShard.expectedFileSize(rows: 2, sequenceLength: 3))
         XCTAssertEqual(data.count, 36 + 2 * 6 + 4 * 2 + 4 * 2)
@@ -26,8 +26,19 @@ final class ClassificationShardTests: XCTestCase {
     }
 
     func testEmptyShardRoundTrips() throws {
-        let empty = ClassificationShard(sequenceLength: 4, padTokenID: 0, numClasses: 2, tokens: [], labels: [], lengths: [])
-        XCTAssertEqual(try ClassificationShard.decode(empty.encoded(), source: "e.bin"), empty)
+        let empty = LabeledRows(tokens: [], labels: [], lengths: [], sequenceLength: 4, padTokenID: 0, numClasses: 2)
+        XCTAssertEqual(try ClassificationShard.decode(ClassificationShard.encode(empty), source: "e.bin"), empty)
+    }
+
+    func testTokenIDsAbove16BitsAreRefused() {
+        var wide = sample()
+        wide.tokens[4] = 70000
+        let e = DataPrepFixtures.pipelineError { _ = try ClassificationShard.encode(wide) }
+        XCTAssertTrue(e?.message.contains("token id 70000 in row 1") ?? false, e?.description ?? "")
+        XCTAssertTrue(e?.message.contains("16-bit") ?? false)
+        var pad = sample()
+        pad.padTokenID = 65536
+        XCTAssertNotNil(DataPrepFixtures.pipelineError { _ = try ClassificationShard.encode(pad) })
     }
 
     private func assertRejected(_ data: Data, mentions: String, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -43,7 +54,7 @@ final class ClassificationShardTests: XCTestCase {
     }
 
     func testWrongMagicVersionSizeAndValuesAreRejected() throws {
-        let good = sample().encoded()
+        let good = try ClassificationShard.encode(sample())
         var magic = good; magic[0] = UInt8(ascii: "X")
         try assertRejected(magic, mentions: "magic")
         var version = good; version[8] = 2

@@ -33,19 +33,19 @@ final class StageTests: XCTestCase {
         var g = SeededGenerator(seed: 3)
         var outputs: [FileRecord] = []
         for (name, n) in rows.sorted(by: { $0.key < $1.key }) {
-            var tokens: [UInt16] = [], labels: [Int32] = [], lengths: [Int32] = [], csv = "Label,Text\n"
+            var tokens: [Int32] = [], labels: [Int] = [], lengths: [Int] = [], csv = "Label,Text\n"
             for i in 0..<n {
                 let len = Int(g.next() % 8) + 1
-                let row = (0..<len).map { _ in UInt16(g.next() % 39) }
-                let label: Int32 = row.contains(3) ? 1 : 0
-                tokens += row + [UInt16](repeating: 39, count: 8 - len)
+                let row = (0..<len).map { _ in Int32(g.next() % 39) }
+                let label = row.contains(3) ? 1 : 0
+                tokens += row + [Int32](repeating: 39, count: 8 - len)
                 labels.append(label)
-                lengths.append(Int32(len))
+                lengths.append(len)
                 csv += "\(label == 1 ? "spam" : "ham"),\"text \(i), of \(name)\"\n"
             }
-            let shard = ClassificationShard(sequenceLength: 8, padTokenID: 39, numClasses: 2, tokens: tokens, labels: labels, lengths: lengths)
+            let shard = LabeledRows(tokens: tokens, labels: labels, lengths: lengths, sequenceLength: 8, padTokenID: 39, numClasses: 2)
             let bin = prepared.appendingPathComponent("\(name).bin")
-            var data = shard.encoded()
+            var data = try ClassificationShard.encode(shard)
             if let v = shardVersion { withUnsafeBytes(of: v.littleEndian) { data.replaceSubrange(8..<12, with: $0) } }
             try data.write(to: bin)
             try Data(csv.utf8).write(to: prepared.appendingPathComponent("\(name).csv"))
