@@ -27,48 +27,71 @@ public enum SpamLabels {
     public static let spam = 1
 }
 
-/// Loads the SMS Spam Collection TSV (`Label<TAB>Text` per record) into labelled texts,
-/// rejecting what the book's pipeline could not use.
+/// Loads a labelled-text file (CSV, TSV or JSONL; by default the SMS Spam Collection TSV,
+/// `Label<TAB>Text` per record, read as pandas would) into labelled texts with class ids,
+/// rejecting what training could not use. Errors name the file and line.
 public enum LabeledTextTable {
-    /// Parses `data` as pandas would (see `PandasTSV`) and maps labels to class indices.
-    ///
-    /// Errors name the file and line: an unknown or missing label, a record with no text (which
-    /// pandas reads as NaN, including the default NA strings such as "NA"), more than two fields,
-    /// and a file without any record.
+    static let fetchHint = "run `pipeline run fetch` first, or pass the right --input"
+
+    /// The SMS reading: a headerless TSV whose labels must be `labels` (ids in that order).
     public static func parse(_ data: Data, source: String, labels: [String] = SpamLabels.names) throws -> [LabeledText] {
-        let records = try PandasTSV.records([UInt8](data), source: source)
-        guard !records.isEmpty else {
-            throw PipelineError("the data set is empty: no `label<TAB>text` records found", location: source,
-                                hint: "check that the file is the SMS Spam Collection (rerun `pipeline run fetch`)")
-        }
-        var out: [LabeledText] = []
-        out.reserveCapacity(records.count)
-        let known = labels.map { "\"\($0)\"" }.joined(separator: " or ")
-        for (row, record) in records.enumerated() {
-            let where_ = "\(source):\(record.line)"
-            guard record.fields.count <= 2 else {
-                throw PipelineError("expected 2 tab-separated fields (Label, Text), found \(record.fields.count)",
-                                    location: where_, hint: "a text that contains a tab must be quoted with \"...\"")
-            }
-            let rawLabel = record.fields.first ?? ""
-            guard let label = labels.firstIndex(of: rawLabel) else {
-                let shown = PandasTSV.defaultNAValues.contains(rawLabel) ? "a missing label" : "unknown label \"\(rawLabel)\""
-                throw PipelineError("\(shown); expected \(known)", location: where_)
-            }
-            let text = record.fields.count == 2 ? record.fields[1] : ""
-            guard !PandasTSV.defaultNAValues.contains(text) else {
-                let why = text.isEmpty ? "the record has no text" :
-                    "the text \"\(text)\" is one of pandas' NA strings, so the book's read_csv sees no text"
-                throw PipelineError("\(why)", location: where_,
-                                    hint: "every record needs `label<TAB>text`; remove or fix this line")
-            }
-            out.append(LabeledText(label: label, text: text, row: row, line: record.line))
-        }
-        return out
+        try read(data, source: source, options: ClassificationInputOptions(format: .tsv, labelNames: labels)).rows
     }
 
     public static func load(from url: URL, labels: [String] = SpamLabels.names) throws -> [LabeledText] {
-        let data = try Data.reading(url, what: "the input file", missingHint: "run `pipeline run fetch` first, or pass the right --input")
-        return try parse(data, source: url.path, labels: labels)
+        try load(from: url, options: ClassificationInputOptions(format: .tsv, labelNames: labels)).rows
+    }
+
+    public static func load(from url: URL, options: ClassificationInputOptions) throws -> LabeledTable {
+        let data = try Data.reading(url, what: "the input file", missingHint: fetchHint)
+        return try read(data, source: url.path, options: options)
+    }
+
+    /// Reads `data` in `options.format` (else the format `source`'s extension names) and numbers its labels.
+    public static func read(_ data: Data, source: String, options: ClassificationInputOptions) throws -> LabeledTable {
+        let format = try options.format ?? ClassificationFileFormat.detect(URL(fileURLWithPath: source))
+        let raw = format == .jsonl ? try LabeledJSONL.rows(data, source: source, options: options)
+                                   : try LabeledDelimited.rows(data, source: source, format: format, options: options)
+        guard !raw.isEmpty else {
+            throw PipelineError("the data set is empty: no `label<TAB>text` records found", location: source,
+                                hint: "check the file (for the SMS collection rerun `pipeline run fetch`)")
+        }
+        let names = try options.labelNames ?? labelNames(raw, source: source)
+        let rows = try raw.enumerated().map { row, r in
+            try labeledText(r, row: row, names: names, naStrings: format != .jsonl, source: source)
+        }
+        return LabeledTable(rows: rows, labelNames: names, format: format)
+    }
+
+    /// The labels found, in id order: numerically sorted when all are integers, else lexicographically.
+    static func labelNames(_ raw: [RawLabeledText], source: String) throws -> [String] {
+        let found = Set(raw.compactMap(\.label).filter { !PandasTSV.defaultNAValues.contains($0) })
+        let numeric = found.allSatisfy { Int($0) != nil }
+        let names = numeric ? found.sorted { Int($0)! < Int($1)! } : found.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }
+        guard names.count >= 2 else {
+            throw PipelineError("every row has the label \(names.first.map { "\"\($0)\"" } ?? "(none)"): a classifier needs at least 2 classes",
+                                location: source, hint: "check --label-column names the label column, or add rows of the other classes")
+        }
+        return names
+    }
+
+    /// One record checked: a known label and a non-empty text (pandas' NA strings count as empty in CSV/TSV).
+    static func labeledText(_ r: RawLabeledText, row: Int, names: [String], naStrings: Bool, source: String) throws -> LabeledText {
+        let place = "\(source):\(r.line)"
+        let rawLabel = r.label ?? ""
+        guard let label = names.firstIndex(of: rawLabel) else {
+            let missing = rawLabel.isEmpty || (naStrings && PandasTSV.defaultNAValues.contains(rawLabel))
+            let known = names.map { "\"\($0)\"" }.joined(separator: " or ")
+            throw PipelineError("\(missing ? "a missing label" : "unknown label \"\(rawLabel)\""); expected \(known)", location: place,
+                                hint: "fix or remove this line (or name the classes with --labels)")
+        }
+        let text = r.text ?? ""
+        if text.isEmpty || (naStrings && PandasTSV.defaultNAValues.contains(text)) {
+            let why = text.isEmpty ? "the record has no text" :
+                "the text \"\(text)\" is one of pandas' NA strings, so read_csv (and this reader) sees no text"
+            throw PipelineError("\(why) (rows with empty text are refused, not skipped)", location: place,
+                                hint: "every record needs a label and a text; remove or fix this line")
+        }
+        return LabeledText(label: label, text: text, row: row, line: r.line)
     }
 }

@@ -39,10 +39,10 @@ final class ClassificationPreparerTests: XCTestCase {
         XCTAssertEqual(onDisk.stats, manifest.stats)
         let s = onDisk.stats
         XCTAssertEqual(s["total_rows"], 5572)
-        XCTAssertEqual(s["ham_rows"], 4825)
-        XCTAssertEqual(s["spam_rows"], 747)
-        XCTAssertEqual(s["balanced_ham"], 747)
-        XCTAssertEqual(s["balanced_spam"], 747)
+        XCTAssertEqual(s["class_rows"], ["ham": 4825, "spam": 747])
+        XCTAssertEqual(s["balanced_rows"], ["ham": 747, "spam": 747])
+        XCTAssertEqual(onDisk.params["label_names"], ["ham", "spam"])
+        XCTAssertEqual(onDisk.params["labels"], ["ham": 0, "spam": 1])
         XCTAssertEqual([s["train_rows"], s["validation_rows"], s["test_rows"]], [1045, 149, 300])
         XCTAssertEqual(s["max_length"], 120)
         XCTAssertEqual(s["truncated"], 0)
@@ -51,8 +51,8 @@ final class ClassificationPreparerTests: XCTestCase {
             let expected = try XCTUnwrap(fixture[name])
             let longest = try XCTUnwrap(expected["max_length_longest"] as? [String: Any])
             XCTAssertEqual(s["splits"]?[name]?["longest_tokens"]?.intValue, longest["longest_tokens"] as? Int, name)
-            XCTAssertEqual(s["splits"]?[name]?["ham"]?.intValue, expected["ham"] as? Int, name)
-            XCTAssertEqual(s["splits"]?[name]?["spam"]?.intValue, expected["spam"] as? Int, name)
+            XCTAssertEqual(s["splits"]?[name]?["classes"]?["ham"]?.intValue, expected["ham"] as? Int, name)
+            XCTAssertEqual(s["splits"]?[name]?["classes"]?["spam"]?.intValue, expected["spam"] as? Int, name)
             // CSV files byte-identical to pandas' to_csv.
             let csv = try Data(contentsOf: out.appendingPathComponent("\(name).csv"))
             XCTAssertEqual(FileHash.sha256(of: csv), expected["csv_sha256"] as? String, name)
@@ -97,6 +97,7 @@ final class ClassificationPreparerTests: XCTestCase {
         let bad = dir.appendingPathComponent("bad.tsv")
         try Data("ham\thi\nspam\tWIN\nspan\toops\n".utf8).write(to: bad)
         var o = ClassificationPrepareOptions(input: bad, vocabDirectory: dir, output: out)
+        o.inputFormat.labelNames = ["ham", "spam"]
         let e = DataPrepFixtures.pipelineError { _ = try ClassificationPreparer.run(o) { _ in [1] } }
         XCTAssertEqual(e?.location, "\(bad.path):3")
         XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("train.csv")), old)
@@ -133,7 +134,7 @@ final class ClassificationPreparerTests: XCTestCase {
         fresh.validationFraction = 0.0
         for _ in 0..<2 {
             let m = try ClassificationPreparer.run(fresh) { $0.split(separator: " ").map { _ in 1 } }
-            XCTAssertEqual(m.stats["balanced_ham"], 1)
+            XCTAssertEqual(m.stats["balanced_rows"]?["ham"], 1)
             XCTAssertEqual([m.stats["train_rows"], m.stats["validation_rows"], m.stats["test_rows"]], [1, 0, 1])
             XCTAssertEqual(try ClassificationShard.read(from: fresh.output.appendingPathComponent("validation.bin")).rowCount, 0)
         }

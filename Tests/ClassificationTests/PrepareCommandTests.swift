@@ -16,12 +16,12 @@ final class PrepareCommandTests: XCTestCase {
         let out = dir.appendingPathComponent("prepared")
         let r = try run(["classification", "--input", tsv.path, "--vocab", vocab.path, "--out", out.path,
                          "--seed", "123", "--train-frac", "0.7", "--validation-frac", "0.1", "--max-length", "longest",
-                         "--context-length", "1024", "--pad-token-id", "50256"])
+                         "--context-length", "1024", "--pad-token-id", "50256", "--labels", "ham,spam", "--balance", "undersample"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("5572"), r.stdout)
         let m = try Manifest.read(from: out.appendingPathComponent("manifest.json"))
         XCTAssertEqual(m.stats["total_rows"], 5572)
-        XCTAssertEqual([m.stats["balanced_ham"], m.stats["balanced_spam"]], [747, 747])
+        XCTAssertEqual(m.stats["balanced_rows"], ["ham": 747, "spam": 747])
         XCTAssertEqual([m.stats["train_rows"], m.stats["validation_rows"], m.stats["test_rows"]], [1045, 149, 300])
         XCTAssertEqual(m.stats["max_length"], 120)
         XCTAssertEqual(m.params["seed"], 123)
@@ -34,7 +34,7 @@ final class PrepareCommandTests: XCTestCase {
         let bad = dir.appendingPathComponent("bad.tsv")
         try Data("ham\thello\nmaybe\tthere\n".utf8).write(to: bad)
         let out = dir.appendingPathComponent("prepared")
-        let r = try run(["classification", "--input", bad.path, "--vocab", dir.path, "--out", out.path])
+        let r = try run(["classification", "--input", bad.path, "--vocab", dir.path, "--out", out.path, "--labels", "ham,spam"])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("\(bad.path):2"), r.stderr)
         XCTAssertTrue(r.stderr.contains("unknown label \"maybe\""), r.stderr)
