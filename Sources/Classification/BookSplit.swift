@@ -56,6 +56,7 @@ public struct BookSplit {
         // frac=1 -> size = round(1 * n) = n.
         let shuffled = shuffleRNG.choiceWithoutReplacement(balanced.count, size: balanced.count).map { balanced[$0] }
         let parts = o.stratify ? Self.stratifiedCut(shuffled, classes: labelNames.count, o) : Self.cut(shuffled, o)
+        try Self.checkTrainHasEveryClass(parts, labelNames: labelNames, balanced: balanced)
         (train, validation, test) = (parts[0], parts[1], parts[2])
         balancedCounts = (0..<labelNames.count).map { c in balanced.filter { $0.label == c }.count }
     }
@@ -90,6 +91,20 @@ public struct BookSplit {
             guard members.count > smallest else { return members }
             var rng = NumpyRandomState(seed: o.seed)
             return rng.choiceWithoutReplacement(members.count, size: smallest).map { members[$0] }
+        }
+    }
+
+    /// A class missing from train could never be predicted, and scoring validation/test rows of a
+    /// label train never saw says nothing; both are refused (an empty train split is left to the
+    /// sequence-length check, which says so).
+    private static func checkTrainHasEveryClass(_ parts: [[LabeledText]], labelNames: [String], balanced: [LabeledText]) throws {
+        guard !parts[0].isEmpty else { return }
+        for (c, name) in labelNames.enumerated() where !parts[0].contains(where: { $0.label == c }) {
+            let total = balanced.filter { $0.label == c }.count
+            let (v, t) = (parts[1].filter { $0.label == c }.count, parts[2].filter { $0.label == c }.count)
+            throw PipelineError("class \"\(name)\" has too few rows for the split: \(total) after balancing, none of them in train (\(v) in validation, \(t) in test), so the model would meet a label in validation/test that train never saw",
+                                location: "--train-frac / --stratify",
+                                hint: "add rows of that class, pass --stratify (each class is cut by the fractions), raise --train-frac or drop the class")
         }
     }
 

@@ -96,12 +96,14 @@ enum LabeledDelimited {
     static func rows(_ data: Data, source: String, format: ClassificationFileFormat,
                      options: ClassificationInputOptions) throws -> [RawLabeledText] {
         let records = try PandasTSV.records([UInt8](data), source: source, delimiter: format.delimiter)
+        guard !records.isEmpty else { return [] }   // reported as an empty data set
         let (labelRef, textRef) = options.columns(for: format)
         var body = records[...]
         let header = labelRef.isName || textRef.isName ? body.popFirst()?.fields : nil
-        let needed = [labelRef, textRef].compactMap { if case .index(let i) = $0 { return i + 1 } else { return nil } }.max() ?? 0
-        // pandas: as many fields as the header (or the first line) has; more is an error, fewer are missing.
-        let width = header?.count ?? max(body.first?.fields.count ?? 0, needed)
+        // pandas: as many fields as the header (or the first line; at least the SMS default's 2) has;
+        // more is an error, fewer are missing.
+        let defaults = options.labelColumn == nil && options.textColumn == nil ? 2 : 0
+        let width = header?.count ?? max(body.first?.fields.count ?? 0, defaults)
         let label = try index(of: labelRef, header: header, width: width, flag: "--label-column", source: source)
         let text = try index(of: textRef, header: header, width: width, flag: "--text-column", source: source)
         let sep = format == .csv ? "comma" : "tab"
@@ -127,7 +129,7 @@ enum LabeledDelimited {
             }
             return i
         case .index(let i):
-            guard i < width || width == 0 else {
+            guard i < width else {
                 throw PipelineError("\(flag) \(i) is past the last column: the records have \(width) fields (0...\(width - 1))",
                                     location: source, hint: "pass \(flag) with a 0-based index below \(width), or a header name")
             }

@@ -96,8 +96,10 @@ public enum ClassificationPreparer {
     static func run(_ options: ClassificationPrepareOptions,
                     loadEncoder: () throws -> (String) throws -> [Int]) throws -> Manifest {
         try validateTokenOptions(options)
-        let table = try LabeledTextTable.load(from: options.input, options: options.inputFormat)
-        let split = try BookSplit(rows: table.rows, labelNames: table.labelNames, options: options.splitOptions)
+        let (table, split) = try withRerunHint {
+            let table = try LabeledTextTable.load(from: options.input, options: options.inputFormat)
+            return (table, try BookSplit(rows: table.rows, labelNames: table.labelNames, options: options.splitOptions))
+        }
         let parts = [split.train, split.validation, split.test]
         let encode = try loadEncoder()
         let encoded = try parts.map { try encodeTexts($0, encode: encode, source: options.input) }
@@ -114,6 +116,15 @@ public enum ClassificationPreparer {
                 stats: statistics(table: table, split: split, stats: stats, sequenceLength: sequenceLength))
             try manifest.write(into: dir)
             return manifest
+        }
+    }
+
+    /// Runs `body`, ending the hint of an input error with the command to rerun.
+    static func withRerunHint<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch var e as PipelineError {
+            let hint = e.hint ?? "fix the input"
+            e.hint = hint.contains("rerun") ? hint : hint + ", then rerun `prepare classification` (or `pipeline run prepare`)"
+            throw e
         }
     }
 

@@ -53,8 +53,8 @@ public enum LabeledTextTable {
         let raw = format == .jsonl ? try LabeledJSONL.rows(data, source: source, options: options)
                                    : try LabeledDelimited.rows(data, source: source, format: format, options: options)
         guard !raw.isEmpty else {
-            throw PipelineError("the data set is empty: no `label<TAB>text` records found", location: source,
-                                hint: "check the file (for the SMS collection rerun `pipeline run fetch`)")
+            throw PipelineError("the data set is empty: no records found", location: source,
+                                hint: "check the file (for the SMS collection: `pipeline run fetch`)")
         }
         let names = try options.labelNames ?? labelNames(raw, source: source)
         let rows = try raw.enumerated().map { row, r in

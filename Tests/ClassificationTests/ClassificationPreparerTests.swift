@@ -106,6 +106,7 @@ final class ClassificationPreparerTests: XCTestCase {
         // Longest text beyond the context length: refused, with a hint.
         try Data("ham\ta b c d e\nspam\tv w x y z\n".utf8).write(to: bad)
         o.contextLength = 3
+        (o.trainFraction, o.validationFraction) = (1, 0)   // both rows in train, so every class is there
         let tooLong = DataPrepFixtures.pipelineError {
             _ = try ClassificationPreparer.run(o) { text in text.split(separator: " ").map { _ in 7 } }
         }
@@ -118,7 +119,7 @@ final class ClassificationPreparerTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         try Data("keep".utf8).write(to: dir.appendingPathComponent("notes.txt"))
         let input = dir.appendingPathComponent("in.tsv")
-        try Data("ham\ta b\nham\tc\nspam\td e f\n".utf8).write(to: input)
+        try Data("ham\ta b\nham\tc\nham\tx\nspam\td e f\nspam\ty\n".utf8).write(to: input)
         // The vocabulary files are hashed as inputs; any bytes do for this test's fake tokenizer.
         try Data("{}".utf8).write(to: dir.appendingPathComponent("encoder.json"))
         try Data("#".utf8).write(to: dir.appendingPathComponent("vocab.bpe"))
@@ -132,10 +133,11 @@ final class ClassificationPreparerTests: XCTestCase {
         fresh.output = dir.appendingPathComponent("out")
         fresh.trainFraction = 0.5
         fresh.validationFraction = 0.0
+        fresh.stratify = true
         for _ in 0..<2 {
             let m = try ClassificationPreparer.run(fresh) { $0.split(separator: " ").map { _ in 1 } }
-            XCTAssertEqual(m.stats["balanced_rows"]?["ham"], 1)
-            XCTAssertEqual([m.stats["train_rows"], m.stats["validation_rows"], m.stats["test_rows"]], [1, 0, 1])
+            XCTAssertEqual(m.stats["balanced_rows"]?["ham"], 2)
+            XCTAssertEqual([m.stats["train_rows"], m.stats["validation_rows"], m.stats["test_rows"]], [2, 0, 2])
             XCTAssertEqual(try ClassificationShard.read(from: fresh.output.appendingPathComponent("validation.bin")).rowCount, 0)
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fresh.output.path).sorted(),
