@@ -31,6 +31,8 @@ public struct BookSplit {
     public var test: [LabeledText]
     /// Rows per class (by id) after balancing.
     public var balancedCounts: [Int]
+    /// Rows left after `--limit` (all of them without it).
+    public var limitedCount: Int
 
     public struct Options: Equatable, Sendable {
         public var seed: UInt32 = 123
@@ -51,6 +53,7 @@ public struct BookSplit {
     public init(rows all: [LabeledText], labelNames: [String], options o: Options) throws {
         try Self.checkFractions(o)
         let rows = try Self.limited(all, o)
+        limitedCount = rows.count
         let balanced = try Self.balanced(rows, labelNames: labelNames, o)
         var shuffleRNG = NumpyRandomState(seed: o.seed)
         // frac=1 -> size = round(1 * n) = n.

@@ -260,6 +260,7 @@ public enum ClassificationPreparer {
         }
         return [
             "total_rows": .int(table.rows.count),
+            "rows_after_limit": .int(split.limitedCount),
             "class_rows": byName(names.indices.map { c in table.rows.filter { $0.label == c }.count }),
             "balanced_rows": byName(split.balancedCounts),
             "train_rows": .int(stats[0].rows),
@@ -327,7 +328,7 @@ extension ClassificationPreparer {
         let splits = splitNames.map { "\($0) \(s["splits"]?[$0]?["rows"] ?? 0) (\(counts(s["splits"]?[$0]?["classes"])))" }
         return """
         read \(s["total_rows"] ?? 0) rows (\(counts(s["class_rows"]))) from \(input); classes by id: \(names.enumerated().map { "\($1)=\($0)" }.joined(separator: ", "))
-        balance \(p["balance"] ?? "?"): kept \(counts(s["balanced_rows"])) (seed \(p["seed"] ?? 0))
+        \(p["limit"].map { "limit \($0): \(s["rows_after_limit"] ?? 0) rows kept (seeded)\n" } ?? "")balance \(p["balance"] ?? "?"): kept \(counts(s["balanced_rows"])) (seed \(p["seed"] ?? 0))
         split\(p["stratify"] == .bool(true) ? " (stratified)" : ""): \(splits.joined(separator: ", "))
         sequence length \(s["max_length"] ?? 0) tokens (pad id \(p["pad_token_id"] ?? 0)), truncated texts: \(s["truncated"] ?? 0)
         wrote \(out)/{train,validation,test}.{csv,bin} and \(out)/manifest.json

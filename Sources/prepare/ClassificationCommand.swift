@@ -40,10 +40,10 @@ struct ClassificationCommand: ParsableCommand {
     var labels: String?
     @Option(help: "undersample (every class down to the smallest, as the book) | none.")
     var balance: BalanceMode = .undersample
-    @Flag(help: "Cut each class by the fractions separately, so every split has the same class proportions.")
+    @Option(help: "true: cut each class by the fractions separately, so every split has the same class proportions.")
     var stratify = false
-    @Option(help: "Keep a seeded random subset of this many rows first.")
-    var limit: Int?
+    @Option(help: "Keep a seeded random subset of this many rows first (0: every row).")
+    var limit = 0
     @Option(help: "numpy RandomState seed for the subset, undersampling and shuffling.")
     var seed: UInt32 = 123
     @Option(help: "Fraction of the balanced rows for training.")
@@ -69,7 +69,7 @@ struct ClassificationCommand: ParsableCommand {
                                                          labelNames: labels.map { $0.split(separator: ",").map(String.init) })
         options.balance = balance
         options.stratify = stratify
-        options.limit = limit
+        options.limit = limit > 0 ? limit : nil
         let manifest = try ClassificationPreparer.run(options)
         print(ClassificationPreparer.summary(manifest, input: input.description, out: out.description))
     }
