@@ -24,7 +24,8 @@ public enum BalanceMode: String, Codable, CaseIterable, Sendable {
 /// smallest's size, the smallest kept in file order, and the classes concatenated in id order; with
 /// `none` every row is kept. With `stratify`, each class's rows (in shuffled order) are cut by the
 /// fractions separately, so every split has the classes in the same proportions. `limit` first
-/// keeps a seeded random subset of that many rows (in file order).
+/// keeps a seeded random subset of that many rows (in file order). Rows whose split the input gave
+/// (`--train/--validation/--test` files, `--split-column`) keep it; see `givenSplits`.
 public struct BookSplit {
     public var train: [LabeledText]
     public var validation: [LabeledText]
@@ -54,14 +55,36 @@ public struct BookSplit {
         try Self.checkFractions(o)
         let rows = try Self.limited(all, o)
         limitedCount = rows.count
-        let balanced = try Self.balanced(rows, labelNames: labelNames, o)
-        var shuffleRNG = NumpyRandomState(seed: o.seed)
-        // frac=1 -> size = round(1 * n) = n.
-        let shuffled = shuffleRNG.choiceWithoutReplacement(balanced.count, size: balanced.count).map { balanced[$0] }
-        let parts = o.stratify ? Self.stratifiedCut(shuffled, classes: labelNames.count, o) : Self.cut(shuffled, o)
-        try Self.checkTrainHasEveryClass(parts, labelNames: labelNames, balanced: balanced)
+        let parts: [[LabeledText]]
+        if rows.contains(where: { $0.split != nil }) {
+            parts = try Self.givenSplits(rows, labelNames: labelNames, o)
+        } else {
+            let balanced = try Self.balanced(rows, labelNames: labelNames, o)
+            let shuffled = Self.shuffled(balanced, seed: o.seed)
+            parts = o.stratify ? Self.stratifiedCut(shuffled, classes: labelNames.count, o) : Self.cut(shuffled, o)
+        }
+        try Self.checkTrainHasEveryClass(parts, labelNames: labelNames, balanced: parts.flatMap { $0 })
         (train, validation, test) = (parts[0], parts[1], parts[2])
-        balancedCounts = (0..<labelNames.count).map { c in balanced.filter { $0.label == c }.count }
+        balancedCounts = (0..<labelNames.count).map { c in parts.joined().filter { $0.label == c }.count }
+    }
+
+    /// `sample(frac=1, random_state=seed)`: frac=1 -> size = round(1 * n) = n.
+    private static func shuffled(_ rows: [LabeledText], seed: UInt32) -> [LabeledText] {
+        var rng = NumpyRandomState(seed: seed)
+        return rng.choiceWithoutReplacement(rows.count, size: rows.count).map { rows[$0] }
+    }
+
+    /// Splits given by the input (files or a split column): validation and test as given; with
+    /// `undersample` the train split is balanced and shuffled as the book does, else kept as given.
+    private static func givenSplits(_ rows: [LabeledText], labelNames: [String], _ o: Options) throws -> [[LabeledText]] {
+        if let untagged = rows.first(where: { $0.split == nil }) {
+            throw PipelineError("line \(untagged.line) has no split (empty split column)", location: "--split-column",
+                                hint: "give every row train, validation or test")
+        }
+        let parts = (0..<3).map { s in rows.filter { $0.split == s } }
+        try checkTrainHasEveryClass(parts, labelNames: labelNames, balanced: rows)
+        guard o.balance == .undersample else { return parts }
+        return [shuffled(try balanced(parts[0], labelNames: labelNames, o), seed: o.seed), parts[1], parts[2]]
     }
 
     private static func checkFractions(_ o: Options) throws {
@@ -105,7 +128,7 @@ public struct BookSplit {
         for (c, name) in labelNames.enumerated() where !parts[0].contains(where: { $0.label == c }) {
             let total = balanced.filter { $0.label == c }.count
             let (v, t) = (parts[1].filter { $0.label == c }.count, parts[2].filter { $0.label == c }.count)
-            throw PipelineError("class \"\(name)\" has too few rows for the split: \(total) after balancing, none of them in train (\(v) in validation, \(t) in test), so the model would meet a label in validation/test that train never saw",
+            throw PipelineError("class \"\(name)\" has too few rows for the split: \(total) in all, none of them in train (\(v) in validation, \(t) in test), so the model would meet a label in validation/test that train never saw",
                                 location: "--train-frac / --stratify",
                                 hint: "add rows of that class, pass --stratify (each class is cut by the fractions), raise --train-frac or drop the class")
         }

@@ -53,13 +53,16 @@ public struct ClassificationInputOptions: Equatable, Sendable {
     /// Class names in id order (a label outside them is an error); nil: the labels found, sorted
     /// numerically when every label is an integer, else lexicographically (SMS: ham 0, spam 1).
     public var labelNames: [String]?
+    /// A column whose values (train, validation, test) assign each row its split.
+    public var splitColumn: ColumnRef?
 
     public init(format: ClassificationFileFormat? = nil, textColumn: ColumnRef? = nil, labelColumn: ColumnRef? = nil,
-                labelNames: [String]? = nil) {
+                labelNames: [String]? = nil, splitColumn: ColumnRef? = nil) {
         self.format = format
         self.textColumn = textColumn
         self.labelColumn = labelColumn
         self.labelNames = labelNames
+        self.splitColumn = splitColumn
     }
 
     /// The label and text columns, defaults filled in for `format`.
@@ -87,6 +90,25 @@ struct RawLabeledText {
     var label: String?
     var text: String?
     var line: Int
+    /// The split column's value (or the split of the file it came from).
+    var split: String?
+}
+
+/// The three splits, as named in a `--split-column` (`val`, `valid` and `dev` also mean validation).
+public enum ClassificationSplit: String, CaseIterable, Sendable {
+    case train, validation, test
+
+    static func index(_ value: String?, place: String) throws -> Int? {
+        guard let value else { return nil }
+        switch value.lowercased() {
+        case "train": return 0
+        case "validation", "val", "valid", "dev": return 1
+        case "test": return 2
+        default:
+            throw PipelineError("unknown split \"\(value)\" in the split column; expected train, validation (val, valid, dev) or test",
+                                location: place, hint: "fix this line, or leave --split-column out to split by fractions")
+        }
+    }
 }
 
 /// CSV and TSV files, read as pandas' `read_csv(sep=...)` reads them (`PandasTSV`): quoted fields
@@ -99,13 +121,14 @@ enum LabeledDelimited {
         guard !records.isEmpty else { return [] }   // reported as an empty data set
         let (labelRef, textRef) = options.columns(for: format)
         var body = records[...]
-        let header = labelRef.isName || textRef.isName ? body.popFirst()?.fields : nil
+        let header = labelRef.isName || textRef.isName || options.splitColumn?.isName == true ? body.popFirst()?.fields : nil
         // pandas: as many fields as the header (or the first line; at least the SMS default's 2) has;
         // more is an error, fewer are missing.
         let defaults = options.labelColumn == nil && options.textColumn == nil ? 2 : 0
         let width = header?.count ?? max(body.first?.fields.count ?? 0, defaults)
         let label = try index(of: labelRef, header: header, width: width, flag: "--label-column", source: source)
         let text = try index(of: textRef, header: header, width: width, flag: "--text-column", source: source)
+        let split = try options.splitColumn.map { try index(of: $0, header: header, width: width, flag: "--split-column", source: source) }
         let sep = format == .csv ? "comma" : "tab"
         return try body.map { r in
             guard r.fields.count <= width else {
@@ -113,8 +136,8 @@ enum LabeledDelimited {
                 throw PipelineError("expected \(width) \(sep)-separated fields\(names), found \(r.fields.count)", location: "\(source):\(r.line)",
                                     hint: "a text that contains a \(sep) must be quoted with \"...\"")
             }
-            return RawLabeledText(label: label < r.fields.count ? r.fields[label] : nil,
-                                  text: text < r.fields.count ? r.fields[text] : nil, line: r.line)
+            func field(_ i: Int?) -> String? { i.flatMap { $0 < r.fields.count ? r.fields[$0] : nil } }
+            return RawLabeledText(label: field(label), text: field(text), line: r.line, split: field(split))
         }
     }
 
@@ -142,6 +165,10 @@ enum LabeledDelimited {
 /// under the keys `--label-column` / `--text-column` name. Blank lines are skipped.
 enum LabeledJSONL {
     static func rows(_ data: Data, source: String, options: ClassificationInputOptions) throws -> [RawLabeledText] {
+        let splitKey: String? = try options.splitColumn.map {
+            guard case .name(let key) = $0 else { throw PipelineError("JSONL records are objects: name --split-column by key", location: source) }
+            return key
+        }
         guard case (.name(let labelKey), .name(let textKey)) = options.columns(for: .jsonl) else {
             throw PipelineError("JSONL records are objects: name the label and text by key, not by position",
                                 location: source, hint: "pass --label-column KEY --text-column KEY")
@@ -159,7 +186,8 @@ enum LabeledJSONL {
                 throw PipelineError("not a JSON object", location: place, hint: "every line of a .jsonl file must be one {...} object")
             }
             out.append(RawLabeledText(label: try value(object, labelKey, label: true, place: place, flag: "--label-column"),
-                                      text: try value(object, textKey, label: false, place: place, flag: "--text-column"), line: n + 1))
+                                      text: try value(object, textKey, label: false, place: place, flag: "--text-column"), line: n + 1,
+                                      split: try splitKey.flatMap { try value(object, $0, label: false, place: place, flag: "--split-column") }))
         }
         return out
     }

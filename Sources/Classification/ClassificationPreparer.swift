@@ -47,6 +47,8 @@ public struct ClassificationPrepareOptions {
     public var stratify = false
     /// Keep a seeded random subset of this many rows (before balancing).
     public var limit: Int?
+    /// Given train, validation and test files (`input` is then the train file); nil: split `input`.
+    public var splitFiles: [URL]?
 
     var splitOptions: BookSplit.Options {
         var o = BookSplit.Options()
@@ -97,7 +99,8 @@ public enum ClassificationPreparer {
                     loadEncoder: () throws -> (String) throws -> [Int]) throws -> Manifest {
         try validateTokenOptions(options)
         let (table, split) = try withRerunHint {
-            let table = try LabeledTextTable.load(from: options.input, options: options.inputFormat)
+            let table = try options.splitFiles.map { try LabeledTextTable.load(splitFiles: $0, options: options.inputFormat) }
+                ?? LabeledTextTable.load(from: options.input, options: options.inputFormat)
             return (table, try BookSplit(rows: table.rows, labelNames: table.labelNames, options: options.splitOptions))
         }
         let parts = [split.train, split.validation, split.test]
@@ -199,7 +202,7 @@ public enum ClassificationPreparer {
 
     /// The input file and the vocabulary files, for the manifest.
     private static func recordInputs(_ options: ClassificationPrepareOptions) throws -> [FileRecord] {
-        let inputs = [options.input, options.vocabDirectory.appendingPathComponent("encoder.json"),
+        let inputs = (options.splitFiles ?? [options.input]) + [options.vocabDirectory.appendingPathComponent("encoder.json"),
                       options.vocabDirectory.appendingPathComponent("vocab.bpe")]
         return try inputs.map { url in
             // Recorded as given on the command line (relative stays relative), so manifests compare across checkouts.
@@ -247,6 +250,8 @@ public enum ClassificationPreparer {
             "sampling": "numpy RandomState(seed): DataFrame.sample(n=smallest class) of each larger class (balance undersample), concat in label order, sample(frac=1)",
         ]
         if let limit = o.limit { p["limit"] = .int(limit) }
+        if let split = o.inputFormat.splitColumn { p["split_column"] = .string(split.description) }
+        if let files = o.splitFiles { p["split_files"] = .array(files.map { .string($0.relativePath) }) }
         return p
     }
 

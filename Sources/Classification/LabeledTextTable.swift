@@ -1,21 +1,25 @@
 import ArtifactKit
 import Foundation
 
-/// One labelled text of the SMS collection.
+/// One labelled text (of the SMS collection, or of your file).
 public struct LabeledText: Equatable {
-    /// Class index (ham 0, spam 1).
+    /// Class index (SMS: ham 0, spam 1).
     public var label: Int
     public var text: String
     /// Position in the parsed file (0-based, pandas' default index), kept to prove row order.
     public var row: Int
     /// 1-based line where the record starts, for messages.
     public var line: Int
+    /// The split the input assigned (0 train, 1 validation, 2 test: `--train/--validation/--test`
+    /// files or `--split-column`); nil when `prepare` splits by fractions.
+    public var split: Int?
 
-    public init(label: Int, text: String, row: Int, line: Int) {
+    public init(label: Int, text: String, row: Int, line: Int, split: Int? = nil) {
         self.label = label
         self.text = text
         self.row = row
         self.line = line
+        self.split = split
     }
 }
 
@@ -49,6 +53,29 @@ public enum LabeledTextTable {
 
     /// Reads `data` in `options.format` (else the format `source`'s extension names) and numbers its labels.
     public static func read(_ data: Data, source: String, options: ClassificationInputOptions) throws -> LabeledTable {
+        try number([try readRaw(data, source: source, options: options)], options: options)
+    }
+
+    /// `--train`, `--validation`, `--test` files: read alike, rows tagged with their split, labels
+    /// numbered over all of them.
+    public static func load(splitFiles urls: [URL], options: ClassificationInputOptions) throws -> LabeledTable {
+        let files = try urls.enumerated().map { i, url -> RawFile in
+            let data = try Data.reading(url, what: "the input file", missingHint: "pass the right --train / --validation / --test")
+            var file = try readRaw(data, source: url.path, options: options)
+            for k in file.rows.indices { file.rows[k].split = ClassificationSplit.allCases[i].rawValue }
+            return file
+        }
+        return try number(files, options: options)
+    }
+
+    /// One file's records before their labels are numbered.
+    struct RawFile {
+        var source: String
+        var format: ClassificationFileFormat
+        var rows: [RawLabeledText]
+    }
+
+    static func readRaw(_ data: Data, source: String, options: ClassificationInputOptions) throws -> RawFile {
         let format = try options.format ?? ClassificationFileFormat.detect(URL(fileURLWithPath: source))
         let raw = format == .jsonl ? try LabeledJSONL.rows(data, source: source, options: options)
                                    : try LabeledDelimited.rows(data, source: source, format: format, options: options)
@@ -56,11 +83,18 @@ public enum LabeledTextTable {
             throw PipelineError("the data set is empty: no records found", location: source,
                                 hint: "check the file (for the SMS collection: `pipeline run fetch`)")
         }
-        let names = try options.labelNames ?? labelNames(raw, source: source)
-        let rows = try raw.enumerated().map { row, r in
-            try labeledText(r, row: row, names: names, naStrings: format != .jsonl, source: source)
+        return RawFile(source: source, format: format, rows: raw)
+    }
+
+    /// Numbers the labels of `files` (one id order for all) and checks every record.
+    static func number(_ files: [RawFile], options: ClassificationInputOptions) throws -> LabeledTable {
+        let names = try options.labelNames ?? labelNames(files.flatMap(\.rows), source: files.map(\.source).joined(separator: ", "))
+        let rows = try files.flatMap { file in
+            try file.rows.enumerated().map { row, r in
+                try labeledText(r, row: row, names: names, naStrings: file.format != .jsonl, source: file.source)
+            }
         }
-        return LabeledTable(rows: rows, labelNames: names, format: format)
+        return LabeledTable(rows: rows, labelNames: names, format: files[0].format)
     }
 
     /// The labels found, in id order: numerically sorted when all are integers, else lexicographically.
@@ -92,6 +126,6 @@ public enum LabeledTextTable {
             throw PipelineError("\(why) (rows with empty text are refused, not skipped)", location: place,
                                 hint: "every record needs a label and a text; remove or fix this line")
         }
-        return LabeledText(label: label, text: text, row: row, line: r.line)
+        return LabeledText(label: label, text: text, row: row, line: r.line, split: try ClassificationSplit.index(r.split, place: place))
     }
 }

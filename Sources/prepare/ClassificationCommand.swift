@@ -25,7 +25,15 @@ struct ClassificationCommand: ParsableCommand {
         """)
 
     @Option(help: "The labelled-text file (default layout: the SMS Spam Collection TSV, label<TAB>text, no header).")
-    var input: Path
+    var input: Path?
+    @Option(help: "Given splits instead of --input: the train file (with --validation and --test; read like --input).")
+    var train: Path?
+    @Option(help: "The validation file (with --train).")
+    var validation: Path?
+    @Option(help: "The test file (with --train).")
+    var test: Path?
+    @Option(help: "A column whose values (train, validation/val/dev, test) give each row's split, instead of --train-frac.")
+    var splitColumn: ColumnRef?
     @Option(help: "Directory with the GPT-2 encoder.json and vocab.bpe.")
     var vocab: Path
     @Option(help: "Output directory (replaced as a whole).")
@@ -57,8 +65,22 @@ struct ClassificationCommand: ParsableCommand {
     @Option(help: "Token id used for padding.")
     var padTokenId: Int = 50256
 
+    /// `--input`, or all three of `--train`, `--validation`, `--test`.
+    func inputFiles() throws -> (input: Path, splits: [Path]?) {
+        let given = [train, validation, test].compactMap { $0 }
+        switch (input, given.count) {
+        case (let input?, 0): return (input, nil)
+        case (nil, 3): return (given[0], given)
+        default:
+            throw PipelineError("give --input FILE, or all three of --train FILE --validation FILE --test FILE (not both)",
+                                location: "--input / --train", hint: "then rerun `prepare classification`")
+        }
+    }
+
     func run() throws {
+        let (input, splits) = try inputFiles()
         var options = ClassificationPrepareOptions(input: input.url, vocabDirectory: vocab.url, output: out.url)
+        options.splitFiles = splits?.map(\.url)
         options.seed = seed
         options.trainFraction = trainFrac
         options.validationFraction = validationFrac
@@ -66,7 +88,8 @@ struct ClassificationCommand: ParsableCommand {
         options.contextLength = contextLength
         options.padTokenID = padTokenId
         options.inputFormat = ClassificationInputOptions(format: format, textColumn: textColumn, labelColumn: labelColumn,
-                                                         labelNames: labels.map { $0.split(separator: ",").map(String.init) })
+                                                         labelNames: labels.map { $0.split(separator: ",").map(String.init) },
+                                                         splitColumn: splitColumn)
         options.balance = balance
         options.stratify = stratify
         options.limit = limit > 0 ? limit : nil

@@ -51,7 +51,7 @@ final class ClassificationInputErrorTests: XCTestCase {
     func testAClassTooSmallForTheSplitIsRefused() {
         let rows = (0..<10).map { "a\tx\($0)\nb\ty\($0)\n" }.joined() + "c\tz\n"
         let (e, _) = failure(Data(rows.utf8), "in.tsv") { $0.balance = .none; $0.stratify = true }
-        XCTAssertTrue(e?.message.contains("class \"c\" has too few rows for the split: 1 after balancing, none of them in train") ?? false,
+        XCTAssertTrue(e?.message.contains("class \"c\" has too few rows for the split: 1 in all, none of them in train") ?? false,
                       e?.description ?? "")
         XCTAssertTrue(e?.message.contains("label in validation/test that train never saw") ?? false)
     }

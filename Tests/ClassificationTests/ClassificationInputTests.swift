@@ -1,5 +1,6 @@
 import ArtifactKit
 import Classification
+import TestSupport
 import XCTest
 
 /// `prepare classification` on other files: CSV/TSV against pandas, JSONL, columns, label numbering.
@@ -95,5 +96,72 @@ final class SplitOptionsTests: XCTestCase {
         XCTAssertEqual(rowsA.count, 20)
         XCTAssertEqual(rowsA, (b.train + b.validation + b.test).map(\.row))
         XCTAssertNotNil(DataPrepFixtures.pipelineError { _ = try self.split { $0.limit = 0 } })
+    }
+}
+
+/// Splits given by the input: `--train/--validation/--test` files or a split column.
+final class GivenSplitsTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = try TestPaths.makeTempDir("prep-given")
+        try Data("{}".utf8).write(to: dir.appendingPathComponent("encoder.json"))
+        try Data("#".utf8).write(to: dir.appendingPathComponent("vocab.bpe"))
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    private func prepare(_ edit: (inout ClassificationPrepareOptions) -> Void) throws -> Manifest {
+        var o = ClassificationPrepareOptions(input: dir.appendingPathComponent("unused"), vocabDirectory: dir, output: dir.appendingPathComponent("out"))
+        edit(&o)
+        return try ClassificationPreparer.run(o) { $0.split(separator: " ").map { _ in 1 } }
+    }
+
+    private func write(_ name: String, _ text: String) throws -> URL {
+        let url = dir.appendingPathComponent(name)
+        try Data(text.utf8).write(to: url)
+        return url
+    }
+
+    func testThreeFilesAreUsedAsGivenWithLabelsNumberedOverAll() throws {
+        let files = try [("train.jsonl", "{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": \"y\"}\n{\"text\": \"c\", \"label\": \"y\"}\n"),
+                         ("val.jsonl", "{\"text\": \"d\", \"label\": \"y\"}\n"),
+                         ("test.jsonl", "{\"text\": \"e\", \"label\": \"x\"}\n{\"text\": \"f\", \"label\": \"x\"}\n")].map(write)
+        let m = try prepare { $0.input = files[0]; $0.splitFiles = files; $0.balance = .none }
+        XCTAssertEqual([m.stats["train_rows"], m.stats["validation_rows"], m.stats["test_rows"]], [3, 1, 2])
+        XCTAssertEqual(m.params["label_names"], ["x", "y"])
+        XCTAssertEqual(m.inputs.prefix(3).map(\.path), files.map(\.relativePath))
+        let test = try String(contentsOf: dir.appendingPathComponent("out/test.csv"), encoding: .utf8)
+        XCTAssertEqual(test, "Label,Text\n0,e\n0,f\n")
+        // undersample balances (and shuffles) the train split only.
+        let balanced = try prepare { $0.input = files[0]; $0.splitFiles = files }
+        XCTAssertEqual([balanced.stats["train_rows"], balanced.stats["validation_rows"], balanced.stats["test_rows"]], [2, 1, 2])
+    }
+
+    func testSplitColumnAssignsRowsAndUnknownValuesAreRefused() throws {
+        let csv = try write("all.csv", "text,label,part\na,x,train\nb,y,train\nc,x,dev\nd,y,test\ne,x,TEST\n")
+        let m = try prepare {
+            $0.input = csv; $0.balance = .none
+            $0.inputFormat = ClassificationInputOptions(textColumn: .name("text"), labelColumn: .name("label"), splitColumn: .name("part"))
+        }
+        XCTAssertEqual([m.stats["train_rows"], m.stats["validation_rows"], m.stats["test_rows"]], [2, 1, 2])
+        XCTAssertEqual(m.params["split_column"], "part")
+        let bad = try write("bad.csv", "text,label,part\na,x,train\nb,y,holdout\n")
+        let e = DataPrepFixtures.pipelineError {
+            _ = try self.prepare {
+                $0.input = bad
+                $0.inputFormat = ClassificationInputOptions(textColumn: .name("text"), labelColumn: .name("label"), splitColumn: .name("part"))
+            }
+        }
+        XCTAssertEqual(e?.location, "\(bad.path):3")
+        XCTAssertTrue(e?.message.contains("unknown split \"holdout\"") ?? false, e?.description ?? "")
+    }
+
+    func testALabelOnlyInTestIsRefused() throws {
+        let files = try [("tr.csv", "a,x\nb,y\n"), ("va.csv", "c,x\n"), ("te.csv", "d,z\n")].map(write)
+        let e = DataPrepFixtures.pipelineError {
+            _ = try self.prepare { $0.input = files[0]; $0.splitFiles = files; $0.inputFormat.textColumn = .index(0); $0.inputFormat.labelColumn = .index(1) }
+        }
+        XCTAssertTrue(e?.message.contains("class \"z\" has too few rows for the split") ?? false, e?.description ?? "")
+        XCTAssertTrue(e?.hint?.contains("rerun `prepare classification`") ?? false)
     }
 }
