@@ -9,9 +9,7 @@ final class ClassificationInputErrorTests: XCTestCase {
     var dir: URL!
 
     override func setUpWithError() throws {
-        dir = try TestPaths.makeTempDir("prep-errors")
-        try Data("{}".utf8).write(to: dir.appendingPathComponent("encoder.json"))
-        try Data("#".utf8).write(to: dir.appendingPathComponent("vocab.bpe"))
+        dir = try DataPrepFixtures.directoryWithFakeVocabulary("prep-errors")
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 

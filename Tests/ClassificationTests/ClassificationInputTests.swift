@@ -104,9 +104,7 @@ final class GivenSplitsTests: XCTestCase {
     var dir: URL!
 
     override func setUpWithError() throws {
-        dir = try TestPaths.makeTempDir("prep-given")
-        try Data("{}".utf8).write(to: dir.appendingPathComponent("encoder.json"))
-        try Data("#".utf8).write(to: dir.appendingPathComponent("vocab.bpe"))
+        dir = try DataPrepFixtures.directoryWithFakeVocabulary("prep-given")
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
