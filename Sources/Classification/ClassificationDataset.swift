@@ -20,6 +20,16 @@ public struct ClassificationDataset {
     public var padTokenID: Int { train.padTokenID }
     public var numClasses: Int { train.numClasses }
 
+    /// Class names by id, from the manifest (`label_names`, else the `labels` map of older
+    /// manifests, else the ids themselves).
+    public var labelNames: [String] {
+        if case .array(let a)? = manifest.params["label_names"] { return a.compactMap(\.stringValue) }
+        if case .object(let map)? = manifest.params["labels"], map.count == numClasses {
+            return map.sorted { ($0.value.intValue ?? 0) < ($1.value.intValue ?? 0) }.map(\.key)
+        }
+        return (0..<numClasses).map(String.init)
+    }
+
     public subscript(split: String) -> LabeledRows {
         switch split { case "train": return train; case "validation": return validation; default: return test }
     }

@@ -41,6 +41,21 @@ public struct ClassificationPrepareOptions {
     public var maxLength = MaxLengthSetting.longest
     public var contextLength = 1024
     public var padTokenID = 50256
+    /// Format, columns and class names of the input file (defaults: the SMS TSV).
+    public var inputFormat = ClassificationInputOptions()
+    public var balance = BalanceMode.undersample
+    public var stratify = false
+    /// Keep a seeded random subset of this many rows (before balancing).
+    public var limit: Int?
+    /// Given train, validation and test files (`input` is then the train file); nil: split `input`.
+    public var splitFiles: [URL]?
+
+    var splitOptions: BookSplit.Options {
+        var o = BookSplit.Options()
+        (o.seed, o.trainFraction, o.validationFraction) = (seed, trainFraction, validationFraction)
+        (o.balance, o.stratify, o.limit) = (balance, stratify, limit)
+        return o
+    }
 
     public init(input: URL, vocabDirectory: URL, output: URL) {
         self.input = input
@@ -49,7 +64,8 @@ public struct ClassificationPrepareOptions {
     }
 }
 
-/// Turns the SMS Spam Collection TSV into the book's balanced, split, tokenized data set:
+/// Turns a labelled-text file (by default the SMS Spam Collection TSV) into the book's balanced,
+/// split, tokenized data set:
 /// `train|validation|test.csv` (as the book's `to_csv`), `train|validation|test.bin`
 /// (`ClassificationShard` files of `LabeledRows`) and `manifest.json`, all in one output directory.
 ///
@@ -65,7 +81,9 @@ public enum ClassificationPreparer {
 
     /// Per-split numbers recorded in the manifest.
     public struct SplitStats: Equatable {
-        public var rows = 0, ham = 0, spam = 0, longestTokens = 0, truncated = 0
+        public var rows = 0, longestTokens = 0, truncated = 0
+        /// Rows of each class, by id.
+        public var perClass: [Int] = []
     }
 
     /// Runs the whole stage with `encode` as the tokenizer and returns the manifest written.
@@ -80,24 +98,36 @@ public enum ClassificationPreparer {
     static func run(_ options: ClassificationPrepareOptions,
                     loadEncoder: () throws -> (String) throws -> [Int]) throws -> Manifest {
         try validateTokenOptions(options)
-        let rows = try LabeledTextTable.load(from: options.input)
-        let split = try BookSplit(rows: rows, seed: options.seed, trainFraction: options.trainFraction,
-                                  validationFraction: options.validationFraction)
+        let (table, split) = try withRerunHint {
+            let table = try options.splitFiles.map { try LabeledTextTable.load(splitFiles: $0, options: options.inputFormat) }
+                ?? LabeledTextTable.load(from: options.input, options: options.inputFormat)
+            return (table, try BookSplit(rows: table.rows, labelNames: table.labelNames, options: options.splitOptions))
+        }
         let parts = [split.train, split.validation, split.test]
         let encode = try loadEncoder()
         let encoded = try parts.map { try encodeTexts($0, encode: encode, source: options.input) }
         let sequenceLength = try paddedLength(options, longestTraining: encoded[0].map(\.count).max() ?? 0)
-        let (shards, stats) = padIntoShards(parts, encoded, sequenceLength: sequenceLength, padTokenID: options.padTokenID)
+        let (shards, stats) = padIntoShards(parts, encoded, sequenceLength: sequenceLength, padTokenID: options.padTokenID,
+                                            numClasses: table.labelNames.count)
         let inputRecords = try recordInputs(options)
 
         return try replaceDirectory(options.output) { dir in
             let outputs = try writeSplits(parts, shards, into: dir)
             let manifest = Manifest(
                 format: manifestFormat, formatVersion: manifestVersion, tool: "prepare classification",
-                params: params(options), inputs: inputRecords, outputs: outputs,
-                stats: statistics(rows: rows, split: split, stats: stats, sequenceLength: sequenceLength))
+                params: params(options, table: table), inputs: inputRecords, outputs: outputs,
+                stats: statistics(table: table, split: split, stats: stats, sequenceLength: sequenceLength))
             try manifest.write(into: dir)
             return manifest
+        }
+    }
+
+    /// Runs `body`, ending the hint of an input error with the command to rerun.
+    static func withRerunHint<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch var e as PipelineError {
+            let hint = e.hint ?? "fix the input"
+            e.hint = hint.contains("rerun") ? hint : hint + ", then rerun `prepare classification` (or `pipeline run prepare`)"
+            throw e
         }
     }
 
@@ -145,7 +175,7 @@ public enum ClassificationPreparer {
 
     /// Each split's sequences cut to `sequenceLength` and padded to it, as rows, with their statistics.
     private static func padIntoShards(_ parts: [[LabeledText]], _ encoded: [[[Int]]], sequenceLength: Int,
-                                      padTokenID: Int) -> (shards: [LabeledRows], stats: [SplitStats]) {
+                                      padTokenID: Int, numClasses: Int) -> (shards: [LabeledRows], stats: [SplitStats]) {
         var shards: [LabeledRows] = []
         var stats: [SplitStats] = []
         for (part, ids) in zip(parts, encoded) {
@@ -162,18 +192,17 @@ public enum ClassificationPreparer {
                 if seq.count > sequenceLength { s.truncated += 1 }
             }
             s.rows = part.count
-            s.ham = part.filter { $0.label == SpamLabels.ham }.count
-            s.spam = part.filter { $0.label == SpamLabels.spam }.count
+            s.perClass = (0..<numClasses).map { c in part.filter { $0.label == c }.count }
             stats.append(s)
             shards.append(LabeledRows(tokens: tokens, labels: part.map(\.label), lengths: lengths, sequenceLength: sequenceLength,
-                                      padTokenID: padTokenID, numClasses: SpamLabels.names.count))
+                                      padTokenID: padTokenID, numClasses: numClasses))
         }
         return (shards, stats)
     }
 
     /// The input file and the vocabulary files, for the manifest.
     private static func recordInputs(_ options: ClassificationPrepareOptions) throws -> [FileRecord] {
-        let inputs = [options.input, options.vocabDirectory.appendingPathComponent("encoder.json"),
+        let inputs = (options.splitFiles ?? [options.input]) + [options.vocabDirectory.appendingPathComponent("encoder.json"),
                       options.vocabDirectory.appendingPathComponent("vocab.bpe")]
         return try inputs.map { url in
             // Recorded as given on the command line (relative stays relative), so manifests compare across checkouts.
@@ -198,33 +227,47 @@ public enum ClassificationPreparer {
         return outputs
     }
 
-    static func params(_ o: ClassificationPrepareOptions) -> [String: JSONValue] {
-        [
+    static func params(_ o: ClassificationPrepareOptions, table: LabeledTable) -> [String: JSONValue] {
+        let (labelColumn, textColumn) = o.inputFormat.columns(for: table.format)
+        var p: [String: JSONValue] = [
             "seed": .int(Int(o.seed)),
             "train_frac": .double(o.trainFraction),
             "validation_frac": .double(o.validationFraction),
             "max_length": .string(o.maxLength.description),
             "context_length": .int(o.contextLength),
             "pad_token_id": .int(o.padTokenID),
-            "labels": .object(Dictionary(uniqueKeysWithValues: SpamLabels.names.enumerated().map { ($1, .int($0)) })),
+            "labels": .object(Dictionary(uniqueKeysWithValues: table.labelNames.enumerated().map { ($1, .int($0)) })),
+            "label_names": .array(table.labelNames.map { .string($0) }),
+            "label_order": .string(o.inputFormat.labelOrder),
+            "format": .string(table.format.rawValue),
+            "label_column": .string(labelColumn.description),
+            "text_column": .string(textColumn.description),
+            "balance": .string(o.balance.rawValue),
+            "stratify": .bool(o.stratify),
             "tokenizer": "gpt2 byte-level BPE, ordinary encoding (special-token text is not special)",
-            "reader": "pandas read_csv(sep=\"\\t\", header=None, names=[\"Label\", \"Text\"]) semantics",
-            "sampling": "numpy RandomState(seed): DataFrame.sample(n=#spam) of ham, concat [ham, spam], sample(frac=1)",
+            "reader": .string(table.format == .jsonl ? "JSON Lines, one object per line"
+                : "pandas read_csv(sep=\(table.format == .csv ? "\",\"" : "\"\\t\""), header=\(labelColumn.isName || textColumn.isName ? "0" : "None")) semantics"),
+            "sampling": "numpy RandomState(seed): DataFrame.sample(n=smallest class) of each larger class (balance undersample), concat in label order, sample(frac=1)",
         ]
+        if let limit = o.limit { p["limit"] = .int(limit) }
+        if let split = o.inputFormat.splitColumn { p["split_column"] = .string(split.description) }
+        if let files = o.splitFiles { p["split_files"] = .array(files.map { .string($0.relativePath) }) }
+        return p
     }
 
-    static func statistics(rows: [LabeledText], split: BookSplit, stats: [SplitStats], sequenceLength: Int) -> [String: JSONValue] {
+    static func statistics(table: LabeledTable, split: BookSplit, stats: [SplitStats], sequenceLength: Int) -> [String: JSONValue] {
+        let names = table.labelNames
+        func byName(_ counts: [Int]) -> JSONValue { .object(Dictionary(uniqueKeysWithValues: zip(names, counts.map { .int($0) }))) }
         var perSplit: [String: JSONValue] = [:]
         for (name, s) in zip(splitNames, stats) {
-            perSplit[name] = ["rows": .int(s.rows), "ham": .int(s.ham), "spam": .int(s.spam),
+            perSplit[name] = ["rows": .int(s.rows), "classes": byName(s.perClass),
                               "longest_tokens": .int(s.longestTokens), "truncated": .int(s.truncated)]
         }
         return [
-            "total_rows": .int(rows.count),
-            "ham_rows": .int(rows.filter { $0.label == SpamLabels.ham }.count),
-            "spam_rows": .int(rows.filter { $0.label == SpamLabels.spam }.count),
-            "balanced_ham": .int(split.balancedHam),
-            "balanced_spam": .int(split.balancedSpam),
+            "total_rows": .int(table.rows.count),
+            "rows_after_limit": .int(split.limitedCount),
+            "class_rows": byName(names.indices.map { c in table.rows.filter { $0.label == c }.count }),
+            "balanced_rows": byName(split.balancedCounts),
             "train_rows": .int(stats[0].rows),
             "validation_rows": .int(stats[1].rows),
             "test_rows": .int(stats[2].rows),
@@ -276,5 +319,24 @@ public enum ClassificationPreparer {
         }
         if hadOld { try? fm.removeItem(at: retired) }
         return result
+    }
+}
+
+extension ClassificationPreparer {
+    /// The console report of a run: rows per class read, kept, and in each split.
+    public static func summary(_ manifest: Manifest, input: String, out: String) -> String {
+        let s = manifest.stats, p = manifest.params
+        let names = p["label_names"].flatMap { v -> [String]? in
+            if case .array(let a) = v { return a.compactMap(\.stringValue) } else { return nil }
+        } ?? []
+        func counts(_ v: JSONValue?) -> String { names.map { "\($0) \(v?[$0] ?? 0)" }.joined(separator: ", ") }
+        let splits = splitNames.map { "\($0) \(s["splits"]?[$0]?["rows"] ?? 0) (\(counts(s["splits"]?[$0]?["classes"])))" }
+        return """
+        read \(s["total_rows"] ?? 0) rows (\(counts(s["class_rows"]))) from \(input); classes by id: \(names.enumerated().map { "\($1)=\($0)" }.joined(separator: ", "))
+        \(p["limit"].map { "limit \($0): \(s["rows_after_limit"] ?? 0) rows kept (seeded)\n" } ?? "")balance \(p["balance"] ?? "?"): kept \(counts(s["balanced_rows"])) (seed \(p["seed"] ?? 0))
+        split\(p["stratify"] == .bool(true) ? " (stratified)" : ""): \(splits.joined(separator: ", "))
+        sequence length \(s["max_length"] ?? 0) tokens (pad id \(p["pad_token_id"] ?? 0)), truncated texts: \(s["truncated"] ?? 0)
+        wrote \(out)/{train,validation,test}.{csv,bin} and \(out)/manifest.json
+        """
     }
 }

@@ -13,6 +13,13 @@ public enum ClassifierCheckpoint {
     public static let settingsKey = "training_settings"
     public static let maxLengthKey = "max_length"
     public static let padTokenKey = "pad_token_id"
+    /// Class names by id, a JSON list (from the prepared data's manifest).
+    public static let labelNamesKey = "label_names"
+
+    /// `names` as the metadata value.
+    public static func labelNamesValue(_ names: [String]) -> String {
+        JSONValue.array(names.map { .string($0) }).canonicalString
+    }
 
     public struct Loaded {
         public var layout: ParameterLayout
@@ -23,6 +30,10 @@ public enum ClassifierCheckpoint {
         public var maxLength: Int
         public var padTokenID: Int
         public var numClasses: Int
+        /// Class names by id (the ids themselves for a checkpoint written before names were recorded).
+        public var labelNames: [String]
+        /// Whether the checkpoint recorded its class names.
+        public var hasLabelNames: Bool
         /// The adapters of a LoRA checkpoint (already merged into `parameters`).
         public var lora: LoRAWeights?
     }
@@ -49,7 +60,12 @@ public enum ClassifierCheckpoint {
                                 location: url.path, hint: "pass a model written by `train`")
         }
         let settings = try ClassifierSettings.decode(settingsText, source: url.path + " (" + settingsKey + ")")
-        return Loaded(layout: layout, parameters: params, metadata: meta, settings: settings,
-                      maxLength: maxLength, padTokenID: pad, numClasses: k, lora: file.lora)
+        let names = meta[labelNamesKey].flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
+        guard names == nil || names?.count == k else {
+            throw PipelineError("the checkpoint names \(names!.count) classes but its head has \(k) outputs", location: url.path,
+                                hint: "retrain with `pipeline run train`")
+        }
+        return Loaded(layout: layout, parameters: params, metadata: meta, settings: settings, maxLength: maxLength, padTokenID: pad,
+                      numClasses: k, labelNames: names ?? (0..<k).map(String.init), hasLabelNames: names != nil, lora: file.lora)
     }
 }

@@ -60,6 +60,10 @@ public enum ClassifierEvaluateStage {
                                 location: o.prepared.path, hint: "evaluate with the prepared data the model was trained on, or retrain")
         }
         try data.check(against: ckpt.layout.config, numClasses: ckpt.numClasses)
+        guard !ckpt.hasLabelNames || ckpt.labelNames == data.labelNames else {
+            throw PipelineError("the model was trained on the classes \(ckpt.labelNames.joined(separator: ", ")); these shards have \(data.labelNames.joined(separator: ", "))",
+                                location: o.prepared.path, hint: "evaluate with the prepared data the model was trained on, or retrain")
+        }
         let splits = ClassificationPreparer.splitNames.map { DataSplit(name: $0, rows: data[$0]) }
         let trunkStart = Date()
         let trunk = try frozenStates(o, model: model, splits: splits, shardHashes: data.shardHashes)
@@ -68,13 +72,15 @@ public enum ClassifierEvaluateStage {
         var testLogits: [[Float]] = []
         for split in splits {
             let logits = try ClassifierEvaluation.logits(model: model, split: split)
-            metrics[split.name] = ClassifierEvaluation.metrics(logits: logits, labels: split.rows.labels, batchSize: o.batchSize, head: model.head)
+            metrics[split.name] = ClassifierEvaluation.metrics(logits: logits, labels: split.rows.labels, batchSize: o.batchSize,
+                                                               head: model.head, classNames: data.labelNames)
             if split.name == "test" { testLogits = logits }
         }
         let texts = try CSV.texts(of: o.prepared.appendingPathComponent("test.csv"), expectedRows: data.test.rowCount)
         var outputs = OutputFolder(o.output)
         try outputs.put("metrics.json", try prettyJSON(metrics))
-        try outputs.put("predictions.csv", ClassifierEvaluation.predictionsCSV(texts: texts, labels: data.test.labels, logits: testLogits))
+        try outputs.put("predictions.csv", ClassifierEvaluation.predictionsCSV(texts: texts, labels: data.test.labels, logits: testLogits,
+                                                                                   classNames: data.labelNames))
         let pngSkipped = try writePlots(o, into: &outputs)
         try writeManifest(o, ckpt: ckpt, trunk: trunk, trunkSeconds: trunkSeconds, metrics: metrics, written: outputs.written)
         return ClassifierEvaluateResult(metrics: metrics, files: outputs.written + [Manifest.fileName], pngSkipped: pngSkipped,
@@ -139,7 +145,11 @@ public enum ClassifierEvaluateStage {
             stats["\(name)_accuracy"] = .double(m.accuracy)
             stats["\(name)_loss"] = .double(m.loss)
         }
-        if let t = metrics["test"] { stats["test_f1"] = .double(t.f1) }
+        if let t = metrics["test"] {
+            stats["test_f1"] = .double(t.f1)
+            stats["test_macro_f1"] = .double(t.macro.f1)
+            stats["test_weighted_f1"] = .double(t.weighted.f1)
+        }
         let pooling = ckpt.settings.pooling
         try Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "evaluate",
                      params: ["batch_size": .int(o.batchSize), "positive_class": .int(1),
@@ -170,7 +180,7 @@ public enum ClassifierEvaluateStage {
     }
 }
 
-/// One text in, spam or not out: the trained classifier with the same truncation and padding as
+/// One text in, its class out: the trained classifier with the same truncation and padding as
 /// training (the book's `classify_review`).
 public final class TextClassifier {
     public let model: ClassifierModel

@@ -9,19 +9,48 @@ public enum ClassifierEvaluation {
         try model.logits(rows: Array(0..<split.rows.rowCount), of: split)
     }
 
-    public static func metrics(logits: [[Float]], labels: [Int], batchSize: Int, head: ClassifierHead) -> SplitMetrics {
+    public static func metrics(logits: [[Float]], labels: [Int], batchSize: Int, head: ClassifierHead,
+                               classNames: [String]? = nil) -> SplitMetrics {
         SplitMetrics(labels: labels, predicted: logits.map(argmax), numClasses: head.numClasses,
-                     loss: bookLoss(logits: logits, labels: labels, batchSize: batchSize, head: head))
+                     loss: bookLoss(logits: logits, labels: labels, batchSize: batchSize, head: head), classNames: classNames)
     }
 
-    /// `predictions.csv`: text, label, predicted, spam_probability (softmax of the positive class).
-    public static func predictionsCSV(texts: [String], labels: [Int], logits: [[Float]], positiveClass: Int = 1) -> Data {
-        var out = "text,label,predicted,spam_probability\n"
+    /// `predictions.csv`: text, label and predicted ids, their names, and the softmax probability
+    /// of each class (`<name>_probability`, e.g. ham_probability, spam_probability).
+    public static func predictionsCSV(texts: [String], labels: [Int], logits: [[Float]], classNames: [String]) -> Data {
+        var out = (["text", "label", "predicted", "label_name", "predicted_name"] + classNames.map { "\($0)_probability" })
+            .map(CSV.quoted).joined(separator: ",") + "\n"
         for (i, text) in texts.enumerated() {
-            let p = softmax(logits[i])[positiveClass]
-            out += CSV.quoted(text) + ",\(labels[i]),\(argmax(logits[i])),\(String(format: "%.6f", p))\n"
+            let predicted = argmax(logits[i])
+            let fields = [CSV.quoted(text), String(labels[i]), String(predicted), CSV.quoted(classNames[labels[i]]),
+                          CSV.quoted(classNames[predicted])] + softmax(logits[i]).map { String(format: "%.6f", $0) }
+            out += fields.joined(separator: ",") + "\n"
         }
         return Data(out.utf8)
+    }
+}
+
+extension SplitMetrics {
+    /// The console summary: one line per split, then this split's per-class table and confusion matrix.
+    public static func report(_ metrics: [String: SplitMetrics], detailed: String = "test") -> String {
+        var lines: [String] = []
+        for name in ClassificationPreparer.splitNames {
+            guard let m = metrics[name] else { continue }
+            lines.append(name.padding(toLength: 11, withPad: " ", startingAt: 0)
+                + String(format: "accuracy %6.2f%%  loss %.3f  macro F1 %.3f  weighted F1 %.3f  (%d rows)",
+                         m.accuracy * 100, m.loss, m.macro.f1, m.weighted.f1, m.rows))
+        }
+        guard let m = metrics[detailed] else { return lines.joined(separator: "\n") }
+        lines.append("\n\(detailed) split, per class:")
+        let f = { String(format: "%.3f", $0) }
+        var rows = m.classes.map { [$0.name, f($0.precision), f($0.recall), f($0.f1), String($0.support)] }
+        rows.append(["macro avg", f(m.macro.precision), f(m.macro.recall), f(m.macro.f1), String(m.rows)])
+        rows.append(["weighted avg", f(m.weighted.precision), f(m.weighted.recall), f(m.weighted.f1), String(m.rows)])
+        lines.append(TextFormat.table(["class", "precision", "recall", "F1", "support"], rows))
+        lines.append("confusion matrix (rows: actual, columns: predicted):")
+        let names = m.classes.map(\.name)
+        lines.append(TextFormat.table([""] + names, zip(names, m.confusion).map { [$0] + $1.map(String.init) }))
+        return lines.joined(separator: "\n")
     }
 }
 

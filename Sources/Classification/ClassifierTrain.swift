@@ -169,6 +169,7 @@ public enum ClassifierTrainStage {
             ClassifierCheckpoint.settingsKey: JSONValue.object(s.asJSON).canonicalString,
             ClassifierCheckpoint.maxLengthKey: String(data.maxLength),
             ClassifierCheckpoint.padTokenKey: String(data.padTokenID),
+            ClassifierCheckpoint.labelNamesKey: ClassifierCheckpoint.labelNamesValue(data.labelNames),
             "train_shard_sha256": data.shardHashes["train"]!, "validation_shard_sha256": data.shardHashes["validation"]!,
         ]) { _, ours in ours }
         let trained = model.parameters
@@ -205,6 +206,7 @@ public enum ClassifierTrainStage {
                                           controls: o.settings.controls, best: outcome.best)
         var params = o.settings.asJSON
         params["num_classes"] = .int(data.numClasses)
+        params["label_names"] = .array(data.labelNames.map { .string($0) })
         params["max_length"] = .int(data.maxLength)
         params["pad_token_id"] = .int(data.padTokenID)
         params["config"] = try .encoding(inputs.config)

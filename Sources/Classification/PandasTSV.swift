@@ -30,9 +30,10 @@ public enum PandasTSV {
         case eatCRNL, eatCRNLNop, whitespaceLine
     }
 
-    /// Splits `bytes` into records. `source` names the file in error messages.
-    public static func records(_ bytes: [UInt8], source: String) throws -> [Record] {
-        var parser = Parser(bytes: bytes, source: source)
+    /// Splits `bytes` into records. `source` names the file in error messages. `delimiter` is the
+    /// one-byte field separator (`read_csv(sep=...)`): a tab by default, `,` for CSV files.
+    public static func records(_ bytes: [UInt8], source: String, delimiter: UInt8 = UInt8(ascii: "\t")) throws -> [Record] {
+        var parser = Parser(bytes: bytes, source: source, tab: delimiter)
         try parser.run()
         return parser.records
     }
@@ -61,11 +62,13 @@ public enum PandasTSV {
 
     /// The tokenizer's state machine over one file's bytes.
     private struct Parser {
-        static let tab = UInt8(ascii: "\t"), quote = UInt8(ascii: "\""), lf = UInt8(ascii: "\n")
+        static let quote = UInt8(ascii: "\""), lf = UInt8(ascii: "\n")
         static let cr = UInt8(ascii: "\r"), space = UInt8(ascii: " ")
 
         let bytes: [UInt8]
         let source: String
+        /// The field separator (named for the TSV default).
+        let tab: UInt8
         let lines: LineStarts
         var records: [Record] = []
         var fields: [[UInt8]] = []
@@ -75,8 +78,9 @@ public enum PandasTSV {
         /// The next byte to read.
         var i = 0
 
-        init(bytes: [UInt8], source: String) {
+        init(bytes: [UInt8], source: String, tab: UInt8) {
             self.bytes = bytes
+            self.tab = tab
             self.source = source
             lines = LineStarts(bytes)
         }
@@ -102,7 +106,7 @@ public enum PandasTSV {
 
         /// The states before a record starts: blank lines (empty, spaces only, or ended by \r) are skipped.
         private mutating func stepBetweenRecords(_ c: UInt8) -> Bool {
-            let (tab, lf, cr, space) = (Self.tab, Self.lf, Self.cr, Self.space)
+            let (tab, lf, cr, space) = (self.tab, Self.lf, Self.cr, Self.space)
             switch state {
             case .startRecord:
                 recordStart = i - 1
@@ -129,7 +133,7 @@ public enum PandasTSV {
 
         /// The states inside a record's fields.
         private mutating func stepInField(_ c: UInt8) throws {
-            let (tab, quote, lf, cr) = (Self.tab, Self.quote, Self.lf, Self.cr)
+            let (tab, quote, lf, cr) = (self.tab, Self.quote, Self.lf, Self.cr)
             switch state {
             case .startField:
                 if c == lf { endField(); try endLine(); state = .startRecord }
@@ -156,7 +160,7 @@ public enum PandasTSV {
         /// After a \r that ended a record: a \n completes the line ending.
         private mutating func stepAfterCR(_ c: UInt8) throws -> Bool {
             if c == Self.lf { try endLine(); state = .startRecord; return false }
-            if c == Self.tab {
+            if c == tab {
                 // A bare \r ended the line and the tab starts the next one with an empty field.
                 try endLine()
                 recordStart = i - 1

@@ -30,7 +30,7 @@ let gpt2Backend: (ParameterLayout, [Float]) throws -> ClassifierBackend = { try 
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Loss, accuracy, confusion matrix, precision, recall and F1 on the full train, validation and test splits; test predictions; plots.")
+        abstract: "Loss, accuracy, N x N confusion matrix, per-class precision, recall and F1 (macro and weighted averages) on the full train, validation and test splits; test predictions; plots.")
 
     @OptionGroup var inputs: ClassifierInputs
     @Option(help: "Output directory.") var out: Path = "data/eval"
@@ -42,12 +42,7 @@ struct Report: ParsableCommand {
         let console = ConsoleProgress()
         o.progress = console.callback
         let r = try ClassifierEvaluateStage.run(o, makeBackend: gpt2Backend)
-        for name in ["train", "validation", "test"] {
-            guard let m = r.metrics[name] else { continue }
-            let label = name.padding(toLength: 11, withPad: " ", startingAt: 0)
-            print(label + String(format: "accuracy %6.2f%%  loss %.3f  precision %.3f  recall %.3f  F1 %.3f  (%d rows)",
-                                 m.accuracy * 100, m.loss, m.precision, m.recall, m.f1, m.rows))
-        }
+        print(SplitMetrics.report(r.metrics))
         if let why = r.pngSkipped { FileHandle.standardError.write(Data("note: \(why)\n".utf8)) }
         print("wrote \(out)/" + r.files.joined(separator: ", "))
         console.notePeakMemory()
@@ -56,7 +51,7 @@ struct Report: ParsableCommand {
 
 struct Classify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print \"spam\" or \"not spam\" and the spam probability for each text (arguments, or lines of stdin).")
+        abstract: "Print the predicted class name and its probability for each text (arguments, or lines of stdin).")
 
     @OptionGroup var inputs: ClassifierInputs
     @Option(help: "Tokenizer folder (encoder.json, vocab.bpe).") var vocab: Path = "data/raw/gpt2"
@@ -81,7 +76,8 @@ struct Classify: ParsableCommand {
         for (i, text) in lines.enumerated() {
             do {
                 let p = try classifier.probabilities(tokens: tokenizer.encodeOrdinary(text))
-                print("\(argmax(p) == 1 ? "spam" : "not spam")\t\(String(format: "%.4f", p[1]))")
+                let best = argmax(p)
+                print("\(classifier.checkpoint.labelNames[best])\t\(String(format: "%.4f", p[best]))")
             } catch let e as PipelineError {
                 // One bad text does not stop the others.
                 failures += 1

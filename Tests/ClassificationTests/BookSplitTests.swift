@@ -8,8 +8,7 @@ final class BookSplitTests: XCTestCase {
         let rows = try LabeledTextTable.load(from: DataPrepFixtures.smsTSV())
         let split = try BookSplit(rows: rows, seed: 123, trainFraction: 0.7, validationFraction: 0.1)
         let fixture = try XCTUnwrap(try DataPrepFixtures.json("splits.json")["splits"] as? [String: [String: Any]])
-        XCTAssertEqual(split.balancedHam, 747)
-        XCTAssertEqual(split.balancedSpam, 747)
+        XCTAssertEqual(split.balancedCounts, [747, 747])
         for (name, part) in [("train", split.train), ("validation", split.validation), ("test", split.test)] {
             let expected = try XCTUnwrap(fixture[name])
             XCTAssertEqual(part.map(\.row), try XCTUnwrap(expected["original_rows"] as? [Int]), name)

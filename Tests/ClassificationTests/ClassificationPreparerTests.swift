@@ -39,10 +39,10 @@ final class ClassificationPreparerTests: XCTestCase {
         XCTAssertEqual(onDisk.stats, manifest.stats)
         let s = onDisk.stats
         XCTAssertEqual(s["total_rows"], 5572)
-        XCTAssertEqual(s["ham_rows"], 4825)
-        XCTAssertEqual(s["spam_rows"], 747)
-        XCTAssertEqual(s["balanced_ham"], 747)
-        XCTAssertEqual(s["balanced_spam"], 747)
+        XCTAssertEqual(s["class_rows"], ["ham": 4825, "spam": 747])
+        XCTAssertEqual(s["balanced_rows"], ["ham": 747, "spam": 747])
+        XCTAssertEqual(onDisk.params["label_names"], ["ham", "spam"])
+        XCTAssertEqual(onDisk.params["labels"], ["ham": 0, "spam": 1])
         XCTAssertEqual([s["train_rows"], s["validation_rows"], s["test_rows"]], [1045, 149, 300])
         XCTAssertEqual(s["max_length"], 120)
         XCTAssertEqual(s["truncated"], 0)
@@ -51,8 +51,8 @@ final class ClassificationPreparerTests: XCTestCase {
             let expected = try XCTUnwrap(fixture[name])
             let longest = try XCTUnwrap(expected["max_length_longest"] as? [String: Any])
             XCTAssertEqual(s["splits"]?[name]?["longest_tokens"]?.intValue, longest["longest_tokens"] as? Int, name)
-            XCTAssertEqual(s["splits"]?[name]?["ham"]?.intValue, expected["ham"] as? Int, name)
-            XCTAssertEqual(s["splits"]?[name]?["spam"]?.intValue, expected["spam"] as? Int, name)
+            XCTAssertEqual(s["splits"]?[name]?["classes"]?["ham"]?.intValue, expected["ham"] as? Int, name)
+            XCTAssertEqual(s["splits"]?[name]?["classes"]?["spam"]?.intValue, expected["spam"] as? Int, name)
             // CSV files byte-identical to pandas' to_csv.
             let csv = try Data(contentsOf: out.appendingPathComponent("\(name).csv"))
             XCTAssertEqual(FileHash.sha256(of: csv), expected["csv_sha256"] as? String, name)
@@ -97,6 +97,7 @@ final class ClassificationPreparerTests: XCTestCase {
         let bad = dir.appendingPathComponent("bad.tsv")
         try Data("ham\thi\nspam\tWIN\nspan\toops\n".utf8).write(to: bad)
         var o = ClassificationPrepareOptions(input: bad, vocabDirectory: dir, output: out)
+        o.inputFormat.labelNames = ["ham", "spam"]
         let e = DataPrepFixtures.pipelineError { _ = try ClassificationPreparer.run(o) { _ in [1] } }
         XCTAssertEqual(e?.location, "\(bad.path):3")
         XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("train.csv")), old)
@@ -105,6 +106,7 @@ final class ClassificationPreparerTests: XCTestCase {
         // Longest text beyond the context length: refused, with a hint.
         try Data("ham\ta b c d e\nspam\tv w x y z\n".utf8).write(to: bad)
         o.contextLength = 3
+        (o.trainFraction, o.validationFraction) = (1, 0)   // both rows in train, so every class is there
         let tooLong = DataPrepFixtures.pipelineError {
             _ = try ClassificationPreparer.run(o) { text in text.split(separator: " ").map { _ in 7 } }
         }
@@ -117,7 +119,7 @@ final class ClassificationPreparerTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         try Data("keep".utf8).write(to: dir.appendingPathComponent("notes.txt"))
         let input = dir.appendingPathComponent("in.tsv")
-        try Data("ham\ta b\nham\tc\nspam\td e f\n".utf8).write(to: input)
+        try Data("ham\ta b\nham\tc\nham\tx\nspam\td e f\nspam\ty\n".utf8).write(to: input)
         // The vocabulary files are hashed as inputs; any bytes do for this test's fake tokenizer.
         try Data("{}".utf8).write(to: dir.appendingPathComponent("encoder.json"))
         try Data("#".utf8).write(to: dir.appendingPathComponent("vocab.bpe"))
@@ -131,10 +133,11 @@ final class ClassificationPreparerTests: XCTestCase {
         fresh.output = dir.appendingPathComponent("out")
         fresh.trainFraction = 0.5
         fresh.validationFraction = 0.0
+        fresh.stratify = true
         for _ in 0..<2 {
             let m = try ClassificationPreparer.run(fresh) { $0.split(separator: " ").map { _ in 1 } }
-            XCTAssertEqual(m.stats["balanced_ham"], 1)
-            XCTAssertEqual([m.stats["train_rows"], m.stats["validation_rows"], m.stats["test_rows"]], [1, 0, 1])
+            XCTAssertEqual(m.stats["balanced_rows"]?["ham"], 2)
+            XCTAssertEqual([m.stats["train_rows"], m.stats["validation_rows"], m.stats["test_rows"]], [2, 0, 2])
             XCTAssertEqual(try ClassificationShard.read(from: fresh.output.appendingPathComponent("validation.bin")).rowCount, 0)
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fresh.output.path).sorted(),

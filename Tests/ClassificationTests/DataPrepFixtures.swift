@@ -28,6 +28,15 @@ enum DataPrepFixtures {
         return url
     }
 
+    /// A temporary directory holding stand-in encoder.json and vocab.bpe (hashed as inputs; tests
+    /// that pass a fake tokenizer need any bytes there).
+    static func directoryWithFakeVocabulary(_ prefix: String) throws -> URL {
+        let dir = try TestPaths.makeTempDir(prefix)
+        try Data("{}".utf8).write(to: dir.appendingPathComponent("encoder.json"))
+        try Data("#".utf8).write(to: dir.appendingPathComponent("vocab.bpe"))
+        return dir
+    }
+
     static func vocabularyDirectory() throws -> URL {
         guard let assets = TestPaths.sharedAssets else { throw XCTSkip("needs ../shared/assets/gpt2") }
         return assets.appendingPathComponent("gpt2")

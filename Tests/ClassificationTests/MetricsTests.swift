@@ -45,13 +45,47 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(bookLoss(logits: logits, labels: [0, 0, 1], batchSize: 2, head: head), 0.706621, accuracy: 1e-5)
     }
 
-    func testPredictionsCSVQuotesTextsAndGivesSpamProbability() throws {
-        let data = ClassifierEvaluation.predictionsCSV(texts: ["hi, \"you\"", "plain"], labels: [0, 1], logits: [[1, 0], [0, 0]])
+    func testPredictionsCSVQuotesTextsAndNamesClasses() throws {
+        let data = ClassifierEvaluation.predictionsCSV(texts: ["hi, \"you\"", "plain"], labels: [0, 1], logits: [[1, 0], [0, 0]],
+                                                       classNames: ["ham", "spam"])
         let text = String(decoding: data, as: UTF8.self)
-        XCTAssertEqual(text, "text,label,predicted,spam_probability\n\"hi, \"\"you\"\"\",0,0,0.268941\nplain,1,0,0.500000\n")
+        XCTAssertEqual(text, "text,label,predicted,label_name,predicted_name,ham_probability,spam_probability\n"
+                           + "\"hi, \"\"you\"\"\",0,0,ham,ham,0.731059,0.268941\nplain,1,0,spam,ham,0.500000,0.500000\n")
         let parsed = try CSV.parse(text, source: "x")
-        XCTAssertEqual(parsed[1], ["hi, \"you\"", "0", "0", "0.268941"])
+        XCTAssertEqual(parsed[1], ["hi, \"you\"", "0", "0", "ham", "ham", "0.731059", "0.268941"])
         XCTAssertThrowsError(try CSV.parse("a,\"b\nc", source: "f.csv")) { XCTAssertTrue("\($0)".contains("line 1")) }
+    }
+
+    /// Per-class scores, averages and the confusion matrix against scikit-learn (classify_cases.json).
+    func testPerClassMetricsMatchScikitLearn() throws {
+        let cases = try XCTUnwrap(DataPrepFixtures.json("classify_cases.json")["metric_cases"] as? [[String: Any]])
+        XCTAssertEqual(cases.count, 3)
+        for c in cases {
+            let name = try XCTUnwrap(c["name"] as? String)
+            let m = SplitMetrics(labels: try XCTUnwrap(c["labels"] as? [Int]), predicted: try XCTUnwrap(c["predicted"] as? [Int]),
+                                 numClasses: try XCTUnwrap(c["num_classes"] as? Int), loss: 0)
+            XCTAssertEqual(m.confusion, c["confusion"] as? [[Int]], name)
+            XCTAssertEqual(m.classes.map(\.support), c["support"] as? [Int], name)
+            for (key, got) in [("precision", m.classes.map(\.precision)), ("recall", m.classes.map(\.recall)), ("f1", m.classes.map(\.f1))] {
+                let expected = try XCTUnwrap(c[key] as? [Double])
+                for (g, e) in zip(got, expected) { XCTAssertEqual(g, e, accuracy: 1e-12, "\(name) \(key)") }
+            }
+            for (avg, got) in [("macro", m.macro), ("weighted", m.weighted)] {
+                let e = try XCTUnwrap(c[avg] as? [String: Double])
+                XCTAssertEqual(got.precision, e["precision"]!, accuracy: 1e-12, "\(name) \(avg)")
+                XCTAssertEqual(got.recall, e["recall"]!, accuracy: 1e-12, "\(name) \(avg)")
+                XCTAssertEqual(got.f1, e["f1"]!, accuracy: 1e-12, "\(name) \(avg)")
+            }
+        }
+    }
+
+    func testReportShowsPerClassTableAndConfusionMatrix() {
+        let m = SplitMetrics(labels: [0, 1, 2, 2], predicted: [0, 2, 2, 1], numClasses: 3, loss: 0.5, classNames: ["rewrite", "question", "generate"])
+        let text = SplitMetrics.report(["test": m])
+        XCTAssertTrue(text.contains("macro F1"), text)
+        XCTAssertTrue(text.contains("weighted avg"), text)
+        XCTAssertTrue(text.contains("confusion matrix"), text)
+        XCTAssertTrue(text.contains("generate"), text)
     }
 
     func testPlotsAreWellFormedSVGWithBothAxes() throws {

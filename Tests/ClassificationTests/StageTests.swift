@@ -22,8 +22,9 @@ final class StageTests: XCTestCase {
         try Self.writePrepared(in: dir, rows: rows, shardVersion: shardVersion)
     }
 
+    /// With `labelNames` of k classes, a row's label is its first token mod k, and the names go in the manifest.
     static func writePrepared(in dir: URL, rows: [String: Int] = ["train": 20, "validation": 6, "test": 7],
-                              shardVersion: UInt32? = nil) throws -> URL {
+                              shardVersion: UInt32? = nil, labelNames: [String]? = nil) throws -> URL {
         let prepared = dir.appendingPathComponent("prepared")
         let vocab = dir.appendingPathComponent("vocab")
         try FileManager.default.createDirectory(at: prepared, withIntermediateDirectories: true)
@@ -37,13 +38,14 @@ final class StageTests: XCTestCase {
             for i in 0..<n {
                 let len = Int(g.next() % 8) + 1
                 let row = (0..<len).map { _ in Int32(g.next() % 39) }
-                let label = row.contains(3) ? 1 : 0
+                let label = labelNames.map { Int(row[0]) % $0.count } ?? (row.contains(3) ? 1 : 0)
                 tokens += row + [Int32](repeating: 39, count: 8 - len)
                 labels.append(label)
                 lengths.append(len)
                 csv += "\(label == 1 ? "spam" : "ham"),\"text \(i), of \(name)\"\n"
             }
-            let shard = LabeledRows(tokens: tokens, labels: labels, lengths: lengths, sequenceLength: 8, padTokenID: 39, numClasses: 2)
+            let shard = LabeledRows(tokens: tokens, labels: labels, lengths: lengths, sequenceLength: 8, padTokenID: 39,
+                                    numClasses: labelNames?.count ?? 2)
             let bin = prepared.appendingPathComponent("\(name).bin")
             var data = try ClassificationShard.encode(shard)
             if let v = shardVersion { withUnsafeBytes(of: v.littleEndian) { data.replaceSubrange(8..<12, with: $0) } }
@@ -52,7 +54,9 @@ final class StageTests: XCTestCase {
             outputs.append(try FileRecord.of(bin, as: "\(name).bin"))
         }
         let inputs = try ["encoder.json", "vocab.bpe"].map { try FileRecord.of(vocab.appendingPathComponent($0)) }
-        try Manifest(format: "classification-dataset", formatVersion: 1, tool: "test", params: ["pad_token_id": 39],
+        var params: [String: JSONValue] = ["pad_token_id": 39]
+        if let labelNames { params["label_names"] = .array(labelNames.map { .string($0) }) }
+        try Manifest(format: "classification-dataset", formatVersion: 1, tool: "test", params: params,
                      inputs: inputs, outputs: outputs, stats: ["max_length": 8]).write(into: prepared)
         return prepared
     }
@@ -70,6 +74,34 @@ final class StageTests: XCTestCase {
         var o = ClassifierTrainOptions(prepared: prepared, output: dir.appendingPathComponent("train"), settings: s)
         o.config = Self.config
         return o
+    }
+
+    /// Three named classes: the head has 3 outputs, the checkpoint keeps the names, evaluate reports
+    /// them (3 x 3 confusion, per-class rows, predictions by name) and refuses data with other names.
+    func testThreeNamedClassesFlowFromShardsToTheReport() throws {
+        let prepared = try Self.writePrepared(in: dir, labelNames: ["rewrite", "question", "generate"])
+        _ = try ClassifierTrainStage.run(options(prepared), makeBackend: Self.backend)
+        let out = dir.appendingPathComponent("train")
+        let ckpt = try ClassifierCheckpoint.load(from: out.appendingPathComponent("model.safetensors"))
+        XCTAssertEqual(ckpt.numClasses, 3)
+        XCTAssertEqual(ckpt.labelNames, ["rewrite", "question", "generate"])
+        var eo = ClassifierEvaluateOptions(model: out, prepared: prepared, output: dir.appendingPathComponent("eval"))
+        eo.pngConverter = "no-such-converter-for-tests"
+        let r = try ClassifierEvaluateStage.run(eo, makeBackend: Self.backend)
+        let test = try XCTUnwrap(r.metrics["test"])
+        XCTAssertEqual(test.confusion.count, 3)
+        XCTAssertEqual(test.confusion.flatMap { $0 }.reduce(0, +), 7)
+        XCTAssertEqual(test.classes.map(\.name), ["rewrite", "question", "generate"])
+        let csv = try String(contentsOf: eo.output.appendingPathComponent("predictions.csv"), encoding: .utf8)
+        XCTAssertTrue(csv.hasPrefix("text,label,predicted,label_name,predicted_name,rewrite_probability,question_probability,generate_probability\n"), csv)
+        let metrics = try String(contentsOf: eo.output.appendingPathComponent("metrics.json"), encoding: .utf8)
+        XCTAssertTrue(metrics.contains("\"weighted\"") && metrics.contains("\"macro\""), metrics)
+
+        var manifest = try Manifest.read(from: prepared.appendingPathComponent("manifest.json"))
+        manifest.params["label_names"] = ["a", "b", "c"]
+        try manifest.write(into: prepared)
+        let e = DataPrepFixtures.pipelineError { _ = try ClassifierEvaluateStage.run(eo, makeBackend: Self.backend) }
+        XCTAssertTrue(e?.message.contains("trained on the classes rewrite, question, generate") ?? false, e?.description ?? "")
     }
 
     func testTrainThenEvaluateThenClassify() throws {
@@ -107,7 +139,7 @@ final class StageTests: XCTestCase {
         let data = try ClassificationDataset.load(from: prepared)
         let row = data.test.row(0).prefix(data.test.lengths[0]).map { Int($0) }
         let p = try classifier.probabilities(tokens: row)
-        XCTAssertEqual(Double(p[1]), Double(csv[1][3])!, accuracy: 1e-5)
+        XCTAssertEqual(Double(p[1]), Double(csv[1][6])!, accuracy: 1e-5)
         // Longer than max length but inside the context: cut to max length like training.
         XCTAssertEqual(try classifier.probabilities(tokens: row + [Int](repeating: 5, count: 8)).count, 2)
         XCTAssertThrowsError(try classifier.probabilities(tokens: [])) { XCTAssertTrue("\($0)".contains("empty")) }
@@ -168,7 +200,7 @@ final class StageTests: XCTestCase {
             let test = try ClassificationDataset.load(from: prepared).test
             let logits = try full.logits(rows: Array(0..<test.rowCount), of: DataSplit(name: "test", rows: test))
             let csv = try CSV.parse(String(decoding: withFile.predictions, as: UTF8.self), source: "predictions")
-            for (i, l) in logits.enumerated() { XCTAssertEqual(Double(softmax(l)[1]), Double(csv[i + 1][3])!, accuracy: 2e-6, label) }
+            for (i, l) in logits.enumerated() { XCTAssertEqual(Double(softmax(l)[1]), Double(csv[i + 1][6])!, accuracy: 2e-6, label) }
 
             // A damaged file is not used: evaluate says why and recomputes.
             var bytes = try Data(contentsOf: aside)
