@@ -82,6 +82,8 @@ public enum ClassificationPreparer {
     /// Per-split numbers recorded in the manifest.
     public struct SplitStats: Equatable {
         public var rows = 0, longestTokens = 0, truncated = 0
+        /// Tokens the texts encode to, before truncation.
+        public var tokens = 0
         /// Rows of each class, by id.
         public var perClass: [Int] = []
     }
@@ -189,6 +191,7 @@ public enum ClassificationPreparer {
                 tokens.append(contentsOf: repeatElement(Int32(padTokenID), count: sequenceLength - kept.count))
                 lengths.append(kept.count)
                 s.longestTokens = max(s.longestTokens, seq.count)
+                s.tokens += seq.count
                 if seq.count > sequenceLength { s.truncated += 1 }
             }
             s.rows = part.count
@@ -261,7 +264,7 @@ public enum ClassificationPreparer {
         var perSplit: [String: JSONValue] = [:]
         for (name, s) in zip(splitNames, stats) {
             perSplit[name] = ["rows": .int(s.rows), "classes": byName(s.perClass),
-                              "longest_tokens": .int(s.longestTokens), "truncated": .int(s.truncated)]
+                              "longest_tokens": .int(s.longestTokens), "truncated": .int(s.truncated), "tokens": .int(s.tokens)]
         }
         return [
             "total_rows": .int(table.rows.count),
@@ -273,6 +276,7 @@ public enum ClassificationPreparer {
             "test_rows": .int(stats[2].rows),
             "max_length": .int(sequenceLength),
             "truncated": .int(stats.map(\.truncated).reduce(0, +)),
+            "tokens": .int(stats.map(\.tokens).reduce(0, +)),
             "splits": .object(perSplit),
         ]
     }

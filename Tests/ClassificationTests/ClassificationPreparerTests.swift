@@ -58,6 +58,11 @@ final class ClassificationPreparerTests: XCTestCase {
             XCTAssertEqual(FileHash.sha256(of: csv), expected["csv_sha256"] as? String, name)
         }
         try checkShards(in: out, key: "max_length_longest", sequenceLength: 120)
+        // Nothing is cut at the longest length, so the tokens counted are the tokens kept.
+        for name in ClassificationPreparer.splitNames {
+            let kept = try ClassificationShard.read(from: out.appendingPathComponent("\(name).bin")).lengths.reduce(0, +)
+            XCTAssertEqual(s["splits"]?[name]?["tokens"]?.intValue, kept, name)
+        }
 
         // Every output is recorded with its real hash; the inputs with theirs.
         XCTAssertEqual(Set(onDisk.outputs.map(\.path)), ClassificationPreparer.outputFileNames.subtracting(["manifest.json"]))
@@ -85,6 +90,11 @@ final class ClassificationPreparerTests: XCTestCase {
         XCTAssertGreaterThan(total, 0)
         XCTAssertEqual(manifest.stats["truncated"]?.intValue, total)
         try checkShards(in: dir.appendingPathComponent("p"), key: "max_length_64", sequenceLength: 64)
+        // The tokens counted are those before the cut: more than the shards keep.
+        let kept = try ClassificationPreparer.splitNames.map {
+            try ClassificationShard.read(from: dir.appendingPathComponent("p/\($0).bin")).lengths.reduce(0, +)
+        }.reduce(0, +)
+        XCTAssertGreaterThan(try XCTUnwrap(manifest.stats["tokens"]?.intValue), kept)
     }
 
     func testFailureLeavesThePreviousOutputUntouched() throws {
