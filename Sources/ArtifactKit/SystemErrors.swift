@@ -46,27 +46,29 @@ extension Data {
 
 /// What a Foundation/POSIX error means to the user.
 struct SystemProblem {
+    /// The failures some callers treat apart from the rest.
+    enum Kind { case diskFull, missingFile, other }
     let what: String
     let hint: String
-    let isDiskFull: Bool
-    var isMissingFile: Bool { what == SystemProblem.missing }
-    static let missing = "no such file or folder"
+    let kind: Kind
+    var isDiskFull: Bool { kind == .diskFull }
+    var isMissingFile: Bool { kind == .missingFile }
 
     init(_ ns: NSError) {
         let posix = SystemProblem.posixCode(ns)
         switch (ns.domain, ns.code, posix) {
         case (_, _, ENOSPC?), (NSCocoaErrorDomain, NSFileWriteOutOfSpaceError, _), (_, _, EDQUOT?):
-            (what, hint, isDiskFull) = ("the disk is full", "free some space (or write the outputs elsewhere) and rerun", true)
+            (what, hint, kind) = ("the disk is full", "free some space (or write the outputs elsewhere) and rerun", .diskFull)
         case (_, _, EACCES?), (_, _, EPERM?), (NSCocoaErrorDomain, NSFileWriteNoPermissionError, _),
              (NSCocoaErrorDomain, NSFileReadNoPermissionError, _):
-            (what, hint, isDiskFull) = ("permission denied", "check the permissions of the file and its folder", false)
+            (what, hint, kind) = ("permission denied", "check the permissions of the file and its folder", .other)
         case (_, _, EROFS?), (NSCocoaErrorDomain, NSFileWriteVolumeReadOnlyError, _):
-            (what, hint, isDiskFull) = ("the file system is read-only", "write the outputs to a writable folder", false)
+            (what, hint, kind) = ("the file system is read-only", "write the outputs to a writable folder", .other)
         case (_, _, ENOENT?), (NSCocoaErrorDomain, NSFileNoSuchFileError, _), (NSCocoaErrorDomain, NSFileReadNoSuchFileError, _):
-            (what, hint, isDiskFull) = (SystemProblem.missing, "check the path, or rerun the stage that writes it", false)
+            (what, hint, kind) = ("no such file or folder", "check the path, or rerun the stage that writes it", .missingFile)
         default:
             let reason = posix.map { String(cString: strerror($0)) } ?? ns.localizedDescription
-            (what, hint, isDiskFull) = (reason, "check the path and the disk, then rerun", false)
+            (what, hint, kind) = (reason, "check the path and the disk, then rerun", .other)
         }
     }
 

@@ -81,4 +81,45 @@ final class PrepareYourDataCommandTests: XCTestCase {
         XCTAssertTrue(limited.stdout.contains("limit 30: 30 rows kept"), limited.stdout)
         XCTAssertTrue(limited.stdout.contains("balance none"), limited.stdout)
     }
+
+    /// Given splits through the command line: three JSONL files, or one JSONL file with a split key.
+    func testGivenSplitsFromFilesOrASplitKey() throws {
+        let vocab = try DataPrepFixtures.vocabularyDirectory()
+        let dir = try TestPaths.makeTempDir("prepare-given")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func jsonl(_ name: String, _ rows: [(String, Int, String)]) throws -> String {
+            let url = dir.appendingPathComponent(name)
+            let lines = rows.map { "{\"review\": \"\($0.0)\", \"stars\": \($0.1), \"part\": \"\($0.2)\"}" }
+            try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: url)
+            return url.path
+        }
+        let train = try jsonl("train.jsonl", [("great film", 5, "train"), ("dull", 1, "train"), ("fine", 3, "train"), ("awful", 1, "train")])
+        let dev = try jsonl("dev.jsonl", [("loved it", 5, "dev")])
+        let test = try jsonl("test.jsonl", [("meh", 3, "test"), ("superb", 5, "test")])
+        let columns = ["--text-column", "review", "--label-column", "stars", "--balance", "none", "--vocab", vocab.path]
+        let out = dir.appendingPathComponent("files")
+        let r = try runTool("prepare", ["classification", "--train", train, "--validation", dev, "--test", test,
+                                        "--out", out.path] + columns)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let m = try Manifest.read(from: out.appendingPathComponent("manifest.json"))
+        XCTAssertEqual([m.stats["train_rows"], m.stats["validation_rows"], m.stats["test_rows"]], [4, 1, 2])
+        XCTAssertEqual(m.params["label_names"], ["1", "3", "5"], "integer labels in numeric order")
+        XCTAssertEqual(try String(contentsOf: out.appendingPathComponent("test.csv"), encoding: .utf8), "Label,Text\n1,meh\n2,superb\n")
+
+        let all = try jsonl("all.jsonl", [("great film", 5, "train"), ("dull", 1, "train"), ("loved it", 5, "validation"),
+                                          ("fine", 3, "train"), ("meh", 3, "test"), ("superb", 5, "test"), ("awful", 1, "train")])
+        let keyed = try runTool("prepare", ["classification", "--input", all, "--split-column", "part",
+                                            "--out", dir.appendingPathComponent("keyed").path] + columns)
+        XCTAssertEqual(keyed.status, 0, keyed.stderr)
+        for name in ["train", "validation", "test"] {
+            XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("keyed/\(name).bin")),
+                           try Data(contentsOf: out.appendingPathComponent("\(name).bin")), "\(name): the same rows either way")
+        }
+
+        let two = try runTool("prepare", ["classification", "--train", train, "--validation", dev,
+                                          "--out", dir.appendingPathComponent("two").path] + columns)
+        XCTAssertNotEqual(two.status, 0)
+        XCTAssertTrue(two.stderr.contains("all three of --train FILE --validation FILE --test FILE"), two.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("two").path))
+    }
 }
