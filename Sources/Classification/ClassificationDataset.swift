@@ -22,8 +22,10 @@ public struct ClassificationDataset {
 
     /// Class names by id, from the manifest (`label_names`, else the `labels` map of older
     /// manifests, else the ids themselves).
-    public var labelNames: [String] {
-        if case .array(let a)? = manifest.params["label_names"] { return a.compactMap(\.stringValue) }
+    public var labelNames: [String] { Self.labelNames(in: manifest, numClasses: numClasses) }
+
+    public static func labelNames(in manifest: Manifest, numClasses: Int) -> [String] {
+        if case .array(let a)? = manifest.params["label_names"], a.count == numClasses { return a.compactMap(\.stringValue) }
         if case .object(let map)? = manifest.params["labels"], map.count == numClasses {
             return map.sorted { ($0.value.intValue ?? 0) < ($1.value.intValue ?? 0) }.map(\.key)
         }

@@ -12,12 +12,14 @@ public struct ClassificationShardInspector: ArtifactInspector {
         let shard = try ClassificationShard.read(from: url)
         var counts = [Int: Int]()
         for label in shard.labels { counts[label, default: 0] += 1 }
+        let names = labelNames(beside: url, numClasses: shard.numClasses)
+        let label = { (id: Int) in names.map { "\($0[id]) (\(id))" } ?? "label \(id)" }
         var lines = [
             "file:            \(url.path)",
             "format:          classification shard \(ClassificationShard.header.magic) v\(ClassificationShard.header.version)",
             "rows:            \(shard.rowCount)",
             "sequence length: \(shard.sequenceLength) (pad id \(shard.padTokenID))",
-            "classes:         \(shard.numClasses) — " + counts.keys.sorted().map { "label \($0): \(counts[$0]!) rows" }.joined(separator: ", "),
+            "classes:         \(shard.numClasses) — " + counts.keys.sorted().map { "\(label($0)): \(counts[$0]!) rows" }.joined(separator: ", "),
             "real lengths:    \(shard.lengths.min() ?? 0)...\(shard.lengths.max() ?? 0) tokens",
             "",
         ]
@@ -26,10 +28,18 @@ public struct ClassificationShardInspector: ArtifactInspector {
         for i in 0..<min(rows, shard.rowCount) {
             let real = shard.row(i).prefix(shard.lengths[i]).map(Int.init)
             let text = (try? tokenizer?.decode(real)) ?? nil
-            lines.append("row \(i): label \(shard.labels[i]), \(real.count) tokens + \(shard.sequenceLength - real.count) pad")
+            lines.append("row \(i): \(label(shard.labels[i])), \(real.count) tokens + \(shard.sequenceLength - real.count) pad")
             lines.append("  " + (text.map { String(reflecting: $0) } ?? real.map(String.init).joined(separator: " ")))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The class names of the prepared directory's manifest beside the shard, when it has one.
+    func labelNames(beside url: URL, numClasses: Int) -> [String]? {
+        let manifestURL = url.deletingLastPathComponent().appendingPathComponent(Manifest.fileName)
+        guard let manifest = try? Manifest.read(from: manifestURL), manifest.format == ClassificationPreparer.manifestFormat else { return nil }
+        let names = ClassificationDataset.labelNames(in: manifest, numClasses: numClasses)
+        return names == (0..<numClasses).map(String.init) ? nil : names
     }
 }
 

@@ -146,13 +146,13 @@ public enum ClassifierEvaluateStage {
             stats["\(name)_loss"] = .double(m.loss)
         }
         if let t = metrics["test"] {
-            stats["test_f1"] = .double(t.f1)
+            if let f1 = t.f1 { stats["test_f1"] = .double(f1) }
             stats["test_macro_f1"] = .double(t.macro.f1)
             stats["test_weighted_f1"] = .double(t.weighted.f1)
         }
         let pooling = ckpt.settings.pooling
         try Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "evaluate",
-                     params: ["batch_size": .int(o.batchSize), "positive_class": .int(1),
+                     params: ["batch_size": .int(o.batchSize), "positive_class": metrics["test"]?.positiveClass.map(JSONValue.int) ?? .null,
                               "token_position": .string(pooling.position.rawValue), "average_embeddings": .bool(pooling.averageEmbeddings)],
                      inputs: try FileRecord.inputs(read), outputs: try FileRecord.outputs(written, in: o.output), stats: stats)
             .write(into: o.output)

@@ -41,8 +41,9 @@ public struct ClassReport: Codable, Equatable, Sendable {
 
 /// Classification metrics of one split: the book's loss and accuracy, the N x N confusion matrix,
 /// precision / recall / F1 of each class with their macro and weighted (by support) averages as
-/// scikit-learn's `precision_recall_fscore_support`, and, for the book's binary report, the counts
-/// and scores of the positive class (spam = 1).
+/// scikit-learn's `precision_recall_fscore_support`, and, for two classes only (the book's binary
+/// report), the counts and scores of the positive class (spam = 1); with more classes those
+/// fields are nil and left out of metrics.json, since no class is "the" positive one.
 public struct SplitMetrics: Codable, Equatable, Sendable {
     public var rows: Int
     /// The book's `calc_loss_loader`: mean of the batch-mean cross-entropy over batches in file order.
@@ -53,15 +54,15 @@ public struct SplitMetrics: Codable, Equatable, Sendable {
     public var classes: [ClassReport]
     public var macro: ClassScores
     public var weighted: ClassScores
-    public var positiveClass: Int
-    public var truePositives: Int
-    public var falsePositives: Int
-    public var falseNegatives: Int
-    public var trueNegatives: Int
-    /// The positive class's precision, recall and F1.
-    public var precision: Double
-    public var recall: Double
-    public var f1: Double
+    public var positiveClass: Int?
+    public var truePositives: Int?
+    public var falsePositives: Int?
+    public var falseNegatives: Int?
+    public var trueNegatives: Int?
+    /// The positive class's precision, recall and F1 (two classes only).
+    public var precision: Double?
+    public var recall: Double?
+    public var f1: Double?
 
     enum CodingKeys: String, CodingKey {
         case rows, loss, accuracy, confusion, classes, macro, weighted, positiveClass = "positive_class",
@@ -87,11 +88,13 @@ public struct SplitMetrics: Codable, Equatable, Sendable {
         self.loss = loss
         accuracy = labels.isEmpty ? 0 : Double(correct) / Double(labels.count)
         confusion = m
+        guard numClasses == 2 else { return }
         self.positiveClass = positiveClass
-        truePositives = m[positiveClass][positiveClass]
-        falsePositives = m.map { $0[positiveClass] }.reduce(0, +) - truePositives
-        falseNegatives = support[positiveClass] - truePositives
-        trueNegatives = labels.count - truePositives - falsePositives - falseNegatives
+        let tp = m[positiveClass][positiveClass]
+        let fp = m.map { $0[positiveClass] }.reduce(0, +) - tp
+        let fn = support[positiveClass] - tp
+        (truePositives, falsePositives, falseNegatives) = (tp, fp, fn)
+        trueNegatives = labels.count - tp - fp - fn
         (precision, recall, f1) = (scores[positiveClass].precision, scores[positiveClass].recall, scores[positiveClass].f1)
     }
 }

@@ -33,11 +33,38 @@ public enum MetricsTable {
             for (name, metrics) in groups {
                 table.append([name] + columns.map { metrics[$0].map(format) ?? "" })
             }
-            return render(table)
+            return ([render(table)] + groups.compactMap(perClass)).joined(separator: "\n\n")
         }
         var lines: [String] = []
         flatten(value, prefix: "", into: &lines)
         return lines.joined(separator: "\n")
+    }
+
+    /// A classifier split's per-class scores with their macro and weighted averages, and its
+    /// confusion matrix (rows actual, columns predicted), when the group has them.
+    static func perClass(_ group: (String, [String: JSONValue])) -> String? {
+        guard case .array(let classes)? = group.1["classes"] else { return nil }
+        let scores = ["precision", "recall", "f1"]
+        var table = [["\(group.0) split", "precision", "recall", "f1", "support"]]
+        var names: [String] = []
+        for case .object(let c) in classes {
+            names.append(c["name"]?.stringValue ?? "?")
+            table.append([names.last!] + scores.map { c[$0].map(formatScore) ?? "" } + [c["support"]?.description ?? ""])
+        }
+        for average in ["macro", "weighted"] {
+            guard case .object(let a)? = group.1[average] else { continue }
+            table.append(["\(average) avg"] + scores.map { a[$0].map(formatScore) ?? "" } + [group.1["rows"]?.description ?? ""])
+        }
+        var text = render(table)
+        if case .array(let rows)? = group.1["confusion"], rows.count == names.count {
+            var matrix = [["actual \\ predicted"] + names]
+            for (name, row) in zip(names, rows) {
+                guard case .array(let cells) = row else { continue }
+                matrix.append([name] + cells.map(\.description))
+            }
+            text += "\n" + render(matrix)
+        }
+        return text
     }
 
     /// Columns shown first, in the book's order of importance.
@@ -50,6 +77,12 @@ public enum MetricsTable {
             default: return true
             }
         }
+    }
+
+    /// A score (JSON writes 1.0 as 1) with the decimals of the others.
+    static func formatScore(_ v: JSONValue) -> String {
+        if case .int(let i) = v { return format(.double(Double(i))) }
+        return format(v)
     }
 
     static func format(_ v: JSONValue) -> String {

@@ -58,7 +58,7 @@ public struct ResumeState: Equatable {
     /// shards and base weights (`inputsKey`) and the same trained part of the parameter vector.
     public func checkCompatible(settingsKey: String, inputsKey: String, trained: Range<Int>, source: String) throws {
         if meta.settingsKey != settingsKey {
-            throw PipelineError("the resume state was made with different train params:\n  state: \(meta.settingsKey)\n  now:   \(settingsKey)",
+            throw PipelineError("the resume state was made with different train params (\(Self.differences(from: meta.settingsKey, to: settingsKey)))",
                                 location: source, hint: "rerun with the same params, or train without --resume to start over")
         }
         if meta.inputsKey != inputsKey {
@@ -69,6 +69,18 @@ public struct ResumeState: Equatable {
             throw PipelineError("the resume state trains a different part of the model (\(meta.trainableUpper - meta.trainableLower) parameters, this run trains \(trained.count))",
                                 location: source, hint: "train without --resume to start over")
         }
+    }
+
+    /// "key: old -> new" for each param that differs between two settings keys (canonical JSON
+    /// objects); the whole keys when either is not one.
+    static func differences(from old: String, to new: String) -> String {
+        guard case .object(let a)? = try? JSONDecoder().decode(JSONValue.self, from: Data(old.utf8)),
+              case .object(let b)? = try? JSONDecoder().decode(JSONValue.self, from: Data(new.utf8)) else {
+            return "state: \(old); now: \(new)"
+        }
+        return Set(a.keys).union(b.keys).sorted().compactMap { key in
+            a[key] == b[key] ? nil : "\(key): \(a[key]?.description ?? "absent") -> \(b[key]?.description ?? "absent")"
+        }.joined(separator: ", ")
     }
 
     public func write(to url: URL) throws {

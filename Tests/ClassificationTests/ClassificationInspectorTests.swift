@@ -23,6 +23,14 @@ final class ClassificationInspectorTests: XCTestCase {
         XCTAssertTrue(text.contains("label 0: 1 rows, label 1: 1 rows"), text)
         XCTAssertTrue(text.contains("\"Hello world\""), text)
         XCTAssertTrue(text.contains("row 1: label 0, 1 tokens + 3 pad"), text)
+
+        // With the class names of prepare's manifest, rows and counts are shown by name.
+        try Manifest(format: "classification-dataset", formatVersion: 1, tool: "test",
+                     params: ["label_names": .array([.string("ham"), .string("spam")])],
+                     inputs: [FileRecord(path: encoder.path, sha256: "-", size: 0)]).write(into: dir)
+        let named = try ClassificationShardInspector().inspect(url: url, rows: 5)
+        XCTAssertTrue(named.contains("ham (0): 1 rows, spam (1): 1 rows"), named)
+        XCTAssertTrue(named.contains("row 0: spam (1), 2 tokens + 2 pad"), named)
     }
 
     /// trunk.bin (train's frozen-trunk states): what it holds, per split, and its size checked.

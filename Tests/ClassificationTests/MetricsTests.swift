@@ -19,16 +19,16 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(m.falseNegatives, 2)
         XCTAssertEqual(m.trueNegatives, 4)
         XCTAssertEqual(m.accuracy, 0.7, accuracy: 1e-12)
-        XCTAssertEqual(m.precision, 0.75, accuracy: 1e-12)
-        XCTAssertEqual(m.recall, 0.6, accuracy: 1e-12)
-        XCTAssertEqual(m.f1, 2 * 0.75 * 0.6 / 1.35, accuracy: 1e-12)
+        XCTAssertEqual(m.precision!, 0.75, accuracy: 1e-12)
+        XCTAssertEqual(m.recall!, 0.6, accuracy: 1e-12)
+        XCTAssertEqual(m.f1!, 2 * 0.75 * 0.6 / 1.35, accuracy: 1e-12)
     }
 
     func testNoPositivePredictionsGivesZeroNotNaN() {
         let m = SplitMetrics(labels: [1, 0, 1], predicted: [0, 0, 0], numClasses: 2, loss: 1)
-        XCTAssertEqual(m.precision, 0)
-        XCTAssertEqual(m.recall, 0)
-        XCTAssertEqual(m.f1, 0)
+        XCTAssertEqual(m.precision!, 0)
+        XCTAssertEqual(m.recall!, 0)
+        XCTAssertEqual(m.f1!, 0)
         XCTAssertEqual(m.accuracy, 1.0 / 3, accuracy: 1e-12)
     }
 
@@ -77,6 +77,18 @@ final class MetricsTests: XCTestCase {
                 XCTAssertEqual(got.f1, e["f1"]!, accuracy: 1e-12, "\(name) \(avg)")
             }
         }
+    }
+
+    /// The positive-class fields exist for two classes only; three classes have no positive one.
+    func testPositiveClassFieldsAreWrittenForTwoClassesOnly() throws {
+        let keys = { (m: SplitMetrics) -> Set<String> in
+            Set((try JSONSerialization.jsonObject(with: JSONEncoder().encode(m)) as! [String: Any]).keys)
+        }
+        let binary = SplitMetrics(labels: [0, 1], predicted: [0, 0], numClasses: 2, loss: 0.5)
+        let three = SplitMetrics(labels: [0, 1, 2], predicted: [0, 2, 2], numClasses: 3, loss: 0.5)
+        XCTAssertTrue(try keys(binary).isSuperset(of: ["positive_class", "true_positives", "precision", "f1"]))
+        XCTAssertTrue(try keys(three).isDisjoint(with: ["positive_class", "true_positives", "precision", "recall", "f1"]))
+        XCTAssertTrue(try keys(three).isSuperset(of: ["classes", "macro", "weighted", "confusion"]))
     }
 
     func testReportShowsPerClassTableAndConfusionMatrix() {

@@ -159,7 +159,9 @@ final class InstructTrainTests: XCTestCase {
         _ = try InstructTrainStage.run(o)
         o.resume = .required
         o.settings.learningRate = 2e-3
-        XCTAssertThrowsError(try InstructTrainStage.run(o)) { XCTAssertTrue("\($0)".contains("different train params"), "\($0)") }
+        XCTAssertThrowsError(try InstructTrainStage.run(o)) {   // the message names the param that changed, on one line
+            XCTAssertTrue("\($0)".contains("different train params (lr: 0.001 -> 0.002)"), "\($0)")
+        }
         o.settings.learningRate = 1e-3
         o.settings.maskInstructions = true
         XCTAssertThrowsError(try InstructTrainStage.run(o)) { XCTAssertTrue("\($0)".contains("different train params"), "\($0)") }
