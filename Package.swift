@@ -40,6 +40,10 @@ let package = Package(
         .target(name: "GPT2", dependencies: ["ArtifactKit", "COpenBLAS", "CMalloc"]),
         // Weights in and out: safetensors, OpenAI's TF checkpoint, checkpoints, random init.
         .target(name: "GPT2Weights", dependencies: ["ArtifactKit", "GPT2"]),
+        // Quantized frozen weights (QLoRA): NF4 and int8 formats, their artifact, and the C kernels
+        // that read packed codes (AVX2+FMA chosen at run time, scalar otherwise).
+        .target(name: "CQuantKernels"),
+        .target(name: "Quantization", dependencies: ["ArtifactKit", "CQuantKernels"]),
         // The training loop's bookkeeping: epochs, resume state, log, progress, plots.
         .target(name: "TrainingKit", dependencies: ["ArtifactKit"]),
         // Chapter 6 and chapter 7, each from its raw file to its evaluation.
@@ -72,6 +76,7 @@ let package = Package(
         .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "CurlClient", "TestSupport"]),
         // No GPT-2 and no OpenBLAS here: the runner is tested on its own.
         .testTarget(name: "RunnerTests", dependencies: ["PipelineRunner", "ArtifactKit", "TestSupport"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TestSupport"]),
         .testTarget(name: "TrainingKitTests", dependencies: ["TrainingKit", "ArtifactKit", "TestSupport"]),
         .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "GPT2Weights", "TestSupport", "GPT2TestSupport"]),
         .testTarget(name: "ClassificationTests", dependencies: ["Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "TestSupport", "GPT2TestSupport"]),
