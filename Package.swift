@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "Fetcher", dependencies: ["ArtifactKit", "CurlClient", "CZip", "Yams"]),
         .target(name: "GPT2Tokenizer", dependencies: ["ArtifactKit"]),
         // The math of GPT-2 on OpenBLAS; hot loops stay inside this module.
-        .target(name: "GPT2", dependencies: ["ArtifactKit", "COpenBLAS", "CMalloc"]),
+        .target(name: "GPT2", dependencies: ["ArtifactKit", "COpenBLAS", "CMalloc", "Quantization"]),
         // Weights in and out: safetensors, OpenAI's TF checkpoint, checkpoints, random init.
         .target(name: "GPT2Weights", dependencies: ["ArtifactKit", "GPT2"]),
         // Quantized frozen weights (QLoRA): NF4 and int8 formats, their artifact, and the C kernels

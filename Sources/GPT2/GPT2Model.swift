@@ -1,4 +1,5 @@
 import ArtifactKit
+import Quantization
 import COpenBLAS
 import Foundation
 
@@ -35,6 +36,8 @@ public final class GPT2Model {
     var workspace = Workspace()
     /// LoRA adapters applied on top of the (frozen) Linear layers, see LoRA.swift.
     var lora: LoRAAdapters?
+    /// Frozen Linear weights held quantized (QLoRA), see QuantizedBase.swift.
+    var quantizedBase: QuantizedTensors?
 
     /// Builds a model over `params` (`layout.totalCount` floats in layout order).
     public init(layout: ParameterLayout, params: [Float]) throws {
@@ -140,6 +143,10 @@ public final class GPT2Model {
                                 trainable: TrainableSet, training: Bool = true, dropoutSeed: UInt64 = 0,
                                 gradientScale: Float = 1) throws -> Float {
         try trainable.validate(against: layout)
+        if let q = quantizedBase, let frozen = trainable.names.sorted().first(where: { q[$0] != nil }) {
+            throw PipelineError("\(frozen) is held quantized (\(q.type.rawValue)) and cannot be trained",
+                                hint: "QLoRA trains LoRA adapters over a frozen quantized base; full fine-tuning needs the float32 weights")
+        }
         if trainable.adapters && lora == nil {
             throw PipelineError("the trainable set names the LoRA adapters, but none are attached", hint: "call attachLoRA first")
         }

@@ -158,6 +158,11 @@ extension GPT2Model {
         return decodeLogits(segments, rows, x: a.x)
     }
 
+    private func decodeLinearWeight(_ name: String) -> LinearWeight {
+        if let q = quantizedBase?[name] { return .quantized(q) }
+        return .dense(decodeParameter(name))
+    }
+
     private func decodeParameter(_ name: String) -> UnsafeMutablePointer<Float> {
         params.base + layout.spec(named: name)!.offset
     }
@@ -179,7 +184,7 @@ extension GPT2Model {
         let w = decodeParameter
         layerNormForward(a.x.base, rows: M, dim: C, weight: w(pre + "ln_1.weight"), bias: w(pre + "ln_1.bias"),
                          out: a.ln.base, mean: nil, rstd: nil)
-        linearForward(a.ln.base, rows: M, inDim: C, outDim: 3 * C, weight: w(pre + "attn.c_attn.weight"),
+        linearForward(a.ln.base, rows: M, inDim: C, outDim: 3 * C, weight: decodeLinearWeight(pre + "attn.c_attn.weight"),
                       bias: layout.spec(named: pre + "attn.c_attn.bias").map { params.base + $0.offset }, out: a.qkv.base)
         lora?.forward(pre + "attn.c_attn", x: a.ln.base, rows: M, ldOut: 3 * C, out: a.qkv.base)
         let kc = cache.keys[l].base, vc = cache.values[l].base, qkv = a.qkv.base
@@ -227,17 +232,17 @@ extension GPT2Model {
     private func decodeProjectionAndMLP(_ pre: String, rows M: Int, _ a: DecodeActivations) {
         let C = config.embDim
         let w = decodeParameter
-        linearForward(a.y.base, rows: M, inDim: C, outDim: C, weight: w(pre + "attn.c_proj.weight"),
+        linearForward(a.y.base, rows: M, inDim: C, outDim: C, weight: decodeLinearWeight(pre + "attn.c_proj.weight"),
                       bias: w(pre + "attn.c_proj.bias"), out: a.tmp.base)
         lora?.forward(pre + "attn.c_proj", x: a.y.base, rows: M, ldOut: C, out: a.tmp.base)
         addInPlace(a.x.base, a.tmp.base, count: M * C)
         layerNormForward(a.x.base, rows: M, dim: C, weight: w(pre + "ln_2.weight"), bias: w(pre + "ln_2.bias"),
                          out: a.ln.base, mean: nil, rstd: nil)
-        linearForward(a.ln.base, rows: M, inDim: C, outDim: 4 * C, weight: w(pre + "mlp.c_fc.weight"),
+        linearForward(a.ln.base, rows: M, inDim: C, outDim: 4 * C, weight: decodeLinearWeight(pre + "mlp.c_fc.weight"),
                       bias: w(pre + "mlp.c_fc.bias"), out: a.fc.base)
         lora?.forward(pre + "mlp.c_fc", x: a.ln.base, rows: M, ldOut: 4 * C, out: a.fc.base)
         geluForward(a.fc.base, count: M * 4 * C, out: a.gelu.base)
-        linearForward(a.gelu.base, rows: M, inDim: 4 * C, outDim: C, weight: w(pre + "mlp.c_proj.weight"),
+        linearForward(a.gelu.base, rows: M, inDim: 4 * C, outDim: C, weight: decodeLinearWeight(pre + "mlp.c_proj.weight"),
                       bias: w(pre + "mlp.c_proj.bias"), out: a.tmp.base)
         lora?.forward(pre + "mlp.c_proj", x: a.gelu.base, rows: M, ldOut: C, out: a.tmp.base)
         addInPlace(a.x.base, a.tmp.base, count: M * C)
