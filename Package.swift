@@ -64,7 +64,7 @@ let package = Package(
         // Benchmark of the tokenizer against tiktoken (run by tools/bench/tokenizer.sh).
         .executableTarget(name: "bench-tokenizer", dependencies: ["GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // GPT-2 core benchmark (tools/bench/run_gpt2.sh runs it beside PyTorch).
-        .executableTarget(name: "bench-gpt2", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "Classification"]),
+        .executableTarget(name: "bench-gpt2", dependencies: ["ArtifactKit", "GPT2", "Quantization", "GPT2Weights", "Classification"]),
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),

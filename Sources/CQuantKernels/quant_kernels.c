@@ -7,6 +7,13 @@ int qk_has_avx2(void) {
     return cached;
 }
 
+/* AVX-512F: a 16-entry table lookup is one permute (the NF4 code is 16 floats). */
+static int qk_has_avx512(void) {
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx512f");
+    return cached;
+}
+
 /* ---------- dequantization into float tiles (for sgemm) ---------- */
 
 void qk_nf4_dequantize_rows(const uint8_t *packed, const float *scales, const float *code16,
@@ -84,14 +91,35 @@ static float nf4_row_avx2(const uint8_t *bytes, const float *scales, const float
     return hsum256(total);
 }
 
+__attribute__((target("avx512f")))
+static float nf4_row_avx512(const uint8_t *bytes, const float *scales, const float *code16, long block,
+                            long cols, const float *xe, const float *xo) {
+    __m512 lut = _mm512_loadu_ps(code16);
+    __m512i mask = _mm512_set1_epi32(0x0F);
+    __m512 total = _mm512_setzero_ps();
+    for (long b = 0; b < cols / block; b++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (long j = b * block / 2; j < (b + 1) * block / 2; j += 16) {
+            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(bytes + j)));
+            __m512 we = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut);
+            __m512 wo = _mm512_permutexvar_ps(_mm512_and_si512(v, mask), lut);
+            acc = _mm512_fmadd_ps(we, _mm512_loadu_ps(xe + j), acc);
+            acc = _mm512_fmadd_ps(wo, _mm512_loadu_ps(xo + j), acc);
+        }
+        total = _mm512_fmadd_ps(acc, _mm512_set1_ps(scales[b]), total);
+    }
+    return _mm512_reduce_add_ps(total);
+}
+
 void qk_nf4_matvec(const uint8_t *packed, const float *scales, const float *code16, long block,
                    long cols, long row0, long nrows, const float *xe, const float *xo, float *y, int accumulate) {
-    int fast = qk_has_avx2();
+    int wide = qk_has_avx512() && block % 32 == 0, fast = qk_has_avx2();
     long blocks_per_row = cols / block;
     for (long r = row0; r < row0 + nrows; r++) {
         const uint8_t *bytes = packed + r * cols / 2;
         const float *s = scales + r * blocks_per_row;
-        float v = fast ? nf4_row_avx2(bytes, s, code16, block, cols, xe, xo)
+        float v = wide ? nf4_row_avx512(bytes, s, code16, block, cols, xe, xo)
+                : fast ? nf4_row_avx2(bytes, s, code16, block, cols, xe, xo)
                        : nf4_row_scalar(bytes, s, code16, block, cols, xe, xo);
         y[r] = accumulate ? y[r] + v : v;
     }
@@ -110,13 +138,27 @@ static float int8_row_avx2(const int8_t *w, long cols, const float *x) {
     return total;
 }
 
+__attribute__((target("avx512f")))
+static float int8_row_avx512(const int8_t *w, long cols, const float *x) {
+    __m512 acc = _mm512_setzero_ps();
+    long c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        __m512i v = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + c)));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(x + c), acc);
+    }
+    float total = _mm512_reduce_add_ps(acc);
+    for (; c < cols; c++) total += (float)w[c] * x[c];
+    return total;
+}
+
 void qk_int8_matvec(const int8_t *codes, const float *row_scales, long cols, long row0, long nrows,
                     const float *x, float *y, int accumulate) {
-    int fast = qk_has_avx2();
+    int wide = qk_has_avx512(), fast = qk_has_avx2();
     for (long r = row0; r < row0 + nrows; r++) {
         const int8_t *w = codes + r * cols;
         float v;
-        if (fast) v = int8_row_avx2(w, cols, x);
+        if (wide) v = int8_row_avx512(w, cols, x);
+        else if (fast) v = int8_row_avx2(w, cols, x);
         else { v = 0; for (long c = 0; c < cols; c++) v += (float)w[c] * x[c]; }
         v *= row_scales[r];
         y[r] = accumulate ? y[r] + v : v;

@@ -108,13 +108,19 @@ final class Pass {
     /// Token + position embeddings of `tokens` into residual[0] (no dropout).
     func embed() {
         let x0 = ws.residual[0].base
-        let wte = param("wte.weight"), wpe = param("wpe.weight")
+        let wte = param("wte.weight"), wpe = param("wpe.weight"), quantized = model.quantizedBase?["wte.weight"]
         let (C, T) = (self.C, self.T)
         tokens.withUnsafeBufferPointer { tk in
             parallelRows(N, grain: 32) { r in
                 for i in r {
-                    let e = wte + Int(tk[i]) * C, p = wpe + (i % T) * C, o = x0 + i * C
-                    for j in 0..<C { o[j] = e[j] + p[j] }
+                    let p = wpe + (i % T) * C, o = x0 + i * C
+                    if let quantized {
+                        quantized.dequantize(rows: Int(tk[i])..<Int(tk[i]) + 1, into: o)
+                        for j in 0..<C { o[j] += p[j] }
+                    } else {
+                        let e = wte + Int(tk[i]) * C
+                        for j in 0..<C { o[j] = e[j] + p[j] }
+                    }
                 }
             }
         }
@@ -214,7 +220,11 @@ final class Pass {
 
     /// The tied language-model head, x @ wte^T, for M rows of x [M, C] into out [M, V].
     func applyHead(_ x: UnsafePointer<Float>, rows M: Int, out: UnsafeMutablePointer<Float>) {
-        parallelSgemm(transB: true, M: M, N: V, K: C, A: x, lda: C, B: param("wte.weight"), ldb: C, beta: 0, C: out, ldc: V)
+        if let q = model.quantizedBase?["wte.weight"] {
+            linearForward(x, rows: M, inDim: C, outDim: V, weight: .quantized(q), bias: nil, out: out)
+        } else {
+            parallelSgemm(transB: true, M: M, N: V, K: C, A: x, lda: C, B: param("wte.weight"), ldb: C, beta: 0, C: out, ldc: V)
+        }
         adapt("lm_head", x, rows: M, width: V, out: out)
     }
 
@@ -224,7 +234,11 @@ final class Pass {
         if let gw = grad("wte.weight") {
             parallelSgemm(transA: true, M: V, N: C, K: M, A: dOut, lda: V, B: x, ldb: C, beta: 1, C: gw, ldc: C)
         }
-        if let dX { parallelSgemm(M: M, N: C, K: V, A: dOut, lda: V, B: w, ldb: C, beta: 0, C: dX, ldc: C) }
+        if let dX, let q = model.quantizedBase?["wte.weight"] {
+            quantizedLinearBackwardInput(dY: dOut, rows: M, q: q, dX: dX, accumulate: false)
+        } else if let dX {
+            parallelSgemm(M: M, N: C, K: V, A: dOut, lda: V, B: w, ldb: C, beta: 0, C: dX, ldc: C)
+        }
         adaptBackward("lm_head", dY: dOut, x: x, rows: M, width: V, dX: dX)
     }
 

@@ -170,10 +170,16 @@ extension GPT2Model {
     /// Token plus position embedding of every decode row.
     private func embedDecodeRows(_ rows: DecodeRows, into x: FloatBuffer) {
         let C = config.embDim, toks = rows.toks, posOf = rows.posOf
-        let wte = decodeParameter("wte.weight"), wpe = decodeParameter("wpe.weight")
+        let wte = decodeParameter("wte.weight"), wpe = decodeParameter("wpe.weight"), quantized = quantizedBase?["wte.weight"]
         for i in 0..<rows.count {
-            let e = wte + Int(toks[i]) * C, p = wpe + posOf[i] * C, o = x.base + i * C
-            for j in 0..<C { o[j] = e[j] + p[j] }
+            let p = wpe + posOf[i] * C, o = x.base + i * C
+            if let quantized {
+                quantized.dequantize(rows: Int(toks[i])..<Int(toks[i]) + 1, into: o)
+                for j in 0..<C { o[j] += p[j] }
+            } else {
+                let e = wte + Int(toks[i]) * C
+                for j in 0..<C { o[j] = e[j] + p[j] }
+            }
         }
     }
 
@@ -259,7 +265,9 @@ extension GPT2Model {
                          out: lastNorm.base, mean: nil, rstd: nil)
         let wte = decodeParameter("wte.weight")
         let logits = FloatBuffer(count: S * V, zeroed: false)
-        if S == 1 {   // matrix-vector product: see linearForward
+        if let q = quantizedBase?["wte.weight"] {
+            linearForward(lastNorm.base, rows: S, inDim: C, outDim: V, weight: .quantized(q), bias: nil, out: logits.base)
+        } else if S == 1 {   // matrix-vector product: see linearForward
             parallelSgemv(transposed: false, rows: V, cols: C, A: wte, x: lastNorm.base, beta: 0, y: logits.base)
         } else {
             parallelSgemm(transB: true, M: S, N: V, K: C, A: lastNorm.base, lda: C, B: wte, ldb: C, beta: 0, C: logits.base, ldc: V)

@@ -3,18 +3,25 @@ import Foundation
 import Quantization
 
 /// The names of the Linear weights a quantized base replaces: the attention and MLP projections
-/// of every block (the QLoRA paper quantizes every Linear layer). The embeddings (and the head
-/// tied to wte), LayerNorms and biases stay float32: they are 31% of gpt2-small's parameters
-/// but the token embedding is read by rows (a lookup, not a product) and the head's logits feed
-/// the loss directly.
+/// of every block (the QLoRA paper quantizes every Linear layer).
 public func quantizableLinearNames(_ config: GPT2Config) -> [String] {
     (0..<config.nLayers).flatMap { l in
         ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"].map { "h.\(l).\($0).weight" }
     }
 }
 
+/// The token embedding, which is also the tied head: [V, C] row-major is already the [out, in]
+/// layout of the head's product. With a quantized base it goes to int8, one absmax per token row,
+/// whatever the projections' type: its rows are looked up and summed with the position
+/// embeddings, and its products are the logits the loss and the sampler read directly, so it
+/// gets the finer 8-bit code (1 byte per value instead of 4; 38.6 M values in every GPT-2 size
+/// but xl's 80.4 M). LayerNorms, biases and the position embeddings stay float32 (0.1-1% of the
+/// parameters).
+public let quantizedEmbeddingName = "wte.weight"
+
 extension GPT2Model {
-    /// Quantizes the model's own Linear weights (`quantizableLinearNames`) and attaches them.
+    /// Quantizes the model's own Linear weights (`quantizableLinearNames`) as `type` and, for the
+    /// language model, the tied embedding as int8 (`quantizedEmbeddingName`); attaches them.
     public func quantizeBase(_ type: QuantizationType) throws -> QuantizedTensors {
         var linears: [String: QuantizedLinear] = [:]
         for name in quantizableLinearNames(config) {
@@ -22,6 +29,14 @@ extension GPT2Model {
             let m = try QuantizedMatrix.quantize(conv1D: UnsafeBufferPointer(start: params.base + s.offset, count: s.count),
                                                  inDim: s.shape[0], outDim: s.shape[1], as: type, name: name)
             linears[name] = QuantizedLinear(m)
+        }
+        if layout.head == .languageModel {
+            let s = layout.spec(named: quantizedEmbeddingName)!
+            let buffer = UnsafeBufferPointer(start: params.base + s.offset, count: s.count)
+            if let bad = buffer.firstIndex(where: { !$0.isFinite }) {
+                throw PipelineError("cannot quantize wte.weight: element \(bad) is \(buffer[bad])")
+            }
+            linears[quantizedEmbeddingName] = QuantizedLinear(QuantizedMatrix.quantize(linear: buffer, rows: s.shape[0], cols: s.shape[1], as: .int8))
         }
         let q = QuantizedTensors(type: type, linears: linears)
         try attachQuantizedBase(q)
@@ -33,7 +48,8 @@ extension GPT2Model {
     /// model's memory is that of the quantized base plus the float32 remainder.
     public func attachQuantizedBase(_ q: QuantizedTensors) throws {
         for (name, m) in q.linears {
-            guard let s = layout.spec(named: name), s.shape.count == 2, m.rows == s.shape[1], m.cols == s.shape[0] else {
+            let (rows, cols) = name == quantizedEmbeddingName ? (0, 1) : (1, 0)
+            guard let s = layout.spec(named: name), s.shape.count == 2, m.rows == s.shape[rows], m.cols == s.shape[cols] else {
                 throw PipelineError("the quantized base does not fit \(config.name): tensor \(name) is [\(m.cols), \(m.rows)] there")
             }
         }

@@ -33,6 +33,10 @@ final class QuantizedBaseTests: XCTestCase {
             var rowsOut = [Float](repeating: 0, count: linear.rows * linear.cols)
             linear.dequantize(rows: 0..<linear.rows, into: &rowsOut)
             let s = q.layout.spec(named: name)!
+            if name == quantizedEmbeddingName {   // [V, C] is already the head's [out, in]
+                for k in rowsOut.indices { params[s.offset + k] = rowsOut[k] }
+                continue
+            }
             for o in 0..<linear.rows { for i in 0..<linear.cols { params[s.offset + i * linear.rows + o] = rowsOut[o * linear.cols + i] } }
         }
         let twin = try GPT2Model(layout: q.layout, params: params)
@@ -86,7 +90,9 @@ final class QuantizedBaseTests: XCTestCase {
         let q = try model(.int8)
         let w = try XCTUnwrap(q.tensor("h.0.mlp.c_fc.weight"))
         XCTAssertEqual(w.filter { $0 != 0 }.count, 0)
+        XCTAssertEqual(q.tensor("wte.weight")!.filter { $0 != 0 }.count, 0)
         XCTAssertNotEqual(q.tensor("h.0.mlp.c_fc.bias")!.filter { $0 != 0 }.count, 0)
+        XCTAssertEqual(q.quantizedBaseWeights?["wte.weight"]?.type, .int8)
     }
 
     func testMatrixVectorKernelsEqualTheirDequantizedProduct() throws {

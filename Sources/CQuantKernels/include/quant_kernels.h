@@ -3,6 +3,7 @@
 #include <stdint.h>
 
 /* Kernels over quantized Linear weights [rows = out, cols = in] (see Sources/Quantization).
+   Matrix-vector products use AVX-512F, else AVX2+FMA, else scalar code, chosen at run time.
    NF4: packed indices, two per byte (the first element in the high nibble), one float scale per
    block of `block` consecutive elements of the flat storage. int8: one float scale per row
    (absmax / 127 already divided). Each has an AVX2+FMA path chosen at run time and a scalar one. */
