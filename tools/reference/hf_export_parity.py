@@ -22,6 +22,7 @@ logits at a few vocabulary columns, the argmax at every position and the sha256 
 safetensors files (so the Swift test knows it regenerated the same export).
 
 It also checks the tokenizer files: AutoTokenizer (fast and slow) must give tiktoken's gpt2 ids
+(tiktoken built offline from encoder.json / vocab.bpe in $LLMFT_ASSETS/gpt2 or ../shared/assets/gpt2)
 for a few texts, and the chat template of an Alpaca export must render the book's format_input.
 """
 import hashlib
@@ -29,14 +30,19 @@ import json
 import os
 import sys
 
+from pathlib import Path
+
 import numpy as np
-import tiktoken
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, GPT2LMHeadModel
+
+from make_tokenizer_fixture import offline_gpt2
 
 TOLERANCE = 1e-4
 COLUMNS = list(range(8)) + list(range(1000, 50000, 3125)) + list(range(50249, 50257))
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "Fixtures", "hf-export", "expected.json")
+# encoder.json and vocab.bpe for tiktoken, built offline from them (LLMFT_ASSETS or ../shared/assets).
+VOCAB = Path(os.environ.get("LLMFT_ASSETS", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "assets"))) / "gpt2"
 TEXTS = ["Hello, world.", "WINNER!! Claim your prize now", " leading space and\nnewline", "<|endoftext|> is text here"]
 
 
@@ -87,7 +93,7 @@ def run_case(root, name, case):
 
 
 def check_tokenizer(folder):
-    enc = tiktoken.get_encoding("gpt2")
+    enc = offline_gpt2(VOCAB)
     for fast in [True, False]:
         tok = AutoTokenizer.from_pretrained(folder, use_fast=fast)
         for text in TEXTS:
