@@ -28,7 +28,7 @@ final class HFExportTests: XCTestCase {
             /// [rows][positions][columns]
             var logits: [[[Double]]]
             var argmax: [[Int]]
-            var safetensors_sha256: [String: String]
+            var files_sha256: [String: String]
             var max_abs_diff: Double
         }
         var tolerance: Double
@@ -71,7 +71,9 @@ final class HFExportTests: XCTestCase {
         for c in ExportTestRuns.cases {
             let want = try XCTUnwrap(f.cases[c.name], "fixture lacks case \(c.name)")
             let dest = try ExportTestRuns.export(c, under: root)
-            for (file, sha) in want.safetensors_sha256 {
+            let files = try DirectoryListing.files(in: dest).filter { $0 != Manifest.fileName }
+            XCTAssertEqual(files.sorted(), want.files_sha256.keys.sorted(), "\(c.name): the exported files")
+            for (file, sha) in want.files_sha256 {
                 XCTAssertEqual(try FileHash.sha256(of: dest.appendingPathComponent(file)), sha, "\(c.name)/\(file) differs from the exported file the reference loaded")
             }
             let ours = try ExportTestRuns.ourLogits(c, run: root.appendingPathComponent(c.name + "-run"))

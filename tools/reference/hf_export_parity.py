@@ -18,8 +18,8 @@ For every case of <dir>/cases.json it loads <dir>/<folder> with
 runs the case's token ids, and compares the logits with ours (<dir>/<case>-ours.f32, float32,
 written by the Swift test from our own forward pass): the largest absolute difference over the
 full vocabulary is printed and recorded, and must be <= 1e-4. The fixture keeps, per case, the
-logits at a few vocabulary columns, the argmax at every position and the sha256 of the exported
-safetensors files (so the Swift test knows it regenerated the same export).
+logits at a few vocabulary columns, the argmax at every position and the sha256 of every exported
+file but manifest.json (so the Swift test knows it regenerated the same export, configs included).
 
 It also checks the tokenizer files: AutoTokenizer (fast and slow) must give tiktoken's gpt2 ids
 (tiktoken built offline from encoder.json / vocab.bpe in $LLMFT_ASSETS/gpt2 or ../shared/assets/gpt2)
@@ -61,14 +61,15 @@ def load(case, folder):
     return GPT2LMHeadModel.from_pretrained(folder)
 
 
-def safetensors_hashes(folder):
+def file_hashes(folder):
+    """sha256 of every exported file but manifest.json (which holds the time it was written)."""
     out = {}
-    for sub in ["", "base"]:
-        for name in ["model.safetensors", "adapter_model.safetensors"]:
-            path = os.path.join(folder, sub, name)
-            if os.path.exists(path):
-                out[os.path.join(sub, name) if sub else name] = sha256(path)
-    return out
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            rel = os.path.relpath(os.path.join(dirpath, name), folder)
+            if rel != "manifest.json":
+                out[rel] = sha256(os.path.join(dirpath, name))
+    return dict(sorted(out.items()))
 
 
 def run_case(root, name, case):
@@ -88,7 +89,7 @@ def run_case(root, name, case):
     return {
         "kind": case["kind"], "tokens": case["tokens"], "columns": columns,
         "logits": logits[:, :, columns].astype(float).tolist(), "argmax": logits.argmax(-1).tolist(),
-        "safetensors_sha256": safetensors_hashes(folder), "max_abs_diff": diff,
+        "files_sha256": file_hashes(folder), "max_abs_diff": diff,
     }
 
 
