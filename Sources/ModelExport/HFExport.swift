@@ -37,10 +37,10 @@ public struct HFExportOptions {
 /// - instruction model: GPT2LMHeadModel (`config.json`, `model.safetensors`,
 ///   `generation_config.json`, tokenizer files with the prompt style's chat template);
 /// - classifier: GPT2ForSequenceClassification (ClassifierMapping says which settings map);
-/// - LoRA run of an instruction model without `merge`: DEST is a PEFT adapter folder and
-///   DEST/base the model it adapts (the run's frozen base weights); with `merge`, the folded
-///   weights (an adapted LM head becomes an untied `lm_head.weight`). A classifier's LoRA run
-///   exports merged (its head's bias fold depends on the adapted head).
+/// - LoRA run without `merge`: DEST is a PEFT adapter folder and DEST/base the model it adapts
+///   (the run's frozen base weights; for a classifier, with the head's bias folded for the
+///   adapted head, which is the head the pair computes with); with `merge`, the folded weights
+///   (an adapted LM head becomes an untied `lm_head.weight`).
 public enum HFExport {
     public static let manifestFormat = "hf-export"
     public static let manifestVersion = 1
@@ -71,15 +71,20 @@ public enum HFExport {
         let location = run.checkpointURL.path
         switch run.kind {
         case .classifier:
-            guard run.lora == nil || o.merge else {
-                throw PipelineError("a classifier trained with LoRA (trainable_layers lora) is exported with its adapters merged",
-                                    location: location, hint: "add --merge (GPT2ForSequenceClassification's head has no bias; folding ours needs the adapted head)")
+            // The bias is folded for the head the model computes with: the adapted one.
+            let merged = try run.mergedParameters().params
+            let mapping = try ClassifierMapping(info: run.classifier!, layout: run.layout, params: merged, location: location)
+            var stats: [String: JSONValue] = ["architecture": "GPT2ForSequenceClassification", "pad_token_id": .int(mapping.padTokenID),
+                                              "bias_fold_residual": .double(mapping.foldResidual)]
+            if let lora = run.lora, !o.merge {
+                try writeClassifier(run, params: run.checkpoint.params, mapping: mapping, o, into: &dest, folder: baseFolder + "/")
+                try writeAdapter(lora, run, o, into: &dest)
+                stats["lora"] = "peft-adapter"
+            } else {
+                try writeClassifier(run, params: merged, mapping: mapping, o, into: &dest, folder: "")
+                stats["lora"] = .string(run.lora == nil ? "none" : "merged")
             }
-            let params = try run.mergedParameters().params
-            let mapping = try ClassifierMapping(info: run.classifier!, layout: run.layout, params: params, location: location)
-            try writeClassifier(run, params: params, mapping: mapping, o, into: &dest, folder: "")
-            return ["architecture": "GPT2ForSequenceClassification", "pad_token_id": .int(mapping.padTokenID),
-                    "bias_fold_residual": .double(mapping.foldResidual), "lora": .string(run.lora == nil ? "none" : "merged")]
+            return stats
         case .instruct:
             if let lora = run.lora, !o.merge {
                 try writeLanguageModel(run, params: run.checkpoint.params, headDelta: nil, o, into: &dest, folder: baseFolder + "/")
@@ -114,10 +119,11 @@ public enum HFExport {
     /// The PEFT adapter in DEST, referring to DEST/base.
     static func writeAdapter(_ lora: LoRAWeights, _ run: TrainOutput, _ o: HFExportOptions, into dest: inout ExportDestination) throws {
         let basePath = ((o.destinationText ?? o.destination.path) as NSString).appendingPathComponent(baseFolder)
-        try dest.put(PEFTAdapter.configFile, HFModelFiles.encoded(PEFTAdapter.config(lora, basePath: basePath)))
+        try dest.put(PEFTAdapter.configFile,
+                     HFModelFiles.encoded(PEFTAdapter.config(lora, basePath: basePath, classifier: run.kind == .classifier)))
         try dest.putTensors(PEFTAdapter.modelFile, PEFTAdapter.tensors(lora))
-        try writeTokenizer(o, maxLength: run.config.contextLength, chatTemplate: run.promptStyle.flatMap(ChatTemplate.forStyle),
-                           into: &dest, folder: "")
+        try writeTokenizer(o, maxLength: run.classifier?.maxLength ?? run.config.contextLength,
+                           chatTemplate: run.promptStyle.flatMap(ChatTemplate.forStyle), into: &dest, folder: "")
     }
 
     /// vocab.json and merges.txt are OpenAI's encoder.json and vocab.bpe byte for byte (the

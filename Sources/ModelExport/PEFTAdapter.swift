@@ -7,7 +7,8 @@ import GPT2
 ///
 /// Ours (GPT2/LoRA.swift): a Linear's output gains alpha (x A) B, A [in, r], B [r, out], on
 /// c_attn once per q, k and v (each on its third of the columns), on attn.c_proj, mlp.c_fc,
-/// mlp.c_proj and the LM head. PEFT's LoRA on a layer adds scaling * lora_B(lora_A(x)) with
+/// mlp.c_proj and the head (the LM head, or the classifier's out_head = transformers' `score`).
+/// PEFT's LoRA on a layer adds scaling * lora_B(lora_A(x)) with
 /// lora_A.weight [r, in], lora_B.weight [out, r] (nn.Linear layout) and scaling =
 /// lora_alpha / r. So:
 /// - lora_A = A^T, lora_B = B^T, and lora_alpha = alpha * r gives PEFT's scaling = our alpha
@@ -16,7 +17,8 @@ import GPT2
 ///   block-diagonal (B_q^T in rows 0..<C, columns 0..<r, and so on), which adds exactly the three
 ///   products; `rank_pattern` / `alpha_pattern` give c_attn rank 3r and alpha alpha * 3r;
 /// - GPT-2's c_attn / c_proj / c_fc are transformers' Conv1D (weight [in, out]), hence
-///   `fan_in_fan_out: true`; the LM head is an nn.Linear, for which PEFT switches it off itself.
+///   `fan_in_fan_out: true`; the head is an nn.Linear, for which PEFT switches it off itself
+///   (it comes last among the modules, after every Conv1D has taken the setting).
 /// Keys are PEFT's saved names: `base_model.model.<module>.lora_{A,B}.weight`.
 enum PEFTAdapter {
     static let modelFile = "adapter_model.safetensors"
@@ -54,9 +56,13 @@ enum PEFTAdapter {
         [("base_model.model.\(module).lora_A.weight", [rank, inDim], a), ("base_model.model.\(module).lora_B.weight", [outDim, rank], b)]
     }
 
-    /// transformers' module path of one of our Linears.
+    /// transformers' module path of one of our Linears (the classifier's head is `score`).
     static func module(_ linear: String) -> String {
-        linear == "lm_head" ? "lm_head" : "transformer." + linear
+        switch linear {
+        case "lm_head": return "lm_head"
+        case "out_head": return "score"
+        default: return "transformer." + linear
+        }
     }
 
     /// The [columns, rows] transpose of the [rows, columns] block at `offset`.
@@ -66,12 +72,14 @@ enum PEFTAdapter {
         return out
     }
 
-    /// adapter_config.json for `lora` over the base folder `basePath`.
-    static func config(_ lora: LoRAWeights, basePath: String) -> JSONValue {
+    /// adapter_config.json for `lora` over the base folder `basePath`. A classifier's adapter
+    /// has no task type: PEFT's SEQ_CLS task would add `score` to modules_to_save, and here
+    /// `score` is adapted instead (load it with PeftModel.from_pretrained).
+    static func config(_ lora: LoRAWeights, basePath: String, classifier: Bool) -> JSONValue {
         let r = lora.settings.rank, alpha = Double(lora.settings.alpha.shortestDouble)
-        let targets = Set(lora.layout.adapters.map { $0.linear.split(separator: ".").suffix(1).joined() }).sorted()
+        let targets = Set(lora.layout.adapters.map { module($0.linear).split(separator: ".").suffix(1).joined() }).sorted()
         return [
-            "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": .string(basePath),
+            "peft_type": "LORA", "task_type": classifier ? .null : "CAUSAL_LM", "base_model_name_or_path": .string(basePath),
             "r": .int(r), "lora_alpha": .double(alpha * Double(r)), "lora_dropout": .double(0),
             "target_modules": .array(targets.map { .string($0) }), "fan_in_fan_out": true, "bias": "none",
             "rank_pattern": ["c_attn": .int(3 * r)], "alpha_pattern": ["c_attn": .double(alpha * Double(3 * r))],

@@ -79,6 +79,8 @@ enum ExportTestRuns {
         Case(name: "classifier-flexible", kind: "classifier", write: { try writeClassifierRun(to: $0, position: .flexible) }),
         Case(name: "classifier-lora-merged", kind: "classifier", merge: true,
              write: { try writeClassifierRun(to: $0, position: .last, lora: true) }),
+        Case(name: "classifier-lora-peft", kind: "classifier",
+             write: { try writeClassifierRun(to: $0, position: .flexible, lora: true) }),
     ]
 
     /// Token ids the reference and the tests run: two rows of six for the language models; for

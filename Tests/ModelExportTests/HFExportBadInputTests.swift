@@ -72,9 +72,6 @@ final class HFExportBadInputTests: XCTestCase {
         let average = root.appendingPathComponent("average")
         try ExportTestRuns.writeClassifierRun(to: average, position: .flexible, average: true)
         assertRefused(options(average), mentions: ["average_embeddings true"])
-        let lora = root.appendingPathComponent("lora")
-        try ExportTestRuns.writeClassifierRun(to: lora, position: .last, lora: true)
-        assertRefused(options(lora), mentions: ["--merge"])
     }
 
     /// A head whose rows are equal cannot absorb a bias that differs between classes.

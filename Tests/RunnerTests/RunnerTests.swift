@@ -400,6 +400,8 @@ final class RunnerTests: XCTestCase {
         }
         let merged = try Pipeline.load(url: instruct, overrides: ["export.to=hf", "export.lora=merge"], checkDisk: false)
         XCTAssertTrue(try XCTUnwrap(merged.stage(named: "export")?.command).contains("$( [ merge = merge ] && echo --merge )"))
+        let adapter = try Pipeline.load(url: chapter6, overrides: ["export.to=hf", "export.lora=adapter"], checkDisk: false)
+        XCTAssertTrue(try XCTUnwrap(adapter.stage(named: "export")?.command).contains("$( [ adapter = merge ] && echo --merge )"))
     }
 
     /// Both pipelines' `weights` stages fetch only train.model's file (weights.yaml names its

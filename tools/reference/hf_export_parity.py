@@ -14,6 +14,7 @@ For every case of <dir>/cases.json it loads <dir>/<folder> with
   lm          AutoTokenizer + GPT2LMHeadModel.from_pretrained (merged LoRA: an untied lm_head),
   lm + PEFT   GPT2LMHeadModel.from_pretrained(<folder>/base) + PeftModel.from_pretrained(base, <folder>),
   classifier  AutoModelForSequenceClassification.from_pretrained (GPT2ForSequenceClassification),
+              + PeftModel.from_pretrained over <folder>/base for the adapter,
 
 runs the case's token ids, and compares the logits with ours (<dir>/<case>-ours.f32, float32,
 written by the Swift test from our own forward pass): the largest absolute difference over the
@@ -52,13 +53,11 @@ def sha256(path):
 
 
 def load(case, folder):
-    if case["kind"] == "classifier":
-        return AutoModelForSequenceClassification.from_pretrained(folder)
+    cls = AutoModelForSequenceClassification if case["kind"] == "classifier" else GPT2LMHeadModel
     if os.path.exists(os.path.join(folder, "adapter_config.json")):
         from peft import PeftModel
-        base = GPT2LMHeadModel.from_pretrained(os.path.join(folder, "base"))
-        return PeftModel.from_pretrained(base, folder)
-    return GPT2LMHeadModel.from_pretrained(folder)
+        return PeftModel.from_pretrained(cls.from_pretrained(os.path.join(folder, "base")), folder)
+    return cls.from_pretrained(folder)
 
 
 def file_hashes(folder):
