@@ -10,25 +10,21 @@ public enum ExportTarget: String, CaseIterable, Sendable {
     case gguf
 }
 
-/// Inputs and switches of `export --to hf`.
+/// Inputs and switches of `export --to hf`: the `train` / `train instruct` output folder, the
+/// destination, the folder with encoder.json and vocab.bpe (data/raw/gpt2, written by fetch);
+/// `merge` folds a LoRA run's adapters into the weights instead of writing a PEFT adapter;
+/// `force` replaces an existing destination; `destinationText` is the destination as typed
+/// (for adapter_config.json's base_model_name_or_path).
 public struct HFExportOptions {
-    /// A `train` or `train instruct` output folder.
-    public var model: URL
-    public var destination: URL
-    /// LoRA runs: fold the adapters into the weights instead of writing a PEFT adapter.
-    public var merge = false
-    /// Replace an existing destination.
-    public var force = false
-    /// The folder with encoder.json and vocab.bpe (data/raw/gpt2, written by fetch).
-    public var vocabDirectory: URL
-    public var checkpoint = CheckpointChoice.last
-    /// How the destination is shown in adapter_config.json's base_model_name_or_path (as typed).
+    public var model, destination, vocabDirectory: URL
+    public var merge, force: Bool
+    public var checkpoint: CheckpointChoice
     public var destinationText: String?
 
-    public init(model: URL, destination: URL, vocabDirectory: URL) {
-        self.model = model
-        self.destination = destination
-        self.vocabDirectory = vocabDirectory
+    public init(model: URL, destination: URL, vocabDirectory: URL, merge: Bool = false, force: Bool = false,
+                checkpoint: CheckpointChoice = .last, destinationText: String? = nil) {
+        (self.model, self.destination, self.vocabDirectory) = (model, destination, vocabDirectory)
+        (self.merge, self.force, self.checkpoint, self.destinationText) = (merge, force, checkpoint, destinationText)
     }
 }
 

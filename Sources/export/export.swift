@@ -33,12 +33,9 @@ struct Export: ParsableCommand {
             throw PipelineError("export --to gguf is not built yet", location: "--to gguf",
                                 hint: "use --to hf for now (docs/export.md)")
         case .hf:
-            var o = HFExportOptions(model: model.url, destination: destination.url, vocabDirectory: vocab.url)
-            o.merge = merge
-            o.force = force
-            o.checkpoint = checkpoint
-            o.destinationText = destination.text
-            let manifest = try HFExport.run(o)
+            let manifest = try HFExport.run(HFExportOptions(model: model.url, destination: destination.url, vocabDirectory: vocab.url,
+                                                            merge: merge, force: force, checkpoint: checkpoint,
+                                                            destinationText: destination.text))
             let kind = manifest.stats["architecture"]?.stringValue ?? "model"
             let lora = manifest.stats["lora"]?.stringValue ?? "none"
             print("wrote \(destination) (\(kind)\(lora == "none" ? "" : ", LoRA \(lora)")): "

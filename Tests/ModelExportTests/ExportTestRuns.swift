@@ -6,6 +6,7 @@ import GPT2Weights
 import Instruct
 import ModelExport
 import TestSupport
+import XCTest
 
 /// Tiny training-run folders with seeded random weights, written with the trainers' own
 /// metadata keys, so an export of them is the same bytes every time (the reference script
@@ -125,5 +126,19 @@ enum ExportTestRuns {
         }
         let logits = head.logits(pooled: head.pool(final: final, length: T, pooled: pooled), parameters: loaded.parameters)
         return (0..<classifierTokens.count).map { b in [Array(logits[(b * 2)..<(b * 2 + 2)])] }
+    }
+}
+
+/// A test case with a fresh temporary folder `root`, skipped without the GPT-2 vocabulary files.
+class ExportTestCase: XCTestCase {
+    var root: URL!
+
+    override func setUpWithError() throws {
+        guard ExportTestRuns.vocabulary != nil else { throw XCTSkip("the shared assets (gpt2/encoder.json, vocab.bpe) are absent") }
+        root = try TestPaths.makeTempDir("hf-export")
+    }
+
+    override func tearDownWithError() throws {
+        if let root { try? FileManager.default.removeItem(at: root) }
     }
 }

@@ -9,17 +9,7 @@ import XCTest
 
 /// What `export --to hf` refuses, and how: every refusal is a PipelineError that names the
 /// file or setting, and leaves no output behind.
-final class HFExportBadInputTests: XCTestCase {
-    var root: URL!
-
-    override func setUpWithError() throws {
-        guard ExportTestRuns.vocabulary != nil else { throw XCTSkip("the shared assets (gpt2/encoder.json, vocab.bpe) are absent") }
-        root = try TestPaths.makeTempDir("hf-export-bad")
-    }
-
-    override func tearDownWithError() throws {
-        if let root { try? FileManager.default.removeItem(at: root) }
-    }
+final class HFExportBadInputTests: ExportTestCase {
 
     func options(_ run: URL, _ dest: String = "out") -> HFExportOptions {
         HFExportOptions(model: run, destination: root.appendingPathComponent(dest), vocabDirectory: ExportTestRuns.vocabulary!)

@@ -8,17 +8,7 @@ import XCTest
 
 /// `export --to hf` against transformers / PEFT (Tests/Fixtures/hf-export/expected.json, from
 /// tools/reference/hf_export_parity.py), the round trip through our own loaders, and bad input.
-final class HFExportTests: XCTestCase {
-    var root: URL!
-
-    override func setUpWithError() throws {
-        guard ExportTestRuns.vocabulary != nil else { throw XCTSkip("the shared assets (gpt2/encoder.json, vocab.bpe) are absent") }
-        root = try TestPaths.makeTempDir("hf-export")
-    }
-
-    override func tearDownWithError() throws {
-        if let root { try? FileManager.default.removeItem(at: root) }
-    }
+final class HFExportTests: ExportTestCase {
 
     struct Fixture: Decodable {
         struct Case: Decodable {
