@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "pipeline", targets: ["pipeline"]),
         .executable(name: "train", targets: ["train"]),
         .executable(name: "evaluate", targets: ["evaluate"]),
+        .executable(name: "export", targets: ["export"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -65,6 +66,12 @@ let package = Package(
         .executableTarget(name: "bench-tokenizer", dependencies: ["GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // GPT-2 core benchmark (tools/bench/run_gpt2.sh runs it beside PyTorch).
         .executableTarget(name: "bench-gpt2", dependencies: ["ArtifactKit", "GPT2", "Quantization", "GPT2Weights", "Classification"]),
+
+        // Export (issue 13): a training run's model for other tools; `export` is its command.
+        // ModelExport reads train output folders (TrainOutput), also for other consumers.
+        .target(name: "ModelExport", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer"]),
+        .executableTarget(name: "export", dependencies: ["ModelExport", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "ModelExportTests", dependencies: ["ModelExport", "Classification", "Instruct", "GPT2", "GPT2Weights", "ArtifactKit", "TestSupport"]),
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
