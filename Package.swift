@@ -40,7 +40,7 @@ let package = Package(
         // The math of GPT-2 on OpenBLAS; hot loops stay inside this module.
         .target(name: "GPT2", dependencies: ["ArtifactKit", "COpenBLAS", "CMalloc", "Quantization"]),
         // Weights in and out: safetensors, OpenAI's TF checkpoint, checkpoints, random init.
-        .target(name: "GPT2Weights", dependencies: ["ArtifactKit", "GPT2"]),
+        .target(name: "GPT2Weights", dependencies: ["ArtifactKit", "GPT2", "Quantization"]),
         // Quantized frozen weights (QLoRA): NF4 and int8 formats, their artifact, and the C kernels
         // that read packed codes (AVX2+FMA chosen at run time, scalar otherwise).
         .target(name: "CQuantKernels"),

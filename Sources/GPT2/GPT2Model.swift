@@ -54,6 +54,15 @@ public final class GPT2Model {
         params.withUnsafeBufferPointer { self.params.base.update(from: $0.baseAddress!, count: $0.count) }
     }
 
+    /// A model whose parameter buffer is calloc'ed and not yet filled (see
+    /// `init(layout:quantized:remainder:)`).
+    init(layout: ParameterLayout, unfilled: Void) throws {
+        try layout.config.validate()
+        _ = AllocatorTuning.applied
+        self.layout = layout
+        self.params = FloatBuffer(count: layout.totalCount, zeroed: true)
+    }
+
     /// A copy of the parameters (layout order).
     public var parameters: [Float] { params.array }
 

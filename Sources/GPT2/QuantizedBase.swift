@@ -70,3 +70,38 @@ extension GPT2Model {
         }
     }
 }
+
+extension GPT2Model {
+    /// A model whose quantized tensors come from `quantized` and every other tensor from
+    /// `remainder`, without ever holding the quantized tensors in float32: the parameter buffer
+    /// is zero-filled by the system (calloc), and the pages of the quantized tensors' slots are
+    /// never written, so they never become resident.
+    public convenience init(layout: ParameterLayout, quantized: QuantizedTensors, remainder: [String: [Float]]) throws {
+        try self.init(layout: layout, unfilled: ())
+        for t in layout.tensors where quantized[t.name] == nil {
+            guard let values = remainder[t.name], values.count == t.count else {
+                throw PipelineError("the quantized base lacks tensor \(t.name) (\(t.count) floats) of \(config.name)")
+            }
+            values.withUnsafeBufferPointer { (params.base + t.offset).update(from: $0.baseAddress!, count: t.count) }
+        }
+        try attachQuantizedBase(quantized)
+    }
+
+    /// All parameters in layout order, the quantized tensors as their dequantized values (in the
+    /// model's own layout): the float32 model the quantized one computes, e.g. for a checkpoint.
+    public func parametersWithDequantizedBase() -> [Float] {
+        var values = parameters
+        guard let q = quantizedBase else { return values }
+        for (name, linear) in q.linears {
+            let s = layout.spec(named: name)!
+            var rowsOut = [Float](repeating: 0, count: linear.rows * linear.cols)
+            linear.dequantize(rows: 0..<linear.rows, into: &rowsOut)
+            if name == quantizedEmbeddingName {
+                values.replaceSubrange(s.offset..<s.offset + s.count, with: rowsOut)
+                continue
+            }
+            for o in 0..<linear.rows { for i in 0..<linear.cols { values[s.offset + i * linear.rows + o] = rowsOut[o * linear.cols + i] } }
+        }
+        return values
+    }
+}

@@ -12,10 +12,13 @@ public final class QuantizedLinear: @unchecked Sendable {
     let int8Codes: [Int8]
     let scales: [Float]
     let block: Int
+    /// The matrix as stored (compressed scales included), for writing it back to a file.
+    public let matrix: QuantizedMatrix
 
     /// `blockScales` replaces the NF4 scales stored in `m` (exact float32 absmax values, e.g.
     /// before double quantization).
     public init(_ m: QuantizedMatrix, blockScales: [Float]? = nil) {
+        matrix = m
         rows = m.rows
         cols = m.cols
         type = m.type
