@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "TrainingKit", dependencies: ["ArtifactKit"]),
         // Chapter 6 and chapter 7, each from its raw file to its evaluation.
         .target(name: "Classification", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit"]),
-        .target(name: "Instruct", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient"]),
+        .target(name: "Instruct", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient", "Quantization"]),
         // The runner knows stages, files and hashes, nothing of GPT-2.
         .target(name: "PipelineRunner", dependencies: ["ArtifactKit", "Yams"]),
 
@@ -60,8 +60,8 @@ let package = Package(
         .executableTarget(name: "fetch", dependencies: ["Fetcher", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "prepare", dependencies: ["Classification", "Instruct", "GPT2Tokenizer", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", "ToolSupport", "Classification", "Instruct", "GPT2Weights", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "train", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Weights", "TrainingKit", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "evaluate", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Tokenizer", "TrainingKit", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "train", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Weights", "TrainingKit", "ToolSupport", "Quantization", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "evaluate", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Tokenizer", "TrainingKit", "ToolSupport", "Quantization", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmark of the tokenizer against tiktoken (run by tools/bench/tokenizer.sh).
         .executableTarget(name: "bench-tokenizer", dependencies: ["GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // GPT-2 core benchmark (tools/bench/run_gpt2.sh runs it beside PyTorch).

@@ -74,3 +74,10 @@ public struct QuantizedMatrix: Sendable {
         }
     }
 }
+
+/// A run's choice for its frozen base: float32 (`none`) or quantized (QLoRA).
+public enum BaseQuantization: String, CaseIterable, Codable, Sendable {
+    case none, nf4, int8
+
+    public var type: QuantizationType? { QuantizationType(rawValue: rawValue) }
+}
