@@ -59,7 +59,7 @@ let package = Package(
         // Thin command-line tools.
         .executableTarget(name: "fetch", dependencies: ["Fetcher", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "prepare", dependencies: ["Classification", "Instruct", "GPT2Tokenizer", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", "ToolSupport", "Classification", "Instruct", "GPT2Weights", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", "ToolSupport", "Classification", "Instruct", "GPT2Weights", "Quantization", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "train", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Weights", "TrainingKit", "ToolSupport", "Quantization", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "evaluate", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Tokenizer", "TrainingKit", "ToolSupport", "Quantization", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmark of the tokenizer against tiktoken (run by tools/bench/tokenizer.sh).
