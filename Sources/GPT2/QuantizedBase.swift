@@ -87,21 +87,20 @@ extension GPT2Model {
         try attachQuantizedBase(quantized)
     }
 
-    /// All parameters in layout order, the quantized tensors as their dequantized values (in the
-    /// model's own layout): the float32 model the quantized one computes, e.g. for a checkpoint.
-    public func parametersWithDequantizedBase() -> [Float] {
-        var values = parameters
-        guard let q = quantizedBase else { return values }
-        for (name, linear) in q.linears {
-            let s = layout.spec(named: name)!
-            var rowsOut = [Float](repeating: 0, count: linear.rows * linear.cols)
-            linear.dequantize(rows: 0..<linear.rows, into: &rowsOut)
-            if name == quantizedEmbeddingName {
-                values.replaceSubrange(s.offset..<s.offset + s.count, with: rowsOut)
-                continue
-            }
-            for o in 0..<linear.rows { for i in 0..<linear.cols { values[s.offset + i * linear.rows + o] = rowsOut[o * linear.cols + i] } }
-        }
+    /// One tensor in the model's own layout; a quantized one as its dequantized values, so a
+    /// checkpoint written from these holds the float32 model the quantized one computes.
+    public func tensorWithDequantizedBase(_ s: TensorSpec) -> [Float] {
+        guard let linear = quantizedBase?[s.name] else { return Array(UnsafeBufferPointer(start: params.base + s.offset, count: s.count)) }
+        var rowsOut = [Float](repeating: 0, count: linear.rows * linear.cols)
+        linear.dequantize(rows: 0..<linear.rows, into: &rowsOut)
+        if s.name == quantizedEmbeddingName { return rowsOut }
+        var values = [Float](repeating: 0, count: s.count)
+        for o in 0..<linear.rows { for i in 0..<linear.cols { values[i * linear.rows + o] = rowsOut[o * linear.cols + i] } }
         return values
+    }
+
+    /// All parameters in layout order, quantized tensors dequantized (`tensorWithDequantizedBase`).
+    public func parametersWithDequantizedBase() -> [Float] {
+        layout.tensors.flatMap { tensorWithDequantizedBase($0) }
     }
 }

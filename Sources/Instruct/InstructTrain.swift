@@ -169,7 +169,7 @@ public enum InstructTrainStage {
             allowedMaxLengthKey: String(inputs.cut),
             "train_shard_sha256": inputs.hashes[0], "validation_shard_sha256": inputs.hashes[1],
         ]) { _, ours in ours }.merging(s.quantizeBase == .none ? [:] : [quantizedBaseKey: s.quantizeBase.rawValue]) { a, _ in a }
-        try GPT2Weights.saveCheckpoint(params: model.parametersWithDequantizedBase(), layout: model.layout, metadata: meta, to: url,
+        try GPT2Weights.saveCheckpoint(tensor: model.tensorWithDequantizedBase, layout: model.layout, metadata: meta, to: url,
                                        lora: model.loraAdapters?.weights)
     }
 
