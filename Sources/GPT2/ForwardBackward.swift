@@ -108,20 +108,10 @@ final class Pass {
     /// Token + position embeddings of `tokens` into residual[0] (no dropout).
     func embed() {
         let x0 = ws.residual[0].base
-        let wte = param("wte.weight"), wpe = param("wpe.weight"), quantized = model.quantizedBase?["wte.weight"]
-        let (C, T) = (self.C, self.T)
+        let (C, T, model) = (self.C, self.T, self.model)
         tokens.withUnsafeBufferPointer { tk in
             parallelRows(N, grain: 32) { r in
-                for i in r {
-                    let p = wpe + (i % T) * C, o = x0 + i * C
-                    if let quantized {
-                        quantized.dequantize(rows: Int(tk[i])..<Int(tk[i]) + 1, into: o)
-                        for j in 0..<C { o[j] += p[j] }
-                    } else {
-                        let e = wte + Int(tk[i]) * C
-                        for j in 0..<C { o[j] = e[j] + p[j] }
-                    }
-                }
+                for i in r { model.embed(token: tk[i], position: i % T, into: x0 + i * C) }
             }
         }
     }

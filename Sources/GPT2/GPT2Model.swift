@@ -63,6 +63,20 @@ public final class GPT2Model {
         self.params = FloatBuffer(count: layout.totalCount, zeroed: true)
     }
 
+    /// o[0..<C] = wte[token] + wpe[position] (the token row dequantized when the embedding is
+    /// held quantized).
+    func embed(token: Int32, position: Int, into o: UnsafeMutablePointer<Float>) {
+        let C = config.embDim
+        let p = params.base + layout.spec(named: "wpe.weight")!.offset + position * C
+        if let q = quantizedBase?["wte.weight"] {
+            q.dequantize(rows: Int(token)..<Int(token) + 1, into: o)
+            for j in 0..<C { o[j] += p[j] }
+        } else {
+            let e = params.base + layout.spec(named: "wte.weight")!.offset + Int(token) * C
+            for j in 0..<C { o[j] = e[j] + p[j] }
+        }
+    }
+
     /// A copy of the parameters (layout order).
     public var parameters: [Float] { params.array }
 
