@@ -75,7 +75,9 @@ final class Pass {
         guard let G, let trainable, trainable.contains(name), let s = model.layout.spec(named: name) else { return nil }
         return G + s.offset
     }
-    func storesBlock(_ l: Int) -> Bool { trainable != nil && lowest <= l + 1 }
+    /// Whether block l keeps its activations for the backward pass; with the model's
+    /// `recomputesActivations` none does: the backward pass recomputes each block from its input.
+    func storesBlock(_ l: Int) -> Bool { trainable != nil && lowest <= l + 1 && !model.recomputesActivations }
 
     /// LoRA: adds alpha * (x A) B of the adapters of Linear `linear` (if any) to its output.
     func adapt(_ linear: String, _ x: UnsafePointer<Float>, rows: Int, width: Int, out: UnsafeMutablePointer<Float>) {
@@ -309,7 +311,8 @@ final class Pass {
 
     /// Backward of `blockForward`: d(block output) in dResid on entry, d(block input) on exit (with `needDX`).
     func blockBackward(_ l: Int, needDX: Bool) {
-        let a = ws.stored[l]!
+        if model.recomputesActivations { blockForward(l) }   // into the scratch activations, from residual[l]
+        let a = model.recomputesActivations ? ws.blockActivations(l, store: false, C: C) : ws.stored[l]!
         let cap = ws.rowCapacity
         let dResid = ws.dResid!.base
         let dTmpC = ws.buffer(&ws.dTmpC, cap * C).base, dTmpC2 = ws.buffer(&ws.dTmpC2, cap * C).base

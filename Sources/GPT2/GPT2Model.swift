@@ -38,6 +38,15 @@ public final class GPT2Model {
     var lora: LoRAAdapters?
     /// Frozen Linear weights held quantized (QLoRA), see QuantizedBase.swift.
     var quantizedBase: QuantizedTensors?
+    /// Activation (gradient) checkpointing: the forward pass of `forwardBackward` keeps only each
+    /// block's input (the residual stream, N x C floats per block) and the backward pass runs each
+    /// block's forward again before its backward. Activation memory drops from about
+    /// L x (15 C + H T) floats per token to L x C + (15 C + H T), for one more forward pass of
+    /// the blocks; the results are identical (the recomputation is the same arithmetic). Needs
+    /// drop_rate 0 (recomputed dropout masks would differ).
+    public var recomputesActivations = false {
+        didSet { if recomputesActivations { precondition(config.dropRate == 0, "activation recomputation needs drop_rate 0") } }
+    }
 
     /// Builds a model over `params` (`layout.totalCount` floats in layout order).
     public init(layout: ParameterLayout, params: [Float]) throws {
