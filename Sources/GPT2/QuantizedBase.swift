@@ -22,26 +22,36 @@ public let quantizedEmbeddingName = "wte.weight"
 extension GPT2Model {
     /// Quantizes the model's own Linear weights (`quantizableLinearNames`) as `type` and, for the
     /// language model, the tied embedding as int8 (`quantizedEmbeddingName`); attaches them.
-    public func quantizeBase(_ type: QuantizationType) throws -> QuantizedTensors {
+    /// `measure` sees each quantized matrix with its float32 values in the matrix's [out, in]
+    /// layout (before they are released), e.g. to record the quantization error.
+    @discardableResult
+    public func quantizeBase(_ type: QuantizationType,
+                             measure: ((String, QuantizedMatrix, UnsafeBufferPointer<Float>) -> Void)? = nil) throws -> QuantizedTensors {
         var linears: [String: QuantizedLinear] = [:]
-        for name in quantizableLinearNames(config) {
-            let s = layout.spec(named: name)!
-            let m = try QuantizedMatrix.quantize(conv1D: UnsafeBufferPointer(start: params.base + s.offset, count: s.count),
-                                                 inDim: s.shape[0], outDim: s.shape[1], as: type, name: name)
-            linears[name] = QuantizedLinear(m)
-        }
-        if layout.head == .languageModel {
-            let s = layout.spec(named: quantizedEmbeddingName)!
-            let buffer = UnsafeBufferPointer(start: params.base + s.offset, count: s.count)
-            if let bad = buffer.firstIndex(where: { !$0.isFinite }) {
-                throw PipelineError("cannot quantize wte.weight: element \(bad) is \(buffer[bad])")
+        for s in layout.tensors {
+            let values = UnsafeBufferPointer(start: params.base + s.offset, count: s.count)
+            if s.name == quantizedEmbeddingName && layout.head == .languageModel {
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    throw PipelineError("cannot quantize wte.weight: element \(bad) is \(values[bad])")
+                }
+                let m = QuantizedMatrix.quantize(linear: values, rows: s.shape[0], cols: s.shape[1], as: .int8)
+                measure?(s.name, m, values)
+                linears[s.name] = QuantizedLinear(m)
+            } else if quantizableLinearNames.contains(s.name) {
+                let m = try QuantizedMatrix.quantize(conv1D: values, inDim: s.shape[0], outDim: s.shape[1], as: type, name: s.name)
+                if let measure {
+                    let transposed = (0..<s.count).map { k in values[(k % s.shape[0]) * s.shape[1] + k / s.shape[0]] }
+                    transposed.withUnsafeBufferPointer { measure(s.name, m, $0) }
+                }
+                linears[s.name] = QuantizedLinear(m)
             }
-            linears[quantizedEmbeddingName] = QuantizedLinear(QuantizedMatrix.quantize(linear: buffer, rows: s.shape[0], cols: s.shape[1], as: .int8))
         }
         let q = QuantizedTensors(type: type, linears: linears)
         try attachQuantizedBase(q)
         return q
     }
+
+    private var quantizableLinearNames: Set<String> { Set(GPT2.quantizableLinearNames(config)) }
 
     /// From now on every pass reads these weights quantized. The float32 copies in the parameter
     /// buffer are released to the system (their whole pages; they read as zero afterwards), so the

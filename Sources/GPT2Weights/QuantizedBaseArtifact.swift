@@ -11,19 +11,13 @@ public enum QuantizedBaseArtifact {
     /// Quantizes `model`'s float32 base (`GPT2Model.quantizeBase`), writes it to `url` with each
     /// tensor's error, and leaves the model running on the quantized weights.
     public static func write(model: GPT2Model, baseIdentity: String, type: QuantizationType, to url: URL) throws {
-        let original = model.parameters
-        let quantized = try model.quantizeBase(type)
-        var entries: [QuantizedBaseFile.Entry] = []
-        for t in model.layout.tensors {
-            let values = Array(original[t.offset..<t.offset + t.count])
-            guard let q = quantized[t.name] else {
-                entries.append(.init(name: t.name, shape: t.shape, payload: .float32(values)))
-                continue
-            }
-            let matrix = q.matrix
-            let linearOrder = t.name == quantizedEmbeddingName ? values : transposed(values, rows: t.shape[0], cols: t.shape[1])
-            let error = linearOrder.withUnsafeBufferPointer { QuantizationErrorStats(matrix, original: $0) }
-            entries.append(.init(name: t.name, shape: [matrix.rows, matrix.cols], payload: .quantized(matrix), error: error))
+        var errors: [String: QuantizationErrorStats] = [:]
+        let quantized = try model.quantizeBase(type) { name, matrix, original in
+            errors[name] = QuantizationErrorStats(matrix, original: original)
+        }
+        let entries: [QuantizedBaseFile.Entry] = model.layout.tensors.map { t in
+            guard let q = quantized[t.name] else { return .init(name: t.name, shape: t.shape, payload: .float32(model.tensor(t.name)!)) }
+            return .init(name: t.name, shape: [q.rows, q.cols], payload: .quantized(q.matrix), error: errors[t.name])
         }
         try QuantizedBaseFile.write(config: configJSON(model.layout), base: baseIdentity, type: type, entries: entries, to: url)
     }
@@ -56,11 +50,5 @@ public enum QuantizedBaseArtifact {
     /// The layout's config and head as one JSON string (what the file is checked against).
     static func configJSON(_ layout: ParameterLayout) -> String {
         "{\"config\":\(encodeJSON(layout.config)),\"head\":\(encodeJSON(layout.head))}"
-    }
-
-    static func transposed(_ v: [Float], rows: Int, cols: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: v.count)
-        for r in 0..<rows { for c in 0..<cols { out[c * rows + r] = v[r * cols + c] } }
-        return out
     }
 }
