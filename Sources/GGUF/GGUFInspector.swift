@@ -39,7 +39,8 @@ public struct GGUFInspector: ArtifactInspector {
     static func describe(_ value: GGUFValue, rows: Int) -> String {
         switch value {
         case .string(let s):
-            let flat = s.replacingOccurrences(of: "\n", with: "\\n")
+            let flat = s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                .replacingOccurrences(of: "\n", with: "\\n")
             return "\"" + (flat.count > 80 ? String(flat.prefix(77)) + "..." : flat) + "\""
         case .float32(let x): return "\(x)"
         case .float64(let x): return "\(x)"
