@@ -52,7 +52,7 @@ public enum GGUFExport {
             throw PipelineError("the model's vocabulary has \(layout.config.vocabSize) tokens but encoder.json has \(vocabulary.tokens.count)",
                                 location: source, hint: "GGUF needs one token string per embedding row: use GPT-2's 50,257-token vocabulary")
         }
-        let merged: (params: [Float], head: [Float]?) = try lora?.mergedUntyingHead(into: params, layout: layout) ?? (params, nil)
+        let merged = try mergeLoRA(lora, into: params, layout: layout)
         try checkValues(layout: layout, params: merged.params, head: merged.head, type: type, source: source)
         let title = name ?? destination.deletingPathExtension().lastPathComponent
         let writer = GPT2GGUF.writer(layout: layout, params: merged.params, untiedHead: merged.head, type: type,
@@ -63,6 +63,16 @@ public enum GGUFExport {
         return GGUFExportSummary(url: destination, type: type, bytes: TextFormat.fileSize(destination),
                                  sha256: try FileHash.sha256(of: destination), tensorCount: writer.tensors.count,
                                  tensorsByType: byType, mergedLoRA: lora?.settings, untiedHead: merged.head != nil)
+    }
+
+    /// The weights with the adapters folded in (W + alpha A B, our convention: GPT2/LoRA.swift),
+    /// and the output matrix [V, C] = wte + alpha (A B)^T when the tied head's adapter changes
+    /// it (nil: the head stays tied to wte and llama.cpp reuses token_embd).
+    static func mergeLoRA(_ lora: LoRAWeights?, into params: [Float], layout: ParameterLayout) throws -> (params: [Float], head: [Float]?) {
+        guard let lora else { return (params, nil) }
+        let merged = try lora.merged(into: params, layout: layout, skippingTiedHead: true)
+        guard let delta = lora.tiedHeadDelta(), let wte = layout.spec(named: "wte.weight") else { return (merged, nil) }
+        return (merged, zip(params[wte.range], delta).map { $0 + $1 })
     }
 
     static func refuseClassifier(_ layout: ParameterLayout, source: String) throws {
