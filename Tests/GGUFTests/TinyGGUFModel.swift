@@ -109,3 +109,54 @@ final class GGUFParityInputs: XCTestCase {
         try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]).write(to: dir.appendingPathComponent("prompts.json"))
     }
 }
+
+/// With GGUF_PARITY_RUN naming a folder that holds a `train instruct` checkpoint
+/// (model.safetensors) and the `evaluate instruct` output beside it
+/// (instruction-data-with-response.json, and its manifest as evaluate-manifest.json): exports the
+/// checkpoint in every type and writes run.json with the first entries' prompts and our greedy
+/// continuation as `evaluate instruct` generates it (64 tokens, stopping at <|endoftext|>),
+/// after checking that its first `max_new_tokens` (the evaluation's) decode to exactly the
+/// evaluation's responses.
+final class GGUFRunParityInputs: XCTestCase {
+    struct Entry: Decodable {
+        var instruction: String
+        var input: String
+        var output: String
+        var model_response: String
+    }
+
+    func testWriteRunParityInputs() throws {
+        guard let folder = ProcessInfo.processInfo.environment["GGUF_PARITY_RUN"] else {
+            throw XCTSkip("set GGUF_PARITY_RUN to a folder with a train instruct checkpoint (tools/reference/gguf_parity.py)")
+        }
+        let dir = URL(fileURLWithPath: folder)
+        let checkpoint = try loadCheckpointWithLoRA(from: dir.appendingPathComponent("model.safetensors"))
+        let style = try XCTUnwrap(PromptStyle(rawValue: checkpoint.metadata["prompt_style"] ?? "alpaca"))
+        let entries = try JSONDecoder().decode([Entry].self, from: Data(contentsOf: dir.appendingPathComponent("instruction-data-with-response.json")))
+            .prefix(5)
+        let tokenizer = try TinyGGUFModel.tokenizer()
+        let vocabulary = try TinyGGUFModel.vocabulary()
+        for type in GGUFType.allCases {
+            let url = dir.appendingPathComponent("run-\(type.rawValue).gguf")
+            try GGUFExport.write(layout: checkpoint.layout, params: checkpoint.params, lora: checkpoint.lora, source: folder,
+                                 vocabulary: vocabulary, type: type, name: "instruct-run", to: url, force: true)
+        }
+        let prompts = entries.map { formatPrompt(InstructionEntry(instruction: $0.instruction, input: $0.input, output: $0.output), style: style) }
+        let ids = prompts.map { tokenizer.encodeOrdinary($0).map(Int32.init) }
+        let model = try GPT2Model(layout: checkpoint.layout, params: checkpoint.params)
+        if let lora = checkpoint.lora { try model.attachLoRA(lora) }
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("evaluate-manifest.json"))) as? [String: Any]
+        let evaluated = try XCTUnwrap((manifest?["params"] as? [String: Any])?["max_new_tokens"] as? Int)
+        let maxNew = 64
+        let generated = try model.generate(prompts: ids, options: GenerationOptions(maxNewTokens: maxNew, eosId: Int32(GPT2BPETokenizer.endOfTextID)))
+        let responses = try generated.indices.map { i in
+            extractResponse(generatedText: try tokenizer.decode((ids[i] + generated[i].prefix(evaluated)).map(Int.init)), promptText: prompts[i],
+                            marker: style.responseMarker, end: style.responseEnd)
+        }
+        XCTAssertEqual(responses, entries.map(\.model_response), "our regeneration differs from evaluate instruct's responses")
+        let record: [String: Any] = ["prompts": prompts, "prompt_ids": ids.map { $0.map(Int.init) }, "max_new_tokens": maxNew,
+                                     "eos": GPT2BPETokenizer.endOfTextID, "ours": generated.map { $0.map(Int.init) },
+                                     "responses_equal_evaluate": responses == entries.map(\.model_response)]
+        try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]).write(to: dir.appendingPathComponent("run.json"))
+    }
+}

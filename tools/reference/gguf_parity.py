@@ -11,6 +11,16 @@ Run (from the repository root; ~2 minutes on 2 cores):
         --disable-swift-testing --skip-build --filter GGUFParityInputs
     /tmp/venv-gguf/bin/python tools/reference/gguf_parity.py /tmp/gguf-parity
 
+A real run (gpt2-small trained by `train instruct`, evaluated by `evaluate instruct`):
+    mkdir -p /tmp/gguf-run && cp data/instruct-train/model.safetensors /tmp/gguf-run/
+    cp data/instruct-eval/instruction-data-with-response.json /tmp/gguf-run/
+    cp data/instruct-eval/manifest.json /tmp/gguf-run/evaluate-manifest.json
+    GGUF_PARITY_RUN=/tmp/gguf-run swift test -c release -Xswiftc -enable-testing \
+        --disable-swift-testing --skip-build --filter GGUFRunParityInputs
+    /tmp/venv-gguf/bin/python tools/reference/gguf_parity.py --run /tmp/gguf-run
+which writes Tests/Fixtures/gguf/instruct-run.json (a record of the measurement; the Swift
+test above checks that our regeneration reproduces the evaluation's responses).
+
 The first step (a Swift test that only runs when GGUF_PARITY_OUT is set) writes the tiny random
 checkpoints (plain and LoRA), our GGUF files of every type, and prompts.json with the prompts,
 their token ids from our tokenizer, and our own greedy continuations (KV-cached generation).
@@ -64,7 +74,9 @@ def merged(tensors, meta):
     for name in [k[:-7] for k in tensors if k.endswith(".lora_A")]:
         delta = alpha * (tensors[name + ".lora_A"] @ tensors[name + ".lora_B"])  # [in, out]
         if name == "lm_head":
-            head = out["wte.weight"] + delta.T
+            # An adapter whose B is still zero leaves the head tied (no output.weight).
+            if np.any(tensors[name + ".lora_B"] != 0):
+                head = out["wte.weight"] + delta.T
             continue
         part = name.rsplit(".", 1)[-1]
         if part in ("q", "k", "v"):
@@ -105,13 +117,13 @@ def vocabulary():
     return tokens, types, merges
 
 
-def write_with_gguf_py(checkpoint, type_name, path, vocab):
+def write_with_gguf_py(checkpoint, type_name, path, vocab, name="gguf-tiny"):
     """The file our exporter should produce, written by gguf-py's GGUFWriter."""
     tensors, meta = read_safetensors(checkpoint)
     cfg = json.loads(meta["config"])
     t, head = merged(tensors, meta)
     w = gguf.GGUFWriter(path, "gpt2")  # general.architecture first
-    w.add_name("gguf-tiny")
+    w.add_name(name)
     w.add_file_type(TYPES[type_name][0])
     w.add_quantization_version(2)
     w.add_uint32("general.alignment", 32)
@@ -174,14 +186,14 @@ def value_difference(ours, theirs):
     return worst
 
 
-def llama_greedy(path, prompt_ids, prompts, steps, f32_cache):
+def llama_greedy(path, prompt_ids, prompts, steps, f32_cache, eos=None, n_ctx=128):
     """llama.cpp's greedy continuation of every prompt (argmax of its logits, so no sampler
     settings are involved) and its tokenization of the prompt texts. `f32_cache`: keep the
     attention's key/value cache in F32 (ggml type 0) instead of llama.cpp's default F16, which
     rounds K and V to half precision (~1e-3 relative) and on its own can flip near-ties."""
     from llama_cpp import Llama
     cache = {"type_k": 0, "type_v": 0} if f32_cache else {}
-    llm = Llama(model_path=path, n_ctx=128, n_batch=128, n_threads=2, logits_all=True, verbose=False, **cache)
+    llm = Llama(model_path=path, n_ctx=n_ctx, n_batch=n_ctx, n_threads=2, logits_all=True, verbose=False, **cache)
     tokenized = [llm.tokenize(p.encode("utf-8"), add_bos=False, special=False) for p in prompts]
     outs = []
     for ids in prompt_ids:
@@ -190,6 +202,8 @@ def llama_greedy(path, prompt_ids, prompts, steps, f32_cache):
         out = []
         for _ in range(steps):
             tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            if tok == eos:
+                break
             out.append(tok)
             llm.eval([tok])
         outs.append(out)
@@ -221,7 +235,36 @@ def q8_0_blocks():
             "f16_bits": [[int(v) for v in r] for r in halves]}
 
 
+def run_parity(folder, vocab):
+    """A real `train instruct` checkpoint (gpt2-small): gguf-py's bytes and llama.cpp's greedy
+    responses (64 tokens, stopping at <|endoftext|> like `evaluate instruct`) against ours."""
+    with open(os.path.join(folder, "run.json")) as f:
+        inputs = json.load(f)
+    report = {"files": {}, "prompts": inputs["prompts"], "ours": inputs["ours"],
+              "our_responses_equal_evaluate_instruct": inputs["responses_equal_evaluate"]}
+    for type_name in TYPES:
+        name = f"run-{type_name}.gguf"
+        ours = os.path.join(folder, name)
+        theirs = os.path.join(folder, "gguf-py-" + name)
+        write_with_gguf_py(os.path.join(folder, "model.safetensors"), type_name, theirs, vocab, name="instruct-run")
+        entry = {"sha256": sha256(ours), "bytes": compare_bytes(ours, theirs)}
+        os.remove(theirs)
+        for key, f32_cache in (("", True), ("_f16_cache", False)):
+            greedy, tokenized = llama_greedy(ours, inputs["prompt_ids"], inputs["prompts"], inputs["max_new_tokens"],
+                                             f32_cache, eos=inputs["eos"], n_ctx=256)
+            entry["llama_cpp_greedy" + key] = greedy
+            entry["agreement_with_ours_f32" + key] = agreement(inputs["ours"], greedy)
+        entry["llama_cpp_tokenization_equal"] = tokenized == inputs["prompt_ids"]
+        report["files"][name] = entry
+        print(name, json.dumps({k: v for k, v in entry.items() if not k.startswith("llama_cpp_greedy")}))
+    with open(os.path.join(FIXTURES, "instruct-run.json"), "w") as f:
+        json.dump(report, f, indent=1, sort_keys=True)
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--run":
+        run_parity(sys.argv[2], vocabulary())
+        return
     folder = sys.argv[1] if len(sys.argv) > 1 else "/tmp/gguf-parity"
     with open(os.path.join(folder, "prompts.json")) as f:
         inputs = json.load(f)
