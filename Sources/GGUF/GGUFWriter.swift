@@ -2,27 +2,47 @@ import ArtifactKit
 import Foundation
 
 /// A tensor to write: its name, its dims in ggml order (ne[0], the contiguous one, first), its
-/// type and its encoded bytes (see `TensorEncoding`).
-public struct GGUFTensor: Sendable {
+/// type, and how to make its encoded bytes (see `TensorEncoding`). The bytes are made when the
+/// file is written, one tensor at a time, so a large model is never held twice in encoded form.
+public struct GGUFTensor {
     public var name: String
     public var dims: [Int]
     public var type: GGMLType
-    public var data: Data
+    private let encode: () -> Data
 
+    /// Ready bytes (their count must be `type.byteCount(elements:)` of the dims).
     public init(name: String, dims: [Int], type: GGMLType, data: Data) {
+        self.init(name: name, dims: dims, type: type, encode: { data })
+        precondition(data.count == byteCount, "\(name): \(data.count) bytes for \(type) \(dims)")
+    }
+
+    /// `values()` (row-major over dims reversed, i.e. rows of dims[0] values) encoded as `type`
+    /// when the file is written.
+    public init(name: String, dims: [Int], type: GGMLType, values: @escaping () -> [Float]) {
+        let count = dims.reduce(1, *)
+        self.init(name: name, dims: dims, type: type, encode: {
+            let v = values()
+            precondition(v.count == count, "\(name): \(v.count) values for dims \(dims)")
+            return TensorEncoding.encode(v, as: type)
+        })
+    }
+
+    /// `values` encoded as `type`.
+    public init(name: String, dims: [Int], type: GGMLType, values: [Float]) {
+        self.init(name: name, dims: dims, type: type, values: { values })
+    }
+
+    private init(name: String, dims: [Int], type: GGMLType, encode: @escaping () -> Data) {
         self.name = name
         self.dims = dims
         self.type = type
-        self.data = data
-    }
-
-    /// `values` (row-major over dims reversed, i.e. rows of dims[0] values) encoded as `type`.
-    public init(name: String, dims: [Int], type: GGMLType, values: [Float]) {
-        precondition(values.count == dims.reduce(1, *), "\(name): \(values.count) values for dims \(dims)")
-        self.init(name: name, dims: dims, type: type, data: TensorEncoding.encode(values, as: type))
+        self.encode = encode
     }
 
     public var elementCount: Int { dims.reduce(1, *) }
+    public var byteCount: Int { type.byteCount(elements: elementCount) }
+    /// The encoded bytes (computed on each call).
+    public var data: Data { encode() }
 }
 
 /// Writes a GGUF v3 file: metadata pairs in the order given, then the tensors in the order given.
@@ -65,7 +85,7 @@ public struct GGUFWriter {
             for d in t.dims { w.u64(UInt64(d)) }
             w.u32(t.type.rawValue)
             w.u64(UInt64(offset))
-            offset += GGUFFormat.padded(t.data.count, to: alignment)
+            offset += GGUFFormat.padded(t.byteCount, to: alignment)
         }
         var data = w.data
         data.append(Data(count: GGUFFormat.padded(data.count, to: alignment) - data.count))
@@ -74,13 +94,13 @@ public struct GGUFWriter {
 
     /// Size of the whole file.
     public var byteCount: Int {
-        headerBytes().count + tensors.reduce(0) { $0 + GGUFFormat.padded($1.data.count, to: alignment) }
+        headerBytes().count + tensors.reduce(0) { $0 + GGUFFormat.padded($1.byteCount, to: alignment) }
     }
 
     /// Writes the file atomically (a temporary file renamed into place; nothing is left on error).
     public func write(to url: URL) throws {
         let header = headerBytes()
-        let total = header.count + tensors.reduce(0) { $0 + GGUFFormat.padded($1.data.count, to: alignment) }
+        let total = header.count + tensors.reduce(0) { $0 + GGUFFormat.padded($1.byteCount, to: alignment) }
         try AtomicFile.write(to: url, bytes: total) { tmp in
             guard FileManager.default.createFile(atPath: tmp.path, contents: nil),
                   let handle = FileHandle(forWritingAtPath: tmp.path) else {
@@ -89,8 +109,10 @@ public struct GGUFWriter {
             defer { try? handle.close() }
             try handle.write(contentsOf: header)
             for t in tensors {
-                try handle.write(contentsOf: t.data)
-                let pad = GGUFFormat.padded(t.data.count, to: alignment) - t.data.count
+                let bytes = t.data
+                precondition(bytes.count == t.byteCount, "\(t.name): encoded to \(bytes.count) bytes, expected \(t.byteCount)")
+                try handle.write(contentsOf: bytes)
+                let pad = GGUFFormat.padded(bytes.count, to: alignment) - bytes.count
                 if pad > 0 { try handle.write(contentsOf: Data(count: pad)) }
             }
             try handle.synchronize()

@@ -67,13 +67,18 @@ public enum GPT2GGUF {
     static func tensors(layout: ParameterLayout, params: [Float], untiedHead: [Float]?, type: GGUFType) -> [GGUFTensor] {
         let c = layout.config
         let C = c.embDim
-        func values(_ name: String) -> [Float] { Array(params[layout.spec(named: name)!.range]) }
-        func make(_ name: String, _ dims: [Int], _ v: [Float]) -> GGUFTensor {
+        // Each tensor's values are cut out of `params` (and transposed) only when it is written.
+        func values(_ name: String) -> () -> [Float] {
+            let range = layout.spec(named: name)!.range
+            return { Array(params[range]) }
+        }
+        func make(_ name: String, _ dims: [Int], _ v: @escaping () -> [Float]) -> GGUFTensor {
             GGUFTensor(name: name, dims: dims, type: storageType(name: name, dims: dims, requested: type), values: v)
         }
         /// A Conv1D weight [in, out] as ggml dims [in, out] (out rows of in values).
         func linear(_ name: String, _ ours: String, inDim: Int, outDim: Int) -> GGUFTensor {
-            make(name, [inDim, outDim], transposed(values(ours), rows: inDim, cols: outDim))
+            let w = values(ours)
+            return make(name, [inDim, outDim], { transposed(w(), rows: inDim, cols: outDim) })
         }
         var out = [make("token_embd.weight", [C, c.vocabSize], values("wte.weight")),
                    make("position_embd.weight", [C, c.contextLength], values("wpe.weight"))]
@@ -82,7 +87,7 @@ public enum GPT2GGUF {
             out.append(make(b + "attn_norm.weight", [C], values(h + "ln_1.weight")))
             out.append(make(b + "attn_norm.bias", [C], values(h + "ln_1.bias")))
             out.append(linear(b + "attn_qkv.weight", h + "attn.c_attn.weight", inDim: C, outDim: 3 * C))
-            out.append(make(b + "attn_qkv.bias", [3 * C], c.qkvBias ? values(h + "attn.c_attn.bias") : [Float](repeating: 0, count: 3 * C)))
+            out.append(make(b + "attn_qkv.bias", [3 * C], c.qkvBias ? values(h + "attn.c_attn.bias") : { [Float](repeating: 0, count: 3 * C) }))
             out.append(linear(b + "attn_output.weight", h + "attn.c_proj.weight", inDim: C, outDim: C))
             out.append(make(b + "attn_output.bias", [C], values(h + "attn.c_proj.bias")))
             out.append(make(b + "ffn_norm.weight", [C], values(h + "ln_2.weight")))
@@ -94,7 +99,7 @@ public enum GPT2GGUF {
         }
         out.append(make("output_norm.weight", [C], values("ln_f.weight")))
         out.append(make("output_norm.bias", [C], values("ln_f.bias")))
-        if let untiedHead { out.append(make("output.weight", [C, c.vocabSize], untiedHead)) }
+        if let untiedHead { out.append(make("output.weight", [C, c.vocabSize], { untiedHead })) }
         return out
     }
 
