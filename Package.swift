@@ -50,6 +50,11 @@ let package = Package(
         // Chapter 6 and chapter 7, each from its raw file to its evaluation.
         .target(name: "Classification", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit"]),
         .target(name: "Instruct", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient", "Quantization"]),
+        // GGUF export (llama.cpp / Ollama): the GGUF v3 container, its reader, F16 / Q8_0
+        // encodings, the gpt2 architecture's tensors and tokenizer metadata, Ollama Modelfiles.
+        .target(name: "GGUF", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "GPT2", "GPT2Weights", "GPT2Tokenizer", "Instruct", "TestSupport"]),
+
         // The runner knows stages, files and hashes, nothing of GPT-2.
         .target(name: "PipelineRunner", dependencies: ["ArtifactKit", "Yams"]),
 
@@ -59,7 +64,7 @@ let package = Package(
         // Thin command-line tools.
         .executableTarget(name: "fetch", dependencies: ["Fetcher", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "prepare", dependencies: ["Classification", "Instruct", "GPT2Tokenizer", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", "ToolSupport", "Classification", "Instruct", "GPT2Weights", "Quantization", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", "ToolSupport", "Classification", "Instruct", "GPT2Weights", "Quantization", "GGUF", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "train", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Weights", "TrainingKit", "ToolSupport", "Quantization", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "evaluate", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Tokenizer", "TrainingKit", "ToolSupport", "Quantization", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmark of the tokenizer against tiktoken (run by tools/bench/tokenizer.sh).

@@ -1,4 +1,5 @@
 import Classification
+import GGUF
 import GPT2Weights
 import Instruct
 import PipelineRunner
@@ -6,7 +7,7 @@ import Quantization
 
 extension InspectorRegistry {
     /// The runner's generic inspectors plus the decoders each domain module provides: its shards,
-    /// safetensors checkpoints, the frozen-trunk states and quantized bases.
+    /// safetensors checkpoints, the frozen-trunk states, quantized bases and GGUF exports.
     static func full() -> InspectorRegistry {
         var registry = InspectorRegistry.standard()
         registry.register(SafetensorsInspector())
@@ -14,6 +15,7 @@ extension InspectorRegistry {
         registry.register(InstructionShardInspector())
         registry.register(ClassificationShardInspector())
         registry.register(QuantizedBaseInspector())
+        registry.register(GGUFInspector())
         return registry
     }
 }
