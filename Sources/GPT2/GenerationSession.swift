@@ -11,8 +11,9 @@ import Foundation
 /// `generate(prompts: [prompt], options:)` alone, whatever else shares its steps.
 ///
 /// A row never outgrows its slot: a prompt must leave room for one new token, and generation
-/// stops (`.length`) when the slot is full or `maxNewTokens` are produced. Not thread-safe: one
-/// thread drives a session.
+/// stops (`.length`) when the slot is full or `maxNewTokens` are produced. The slot holds the
+/// prompt and every new token but the last (which is never fed back), so a prompt of n tokens
+/// gets at most context - n + 1 new tokens. Not thread-safe: one thread drives a session.
 public final class GenerationSession {
     public enum FinishReason: String, Sendable {
         /// The model drew the end-of-text id (`options.eosId`); that id is not reported as a token.

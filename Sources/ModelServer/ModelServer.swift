@@ -15,8 +15,8 @@ public final class ModelServer: @unchecked Sendable {
     public let tokenizer: GPT2BPETokenizer
     public let configuration: ServerConfiguration
     public let metrics = ServerMetrics()
-    private let classifyService: ClassifyService?
-    private let generationService: GenerationService?
+    let classifyService: ClassifyService?
+    let generationService: GenerationService?
 
     public init(model: ServedModel, tokenizer: GPT2BPETokenizer, configuration: ServerConfiguration) throws {
         let limits = configuration.limits

@@ -52,10 +52,10 @@ struct Serve: AsyncParsableCommand {
         c.limits.defaultMaxTokens = defaultMaxTokens
         c.limits.requestTimeout = requestTimeout
         let server = try ModelServer(model: loaded, tokenizer: tokenizer, configuration: c)
-        let kind = loaded.kind, host = host, auth = c.token != nil
+        let kind = loaded.kind, host = host, auth = c.token != nil, name = c.modelName, limits = c.limits
         let cache = server.cacheBytes > 0 ? String(format: ", KV cache %.0f MiB", Double(server.cacheBytes) / 1_048_576) : ""
         try await server.run { port in
-            print("serving \(kind) \(c.modelName) on http://\(host):\(port)/ (max batch \(c.limits.maxBatch), queue \(c.limits.queue)\(cache)\(auth ? ", bearer token required" : ""))")
+            print("serving \(kind) \(name) on http://\(host):\(port)/ (max batch \(limits.maxBatch), queue \(limits.queue)\(cache)\(auth ? ", bearer token required" : ""))")
             fflush(stdout)
         }
         print("stopped: requests in flight answered")

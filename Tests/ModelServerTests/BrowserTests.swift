@@ -52,8 +52,11 @@ final class BrowserTests: XCTestCase {
         let reply = try RawHTTP.request(port: instruct.port, method: "POST", path: "/v1/chat/completions",
                                         body: try JSONSerialization.data(withJSONObject: messages))
         let want = try XCTUnwrap(reply.json?["choices"]?[0]?["message"]?["content"]?.stringValue)
-        // The page shows the streamed answer as text (the browser trims the bubble's outer whitespace).
-        XCTAssertEqual(chat["answer"]?.stringValue, want.trimmingCharacters(in: .whitespacesAndNewlines))
+        // The page shows the streamed answer as the API gives it (outer whitespace aside: what
+        // selenium reads of an element's text is trimmed or not depending on the browser).
+        let shown = try XCTUnwrap(chat["answer"]?.stringValue)
+        XCTAssertEqual(shown.trimmingCharacters(in: .whitespacesAndNewlines), want.trimmingCharacters(in: .whitespacesAndNewlines))
+        XCTAssertFalse(shown.isEmpty)
         XCTAssertEqual(instruct.stop().0, 0)
     }
 }

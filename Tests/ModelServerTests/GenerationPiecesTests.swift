@@ -35,14 +35,16 @@ final class GenerationPiecesTests: XCTestCase {
             }
         }
         for i in 0..<3 {
-            let want = try model.generate(prompts: [prompts[i]], options: options[i])[0]
-            XCTAssertEqual(produced[i] ?? [], want, "prompt \(i)")
+            // generate() goes on past the context by cropping; a session row stops when its slot is
+            // full: 40 positions hold the prompt and all new tokens but the last, which is never fed back.
+            let want = try model.generate(prompts: [prompts[i]], options: options[i])[0].prefix(41 - prompts[i].count)
+            XCTAssertEqual(produced[i] ?? [], Array(want), "prompt \(i)")
         }
         XCTAssertEqual(finish[0], .length)
         XCTAssertEqual(finish[1], .length)
         XCTAssertEqual(session.activeCount, 0)
-        // Prompt 2 stops at the end-of-text id or when its 40-position slot is full.
-        XCTAssertEqual((produced[2]?.count ?? 0) == 40 - prompts[2].count ? GenerationSession.FinishReason.length : .endOfText, finish[2])
+        // Prompt 2 stops at the end-of-text id, or when its 40-position slot is full.
+        XCTAssertEqual(finish[2], produced[2]?.count == 41 - prompts[2].count ? .length : .endOfText)
     }
 
     func testSessionRefusesPromptsWithoutRoomAndFreesRemovedRows() throws {

@@ -106,3 +106,11 @@ enum RawHTTP {
         return out
     }
 }
+
+extension JSONValue {
+    /// Element `i` of a JSON list (nil for anything else or out of range).
+    subscript(i: Int) -> JSONValue? {
+        guard case .array(let items) = self, items.indices.contains(i) else { return nil }
+        return items[i]
+    }
+}
