@@ -5,13 +5,17 @@ import Hummingbird
 /// (`APIError`; Hummingbird's own 404/405/413 and anything unexpected as 500) and counts it in
 /// the metrics under its route (unknown paths together as "other", so the labels stay few).
 struct MetricsAndErrors<Context: RequestContext>: RouterMiddleware {
-    static var routes: Set<String> { ["/", "/health", "/metrics", "/v1/models", "/v1/classify", "/v1/completions", "/v1/chat/completions"] }
+    /// The routes and the method each takes.
+    static var routes: [String: String] {
+        ["/": "GET", "/health": "GET", "/metrics": "GET", "/v1/models": "GET",
+         "/v1/classify": "POST", "/v1/completions": "POST", "/v1/chat/completions": "POST"]
+    }
 
     let metrics: ServerMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        let route = Self.routes.contains(request.uri.path) ? request.uri.path : "other"
+        let route = Self.routes[request.uri.path] != nil ? request.uri.path : "other"
         let response: Response
         do {
             response = try await next(request, context)
@@ -28,8 +32,10 @@ struct MetricsAndErrors<Context: RequestContext>: RouterMiddleware {
         if let e = error as? APIError { return e }
         if let e = error as? HTTPError {
             switch e.status {
-            case .notFound: return .notFound(path)
-            case .methodNotAllowed: return APIError(.methodNotAllowed, "\(path) does not take this method (see docs/serve.md)", type: "invalid_request_error")
+            case .notFound, .methodNotAllowed:
+                // Hummingbird answers a known path with another method as not found.
+                guard let method = routes[path] else { return .notFound(path) }
+                return APIError(.methodNotAllowed, "\(path) takes \(method) (docs/serve.md)", type: "invalid_request_error")
             case .contentTooLarge: return APIError(.contentTooLarge, e.body ?? "the request body is too large", type: "invalid_request_error")
             default: return APIError(e.status, e.body ?? e.status.reasonPhrase, type: e.status.code < 500 ? "invalid_request_error" : "server_error")
             }

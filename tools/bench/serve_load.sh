@@ -49,7 +49,7 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"texts": ["You are a winner you have been specially selected to receive $1000 cash or a $2000 award."]}'
 LUA
-for model in classifier classifier-flexible; do
+for model in ${CLASSIFIERS-classifier classifier-flexible}; do
     start_serve --model "$OUT/$model"
     wrk -t 1 -c 1 -d 3s -s "$OUT/classify.lua" "http://127.0.0.1:$PORT/v1/classify" >/dev/null   # warm-up
     for c in 1 4 16; do
@@ -64,11 +64,14 @@ for model in classifier classifier-flexible; do
     kill -INT $PID; wait $PID || true
 done
 
-# Generation: chats of TOKENS greedy tokens each, 1, 8 and 32 at once (32 rows of 256 positions).
-start_serve --model "$OUT/instruct" --max-batch 32 --context 256
-python3 - "$PORT" "$TOKENS" <<'PY'
+# Generation: chats of TOKENS greedy tokens each, 1, 8 and 32 at once (32 rows of 256 positions),
+# alternating with `evaluate instruct`'s batched generation on the same model (8 prompts in one
+# batch, and its default of 32), ROUNDS times: the machine's speed drifts within minutes.
+for round in $(seq 1 "${ROUNDS:-2}"); do
+    start_serve --model "$OUT/instruct" --max-batch 32 --context 256
+    python3 - "$PORT" "$TOKENS" "$round" <<'PY'
 import json, sys, threading, time, urllib.request
-port, tokens = int(sys.argv[1]), int(sys.argv[2])
+port, tokens, round_ = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 def chat(i, out):
     body = json.dumps({"messages": [{"role": "user", "content": f"Rewrite the sentence {i} in passive voice."}], "max_tokens": tokens}).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", body, {"Content-Type": "application/json"})
@@ -80,15 +83,14 @@ for n in (1, 8, 32):
     threads = [threading.Thread(target=chat, args=(i, out)) for i in range(n)]
     [t.start() for t in threads]; [t.join() for t in threads]
     seconds = time.time() - start
-    print(f"serve chat, {n} concurrent: {sum(out.values())} tokens in {seconds:.2f}s = {sum(out.values()) / seconds:.1f} tokens/s")
+    print(f"round {round_}: serve chat, {n} concurrent: {sum(out.values())} tokens in {seconds:.2f}s = {sum(out.values()) / seconds:.1f} tokens/s")
 PY
-kill -INT $PID; wait $PID || true
-
-# evaluate instruct's batched generation on the same model: 8 prompts in one batch, and its default of 32.
-for batch in 8 32; do
-    $BIN/evaluate instruct --model "$OUT/instruct" --prepared "$OUT/instruct-prepared" --vocab "$OUT/raw/gpt2" --out "$OUT/eval-$batch" \
-        --limit $batch --generation-batch $batch --max-new-tokens "$TOKENS" >/dev/null 2>&1
-    python3 -c "import json; g = json.load(open('$OUT/eval-$batch/metrics.json'))['generation']; print('evaluate instruct, batch %d: %d tokens in %.2fs = %.1f tokens/s' % ($batch, g['new_tokens'], g['seconds'], g['tokens_per_second']))"
+    kill -INT $PID; wait $PID || true
+    for batch in 8 32; do
+        $BIN/evaluate instruct --model "$OUT/instruct" --prepared "$OUT/instruct-prepared" --vocab "$OUT/raw/gpt2" --out "$OUT/eval-$batch" \
+            --limit $batch --generation-batch $batch --max-new-tokens "$TOKENS" >/dev/null 2>&1
+        python3 -c "import json; g = json.load(open('$OUT/eval-$batch/metrics.json'))['generation']; print('round $round: evaluate instruct, batch %d: %d tokens in %.2fs = %.1f tokens/s' % ($batch, g['new_tokens'], g['seconds'], g['tokens_per_second']))"
+    done
 done
 echo "sgemm after: $("$OUT/sgemm")"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
