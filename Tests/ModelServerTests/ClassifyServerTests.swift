@@ -12,21 +12,13 @@ import Glibc
 /// Every route and every bad input against a classifier served in this process; after each bad
 /// input the server still answers a good request.
 final class ClassifyServerTests: XCTestCase {
-    private static var shared: RunningServer?
-
     private func server() throws -> RunningServer {
-        if let s = Self.shared { return s }
-        let m = try ServeFixture.models()
-        let s = try RunningServer(model: m.classifier, vocab: m.vocab) { $0.limits.maxTexts = 256; $0.limits.maxBodyBytes = 64 * 1024 }
-        Self.shared = s
-        return s
+        try .shared("classify", model: \.classifier) { $0.limits.maxTexts = 256; $0.limits.maxBodyBytes = 64 * 1024 }
     }
 
     /// The probabilities `evaluate classify` computes, one text at a time.
     private func expected(_ text: String) throws -> [Float] {
-        let m = try ServeFixture.models()
         guard case .classifier(let classifier) = try server().server.model else { throw XCTSkip("not a classifier") }
-        _ = m
         return try classifier.probabilities(tokens: try server().server.tokenizer.encodeOrdinary(text))
     }
 
@@ -57,8 +49,6 @@ final class ClassifyServerTests: XCTestCase {
     func testConcurrentRequestsShareBatchesAndGetTheirOwnAnswers() throws {
         let s = try server()
         let texts = (0..<16).map { ServeFixture.ham[$0 % ServeFixture.ham.count] + " \($0)" }
-        let before = s.server.metrics
-        _ = before
         let answers = Collected<Double>()
         onThreads(16) { i in
             let r = try? s.request("POST", "/v1/classify", json: #"{"texts": ["\#(texts[i])"]}"#)

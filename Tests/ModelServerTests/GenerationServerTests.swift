@@ -13,14 +13,8 @@ import Glibc
 /// Completions and chat against an instruction model served in this process: the same tokens as
 /// `GPT2Model.generate` alone, streamed or not, batched or not; and the bad inputs.
 final class GenerationServerTests: XCTestCase {
-    private static var shared: RunningServer?
-
     private func server() throws -> RunningServer {
-        if let s = Self.shared { return s }
-        let m = try ServeFixture.models()
-        let s = try RunningServer(model: m.instruct, vocab: m.vocab) { $0.limits.maxBatch = 4; $0.limits.generationContext = 96 }
-        Self.shared = s
-        return s
+        try .shared("generate", model: \.instruct) { $0.limits.maxBatch = 4; $0.limits.generationContext = 96 }
     }
 
     /// What the model alone generates for `text`, decoded.

@@ -87,6 +87,18 @@ final class RunningServer {
         task.cancel()
     }
 
+    private static var cache: [String: RunningServer] = [:]
+
+    /// One server per `name` for all the tests of a class (started on first use, never stopped).
+    static func shared(_ name: String, model: (ServeFixture.Models) -> URL,
+                       configure: (inout ServerConfiguration) -> Void) throws -> RunningServer {
+        if let s = cache[name] { return s }
+        let m = try ServeFixture.models()
+        let s = try RunningServer(model: model(m), vocab: m.vocab, configure: configure)
+        cache[name] = s
+        return s
+    }
+
     deinit { task.cancel() }
 
     func request(_ method: String, _ path: String, json: String? = nil, headers: [String: String] = [:]) throws -> HTTPReply {
