@@ -5,7 +5,7 @@ import Foundation
 /// waiting request whose texts fit in `maxBatch` rows (at least one request), runs them through
 /// `TextClassifier.predict` together and answers each with its own rows.
 final class ClassifyService: @unchecked Sendable {
-    private struct Job {
+    struct Job {
         var texts: [[Int]]
         var reply: (Result<[TextClassifier.Prediction], Error>) -> Void
     }
@@ -13,7 +13,7 @@ final class ClassifyService: @unchecked Sendable {
     let classifier: TextClassifier
     let maxBatch: Int
     let metrics: ServerMetrics
-    private let queue: WorkQueue<Job>
+    let queue: WorkQueue<Job>
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
 

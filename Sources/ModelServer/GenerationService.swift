@@ -15,7 +15,7 @@ enum GenerationEvent: Sendable {
 /// request its tokens as they come. A request whose client went away leaves its row at the next
 /// step; the others do not notice.
 final class GenerationService: @unchecked Sendable {
-    private struct Job {
+    struct Job {
         var prompt: [Int32]
         var options: GenerationOptions
         var events: AsyncStream<GenerationEvent>.Continuation
@@ -24,8 +24,15 @@ final class GenerationService: @unchecked Sendable {
 
     let session: GenerationSession
     let metrics: ServerMetrics
-    private let queue: WorkQueue<Job>
+    let queue: WorkQueue<Job>
     private var running: [Int: Job] = [:]   // by slot; touched by the worker thread only
+    /// Seconds the worker waits before each step: 0, except in tests that need a generation to
+    /// outlast a client (a tiny model finishes before a hang-up is noticed).
+    var stepDelay: Double {
+        get { delay.value }
+        set { delay.set(newValue) }
+    }
+    private let delay = LockedDouble()
     private let finished = DispatchSemaphore(value: 0)
 
     init(session: GenerationSession, queueLimit: Int, metrics: ServerMetrics) {
@@ -60,6 +67,7 @@ final class GenerationService: @unchecked Sendable {
                 running[slot] = nil
                 metrics.recordCancelledGeneration()
             }
+            if stepDelay > 0 { Thread.sleep(forTimeInterval: stepDelay) }
             let events = session.step()
             metrics.recordBatch(rows: events.count)
             for event in events {

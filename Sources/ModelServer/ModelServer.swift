@@ -71,5 +71,12 @@ public final class ModelServer: @unchecked Sendable {
         generationService?.shutdown()
     }
 
+    /// Seconds before each generation step (tests: a tiny model's stream must still be running
+    /// when the test hangs up or sends SIGINT). 0 in normal use.
+    public var testStepDelay: Double {
+        get { generationService?.stepDelay ?? 0 }
+        set { generationService?.stepDelay = newValue }
+    }
+
     var queueDepth: Int { classifyService?.queueDepth ?? generationService?.queueDepth ?? 0 }
 }

@@ -7,6 +7,7 @@ final class WorkQueue<Job>: @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [Job] = []
     private var closed = false
+    private var paused = false
     let limit: Int
 
     init(limit: Int) {
@@ -36,8 +37,8 @@ final class WorkQueue<Job>: @unchecked Sendable {
     func take(maxWeight: Int, weight: (Job) -> Int, wait: Bool = true) -> [Job]? {
         condition.lock()
         defer { condition.unlock() }
-        while jobs.isEmpty {
-            if closed { return nil }
+        while jobs.isEmpty || paused {
+            if closed && jobs.isEmpty { return nil }
             guard wait else { return [] }
             condition.wait()
         }
@@ -50,9 +51,18 @@ final class WorkQueue<Job>: @unchecked Sendable {
         return taken
     }
 
+    /// While paused the worker takes nothing (tests fill the queue this way).
+    func setPaused(_ value: Bool) {
+        condition.lock()
+        paused = value
+        condition.broadcast()
+        condition.unlock()
+    }
+
     func close() {
         condition.lock()
         closed = true
+        paused = false
         condition.broadcast()
         condition.unlock()
     }
@@ -72,6 +82,24 @@ final class CancelFlag: @unchecked Sendable {
     func set() {
         lock.lock()
         value = true
+        lock.unlock()
+    }
+}
+
+/// A number one thread sets and another reads.
+final class LockedDouble: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored = 0.0
+
+    var value: Double {
+        lock.lock()
+        defer { lock.unlock() }
+        return stored
+    }
+
+    func set(_ value: Double) {
+        lock.lock()
+        stored = value
         lock.unlock()
     }
 }

@@ -25,6 +25,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Positions per generation row, prompt plus new tokens (at most the model's context).") var context = 1024
     @Option(help: "max_tokens of a request that does not say.") var defaultMaxTokens = 256
     @Option(help: "Seconds a connection may take to send a whole request or stay idle between requests.") var requestTimeout = 30
+    @Option(help: .hidden) var testStepDelay = 0.0
 
     func run() async throws {
         do {
@@ -52,6 +53,7 @@ struct Serve: AsyncParsableCommand {
         c.limits.defaultMaxTokens = defaultMaxTokens
         c.limits.requestTimeout = requestTimeout
         let server = try ModelServer(model: loaded, tokenizer: tokenizer, configuration: c)
+        server.testStepDelay = testStepDelay
         let kind = loaded.kind, host = host, auth = c.token != nil, name = c.modelName, limits = c.limits
         let cache = server.cacheBytes > 0 ? String(format: ", KV cache %.0f MiB", Double(server.cacheBytes) / 1_048_576) : ""
         try await server.run { port in

@@ -2,7 +2,7 @@ import ArtifactKit
 import Classification
 import Foundation
 import GPT2Tokenizer
-import ModelServer
+@testable import ModelServer
 import TestSupport
 import XCTest
 #if canImport(Glibc)
@@ -50,10 +50,18 @@ final class ClassifyServerTests: XCTestCase {
         let s = try server()
         let texts = (0..<16).map { ServeFixture.ham[$0 % ServeFixture.ham.count] + " \($0)" }
         let answers = Collected<Double>()
-        onThreads(16) { i in
-            let r = try? s.request("POST", "/v1/classify", json: #"{"texts": ["\#(texts[i])"]}"#)
-            answers.set(i, r?.json?["results"]?[0]?["probabilities"]?["spam"]?.doubleValue ?? -1)
+        let queue = try XCTUnwrap(s.server.classifyService?.queue)
+        queue.setPaused(true)   // let all 16 arrive before the worker takes any
+        let clients = Thread {
+            onThreads(16) { i in
+                let r = try? s.request("POST", "/v1/classify", json: #"{"texts": ["\#(texts[i])"]}"#)
+                answers.set(i, r?.json?["results"]?[0]?["probabilities"]?["spam"]?.doubleValue ?? -1)
+            }
         }
+        clients.start()
+        for _ in 0..<200 where queue.depth < 16 { Thread.sleep(forTimeInterval: 0.05) }
+        queue.setPaused(false)
+        for _ in 0..<200 where answers.values.count < 16 { Thread.sleep(forTimeInterval: 0.05) }
         for (i, text) in texts.enumerated() {
             XCTAssertEqual(answers.values[i] ?? -1, Double(try expected(text)[1]), accuracy: 1e-5, "text \(i)")
         }
@@ -153,17 +161,25 @@ final class ClassifyServerTests: XCTestCase {
 
     func testFullQueueAnswers503AndTheRestAreServed() throws {
         let m = try ServeFixture.models()
-        let s = try RunningServer(model: m.classifier, vocab: m.vocab) { $0.limits.queue = 1; $0.limits.maxBatch = 1 }
+        let s = try RunningServer(model: m.classifier, vocab: m.vocab) { $0.limits.queue = 2 }
         defer { s.stop() }
-        let body = String(decoding: try JSONSerialization.data(withJSONObject: ["texts": Array(repeating: ServeFixture.spam[0], count: 200)]), as: UTF8.self)
+        let queue = try XCTUnwrap(s.server.classifyService?.queue)
+        queue.setPaused(true)   // the worker takes nothing: the first two requests fill the queue
         let statuses = Collected<Int>()
-        onThreads(12) { i in statuses.set(i, (try? s.request("POST", "/v1/classify", json: body))?.status ?? -1) }
-        let all = Array(statuses.values.values)
-        XCTAssertTrue(all.contains(503), "\(all)")
-        XCTAssertTrue(all.contains(200), "\(all)")
-        XCTAssertTrue(all.allSatisfy { $0 == 200 || $0 == 503 }, "\(all)")
-        let busy = try s.request("POST", "/v1/classify", json: #"{"texts": ["a"]}"#)
-        XCTAssertEqual(busy.status, 200, "the queue empties again")
+        let waiting = Thread {
+            onThreads(2) { i in statuses.set(i, (try? s.request("POST", "/v1/classify", json: #"{"texts": ["a"]}"#))?.status ?? -1) }
+        }
+        waiting.start()
+        for _ in 0..<100 where queue.depth < 2 { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertEqual(queue.depth, 2)
+        let busy = try s.request("POST", "/v1/classify", json: #"{"texts": ["b"]}"#)
+        XCTAssertEqual(busy.status, 503, busy.text)
+        XCTAssertEqual(busy.headers["retry-after"], "1")
+        XCTAssertEqual(busy.json?["error"]?["type"], "server_busy")
+        queue.setPaused(false)
+        for _ in 0..<100 where statuses.values.count < 2 { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertEqual(statuses.values, [0: 200, 1: 200], "the queued requests are answered")
+        XCTAssertEqual(try s.request("POST", "/v1/classify", json: #"{"texts": ["c"]}"#).status, 200, "the queue empties again")
     }
 
     func testSlowClientsAreCutOffWhileOthersAreServed() throws {

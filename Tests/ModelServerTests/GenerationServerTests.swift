@@ -3,7 +3,7 @@ import Foundation
 import GPT2
 import GPT2Tokenizer
 import Instruct
-import ModelServer
+@testable import ModelServer
 import TestSupport
 import XCTest
 #if canImport(Glibc)
@@ -79,10 +79,19 @@ final class GenerationServerTests: XCTestCase {
         let s = try server()
         let prompts = (0..<8).map { "Repeat the number \($0)." }
         let answers = Collected<String>()
-        onThreads(8) { i in
-            let body = #"{"messages": [{"role": "user", "content": "\#(prompts[i])"}], "max_tokens": 20}"#
-            answers.set(i, (try? s.request("POST", "/v1/chat/completions", json: body))?.json?["choices"]?[0]?["message"]?["content"]?.stringValue ?? "?")
+        let queue = try XCTUnwrap(s.server.generationService?.queue)
+        queue.setPaused(true)   // let all 8 arrive; then the 4 rows fill at once and the rest join as rows free up
+        let clients = Thread {
+            onThreads(8) { i in
+                let body = #"{"messages": [{"role": "user", "content": "\#(prompts[i])"}], "max_tokens": 20}"#
+                answers.set(i, (try? s.request("POST", "/v1/chat/completions", json: body))?.json?["choices"]?[0]?["message"]?["content"]?.stringValue ?? "?")
+            }
         }
+        clients.start()
+        for _ in 0..<200 where queue.depth < 8 { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertEqual(queue.depth, 8)
+        queue.setPaused(false)
+        for _ in 0..<600 where answers.values.count < 8 { Thread.sleep(forTimeInterval: 0.05) }
         for (i, p) in prompts.enumerated() {
             XCTAssertEqual(answers.values[i], try reference(chatGenerationPrompt([ChatMessage(.user, p)], style: .alpaca), eos(20)), "chat \(i)")
         }
@@ -94,6 +103,9 @@ final class GenerationServerTests: XCTestCase {
     func testClientLeavingMidStreamDoesNotDisturbOthers() throws {
         let s = try server()
         let cancelledBefore = metricValue(try s.request("GET", "/metrics").text, "serve_cancelled_generations_total") ?? 0
+        let service = try XCTUnwrap(s.server.generationService)
+        service.stepDelay = 0.02   // 90 tokens take about 2 s: the client leaves long before the end
+        defer { service.stepDelay = 0 }
         let fd = try RawHTTP.connect(port: s.port)
         let body = Data(#"{"prompt": "Repeat", "max_tokens": 90, "stream": true}"#.utf8)
         RawHTTP.send(fd, RawHTTP.requestBytes("POST", "/v1/completions", body: body, headers: [:]))

@@ -55,13 +55,14 @@ final class ServeProcess {
 final class ServeCommandTests: XCTestCase {
     func testCtrlCLetsAStreamInFlightFinishThenExits() throws {
         let m = try ServeFixture.models()
-        let serve = try ServeProcess(["--model", m.instruct.path, "--vocab", m.vocab.path, "--context", "128"])
+        let serve = try ServeProcess(["--model", m.instruct.path, "--vocab", m.vocab.path, "--context", "128", "--test-step-delay", "0.02"])
         XCTAssertTrue(serve.banner.contains("serving instruct instruct on http://127.0.0.1:\(serve.port)/"), serve.banner)
         let fd = try RawHTTP.connect(port: serve.port)
         defer { close(fd) }
         let body = Data(#"{"prompt": "Repeat", "max_tokens": 100, "stream": true}"#.utf8)
         RawHTTP.send(fd, RawHTTP.requestBytes("POST", "/v1/completions", body: body, headers: [:]))
         var received = RawHTTP.read(fd) { String(decoding: $0, as: UTF8.self).contains("data: ") }
+        XCTAssertFalse(String(decoding: received, as: UTF8.self).contains("[DONE]"), "the stream is still running (100 steps of 20 ms)")
         let (status, printed) = serve.stop(SIGINT)
         received += RawHTTP.read(fd)
         let reply = try RawHTTP.parse(received)
