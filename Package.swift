@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "pipeline", targets: ["pipeline"]),
         .executable(name: "train", targets: ["train"]),
         .executable(name: "evaluate", targets: ["evaluate"]),
+        .executable(name: "export", targets: ["export"]),
         .executable(name: "serve", targets: ["serve"]),
     ],
     dependencies: [
@@ -41,14 +42,18 @@ let package = Package(
         .target(name: "Fetcher", dependencies: ["ArtifactKit", "CurlClient", "CZip", "Yams"]),
         .target(name: "GPT2Tokenizer", dependencies: ["ArtifactKit"]),
         // The math of GPT-2 on OpenBLAS; hot loops stay inside this module.
-        .target(name: "GPT2", dependencies: ["ArtifactKit", "COpenBLAS", "CMalloc"]),
+        .target(name: "GPT2", dependencies: ["ArtifactKit", "COpenBLAS", "CMalloc", "Quantization"]),
         // Weights in and out: safetensors, OpenAI's TF checkpoint, checkpoints, random init.
-        .target(name: "GPT2Weights", dependencies: ["ArtifactKit", "GPT2"]),
+        .target(name: "GPT2Weights", dependencies: ["ArtifactKit", "GPT2", "Quantization"]),
+        // Quantized frozen weights (QLoRA): NF4 and int8 formats, their artifact, and the C kernels
+        // that read packed codes (AVX2+FMA chosen at run time, scalar otherwise).
+        .target(name: "CQuantKernels"),
+        .target(name: "Quantization", dependencies: ["ArtifactKit", "CQuantKernels"]),
         // The training loop's bookkeeping: epochs, resume state, log, progress, plots.
         .target(name: "TrainingKit", dependencies: ["ArtifactKit"]),
         // Chapter 6 and chapter 7, each from its raw file to its evaluation.
         .target(name: "Classification", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit"]),
-        .target(name: "Instruct", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient"]),
+        .target(name: "Instruct", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient", "Quantization"]),
         // The runner knows stages, files and hashes, nothing of GPT-2.
         .target(name: "PipelineRunner", dependencies: ["ArtifactKit", "Yams"]),
 
@@ -58,13 +63,19 @@ let package = Package(
         // Thin command-line tools.
         .executableTarget(name: "fetch", dependencies: ["Fetcher", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "prepare", dependencies: ["Classification", "Instruct", "GPT2Tokenizer", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", "ToolSupport", "Classification", "Instruct", "GPT2Weights", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "train", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Weights", "TrainingKit", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "evaluate", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Tokenizer", "TrainingKit", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", "ToolSupport", "Classification", "Instruct", "GPT2Weights", "Quantization", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "train", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Weights", "TrainingKit", "ToolSupport", "Quantization", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "evaluate", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Tokenizer", "TrainingKit", "ToolSupport", "Quantization", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmark of the tokenizer against tiktoken (run by tools/bench/tokenizer.sh).
         .executableTarget(name: "bench-tokenizer", dependencies: ["GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // GPT-2 core benchmark (tools/bench/run_gpt2.sh runs it beside PyTorch).
-        .executableTarget(name: "bench-gpt2", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "Classification"]),
+        .executableTarget(name: "bench-gpt2", dependencies: ["ArtifactKit", "GPT2", "Quantization", "GPT2Weights", "Classification"]),
+
+        // Export (issue 13): a training run's model for other tools; `export` is its command.
+        // ModelExport reads train output folders (TrainOutput), also for other consumers.
+        .target(name: "ModelExport", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer"]),
+        .executableTarget(name: "export", dependencies: ["ModelExport", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "ModelExportTests", dependencies: ["ModelExport", "Classification", "Instruct", "GPT2", "GPT2Weights", "ArtifactKit", "TestSupport"]),
 
         // serve: one trained model over HTTP (docs/serve.md). The HTTP layer (Hummingbird) stays in
         // ModelServer; the batching, request shapes and page are its own files there.
@@ -84,6 +95,7 @@ let package = Package(
         .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "CurlClient", "TestSupport"]),
         // No GPT-2 and no OpenBLAS here: the runner is tested on its own.
         .testTarget(name: "RunnerTests", dependencies: ["PipelineRunner", "ArtifactKit", "TestSupport"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TestSupport"]),
         .testTarget(name: "TrainingKitTests", dependencies: ["TrainingKit", "ArtifactKit", "TestSupport"]),
         .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "GPT2Weights", "TestSupport", "GPT2TestSupport"]),
         .testTarget(name: "ClassificationTests", dependencies: ["Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "TestSupport", "GPT2TestSupport"]),

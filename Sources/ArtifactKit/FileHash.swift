@@ -35,3 +35,14 @@ public enum FileHash {
         digest.map { String(format: "%02x", $0) }.joined()
     }
 }
+
+/// SHA-256 over bytes fed in pieces (e.g. a model's tensors one at a time), as lowercase hex.
+public struct StreamingSHA256 {
+    private var hasher = SHA256()
+
+    public init() {}
+
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
+
+    public func hexDigest() -> String { FileHash.hex(hasher.finalize()) }
+}

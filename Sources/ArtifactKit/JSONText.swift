@@ -29,3 +29,13 @@ public enum JSONText {
         return out + "\""
     }
 }
+
+extension JSONEncoder {
+    /// Sorted keys, no escaped slashes: stable bytes for binary artifacts' JSON headers, which
+    /// are hashed or compared.
+    public static var sorted: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }
+}

@@ -176,12 +176,3 @@ public struct TrunkStatesFile {
 
     public var fileSize: Int { data.count }
 }
-
-extension JSONEncoder {
-    /// Sorted keys, no escaped slashes: stable bytes for headers that are hashed or compared.
-    static var sorted: JSONEncoder {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return e
-    }
-}

@@ -64,6 +64,11 @@ final class Pass {
     }
 
     func param(_ name: String) -> UnsafeMutablePointer<Float> { P + model.layout.spec(named: name)!.offset }
+    /// A Linear weight: quantized when the model has a quantized base, float32 otherwise.
+    func linearWeight(_ name: String) -> LinearWeight {
+        if let q = model.quantizedBase?[name] { return .quantized(q) }
+        return .dense(param(name))
+    }
     func optionalParam(_ name: String) -> UnsafeMutablePointer<Float>? { model.layout.spec(named: name).map { P + $0.offset } }
     /// The gradient slot of a tensor, or nil when it is not trainable.
     func grad(_ name: String) -> UnsafeMutablePointer<Float>? {
@@ -103,13 +108,19 @@ final class Pass {
     /// Token + position embeddings of `tokens` into residual[0] (no dropout).
     func embed() {
         let x0 = ws.residual[0].base
-        let wte = param("wte.weight"), wpe = param("wpe.weight")
+        let wte = param("wte.weight"), wpe = param("wpe.weight"), quantized = model.quantizedBase?["wte.weight"]
         let (C, T) = (self.C, self.T)
         tokens.withUnsafeBufferPointer { tk in
             parallelRows(N, grain: 32) { r in
                 for i in r {
-                    let e = wte + Int(tk[i]) * C, p = wpe + (i % T) * C, o = x0 + i * C
-                    for j in 0..<C { o[j] = e[j] + p[j] }
+                    let p = wpe + (i % T) * C, o = x0 + i * C
+                    if let quantized {
+                        quantized.dequantize(rows: Int(tk[i])..<Int(tk[i]) + 1, into: o)
+                        for j in 0..<C { o[j] += p[j] }
+                    } else {
+                        let e = wte + Int(tk[i]) * C
+                        for j in 0..<C { o[j] = e[j] + p[j] }
+                    }
                 }
             }
         }
@@ -135,7 +146,7 @@ final class Pass {
 
         layerNormForward(x, rows: N, dim: C, weight: param(p + "ln_1.weight"), bias: param(p + "ln_1.bias"),
                          out: a.ln1.base, mean: a.ln1Mean.base, rstd: a.ln1Rstd.base)
-        linearForward(a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: param(p + "attn.c_attn.weight"),
+        linearForward(a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: linearWeight(p + "attn.c_attn.weight"),
                       bias: optionalParam(p + "attn.c_attn.bias"), out: a.qkv.base)
         adapt(p + "attn.c_attn", a.ln1.base, rows: N, width: 3 * C, out: a.qkv.base)
         attentionForward(a)
@@ -144,7 +155,7 @@ final class Pass {
 
         layerNormForward(a.resid2.base, rows: N, dim: C, weight: param(p + "ln_2.weight"), bias: param(p + "ln_2.bias"),
                          out: a.ln2.base, mean: a.ln2Mean.base, rstd: a.ln2Rstd.base)
-        linearForward(a.ln2.base, rows: N, inDim: C, outDim: 4 * C, weight: param(p + "mlp.c_fc.weight"),
+        linearForward(a.ln2.base, rows: N, inDim: C, outDim: 4 * C, weight: linearWeight(p + "mlp.c_fc.weight"),
                       bias: param(p + "mlp.c_fc.bias"), out: a.fc.base)
         adapt(p + "mlp.c_fc", a.ln2.base, rows: N, width: 4 * C, out: a.fc.base)
         geluForward(a.fc.base, count: N * 4 * C, out: a.gelu.base)
@@ -157,7 +168,7 @@ final class Pass {
     func residualBranchOutput(_ name: String, x: UnsafePointer<Float>, inDim: Int, dropoutMask: FloatBuffer?,
                               residual: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let tmp = ws.tmpC!.base
-        linearForward(x, rows: N, inDim: inDim, outDim: C, weight: param(name + ".weight"), bias: param(name + ".bias"), out: tmp)
+        linearForward(x, rows: N, inDim: inDim, outDim: C, weight: linearWeight(name + ".weight"), bias: param(name + ".bias"), out: tmp)
         adapt(name, x, rows: N, width: C, out: tmp)
         var mask: UnsafePointer<Float>? = nil
         if dropout, let m = dropoutMask {
@@ -209,7 +220,11 @@ final class Pass {
 
     /// The tied language-model head, x @ wte^T, for M rows of x [M, C] into out [M, V].
     func applyHead(_ x: UnsafePointer<Float>, rows M: Int, out: UnsafeMutablePointer<Float>) {
-        parallelSgemm(transB: true, M: M, N: V, K: C, A: x, lda: C, B: param("wte.weight"), ldb: C, beta: 0, C: out, ldc: V)
+        if let q = model.quantizedBase?["wte.weight"] {
+            linearForward(x, rows: M, inDim: C, outDim: V, weight: .quantized(q), bias: nil, out: out)
+        } else {
+            parallelSgemm(transB: true, M: M, N: V, K: C, A: x, lda: C, B: param("wte.weight"), ldb: C, beta: 0, C: out, ldc: V)
+        }
         adapt("lm_head", x, rows: M, width: V, out: out)
     }
 
@@ -219,7 +234,11 @@ final class Pass {
         if let gw = grad("wte.weight") {
             parallelSgemm(transA: true, M: V, N: C, K: M, A: dOut, lda: V, B: x, ldb: C, beta: 1, C: gw, ldc: C)
         }
-        if let dX { parallelSgemm(M: M, N: C, K: V, A: dOut, lda: V, B: w, ldb: C, beta: 0, C: dX, ldc: C) }
+        if let dX, let q = model.quantizedBase?["wte.weight"] {
+            quantizedLinearBackwardInput(dY: dOut, rows: M, q: q, dX: dX, accumulate: false)
+        } else if let dX {
+            parallelSgemm(M: M, N: C, K: V, A: dOut, lda: V, B: w, ldb: C, beta: 0, C: dX, ldc: C)
+        }
         adaptBackward("lm_head", dY: dOut, x: x, rows: M, width: V, dX: dX)
     }
 
@@ -314,11 +333,11 @@ final class Pass {
             parallelRows(N * C, grain: 8192) { r in for i in r { dTmpC[i] = dResid[i] * m[i] } }
             df = UnsafePointer(dTmpC)
         }
-        linearBackward(dY: df, x: a.gelu.base, rows: N, inDim: 4 * C, outDim: C, weight: param(p + "mlp.c_proj.weight"),
+        linearBackward(dY: df, x: a.gelu.base, rows: N, inDim: 4 * C, outDim: C, weight: linearWeight(p + "mlp.c_proj.weight"),
                        dX: dBig, dW: grad(p + "mlp.c_proj.weight"), dB: grad(p + "mlp.c_proj.bias"))
         adaptBackward(p + "mlp.c_proj", dY: df, x: a.gelu.base, rows: N, width: C, dX: dBig)
         geluBackward(a.fc.base, dOut: dBig, count: N * 4 * C, dX: dBig)
-        linearBackward(dY: dBig, x: a.ln2.base, rows: N, inDim: C, outDim: 4 * C, weight: param(p + "mlp.c_fc.weight"),
+        linearBackward(dY: dBig, x: a.ln2.base, rows: N, inDim: C, outDim: 4 * C, weight: linearWeight(p + "mlp.c_fc.weight"),
                        dX: dTmpC2, dW: grad(p + "mlp.c_fc.weight"), dB: grad(p + "mlp.c_fc.bias"))
         adaptBackward(p + "mlp.c_fc", dY: dBig, x: a.ln2.base, rows: N, width: 4 * C, dX: dTmpC2)
         layerNormBackward(dOut: dTmpC2, x: a.resid2.base, mean: a.ln2Mean.base, rstd: a.ln2Rstd.base,
@@ -332,13 +351,13 @@ final class Pass {
             parallelRows(N * C, grain: 8192) { r in for i in r { dTmpC[i] = dResid[i] * m[i] } }
             da = UnsafePointer(dTmpC)
         }
-        linearBackward(dY: da, x: a.y.base, rows: N, inDim: C, outDim: C, weight: param(p + "attn.c_proj.weight"),
+        linearBackward(dY: da, x: a.y.base, rows: N, inDim: C, outDim: C, weight: linearWeight(p + "attn.c_proj.weight"),
                        dX: dTmpC2, dW: grad(p + "attn.c_proj.weight"), dB: grad(p + "attn.c_proj.bias"))
         adaptBackward(p + "attn.c_proj", dY: da, x: a.y.base, rows: N, width: C, dX: dTmpC2)
         attentionBackward(a, dY: dTmpC2, dQKV: dQKV)
         let ln1Trainable = grad(p + "ln_1.weight") != nil || grad(p + "ln_1.bias") != nil
         let needDLn1 = needDX || ln1Trainable
-        linearBackward(dY: dQKV, x: a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: param(p + "attn.c_attn.weight"),
+        linearBackward(dY: dQKV, x: a.ln1.base, rows: N, inDim: C, outDim: 3 * C, weight: linearWeight(p + "attn.c_attn.weight"),
                        dX: needDLn1 ? dTmpC : nil, dW: grad(p + "attn.c_attn.weight"), dB: grad(p + "attn.c_attn.bias"))
         adaptBackward(p + "attn.c_attn", dY: dQKV, x: a.ln1.base, rows: N, width: 3 * C, dX: needDLn1 ? dTmpC : nil)
         if needDLn1 {

@@ -1,4 +1,5 @@
 import ArtifactKit
+import Quantization
 import COpenBLAS
 import Foundation
 
@@ -35,6 +36,8 @@ public final class GPT2Model {
     var workspace = Workspace()
     /// LoRA adapters applied on top of the (frozen) Linear layers, see LoRA.swift.
     var lora: LoRAAdapters?
+    /// Frozen Linear weights held quantized (QLoRA), see QuantizedBase.swift.
+    var quantizedBase: QuantizedTensors?
 
     /// Builds a model over `params` (`layout.totalCount` floats in layout order).
     public init(layout: ParameterLayout, params: [Float]) throws {
@@ -49,6 +52,15 @@ public final class GPT2Model {
         self.layout = layout
         self.params = FloatBuffer(count: layout.totalCount, zeroed: false)
         params.withUnsafeBufferPointer { self.params.base.update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    /// A model whose parameter buffer is calloc'ed and not yet filled (see
+    /// `init(layout:quantized:remainder:)`).
+    init(layout: ParameterLayout, unfilled: Void) throws {
+        try layout.config.validate()
+        _ = AllocatorTuning.applied
+        self.layout = layout
+        self.params = FloatBuffer(count: layout.totalCount, zeroed: true)
     }
 
     /// A copy of the parameters (layout order).
@@ -140,6 +152,10 @@ public final class GPT2Model {
                                 trainable: TrainableSet, training: Bool = true, dropoutSeed: UInt64 = 0,
                                 gradientScale: Float = 1) throws -> Float {
         try trainable.validate(against: layout)
+        if let q = quantizedBase, let frozen = trainable.names.sorted().first(where: { q[$0] != nil }) {
+            throw PipelineError("\(frozen) is held quantized (\(q.type.rawValue)) and cannot be trained",
+                                hint: "QLoRA trains LoRA adapters over a frozen quantized base; full fine-tuning needs the float32 weights")
+        }
         if trainable.adapters && lora == nil {
             throw PipelineError("the trainable set names the LoRA adapters, but none are attached", hint: "call attachLoRA first")
         }

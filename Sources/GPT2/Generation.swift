@@ -158,6 +158,11 @@ extension GPT2Model {
         return decodeLogits(segments, rows, x: a.x)
     }
 
+    private func decodeLinearWeight(_ name: String) -> LinearWeight {
+        if let q = quantizedBase?[name] { return .quantized(q) }
+        return .dense(decodeParameter(name))
+    }
+
     private func decodeParameter(_ name: String) -> UnsafeMutablePointer<Float> {
         params.base + layout.spec(named: name)!.offset
     }
@@ -165,10 +170,16 @@ extension GPT2Model {
     /// Token plus position embedding of every decode row.
     private func embedDecodeRows(_ rows: DecodeRows, into x: FloatBuffer) {
         let C = config.embDim, toks = rows.toks, posOf = rows.posOf
-        let wte = decodeParameter("wte.weight"), wpe = decodeParameter("wpe.weight")
+        let wte = decodeParameter("wte.weight"), wpe = decodeParameter("wpe.weight"), quantized = quantizedBase?["wte.weight"]
         for i in 0..<rows.count {
-            let e = wte + Int(toks[i]) * C, p = wpe + posOf[i] * C, o = x.base + i * C
-            for j in 0..<C { o[j] = e[j] + p[j] }
+            let p = wpe + posOf[i] * C, o = x.base + i * C
+            if let quantized {
+                quantized.dequantize(rows: Int(toks[i])..<Int(toks[i]) + 1, into: o)
+                for j in 0..<C { o[j] += p[j] }
+            } else {
+                let e = wte + Int(toks[i]) * C
+                for j in 0..<C { o[j] = e[j] + p[j] }
+            }
         }
     }
 
@@ -179,7 +190,7 @@ extension GPT2Model {
         let w = decodeParameter
         layerNormForward(a.x.base, rows: M, dim: C, weight: w(pre + "ln_1.weight"), bias: w(pre + "ln_1.bias"),
                          out: a.ln.base, mean: nil, rstd: nil)
-        linearForward(a.ln.base, rows: M, inDim: C, outDim: 3 * C, weight: w(pre + "attn.c_attn.weight"),
+        linearForward(a.ln.base, rows: M, inDim: C, outDim: 3 * C, weight: decodeLinearWeight(pre + "attn.c_attn.weight"),
                       bias: layout.spec(named: pre + "attn.c_attn.bias").map { params.base + $0.offset }, out: a.qkv.base)
         lora?.forward(pre + "attn.c_attn", x: a.ln.base, rows: M, ldOut: 3 * C, out: a.qkv.base)
         let kc = cache.keys[l].base, vc = cache.values[l].base, qkv = a.qkv.base
@@ -227,17 +238,17 @@ extension GPT2Model {
     private func decodeProjectionAndMLP(_ pre: String, rows M: Int, _ a: DecodeActivations) {
         let C = config.embDim
         let w = decodeParameter
-        linearForward(a.y.base, rows: M, inDim: C, outDim: C, weight: w(pre + "attn.c_proj.weight"),
+        linearForward(a.y.base, rows: M, inDim: C, outDim: C, weight: decodeLinearWeight(pre + "attn.c_proj.weight"),
                       bias: w(pre + "attn.c_proj.bias"), out: a.tmp.base)
         lora?.forward(pre + "attn.c_proj", x: a.y.base, rows: M, ldOut: C, out: a.tmp.base)
         addInPlace(a.x.base, a.tmp.base, count: M * C)
         layerNormForward(a.x.base, rows: M, dim: C, weight: w(pre + "ln_2.weight"), bias: w(pre + "ln_2.bias"),
                          out: a.ln.base, mean: nil, rstd: nil)
-        linearForward(a.ln.base, rows: M, inDim: C, outDim: 4 * C, weight: w(pre + "mlp.c_fc.weight"),
+        linearForward(a.ln.base, rows: M, inDim: C, outDim: 4 * C, weight: decodeLinearWeight(pre + "mlp.c_fc.weight"),
                       bias: w(pre + "mlp.c_fc.bias"), out: a.fc.base)
         lora?.forward(pre + "mlp.c_fc", x: a.ln.base, rows: M, ldOut: 4 * C, out: a.fc.base)
         geluForward(a.fc.base, count: M * 4 * C, out: a.gelu.base)
-        linearForward(a.gelu.base, rows: M, inDim: 4 * C, outDim: C, weight: w(pre + "mlp.c_proj.weight"),
+        linearForward(a.gelu.base, rows: M, inDim: 4 * C, outDim: C, weight: decodeLinearWeight(pre + "mlp.c_proj.weight"),
                       bias: w(pre + "mlp.c_proj.bias"), out: a.tmp.base)
         lora?.forward(pre + "mlp.c_proj", x: a.gelu.base, rows: M, ldOut: C, out: a.tmp.base)
         addInPlace(a.x.base, a.tmp.base, count: M * C)
@@ -254,7 +265,9 @@ extension GPT2Model {
                          out: lastNorm.base, mean: nil, rstd: nil)
         let wte = decodeParameter("wte.weight")
         let logits = FloatBuffer(count: S * V, zeroed: false)
-        if S == 1 {   // matrix-vector product: see linearForward
+        if let q = quantizedBase?["wte.weight"] {
+            linearForward(lastNorm.base, rows: S, inDim: C, outDim: V, weight: .quantized(q), bias: nil, out: logits.base)
+        } else if S == 1 {   // matrix-vector product: see linearForward
             parallelSgemv(transposed: false, rows: V, cols: C, A: wte, x: lastNorm.base, beta: 0, y: logits.base)
         } else {
             parallelSgemm(transB: true, M: S, N: V, K: C, A: lastNorm.base, lda: C, B: wte, ldb: C, beta: 0, C: logits.base, ldc: V)

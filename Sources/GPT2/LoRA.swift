@@ -168,14 +168,16 @@ public struct LoRAWeights: Equatable, Sendable {
     /// W' = W + alpha * A B folded into a copy of `params` (Conv1D weights [in, out] at the
     /// adapter's columns; `out_head.weight` is [out, in], so the product goes in transposed).
     /// The merged model computes the same function up to float rounding (tested). The tied
-    /// `lm_head` cannot be merged: `wte` is also the input embedding.
-    public func merged(into params: [Float], layout: ParameterLayout) throws -> [Float] {
+    /// `lm_head` cannot be merged: `wte` is also the input embedding; with `skippingTiedHead`
+    /// its adapter is left out (see `tiedHeadDelta` for an untied head), otherwise it is an error.
+    public func merged(into params: [Float], layout: ParameterLayout, skippingTiedHead: Bool = false) throws -> [Float] {
         guard params.count == layout.totalCount else {
             throw PipelineError("cannot merge LoRA: \(params.count) parameters for a layout of \(layout.totalCount)")
         }
         var out = params
         let r = settings.rank
         for s in self.layout.adapters {
+            if skippingTiedHead && s.linear == "lm_head" { continue }
             guard s.linear != "lm_head", let w = layout.spec(named: s.linear + ".weight") else {
                 throw PipelineError("cannot merge the LoRA adapter \(s.name) into the weights (the language-model head is tied to wte)",
                                     hint: "apply the adapters at run time with GPT2Model.attachLoRA")
@@ -197,6 +199,24 @@ public struct LoRAWeights: Equatable, Sendable {
             }
         }
         return out
+    }
+}
+
+extension LoRAWeights {
+    /// The tied language-model head's adapter as a change of the output matrix: alpha (A B)^T,
+    /// [vocab, C] like `wte` (logits = h wte^T + alpha (h A) B), or nil when there is no such
+    /// adapter or its B is all zero (the head is then exactly `wte`).
+    public func tiedHeadDelta() -> [Float]? {
+        guard let s = layout.adapters(of: "lm_head").first,
+              values[s.bOffset..<(s.bOffset + s.rank * s.outDim)].contains(where: { $0 != 0 }) else { return nil }
+        var delta = [Float](repeating: 0, count: s.outDim * s.inDim)
+        // delta [out, in] = alpha * B^T A^T
+        values.withUnsafeBufferPointer { v in
+            sgemm(transA: true, transB: true, M: s.outDim, N: s.inDim, K: s.rank, alpha: settings.alpha,
+                  A: v.baseAddress! + s.bOffset, lda: s.outDim, B: v.baseAddress! + s.aOffset, ldb: s.rank,
+                  beta: 0, C: &delta, ldc: s.inDim)
+        }
+        return delta
     }
 }
 

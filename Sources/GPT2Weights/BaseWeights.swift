@@ -77,18 +77,29 @@ public struct BaseWeights {
     /// from torch's but not their distribution. `initScheme` decides random weights (the classifier
     /// keeps the book's `.torch`; `train instruct` defaults to `.gpt2`, see `InitScheme`).
     public static func load(_ s: BaseModelChoice, seed: UInt64, layout: ParameterLayout, initScheme: InitScheme = .torch) throws -> BaseWeights {
+        var base = try describe(s, seed: seed, layout: layout, initScheme: initScheme)
+        if let url = base.file {
+            base.parameters = try loadHFWeights(from: url, config: layout.config, head: layout.head, headInitSeed: seed)
+        } else {
+            base.parameters = randomWeights(layout: layout, seed: seed, scheme: initScheme)
+        }
+        return base
+    }
+
+    /// The identity and file of the base weights without their parameters (empty): what a run
+    /// over an already quantized base checks the quantized file against.
+    public static func describe(_ s: BaseModelChoice, seed: UInt64, layout: ParameterLayout, initScheme: InitScheme = .torch) throws -> BaseWeights {
         if s.weights == .random {
             // The torch identity stays as it was, so older classifier resume states still match.
             let identity = "random seed \(seed)" + (initScheme == .torch ? "" : " init \(initScheme.rawValue)")
-            return BaseWeights(parameters: randomWeights(layout: layout, seed: seed, scheme: initScheme), identity: identity, file: nil)
+            return BaseWeights(parameters: [], identity: identity, file: nil)
         }
         let url = try resolveWeightsFile(URL(fileURLWithPath: s.weightsFile ?? ""), modelName: layout.config.name)
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw PipelineError("the pretrained weights file is missing", location: url.path,
                                 hint: "fetch it with `fetch --config weights.yaml --out data/weights --only \(layout.config.name)`, or train offline with --weights random (pipeline: --set train.weights=random)")
         }
-        let params = try loadHFWeights(from: url, config: layout.config, head: layout.head, headInitSeed: seed)
-        return BaseWeights(parameters: params, identity: "\(url.lastPathComponent) sha256 " + (try FileHash.sha256(of: url)), file: url)
+        return BaseWeights(parameters: [], identity: "\(url.lastPathComponent) sha256 " + (try FileHash.sha256(of: url)), file: url)
     }
 
     /// `fetch --config weights.yaml` puts each size in its own folder (`data/weights/gpt2-medium/

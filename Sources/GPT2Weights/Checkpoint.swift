@@ -63,24 +63,33 @@ public func saveCheckpoint(params: [Float], layout: ParameterLayout, metadata: [
         throw PipelineError("cannot save checkpoint: \(params.count) parameters given, the layout of \(layout.config.name) has \(layout.totalCount)",
                             location: url.path)
     }
+    try saveCheckpoint(tensor: { Array(params[$0.range]) }, layout: layout, metadata: metadata, to: url, lora: lora)
+}
+
+/// `saveCheckpoint` with the base tensors made one at a time by `tensor` (twice: once for the
+/// checks and the hash, once for the file), so a large model is never copied whole.
+public func saveCheckpoint(tensor: @escaping (TensorSpec) -> [Float], layout: ParameterLayout, metadata: [String: String], to url: URL,
+                           lora: LoRAWeights? = nil) throws {
     if let clash = metadata.keys.filter({ CheckpointFormat.reserved.contains($0) }).sorted().first {
         throw PipelineError("checkpoint metadata key \"\(clash)\" is reserved (written by saveCheckpoint itself)", location: url.path)
     }
-    if let bad = params.firstIndex(where: { !$0.isFinite }) {
-        let name = layout.tensors.first(where: { $0.range.contains(bad) })?.name ?? "?"
-        throw PipelineError("refusing to save a checkpoint with a non-finite parameter (\(params[bad]) in \(name))",
-                            location: url.path, hint: "training diverged; lower the learning rate")
+    var hash = StreamingSHA256()
+    for spec in layout.tensors {
+        let values = tensor(spec)
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw PipelineError("refusing to save a checkpoint with a non-finite parameter (\(values[bad]) in \(spec.name))",
+                                location: url.path, hint: "training diverged; lower the learning rate")
+        }
+        values.withUnsafeBytes { hash.update($0) }
     }
     var meta = metadata
     meta[CheckpointFormat.Key.format] = CheckpointFormat.format
     meta[CheckpointFormat.Key.formatVersion] = CheckpointFormat.version
     meta[CheckpointFormat.Key.config] = encodeJSON(layout.config)
     meta[CheckpointFormat.Key.head] = encodeJSON(layout.head)
-    meta[CheckpointFormat.Key.paramsSHA256] = parametersSHA256(params)
+    meta[CheckpointFormat.Key.paramsSHA256] = hash.hexDigest()
     meta[CheckpointFormat.Key.paramCount] = String(layout.totalCount)
-    var tensors = layout.tensors.map { spec in
-        (name: spec.name, shape: spec.shape, values: Array(params[spec.range]))
-    }
+    var sources = layout.tensors.map { spec in SafetensorsWriter.TensorSource(name: spec.name, shape: spec.shape) { tensor(spec) } }
     if let lora {
         guard lora.layout == (try LoRALayout(layout: layout, rank: lora.settings.rank)) else {
             throw PipelineError("cannot save checkpoint: the LoRA adapters do not belong to this model", location: url.path)
@@ -94,10 +103,10 @@ public func saveCheckpoint(params: [Float], layout: ParameterLayout, metadata: [
         meta[CheckpointFormat.Key.loraSHA256] = parametersSHA256(lora.values)
         for t in lora.layout.tensors {
             let n = t.shape[0] * t.shape[1]
-            tensors.append((name: t.name, shape: t.shape, values: Array(lora.values[t.offset..<(t.offset + n)])))
+            sources.append(.init(name: t.name, shape: t.shape) { Array(lora.values[t.offset..<(t.offset + n)]) })
         }
     }
-    try SafetensorsWriter.write(tensors, metadata: meta, to: url)
+    try SafetensorsWriter.write(sources: sources, metadata: meta, to: url)
 }
 
 /// Reads a checkpoint written by `saveCheckpoint` without LoRA adapters (one with adapters is an

@@ -340,6 +340,29 @@ public enum SafetensorsWriter {
     /// produced at a temporary path and renamed into place, so `url` never holds a partial file.
     public static func write(_ tensors: [(name: String, shape: [Int], values: [Float])], metadata: [String: String],
                              to url: URL) throws {
+        for t in tensors where t.shape.allSatisfy({ $0 >= 0 }) && t.shape.reduce(1, *) != t.values.count {
+            throw PipelineError("tensor \"\(t.name)\": shape \(t.shape) does not match its \(t.values.count) values",
+                                location: url.path)
+        }
+        try write(sources: tensors.map { t in TensorSource(name: t.name, shape: t.shape) { t.values } }, metadata: metadata, to: url)
+    }
+
+    /// A tensor whose values are made only when the writer reaches it, so a file of many tensors
+    /// never needs all of them in memory at once.
+    public struct TensorSource {
+        public var name: String
+        public var shape: [Int]
+        public var values: () throws -> [Float]
+
+        public init(name: String, shape: [Int], values: @escaping () throws -> [Float]) {
+            self.name = name
+            self.shape = shape
+            self.values = values
+        }
+    }
+
+    /// `write` over tensor sources, each asked for its values once, in order.
+    public static func write(sources tensors: [TensorSource], metadata: [String: String], to url: URL) throws {
         var seen = Set<String>()
         for t in tensors {
             guard !t.name.isEmpty, t.name != "__metadata__" else {
@@ -348,9 +371,8 @@ public enum SafetensorsWriter {
             guard seen.insert(t.name).inserted else {
                 throw PipelineError("tensor \"\(t.name)\" is given twice", location: url.path)
             }
-            guard t.shape.allSatisfy({ $0 >= 0 }), t.shape.reduce(1, *) == t.values.count else {
-                throw PipelineError("tensor \"\(t.name)\": shape \(t.shape) does not match its \(t.values.count) values",
-                                    location: url.path)
+            guard t.shape.allSatisfy({ $0 >= 0 }) else {
+                throw PipelineError("tensor \"\(t.name)\": negative dimension in shape \(t.shape)", location: url.path)
             }
         }
         var header = "{"
@@ -361,7 +383,7 @@ public enum SafetensorsWriter {
         }
         var offset = 0
         for t in tensors {
-            let bytes = 4 * t.values.count
+            let bytes = 4 * t.shape.reduce(1, *)
             let shape = t.shape.map(String.init).joined(separator: ",")
             parts.append("\(jsonString(t.name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + bytes)]}")
             offset += bytes
@@ -386,8 +408,12 @@ public enum SafetensorsWriter {
             prefix.append(contentsOf: headerBytes)
             try handle.write(contentsOf: prefix)
             for t in tensors {
+                let values = try t.values()
+                guard values.count == t.shape.reduce(1, *) else {
+                    throw PipelineError("tensor \"\(t.name)\": shape \(t.shape) does not match its \(values.count) values", location: url.path)
+                }
                 // Little-endian hosts only (x86_64, arm64): the Float array's bytes are the file's.
-                try t.values.withUnsafeBytes { try handle.write(contentsOf: Data($0)) }
+                try values.withUnsafeBytes { try handle.write(contentsOf: Data($0)) }
             }
             try handle.synchronize()
         }

@@ -42,6 +42,9 @@ struct NamedTensorSource {
     var location: String
     /// What to tell a user whose file does not fit.
     var hint: String
+    /// Tensors the file leaves out because they are zero: `out_head.bias` of a
+    /// GPT2ForSequenceClassification file, whose `score` Linear has no bias.
+    var zeroTensors: Set<String> = []
 
     /// Infers the model sizes from the tensors, or nil when the file is not GPT-2-like at all.
     func inferShape() -> WeightsShape? {
@@ -76,7 +79,7 @@ func assembleParameters(_ source: NamedTensorSource, layout: ParameterLayout, he
 
     let headNames: Set<String> = ["out_head.weight", "out_head.bias"]
     let expected = Set(layout.tensors.map(\.name))
-    let missing = layout.tensors.map(\.name).filter { source.tensors[$0] == nil && !headNames.contains($0) }
+    let missing = layout.tensors.map(\.name).filter { source.tensors[$0] == nil && !headNames.contains($0) && !source.zeroTensors.contains($0) }
     if !missing.isEmpty {
         let list = missing.prefix(5).map { "\"\(source.originalName[$0] ?? $0)\"" }.joined(separator: ", ")
         throw fail("missing tensor\(missing.count > 1 ? "s" : "") \(list)\(missing.count > 5 ? " and \(missing.count - 5) more" : "") (\(missing.count) of \(expected.count) expected for \(config.name))")
@@ -86,7 +89,7 @@ func assembleParameters(_ source: NamedTensorSource, layout: ParameterLayout, he
         let list = unexpected.prefix(5).map { "\"\(source.originalName[$0] ?? $0)\"" }.joined(separator: ", ")
         throw fail("unexpected tensor\(unexpected.count > 1 ? "s" : "") \(list)\(unexpected.count > 5 ? " and \(unexpected.count - 5) more" : "") for \(config.name) with \(layout.head)")
     }
-    let presentHead = headNames.filter { source.tensors[$0] != nil }
+    let presentHead = headNames.filter { source.tensors[$0] != nil || source.zeroTensors.contains($0) }
     if !presentHead.isEmpty && presentHead.count != headNames.count {
         throw fail("the file has \(presentHead.sorted().joined(separator: ", ")) but not the rest of the classifier head")
     }
@@ -94,7 +97,7 @@ func assembleParameters(_ source: NamedTensorSource, layout: ParameterLayout, he
     var buffer = [Float](repeating: 0, count: readValues ? layout.totalCount : 0)
     for spec in layout.tensors {
         guard let info = source.tensors[spec.name] else {
-            guard readValues else { continue }
+            guard readValues, !source.zeroTensors.contains(spec.name) else { continue }
             // Only the classifier head may be absent (checked above): a new head for fine-tuning.
             randomInitialize(spec, config: config, seed: headInitSeed, into: &buffer)
             continue
@@ -145,6 +148,8 @@ func resolveSafetensorsURL(_ url: URL) throws -> URL {
 /// `transformer.` prefix (GPT2LMHeadModel.save_pretrained) and sets aside the names a GPT-2 file
 /// may carry that are not parameters: the causal-mask buffers `h.{i}.attn.bias` /
 /// `h.{i}.attn.masked_bias` and `lm_head.weight` (tied to wte, so it must have wte's shape).
+/// GPT2ForSequenceClassification's head `score.weight` [K, C] is read as `out_head.weight`, with
+/// a zero `out_head.bias` (its `score` Linear has none).
 func hfSource(_ file: SafetensorsFile) throws -> (NamedTensorSource, ignored: Set<String>) {
     let path = file.url.path
     let names = file.tensorNames
@@ -157,6 +162,8 @@ func hfSource(_ file: SafetensorsFile) throws -> (NamedTensorSource, ignored: Se
         var key = name
         if name == "lm_head.weight" {
             key = name
+        } else if name == "score.weight" {
+            key = "out_head.weight"
         } else if usePrefix {
             guard name.hasPrefix("transformer.") else {
                 throw PipelineError("tensor \"\(name)\" lacks the \"transformer.\" prefix that the file's other tensors have",
@@ -190,7 +197,8 @@ func hfSource(_ file: SafetensorsFile) throws -> (NamedTensorSource, ignored: Se
         tensors: params, originalName: original,
         read: { try file.readFloats(original[$0]!, into: $1) },
         location: path,
-        hint: "the file is not GPT-2 weights in Hugging Face layout for this config")
+        hint: "the file is not GPT-2 weights in Hugging Face layout for this config",
+        zeroTensors: original["out_head.weight"] == "score.weight" ? ["out_head.bias"] : [])
     return (source, ignored)
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import GPT2
 import GPT2Tokenizer
 import GPT2Weights
+import Quantization
 import TrainingKit
 
 /// Inputs and switches of `evaluate instruct`.
@@ -26,6 +27,9 @@ public struct InstructEvaluateOptions {
     public var limit: Int?
     /// The judge model; nil: no judge (the default).
     public var judge: JudgeOptions?
+    /// Losses and decoding over the base's Linear weights quantized (nf4 / int8, the tied
+    /// embedding int8), read packed by the kernels; none: float32.
+    public var quantize: BaseQuantization = .none
 
     public init(model: URL, prepared: URL, output: URL, vocabDirectory: URL) {
         self.model = model
@@ -102,6 +106,10 @@ public enum InstructEvaluateStage {
             throw PipelineError("batch_size, generation_batch and max_new_tokens must be at least 1", location: "evaluate")
         }
         let trained = try loadModel(o.model)
+        if let type = o.quantize.type {
+            let q = try trained.model.quantizeBase(type)
+            progress(.note("base quantized to \(type.rawValue) for this evaluation (the tied embedding int8): \(TextFormat.bytes(q.byteCount))"))
+        }
         let data = try loadData(o, trained: trained)
         let tokenizer = try GPT2BPETokenizer(directory: o.vocabDirectory)
         // Section 7.6: calc_loss_loader over every batch (file order, last batch kept).
@@ -292,9 +300,11 @@ public enum InstructEvaluateStage {
             "batch_size": .int(o.batchSize), "generation_batch": .int(o.generationBatch), "max_new_tokens": .int(o.maxNewTokens),
             "limit": o.limit.map { .int($0) } ?? .null, "judge_url": o.judge.map { .string($0.url) } ?? .null,
             "judge_model": o.judge.map { .string($0.model) } ?? .null, "prompt_style": .string(style.rawValue),
-        ]
+        ].merging(o.quantize == .none ? [:] : ["quantize": .string(o.quantize.rawValue)]) { a, _ in a }
+        var stats = metrics
+        stats["peak_rss_bytes"] = ProcessMemory.peakResidentBytes.map { .int($0) } ?? .null
         try Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "evaluate instruct", params: params,
-                     inputs: try FileRecord.inputs(read), outputs: try FileRecord.outputs(files, in: o.output), stats: metrics)
+                     inputs: try FileRecord.inputs(read), outputs: try FileRecord.outputs(files, in: o.output), stats: stats)
             .write(into: o.output)
     }
 

@@ -2,6 +2,7 @@ import ArtifactKit
 import Foundation
 import GPT2
 import GPT2Weights
+import Quantization
 import TrainingKit
 
 /// Every setting of an instruction fine-tuning run (chapter 7), named as in
@@ -25,6 +26,8 @@ public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, S
     public var trainableLayers: TrainableLayers = .all
     public var loraRank: Int = 16
     public var loraAlpha: Float = 16
+    /// QLoRA: the frozen base's Linear weights held as NF4 or int8 (LoRA only).
+    public var quantizeBase: BaseQuantization = .none
 
     public init() {}
 
@@ -44,6 +47,10 @@ public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, S
                                 location: "train.trainable_layers", hint: "use all or lora")
         }
         try loraSettings?.validate(rankLocation: "train.lora_rank", alphaLocation: "train.lora_alpha")
+        if quantizeBase != .none && !lora {
+            throw PipelineError("quantize_base \(quantizeBase.rawValue) needs LoRA: a quantized base is frozen, and training all of its weights is full fine-tuning, not QLoRA",
+                                location: "train.quantize_base", hint: "add --lora true (pipeline: --set train.lora=true), or use quantize_base none")
+        }
         try loop.validate()
         guard loop.controls.bestMetric == .loss else {
             throw PipelineError("best_metric accuracy is the classifier's; train instruct measures only losses",
@@ -56,7 +63,7 @@ public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, S
 
     enum CodingKeys: String, CodingKey {
         case initScheme = "init", maskInstructions = "mask_instructions",
-             allowedMaxLength = "allowed_max_length", lora
+             allowedMaxLength = "allowed_max_length", lora, quantizeBase = "quantize_base"
     }
 
     public init(from decoder: Decoder) throws {
@@ -67,6 +74,7 @@ public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, S
         maskInstructions = try c.decodeIfPresent(Bool.self, forKey: .maskInstructions) ?? false
         allowedMaxLength = try c.decodeIfPresent(Int.self, forKey: .allowedMaxLength) ?? allowedMaxLength
         lora = try c.decodeIfPresent(Bool.self, forKey: .lora) ?? false
+        quantizeBase = try c.decodeIfPresent(BaseQuantization.self, forKey: .quantizeBase) ?? .none
         let adapters = try LoRASettings(flatFrom: decoder, defaults: LoRASettings(rank: loraRank, alpha: loraAlpha))
         (loraRank, loraAlpha) = (adapters.rank, adapters.alpha)
     }
@@ -79,6 +87,8 @@ public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, S
         try c.encode(maskInstructions, forKey: .maskInstructions)
         try c.encode(allowedMaxLength, forKey: .allowedMaxLength)
         try c.encode(lora, forKey: .lora)
+        // Only when on, so runs without it keep the settings (and resume keys) they had.
+        if quantizeBase != .none { try c.encode(quantizeBase, forKey: .quantizeBase) }
         try loraSettings?.encodeFlat(to: encoder)
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import GPT2
 import GPT2Tokenizer
 import GPT2Weights
+import Quantization
 import TrainingKit
 
 /// Inputs and switches of `train instruct`.
@@ -52,6 +53,9 @@ public enum InstructTrainStage {
     public static let styleKey = "prompt_style"
     public static let settingsKey = "instruct_settings"
     public static let allowedMaxLengthKey = "allowed_max_length"
+    /// QLoRA runs only: the type of the quantized base the adapters were trained over (the
+    /// checkpoint holds that base's dequantized values, so it computes what was trained).
+    public static let quantizedBaseKey = "quantized_base"
 
     /// What a run starts from: the prepared rows and the model over its base weights.
     struct Inputs {
@@ -73,7 +77,8 @@ public enum InstructTrainStage {
         let inputs = try loadInputs(o, progress: progress)
         let trainer = InstructTrainer(model: inputs.model, train: inputs.train, validation: inputs.validation, settings: o.settings,
                                       cut: inputs.cut,
-                                      inputsKey: "train.bin=\(inputs.hashes[0]) validation.bin=\(inputs.hashes[1]) base=\(inputs.base.identity)",
+                                      inputsKey: "train.bin=\(inputs.hashes[0]) validation.bin=\(inputs.hashes[1]) base=\(inputs.base.identity)"
+                                        + (o.settings.quantizeBase == .none ? "" : " quantized=\(o.settings.quantizeBase.rawValue)"),
                                       stateURL: o.output.appendingPathComponent(ResumeState.fileName),
                                       logURL: o.output.appendingPathComponent(logFile), progress: progress)
         trainer.saveBestCheckpoint = { best in
@@ -102,8 +107,7 @@ public enum InstructTrainStage {
         try checkTokens(train, "train", config: config, dir: o.prepared)
         try checkTokens(validation, "validation", config: config, dir: o.prepared)
         let layout = ParameterLayout(config: config, head: .languageModel)
-        let base = try BaseWeights.load(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
-        let model = try GPT2Model(layout: layout, params: base.parameters)
+        let (base, model) = try loadBase(o, layout: layout, progress: progress)
         if let lora = s.loraSettings {
             try model.attachLoRA(LoRAWeights.initial(for: layout, settings: lora, seed: s.seed))
             progress(.note("LoRA rank \(lora.rank), alpha \(lora.alpha): \(model.loraAdapters!.count) trainable parameters; the \(layout.totalCount) original parameters are frozen"))
@@ -111,6 +115,33 @@ public enum InstructTrainStage {
         let hashes = try ["train.bin", "validation.bin"].map { try FileHash.sha256(of: o.prepared.appendingPathComponent($0)) }
         return Inputs(config: config, data: data, style: data.style ?? .alpaca, train: train, validation: validation, base: base,
                       model: model, hashes: hashes, cut: min(s.allowedMaxLength, config.contextLength))
+    }
+
+    /// The base weights and the model over them (the parameters are not kept twice). With
+    /// `quantize_base`, the base comes from `<out>/quantized-base.bin` when it holds these base
+    /// weights in that type; otherwise the float32 base is loaded, quantized and written there.
+    static func loadBase(_ o: InstructTrainOptions, layout: ParameterLayout, progress: ProgressHandler) throws -> (BaseWeights, GPT2Model) {
+        let s = o.settings
+        guard let type = s.quantizeBase.type else {
+            var base = try BaseWeights.load(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
+            let model = try GPT2Model(layout: layout, params: base.parameters)
+            base.parameters = []
+            return (base, model)
+        }
+        let url = o.output.appendingPathComponent(QuantizedBaseArtifact.fileName)
+        let described = try BaseWeights.describe(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
+        if QuantizedBaseArtifact.matches(url, layout: layout, baseIdentity: described.identity, type: type) {
+            progress(.note("quantized base (\(type.rawValue)) read from \(url.path)"))
+            return (described, try QuantizedBaseArtifact.loadModel(url, layout: layout, baseIdentity: described.identity, type: type))
+        }
+        var base = try BaseWeights.load(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
+        let model = try GPT2Model(layout: layout, params: base.parameters)
+        base.parameters = []
+        try FileManager.default.createDirectory(at: o.output, withIntermediateDirectories: true)
+        try QuantizedBaseArtifact.write(model: model, baseIdentity: base.identity, type: type, to: url)
+        let bytes = model.quantizedBaseWeights?.byteCount ?? 0
+        progress(.note("quantized the base's Linear weights to \(type.rawValue) (the tied embedding to int8): \(TextFormat.bytes(bytes)); wrote \(url.path)"))
+        return (base, model)
     }
 
     /// With a tokenizer, the book's `generate_and_print_sample` after each epoch: the model's
@@ -137,8 +168,8 @@ public enum InstructTrainStage {
             styleKey: inputs.style.rawValue,
             allowedMaxLengthKey: String(inputs.cut),
             "train_shard_sha256": inputs.hashes[0], "validation_shard_sha256": inputs.hashes[1],
-        ]) { _, ours in ours }
-        try GPT2Weights.saveCheckpoint(params: model.parameters, layout: model.layout, metadata: meta, to: url,
+        ]) { _, ours in ours }.merging(s.quantizeBase == .none ? [:] : [quantizedBaseKey: s.quantizeBase.rawValue]) { a, _ in a }
+        try GPT2Weights.saveCheckpoint(tensor: model.tensorWithDequantizedBase, layout: model.layout, metadata: meta, to: url,
                                        lora: model.loraAdapters?.weights)
     }
 
@@ -161,10 +192,13 @@ public enum InstructTrainStage {
             "first_train_loss": .number(evals.first?.trainLoss), "first_val_loss": .number(evals.first?.valLoss),
             "final_train_loss": .number(evals.last?.trainLoss), "final_val_loss": .number(evals.last?.valLoss),
             "epoch_samples": .array(trainer.samples.map { .string($0) }),
+            "peak_rss_bytes": ProcessMemory.peakResidentBytes.map { .int($0) } ?? .null,
+            "quantized_base_bytes": inputs.model.quantizedBaseWeights.map { .int($0.byteCount) } ?? .null,
         ]) { a, _ in a }
         let manifest = Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "train instruct", params: params,
                                 inputs: try FileRecord.inputs(read),
-                                outputs: try FileRecord.outputs(TrainingRun.outputs([modelFile, logFile, ResumeState.fileName],
+                                outputs: try FileRecord.outputs(TrainingRun.outputs([modelFile, logFile, ResumeState.fileName]
+                                                                                   + (o.settings.quantizeBase == .none ? [] : [QuantizedBaseArtifact.fileName]),
                                                                                    controls: o.settings.controls, best: outcome.best),
                                                                in: o.output), stats: stats)
         try manifest.write(into: o.output)

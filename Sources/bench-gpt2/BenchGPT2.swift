@@ -1,6 +1,7 @@
 import ArtifactKit
 import Foundation
 import GPT2
+import Quantization
 
 /// Benchmark of the GPT-2 core on gpt2-small/medium shapes with random weights. Prints one JSON
 /// line per case; tools/bench/run_gpt2.sh runs it beside tools/bench/gpt2_torch.py and prints a
@@ -8,6 +9,7 @@ import GPT2
 ///
 ///   bench-gpt2 --case forward|forward-cls|train-ch6|train-ch6-cached|train-ch7|generate|trunk [--model 124M|355M] [--reps N]
 ///              [--prompt-tokens 20 --new-tokens 30]   (generate)
+///   bench-gpt2 --case generate-quantized [--model 124M|355M] [--reps N] [--new-tokens 64]
 ///   bench-gpt2 --case generate-batch [--model 124M] [--rows 110] [--batches 8,32,110] [--new-tokens 256]
 ///
 /// `generate-batch` is `evaluate instruct`'s generation: `rows` ragged prompts (30-69 tokens)
@@ -50,6 +52,7 @@ struct BenchGPT2 {
         case "generate": try generate(config, reps: reps, promptLength: promptTokens, newTokens: newTokens ?? 30)
         case "generate-batch": try generateBatches(config, rows: rows, batches: batches, newTokens: newTokens ?? 256)
         case "trunk": try trunkChunks(config, reps: reps)
+        case "generate-quantized": try generateQuantized(config, reps: reps, promptLength: promptTokens, newTokens: newTokens ?? 64)
         default:
             FileHandle.standardError.write("unknown case \(caseName)\n".data(using: .utf8)!)
             exit(2)
@@ -213,6 +216,34 @@ struct BenchGPT2 {
                 "cached_b8_tok_s": Double(8 * newTokens) / c8, "cached_b32_tok_s": Double(32 * newTokens) / c32,
                 "cached_equals_uncached": same, "times_cached_b32": cached32,
                 "times_uncached": uncached, "times_cached_b1": cached1, "times_cached_b8": cached8])
+    }
+
+    /// Batch-1 KV-cached decoding with the base's Linear weights float32, int8 and NF4 (the
+    /// quantized ones read by the matrix-vector kernels), the three models alternating within each
+    /// repetition so they see the same machine.
+    static func generateQuantized(_ c: GPT2Config, reps: Int, promptLength: Int, newTokens: Int) throws {
+        let types: [(String, QuantizationType?)] = [("float32", nil), ("int8", .int8), ("nf4", .nf4)]
+        let models: [(String, GPT2Model)] = try types.map { label, type in
+            let m = try randomModel(c, head: .languageModel)
+            if let type { _ = try m.quantizeBase(type) }
+            return (label, m)
+        }
+        let prompt = tokens(promptLength, c.vocabSize, seed: 100)
+        let options = GenerationOptions(maxNewTokens: newTokens)
+        var times: [String: [Double]] = [:], outputs: [String: [Int32]] = [:]
+        for _ in 0..<max(1, reps) {
+            for (label, m) in models {
+                times[label, default: []].append(try time { outputs[label] = try m.generate(prompts: [prompt], options: options)[0] })
+            }
+        }
+        var row: [String: Any] = ["case": "generate-quantized", "model": modelLabel, "prompt_tokens": promptLength, "new_tokens": newTokens]
+        for (label, _) in models {
+            row["\(label)_tok_s"] = Double(newTokens) / median(times[label]!)
+            row["\(label)_same_tokens_as_float32"] = zip(outputs[label]!, outputs["float32"]!).filter { $0 == $1 }.count
+        }
+        row["int8_speedup"] = median(times["float32"]!) / median(times["int8"]!)
+        row["nf4_speedup"] = median(times["float32"]!) / median(times["nf4"]!)
+        report(row)
     }
 
     static func generateBatches(_ c: GPT2Config, rows: Int, batches: [Int], newTokens: Int) throws {

@@ -1,4 +1,7 @@
 import ArgumentParser
+import Quantization
+
+extension BaseQuantization: ExpressibleByArgument {}
 import ArtifactKit
 import Foundation
 import Instruct
@@ -23,6 +26,7 @@ struct EvaluateInstruct: ParsableCommand {
     @Option(help: "Only the first N test entries get responses (default: all).") var limit: Int?
     @Option(help: "Ollama-compatible endpoint of the judge model, e.g. http://localhost:11434 (default: no judge).") var judgeUrl: String?
     @Option(help: "Judge model name.") var judgeModel = "llama3"
+    @Option(help: "Decode (and compute the losses) with the base's Linear weights as nf4 or int8, read packed by the kernels (none: float32).") var quantize = BaseQuantization.none
 
     func run() throws {
         var o = InstructEvaluateOptions(model: model.url, prepared: prepared.url, output: out.url, vocabDirectory: vocab.url)
@@ -30,6 +34,7 @@ struct EvaluateInstruct: ParsableCommand {
         o.generationBatch = generationBatch
         o.maxNewTokens = maxNewTokens
         o.limit = limit
+        o.quantize = quantize
         if let url = judgeUrl, !url.isEmpty { o.judge = JudgeOptions(url: url, model: judgeModel) }
         func err(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
         let console = ConsoleProgress()

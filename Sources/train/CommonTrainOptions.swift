@@ -1,4 +1,5 @@
 import ArgumentParser
+import Quantization
 import Classification
 import Foundation
 import GPT2Weights
@@ -12,6 +13,7 @@ extension InitScheme: ExpressibleByArgument {}
 extension LRScheduleKind: ExpressibleByArgument {}
 extension EvalStrategy: ExpressibleByArgument {}
 extension BestMetric: ExpressibleByArgument {}
+extension BaseQuantization: ExpressibleByArgument {}
 
 /// The options `train classifier` and `train instruct` share, with the book's values as defaults
 /// (where the chapters differ — model, epochs, eval_freq — each command keeps its own option).
@@ -30,6 +32,7 @@ struct CommonTrainOptions: ParsableArguments {
     var continueInterrupted = false
     @Option(help: "LoRA rank (with --trainable-layers lora).") var loraRank = 16
     @Option(help: "LoRA alpha: the adapter output is scaled by alpha (not alpha / rank), as in the book.") var loraAlpha: Float = 16
+    @Option(help: "QLoRA (with LoRA only): hold the frozen base's Linear weights as nf4 or int8, written once to <out>/quantized-base.bin and reused (none: float32).") var quantizeBase = BaseQuantization.none
     @Option(help: "Learning rate after the warmup: constant (the book's), linear or cosine decay to --min-lr at the last step.") var lrSchedule = LRScheduleKind.constant
     @Option(help: "Linear warmup from --initial-lr to --lr over this many optimizer steps (0: none).") var warmupSteps = 0
     @Option(help: "Or warmup over ceil(ratio x the run's optimizer steps), ratio in [0, 1) (0: none).") var warmupRatio = 0.0

@@ -55,6 +55,10 @@ struct TrainClassifier: ParsableCommand {
     }
 
     func run() throws {
+        guard common.quantizeBase == .none else {
+            throw PipelineError("--quantize-base is not available for the classifier in this version (QLoRA runs through `train instruct --lora true --quantize-base nf4|int8`)",
+                                location: "--quantize-base", hint: "drop --quantize-base, or fine-tune an instruction model")
+        }
         var o = ClassifierTrainOptions(prepared: prepared.url, output: out.url, settings: settings)
         o.numClasses = numClasses
         o.vocabDirectory = vocab?.url

@@ -36,6 +36,7 @@ struct TrainInstruct: ParsableCommand {
         s.trainableLayers = lora ? .lora : trainableLayers
         s.loraRank = common.loraRank
         s.loraAlpha = common.loraAlpha
+        s.quantizeBase = common.quantizeBase
         return s
     }
 

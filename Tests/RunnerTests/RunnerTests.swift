@@ -376,7 +376,7 @@ final class RunnerTests: XCTestCase {
     func testTheRepositoryPipelineFilePlans() throws {
         let url = TestPaths.repoRoot.appendingPathComponent("pipeline.yaml")
         let p = try Pipeline.plan(try PipelineFile.load(url: url), checkDisk: false)
-        XCTAssertEqual(p.stages.map(\.name), ["fetch", "prepare", "weights", "train", "evaluate"])
+        XCTAssertEqual(p.stages.map(\.name), ["fetch", "prepare", "weights", "train", "evaluate", "export"])
         XCTAssertEqual(p.stage(named: "prepare")?.upstream, ["fetch"])
         XCTAssertEqual(Set(p.stage(named: "train")?.upstream ?? []), ["fetch", "prepare", "weights"])
         XCTAssertEqual(Set(p.stage(named: "evaluate")?.upstream ?? []), ["prepare", "train"])
@@ -386,12 +386,30 @@ final class RunnerTests: XCTestCase {
         XCTAssertEqual(sources.count, 3)
     }
 
+    /// Both pipelines' `export` stages write nothing but a note by default (export.to none), and
+    /// run the `export` tool (through `env`: `export` is a shell builtin) with export.to hf.
+    func testExportStagesAreOptional() throws {
+        let chapter6 = TestPaths.repoRoot.appendingPathComponent("pipeline.yaml")
+        let instruct = TestPaths.repoRoot.appendingPathComponent("pipelines/instruct.yaml")
+        for (url, model) in [(chapter6, "data/train"), (instruct, "../data/instruct-train")] {
+            let off = try XCTUnwrap(try Pipeline.load(url: url, checkDisk: false).stage(named: "export")?.command)
+            XCTAssertTrue(off.hasPrefix("if [ none = none ]; then rm -rf "), off)
+            let on = try XCTUnwrap(try Pipeline.load(url: url, overrides: ["export.to=hf"], checkDisk: false).stage(named: "export"))
+            XCTAssertTrue(on.command.contains("else env export --model \(model) --to hf "), on.command)
+            XCTAssertTrue(on.deps.contains(model), "\(on.deps)")
+        }
+        let merged = try Pipeline.load(url: instruct, overrides: ["export.to=hf", "export.lora=merge"], checkDisk: false)
+        XCTAssertTrue(try XCTUnwrap(merged.stage(named: "export")?.command).contains("$( [ merge = merge ] && echo --merge )"))
+        let adapter = try Pipeline.load(url: chapter6, overrides: ["export.to=hf", "export.lora=adapter"], checkDisk: false)
+        XCTAssertTrue(try XCTUnwrap(adapter.stage(named: "export")?.command).contains("$( [ adapter = merge ] && echo --merge )"))
+    }
+
     /// Both pipelines' `weights` stages fetch only train.model's file (weights.yaml names its
     /// sources like the model sizes), and nothing for random weights.
     func testWeightsStagesFetchTheTrainModelsSize() throws {
         let instruct = TestPaths.repoRoot.appendingPathComponent("pipelines/instruct.yaml")
         let p = try Pipeline.load(url: instruct, checkDisk: false)
-        XCTAssertEqual(p.stages.map(\.name), ["fetch", "prepare", "weights", "train", "evaluate"])
+        XCTAssertEqual(p.stages.map(\.name), ["fetch", "prepare", "weights", "train", "evaluate", "export"])
         XCTAssertEqual(Set(p.stage(named: "train")?.upstream ?? []), ["prepare", "weights"])
         let weights = try XCTUnwrap(p.stage(named: "weights")?.command)
         XCTAssertTrue(weights.contains("if [ pretrained = pretrained ]"), weights)

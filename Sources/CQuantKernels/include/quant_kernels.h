@@ -1,0 +1,28 @@
+#ifndef QUANT_KERNELS_H
+#define QUANT_KERNELS_H
+#include <stdint.h>
+
+/* Kernels over quantized Linear weights [rows = out, cols = in] (see Sources/Quantization).
+   Matrix-vector products use AVX-512F, else AVX2+FMA, else scalar code, chosen at run time.
+   NF4: packed indices, two per byte (the first element in the high nibble), one float scale per
+   block of `block` consecutive elements of the flat storage. int8: one float scale per row
+   (absmax / 127 already divided). Each has an AVX2+FMA path chosen at run time and a scalar one. */
+
+/* out[r - row0][c] = W[r][c] for r in [row0, row0 + nrows). */
+void qk_nf4_dequantize_rows(const uint8_t *packed, const float *scales, const float *code16,
+                            long block, long cols, long row0, long nrows, float *out);
+void qk_int8_dequantize_rows(const int8_t *codes, const float *row_scales,
+                             long cols, long row0, long nrows, float *out);
+
+/* y[r] = sum_c W[r][c] * x[c] (+ y[r] when accumulate) for r in [row0, row0 + nrows).
+   The NF4 kernel needs cols % block == 0 and block % 16 == 0; `xe`/`xo` are x's even and odd
+   elements (qk_deinterleave), made once per vector. */
+void qk_deinterleave(const float *x, long cols, float *xe, float *xo);
+void qk_nf4_matvec(const uint8_t *packed, const float *scales, const float *code16, long block,
+                   long cols, long row0, long nrows, const float *xe, const float *xo, float *y, int accumulate);
+void qk_int8_matvec(const int8_t *codes, const float *row_scales, long cols, long row0, long nrows,
+                    const float *x, float *y, int accumulate);
+
+/* 1 when the AVX2+FMA paths run on this CPU. */
+int qk_has_avx2(void);
+#endif

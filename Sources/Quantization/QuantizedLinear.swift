@@ -1,0 +1,90 @@
+import CQuantKernels
+import Foundation
+
+/// A `QuantizedMatrix` made ready for products: NF4 block scales decompressed to float32 (one
+/// float per 64 weights, 1/8 of the packed codes' size) and int8 row scales divided by 127. The
+/// kernels work on row ranges, so the caller can split the output channels over cores.
+public final class QuantizedLinear: @unchecked Sendable {
+    public let rows: Int
+    public let cols: Int
+    public let type: QuantizationType
+    let nf4Packed: [UInt8]
+    let int8Codes: [Int8]
+    let scales: [Float]
+    let block: Int
+    /// The matrix as stored (compressed scales included), for writing it back to a file.
+    public let matrix: QuantizedMatrix
+
+    /// `blockScales` replaces the NF4 scales stored in `m` (exact float32 absmax values, e.g.
+    /// before double quantization).
+    public init(_ m: QuantizedMatrix, blockScales: [Float]? = nil) {
+        matrix = m
+        rows = m.rows
+        cols = m.cols
+        type = m.type
+        switch m.storage {
+        case .nf4(let packed, let compressed, let blockSize):
+            nf4Packed = packed
+            int8Codes = []
+            scales = blockScales ?? compressed.decompressed()
+            block = blockSize
+        case .int8(let codes, let absmax):
+            nf4Packed = []
+            int8Codes = codes
+            scales = absmax.map { $0 / 127 }
+            block = 0
+        }
+    }
+
+    /// Resident bytes (codes and float scales).
+    public var byteCount: Int { nf4Packed.count + int8Codes.count + 4 * scales.count }
+
+    /// Writes rows `range` of the float matrix into `out` ([range.count, cols], row-major).
+    public func dequantize(rows range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        switch type {
+        case .nf4:
+            qk_nf4_dequantize_rows(nf4Packed, scales, NF4.code, block, cols, range.lowerBound, range.count, out)
+        case .int8:
+            qk_int8_dequantize_rows(int8Codes, scales, cols, range.lowerBound, range.count, out)
+        }
+    }
+
+    /// Whether `matvec` can read the codes directly (NF4 needs whole blocks per row).
+    public var hasDirectMatvec: Bool { type == .int8 || (cols % block == 0 && block % 16 == 0) }
+
+    /// y[r] = sum_c W[r, c] x[c] (added to y[r] when `accumulate`) for the rows in `range`.
+    /// `prepared` is `prepare(x)` (NF4 reads x split into even and odd elements).
+    public func matvec(_ prepared: PreparedVector, rows range: Range<Int>, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        precondition(hasDirectMatvec)
+        switch type {
+        case .nf4:
+            qk_nf4_matvec(nf4Packed, scales, NF4.code, block, cols, range.lowerBound, range.count,
+                          prepared.even, prepared.odd, y, accumulate ? 1 : 0)
+        case .int8:
+            qk_int8_matvec(int8Codes, scales, cols, range.lowerBound, range.count, prepared.x, y, accumulate ? 1 : 0)
+        }
+    }
+
+    /// x in the form `matvec` reads; make it once per input vector, share it over row ranges.
+    public func prepare(_ x: UnsafePointer<Float>) -> PreparedVector { PreparedVector(x, cols: cols) }
+}
+
+/// An input vector and its even/odd split (for the NF4 kernel, which pairs the high nibble of
+/// each byte with the even element and the low nibble with the odd one).
+public final class PreparedVector {
+    let x: UnsafePointer<Float>
+    let even: UnsafeMutablePointer<Float>
+    let odd: UnsafeMutablePointer<Float>
+
+    init(_ x: UnsafePointer<Float>, cols: Int) {
+        self.x = x
+        even = .allocate(capacity: cols / 2 + 1)
+        odd = .allocate(capacity: cols / 2 + 1)
+        qk_deinterleave(x, cols, even, odd)
+    }
+
+    deinit {
+        even.deallocate()
+        odd.deallocate()
+    }
+}

@@ -1,0 +1,115 @@
+import ArtifactKit
+import Foundation
+import Quantization
+import XCTest
+@testable import GPT2
+@testable import GPT2Weights
+
+/// A model over a quantized base computes what a float32 model computes whose Linear weights are
+/// the dequantized values: the quantized kernels change how the weights are stored and read,
+/// never the arithmetic they stand for. Checked for logits, the LoRA gradients (through the
+/// input gradient of the quantized layers), greedy generation and the refusal to train a
+/// quantized tensor.
+final class QuantizedBaseTests: XCTestCase {
+    let config = GPT2Config(name: "q-tiny", vocabSize: 300, contextLength: 32, embDim: 128, nHeads: 4, nLayers: 2)
+
+    /// A model with random weights and random (non-zero) adapters; `quantized` quantizes its base.
+    func model(_ type: QuantizationType?) throws -> GPT2Model {
+        let layout = ParameterLayout(config: config, head: .languageModel)
+        let m = try GPT2Model(layout: layout, params: randomWeights(layout: layout, seed: 7))
+        var lora = try LoRAWeights.initial(for: layout, settings: LoRASettings(rank: 4, alpha: 8), seed: 3)
+        var rng = SeededGenerator(seed: 11)
+        lora = try LoRAWeights(settings: lora.settings, layout: lora.layout,
+                               values: lora.values.map { _ in Float.random(in: -0.05...0.05, using: &rng) })
+        try m.attachLoRA(lora)
+        if let type { _ = try m.quantizeBase(type) }
+        return m
+    }
+
+    /// The float32 twin of a quantized model: its dequantized weights written back in [in, out].
+    func dequantizedTwin(of q: GPT2Model) throws -> GPT2Model {
+        var params = try model(nil).parameters
+        for (name, linear) in q.quantizedBaseWeights!.linears {
+            var rowsOut = [Float](repeating: 0, count: linear.rows * linear.cols)
+            linear.dequantize(rows: 0..<linear.rows, into: &rowsOut)
+            let s = q.layout.spec(named: name)!
+            if name == quantizedEmbeddingName {   // [V, C] is already the head's [out, in]
+                for k in rowsOut.indices { params[s.offset + k] = rowsOut[k] }
+                continue
+            }
+            for o in 0..<linear.rows { for i in 0..<linear.cols { params[s.offset + i * linear.rows + o] = rowsOut[o * linear.cols + i] } }
+        }
+        let twin = try GPT2Model(layout: q.layout, params: params)
+        try twin.attachLoRA(q.loraAdapters!.weights)
+        return twin
+    }
+
+    let tokens: [Int32] = (0..<2 * 12).map { Int32(($0 * 37 + 5) % 300) }
+
+    func maxRelativeDifference(_ a: [Float], _ b: [Float]) -> Float {
+        let scale = b.map(abs).max() ?? 1
+        return zip(a, b).map { abs($0 - $1) }.max()! / scale
+    }
+
+    func testLogitsAndLoRAGradientsEqualTheDequantizedModel() throws {
+        for type in QuantizationType.allCases {
+            let q = try model(type), twin = try dequantizedTwin(of: q)
+            let lq = try q.logits(tokens: tokens, batch: 2, seqLen: 12)
+            let lt = try twin.logits(tokens: tokens, batch: 2, seqLen: 12)
+            XCTAssertLessThan(maxRelativeDifference(lq, lt), 1e-5, "\(type) logits")
+            let objective = Objective.languageModel(targets: tokens.map { ($0 + 1) % 300 })
+            let lossQ = try q.forwardBackward(tokens: tokens, batch: 2, seqLen: 12, objective: objective, trainable: .loraAdapters)
+            let lossT = try twin.forwardBackward(tokens: tokens, batch: 2, seqLen: 12, objective: objective, trainable: .loraAdapters)
+            XCTAssertEqual(lossQ, lossT, accuracy: 1e-5 * abs(lossT), "\(type) loss")
+            XCTAssertLessThan(maxRelativeDifference(q.loraAdapters!.gradients, twin.loraAdapters!.gradients), 1e-4, "\(type) adapter gradients")
+            // Quantization changed the model: the twin is not the float32 original.
+            let original = try model(nil)
+            XCTAssertGreaterThan(maxRelativeDifference(lq, try original.logits(tokens: tokens, batch: 2, seqLen: 12)), 1e-4)
+        }
+    }
+
+    func testGreedyGenerationUsesTheMatrixVectorKernels() throws {
+        for type in QuantizationType.allCases {
+            let q = try model(type), twin = try dequantizedTwin(of: q)
+            let options = GenerationOptions(maxNewTokens: 12)
+            let prompts: [[Int32]] = [[1, 2, 3], [40, 41]]
+            XCTAssertEqual(try q.generate(prompts: [prompts[0]], options: options), try twin.generate(prompts: [prompts[0]], options: options), "\(type)")
+            XCTAssertEqual(try q.generate(prompts: prompts, options: options), try twin.generate(prompts: prompts, options: options), "\(type) batched")
+        }
+    }
+
+    func testAQuantizedTensorCannotBeTrained() throws {
+        let q = try model(.nf4)
+        XCTAssertThrowsError(try q.forwardBackward(tokens: tokens, batch: 2, seqLen: 12,
+                                                   objective: .languageModel(targets: tokens), trainable: .all(q.layout))) { error in
+            XCTAssertTrue("\(error)".contains("held quantized (nf4)"), "\(error)")
+        }
+    }
+
+    func testReleasedFloatCopiesReadAsZero() throws {
+        let q = try model(.int8)
+        let w = try XCTUnwrap(q.tensor("h.0.mlp.c_fc.weight"))
+        XCTAssertEqual(w.filter { $0 != 0 }.count, 0)
+        XCTAssertEqual(q.tensor("wte.weight")!.filter { $0 != 0 }.count, 0)
+        XCTAssertNotEqual(q.tensor("h.0.mlp.c_fc.bias")!.filter { $0 != 0 }.count, 0)
+        XCTAssertEqual(q.quantizedBaseWeights?["wte.weight"]?.type, .int8)
+    }
+
+    func testMatrixVectorKernelsEqualTheirDequantizedProduct() throws {
+        var rng = SeededGenerator(seed: 5)
+        let rows = 48, cols = 192
+        let w = (0..<rows * cols).map { _ in Float.random(in: -1...1, using: &rng) }
+        let x = (0..<cols).map { _ in Float.random(in: -1...1, using: &rng) }
+        for type in QuantizationType.allCases {
+            let q = QuantizedLinear(w.withUnsafeBufferPointer { QuantizedMatrix.quantize(linear: $0, rows: rows, cols: cols, as: type) })
+            var dense = [Float](repeating: 0, count: rows * cols)
+            q.dequantize(rows: 0..<rows, into: &dense)
+            var y = [Float](repeating: 1, count: rows)
+            x.withUnsafeBufferPointer { xp in q.matvec(q.prepare(xp.baseAddress!), rows: 0..<rows, y: &y, accumulate: true) }
+            for r in 0..<rows {
+                let expected = 1 + (0..<cols).reduce(Float(0)) { $0 + dense[r * cols + $1] * x[$1] }
+                XCTAssertEqual(y[r], expected, accuracy: 1e-4, "\(type) row \(r)")
+            }
+        }
+    }
+}
