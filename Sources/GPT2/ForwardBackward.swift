@@ -75,7 +75,9 @@ final class Pass {
         guard let G, let trainable, trainable.contains(name), let s = model.layout.spec(named: name) else { return nil }
         return G + s.offset
     }
-    func storesBlock(_ l: Int) -> Bool { trainable != nil && lowest <= l + 1 }
+    /// Whether block l keeps its activations for the backward pass; with the model's
+    /// `recomputesActivations` none does: the backward pass recomputes each block from its input.
+    func storesBlock(_ l: Int) -> Bool { trainable != nil && lowest <= l + 1 && !model.recomputesActivations }
 
     /// LoRA: adds alpha * (x A) B of the adapters of Linear `linear` (if any) to its output.
     func adapt(_ linear: String, _ x: UnsafePointer<Float>, rows: Int, width: Int, out: UnsafeMutablePointer<Float>) {
@@ -108,20 +110,10 @@ final class Pass {
     /// Token + position embeddings of `tokens` into residual[0] (no dropout).
     func embed() {
         let x0 = ws.residual[0].base
-        let wte = param("wte.weight"), wpe = param("wpe.weight"), quantized = model.quantizedBase?["wte.weight"]
-        let (C, T) = (self.C, self.T)
+        let (C, T, model) = (self.C, self.T, self.model)
         tokens.withUnsafeBufferPointer { tk in
             parallelRows(N, grain: 32) { r in
-                for i in r {
-                    let p = wpe + (i % T) * C, o = x0 + i * C
-                    if let quantized {
-                        quantized.dequantize(rows: Int(tk[i])..<Int(tk[i]) + 1, into: o)
-                        for j in 0..<C { o[j] += p[j] }
-                    } else {
-                        let e = wte + Int(tk[i]) * C
-                        for j in 0..<C { o[j] = e[j] + p[j] }
-                    }
-                }
+                for i in r { model.embed(token: tk[i], position: i % T, into: x0 + i * C) }
             }
         }
     }
@@ -319,7 +311,8 @@ final class Pass {
 
     /// Backward of `blockForward`: d(block output) in dResid on entry, d(block input) on exit (with `needDX`).
     func blockBackward(_ l: Int, needDX: Bool) {
-        let a = ws.stored[l]!
+        if model.recomputesActivations { blockForward(l) }   // into the scratch activations, from residual[l]
+        let a = model.recomputesActivations ? ws.blockActivations(l, store: false, C: C) : ws.stored[l]!
         let cap = ws.rowCapacity
         let dResid = ws.dResid!.base
         let dTmpC = ws.buffer(&ws.dTmpC, cap * C).base, dTmpC2 = ws.buffer(&ws.dTmpC2, cap * C).base

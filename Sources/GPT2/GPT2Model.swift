@@ -38,6 +38,15 @@ public final class GPT2Model {
     var lora: LoRAAdapters?
     /// Frozen Linear weights held quantized (QLoRA), see QuantizedBase.swift.
     var quantizedBase: QuantizedTensors?
+    /// Activation (gradient) checkpointing: the forward pass of `forwardBackward` keeps only each
+    /// block's input (the residual stream, N x C floats per block) and the backward pass runs each
+    /// block's forward again before its backward. Activation memory drops from about
+    /// L x (15 C + H T) floats per token to L x C + (15 C + H T), for one more forward pass of
+    /// the blocks; the results are identical (the recomputation is the same arithmetic). Needs
+    /// drop_rate 0 (recomputed dropout masks would differ).
+    public var recomputesActivations = false {
+        didSet { if recomputesActivations { precondition(config.dropRate == 0, "activation recomputation needs drop_rate 0") } }
+    }
 
     /// Builds a model over `params` (`layout.totalCount` floats in layout order).
     public init(layout: ParameterLayout, params: [Float]) throws {
@@ -61,6 +70,20 @@ public final class GPT2Model {
         _ = AllocatorTuning.applied
         self.layout = layout
         self.params = FloatBuffer(count: layout.totalCount, zeroed: true)
+    }
+
+    /// o[0..<C] = wte[token] + wpe[position] (the token row dequantized when the embedding is
+    /// held quantized).
+    func embed(token: Int32, position: Int, into o: UnsafeMutablePointer<Float>) {
+        let C = config.embDim
+        let p = params.base + layout.spec(named: "wpe.weight")!.offset + position * C
+        if let q = quantizedBase?["wte.weight"] {
+            q.dequantize(rows: Int(token)..<Int(token) + 1, into: o)
+            for j in 0..<C { o[j] += p[j] }
+        } else {
+            let e = params.base + layout.spec(named: "wte.weight")!.offset + Int(token) * C
+            for j in 0..<C { o[j] = e[j] + p[j] }
+        }
     }
 
     /// A copy of the parameters (layout order).

@@ -170,17 +170,7 @@ extension GPT2Model {
     /// Token plus position embedding of every decode row.
     private func embedDecodeRows(_ rows: DecodeRows, into x: FloatBuffer) {
         let C = config.embDim, toks = rows.toks, posOf = rows.posOf
-        let wte = decodeParameter("wte.weight"), wpe = decodeParameter("wpe.weight"), quantized = quantizedBase?["wte.weight"]
-        for i in 0..<rows.count {
-            let p = wpe + posOf[i] * C, o = x.base + i * C
-            if let quantized {
-                quantized.dequantize(rows: Int(toks[i])..<Int(toks[i]) + 1, into: o)
-                for j in 0..<C { o[j] += p[j] }
-            } else {
-                let e = wte + Int(toks[i]) * C
-                for j in 0..<C { o[j] = e[j] + p[j] }
-            }
-        }
+        for i in 0..<rows.count { embed(token: toks[i], position: posOf[i], into: x.base + i * C) }
     }
 
     /// ln_1 and c_attn of block `pre` over the decode rows into `a.qkv`; each row's key and value

@@ -28,6 +28,9 @@ public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, S
     public var loraAlpha: Float = 16
     /// QLoRA: the frozen base's Linear weights held as NF4 or int8 (LoRA only).
     public var quantizeBase: BaseQuantization = .none
+    /// Activation checkpointing: blocks recompute their activations in the backward pass
+    /// (`GPT2Model.recomputesActivations`): much less memory, one more forward pass, same numbers.
+    public var gradientCheckpointing = false
 
     public init() {}
 
@@ -63,7 +66,8 @@ public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, S
 
     enum CodingKeys: String, CodingKey {
         case initScheme = "init", maskInstructions = "mask_instructions",
-             allowedMaxLength = "allowed_max_length", lora, quantizeBase = "quantize_base"
+             allowedMaxLength = "allowed_max_length", lora, quantizeBase = "quantize_base",
+             gradientCheckpointing = "gradient_checkpointing"
     }
 
     public init(from decoder: Decoder) throws {
@@ -75,6 +79,7 @@ public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, S
         allowedMaxLength = try c.decodeIfPresent(Int.self, forKey: .allowedMaxLength) ?? allowedMaxLength
         lora = try c.decodeIfPresent(Bool.self, forKey: .lora) ?? false
         quantizeBase = try c.decodeIfPresent(BaseQuantization.self, forKey: .quantizeBase) ?? .none
+        gradientCheckpointing = try c.decodeIfPresent(Bool.self, forKey: .gradientCheckpointing) ?? false
         let adapters = try LoRASettings(flatFrom: decoder, defaults: LoRASettings(rank: loraRank, alpha: loraAlpha))
         (loraRank, loraAlpha) = (adapters.rank, adapters.alpha)
     }
@@ -89,6 +94,7 @@ public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, S
         try c.encode(lora, forKey: .lora)
         // Only when on, so runs without it keep the settings (and resume keys) they had.
         if quantizeBase != .none { try c.encode(quantizeBase, forKey: .quantizeBase) }
+        if gradientCheckpointing { try c.encode(gradientCheckpointing, forKey: .gradientCheckpointing) }
         try loraSettings?.encodeFlat(to: encoder)
     }
 }

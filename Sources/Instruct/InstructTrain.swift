@@ -107,7 +107,12 @@ public enum InstructTrainStage {
         try checkTokens(train, "train", config: config, dir: o.prepared)
         try checkTokens(validation, "validation", config: config, dir: o.prepared)
         let layout = ParameterLayout(config: config, head: .languageModel)
+        if s.gradientCheckpointing && config.dropRate > 0 {
+            throw PipelineError("gradient_checkpointing needs drop_rate 0 (recomputed dropout masks would differ), the model has \(config.dropRate)",
+                                location: "train.gradient_checkpointing", hint: "use a config with drop_rate 0, or gradient_checkpointing false")
+        }
         let (base, model) = try loadBase(o, layout: layout, progress: progress)
+        model.recomputesActivations = s.gradientCheckpointing
         if let lora = s.loraSettings {
             try model.attachLoRA(LoRAWeights.initial(for: layout, settings: lora, seed: s.seed))
             progress(.note("LoRA rank \(lora.rank), alpha \(lora.alpha): \(model.loraAdapters!.count) trainable parameters; the \(layout.totalCount) original parameters are frozen"))

@@ -25,6 +25,7 @@ struct TrainInstruct: ParsableCommand {
     @Option(help: "true: the loss covers only the responses (exercise 7.2).") var maskInstructions = false
     @Option(help: "all (every parameter, the book's chapter 7) or lora (appendix E: adapters on every Linear layer, all else frozen).") var trainableLayers = TrainableLayers.all
     @Option(help: "The older spelling of --trainable-layers lora: true trains LoRA adapters.") var lora = false
+    @Option(help: "true: activation checkpointing, each block recomputed in the backward pass (far less memory, about one more forward pass; same numbers).") var gradientCheckpointing = false
     @Option(help: "Tokenizer folder (encoder.json, vocab.bpe); when given, a sample response is printed after each epoch.") var vocab: Path?
 
     var settings: InstructSettings {
@@ -37,6 +38,7 @@ struct TrainInstruct: ParsableCommand {
         s.loraRank = common.loraRank
         s.loraAlpha = common.loraAlpha
         s.quantizeBase = common.quantizeBase
+        s.gradientCheckpointing = gradientCheckpointing
         return s
     }
 

@@ -78,6 +78,25 @@ final class QuantizedBaseTests: XCTestCase {
         }
     }
 
+    /// Activation recomputation changes what is kept, not what is computed: the loss and every
+    /// gradient are bit-for-bit those of the stored-activation pass (full fine-tuning and LoRA
+    /// over a quantized base).
+    func testRecomputedActivationsGiveIdenticalGradients() throws {
+        let objective = Objective.languageModel(targets: tokens.map { ($0 + 1) % 300 })
+        for (type, trainable) in [(nil, TrainableSet.all(ParameterLayout(config: config, head: .languageModel))),
+                                  (QuantizationType.nf4, TrainableSet.loraAdapters)] as [(QuantizationType?, TrainableSet)] {
+            let stored = try model(type), recomputed = try model(type)
+            recomputed.recomputesActivations = true
+            let a = try stored.forwardBackward(tokens: tokens, batch: 2, seqLen: 12, objective: objective, trainable: trainable)
+            let b = try recomputed.forwardBackward(tokens: tokens, batch: 2, seqLen: 12, objective: objective, trainable: trainable)
+            XCTAssertEqual(a, b)
+            XCTAssertEqual(stored.gradients, recomputed.gradients)
+            XCTAssertEqual(stored.loraAdapters!.gradients, recomputed.loraAdapters!.gradients)
+            XCTAssertTrue(recomputed.workspace.stored.allSatisfy { $0 == nil }, "no block kept its activations")
+            XCTAssertTrue(stored.workspace.stored.contains { $0 != nil })
+        }
+    }
+
     func testAQuantizedTensorCannotBeTrained() throws {
         let q = try model(.nf4)
         XCTAssertThrowsError(try q.forwardBackward(tokens: tokens, batch: 2, seqLen: 12,
