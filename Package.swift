@@ -14,11 +14,15 @@ let package = Package(
         .executable(name: "train", targets: ["train"]),
         .executable(name: "evaluate", targets: ["evaluate"]),
         .executable(name: "export", targets: ["export"]),
+        .executable(name: "serve", targets: ["serve"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
     ],
     targets: [
         // C libraries from Debian, found through pkg-config.
@@ -77,6 +81,14 @@ let package = Package(
         .target(name: "ModelExport", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer"]),
         .executableTarget(name: "export", dependencies: ["ModelExport", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "ModelExportTests", dependencies: ["ModelExport", "Classification", "Instruct", "GPT2", "GPT2Weights", "ArtifactKit", "TestSupport"]),
+
+        // serve: one trained model over HTTP (docs/serve.md). The HTTP layer (Hummingbird) stays in
+        // ModelServer; the batching, request shapes and page are its own files there.
+        .target(name: "ModelServer", dependencies: ["ArtifactKit", "Classification", "Instruct", "GPT2", "GPT2Tokenizer", .product(name: "Hummingbird", package: "hummingbird"),
+                                              .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTPTypes", package: "swift-nio-extras")],
+                resources: [.embedInCode("Resources/index.html")]),
+        .executableTarget(name: "serve", dependencies: ["ModelServer", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "ModelServerTests", dependencies: ["ModelServer", "Classification", "Instruct", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")]),
 
         // Tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),

@@ -195,18 +195,42 @@ public final class TextClassifier {
     /// context is refused.
     public func probabilities(tokens: [Int]) throws -> [Float] {
         let config = checkpoint.layout.config
-        guard !tokens.isEmpty else { throw PipelineError("the text is empty (no tokens to classify)") }
         guard tokens.count <= config.contextLength else {
             throw PipelineError("the text has \(tokens.count) tokens, more than the model's context of \(config.contextLength)",
                                 hint: "shorten the text")
         }
-        let L = checkpoint.maxLength
-        let kept = Array(tokens.prefix(L))
-        let row = kept.map { Int32($0) } + [Int32](repeating: Int32(checkpoint.padTokenID), count: L - kept.count)
-        let rows = LabeledRows(tokens: row, labels: [0], lengths: [kept.count], sequenceLength: L,
+        return try predict([tokens])[0].probabilities
+    }
+
+    /// One text's result: its class probabilities and how many of its tokens the model read.
+    public struct Prediction: Sendable, Equatable {
+        public var probabilities: [Float]
+        /// Tokens the text encodes to.
+        public var tokens: Int
+        /// Tokens the model read: the first min(tokens, training max length).
+        public var usedTokens: Int
+        public var truncated: Bool { usedTokens < tokens }
+    }
+
+    /// Several encoded texts in one call: each is cut to the training max length and padded to
+    /// it (the book's `classify_review`), and the rows go through the model together, in passes of
+    /// `model.inferenceChunk` rows, so concurrent requests share the matrix products. A row's
+    /// result does not depend on the other rows. An empty text is refused.
+    public func predict(_ texts: [[Int]]) throws -> [Prediction] {
+        let L = checkpoint.maxLength, pad = Int32(checkpoint.padTokenID)
+        var tokens: [Int32] = []
+        tokens.reserveCapacity(texts.count * L)
+        var lengths: [Int] = []
+        for (i, text) in texts.enumerated() {
+            guard !text.isEmpty else { throw PipelineError("text \(i + 1) is empty (no tokens to classify)") }
+            let kept = text.prefix(L)
+            tokens += kept.map { Int32($0) } + [Int32](repeating: pad, count: L - kept.count)
+            lengths.append(kept.count)
+        }
+        let rows = LabeledRows(tokens: tokens, labels: [Int](repeating: 0, count: texts.count), lengths: lengths, sequenceLength: L,
                                padTokenID: checkpoint.padTokenID, numClasses: checkpoint.numClasses)
-        try rows.validate(vocabSize: config.vocabSize, numClasses: checkpoint.numClasses, source: "text")
-        let logits = try model.logits(rows: [0], of: DataSplit(name: "text", rows: rows))[0]
-        return softmax(logits)
+        try rows.validate(vocabSize: checkpoint.layout.config.vocabSize, numClasses: checkpoint.numClasses, source: "text")
+        let logits = try model.logits(rows: Array(texts.indices), of: DataSplit(name: "text", rows: rows))
+        return texts.indices.map { Prediction(probabilities: softmax(logits[$0]), tokens: texts[$0].count, usedTokens: lengths[$0]) }
     }
 }

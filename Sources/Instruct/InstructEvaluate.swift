@@ -77,13 +77,19 @@ public enum InstructEvaluateStage {
     public static let lossPlotFile = "loss.svg"
 
     /// The trained model and what its checkpoint says about its training.
-    struct Trained {
-        var model: GPT2Model
-        var settings: InstructSettings
+    /// A trained instruction model as `evaluate instruct` and `serve` load it.
+    public struct Trained {
+        public var model: GPT2Model
+        public var settings: InstructSettings
         /// The collate cut used in training (allowed_max_length, at most the context).
-        var cut: Int
-        var modelURL: URL
-        var metadata: [String: String]
+        public var cut: Int
+        public var modelURL: URL
+        public var metadata: [String: String]
+
+        /// The prompt template the model was trained with (Alpaca when the checkpoint does not say).
+        public var style: PromptStyle {
+            metadata[InstructTrainStage.styleKey].flatMap(PromptStyle.init(rawValue:)) ?? .alpaca
+        }
     }
 
     /// The prepared data the model is evaluated on.
@@ -134,7 +140,7 @@ public enum InstructEvaluateStage {
 
     /// The checkpoint of `train instruct`, its settings decoded, adapters attached (a LoRA run's
     /// adapters run beside the base weights: the tied head cannot be merged into wte).
-    static func loadModel(_ dir: URL) throws -> Trained {
+    public static func loadModel(_ dir: URL) throws -> Trained {
         let modelURL = dir.appendingPathComponent(InstructTrainStage.modelFile)
         guard FileManager.default.fileExists(atPath: modelURL.path) else {
             throw PipelineError("no trained model here", location: modelURL.path, hint: "run `train instruct` first")

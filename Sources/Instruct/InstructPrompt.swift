@@ -133,3 +133,19 @@ public func formatResponse(_ entry: InstructionEntry, style: PromptStyle = .alpa
 public func formatFullText(_ entry: InstructionEntry, style: PromptStyle = .alpaca) -> String {
     formatFullText(.alpaca(entry), style: style)
 }
+
+/// The text a chat model continues to answer `messages` (which end with the user's turn): the
+/// training template applied to the conversation plus an empty assistant turn, cut where the
+/// assistant's words would begin. For Alpaca and Phi-3 that is the prompt followed by the response
+/// header (`\n\n### Response:\n`, `\n<|assistant|>:\n`), so the generated tokens are the response
+/// itself; for ChatML it ends with `<|im_start|>assistant\n` and the response ends at
+/// `<|im_end|>` (`PromptStyle.responseEnd`). A header ends in a newline, which GPT-2's BPE always
+/// keeps as its own token before a word, so these tokens are a prefix of the training row's.
+public func chatGenerationPrompt(_ messages: [ChatMessage], style: PromptStyle) -> String {
+    let record = InstructionRecord.chat(messages + [ChatMessage(.assistant, "")])
+    let pieces = style.segments(record)
+    switch style {
+    case .alpaca, .phi3: return pieces.map(\.text).joined()
+    case .chatml: return pieces.dropLast().map(\.text).joined()
+    }
+}
