@@ -78,8 +78,8 @@ let package = Package(
 
         // Export (issue 13): a training run's model for other tools; `export` is its command.
         // ModelExport reads train output folders (TrainOutput), also for other consumers.
-        .target(name: "ModelExport", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer"]),
-        .executableTarget(name: "export", dependencies: ["ModelExport", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .target(name: "ModelExport", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "GGUF", "Instruct"]),
+        .executableTarget(name: "export", dependencies: ["ModelExport", "GGUF", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "ModelExportTests", dependencies: ["ModelExport", "Classification", "Instruct", "GPT2", "GPT2Weights", "ArtifactKit", "TestSupport"]),
 
         // serve: one trained model over HTTP (docs/serve.md). The HTTP layer (Hummingbird) stays in

@@ -39,6 +39,9 @@ struct ExportDestination {
         written.append(name)
     }
 
+    /// Records files another writer put into the staging folder.
+    mutating func record(_ names: [String]) { written += names }
+
     /// Copies a file (the tokenizer's vocabulary) into the folder as `name`.
     mutating func copy(_ source: URL, as name: String) throws {
         let data: Data
