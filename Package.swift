@@ -80,7 +80,7 @@ let package = Package(
         // ModelExport reads train output folders (TrainOutput), also for other consumers.
         .target(name: "ModelExport", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "GGUF", "Instruct"]),
         .executableTarget(name: "export", dependencies: ["ModelExport", "GGUF", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "ModelExportTests", dependencies: ["ModelExport", "Classification", "Instruct", "GPT2", "GPT2Weights", "ArtifactKit", "TestSupport"]),
+        .testTarget(name: "ModelExportTests", dependencies: ["ModelExport", "GGUF", "Classification", "Instruct", "GPT2", "GPT2Weights", "ArtifactKit", "TestSupport"]),
 
         // serve: one trained model over HTTP (docs/serve.md). The HTTP layer (Hummingbird) stays in
         // ModelServer; the batching, request shapes and page are its own files there.

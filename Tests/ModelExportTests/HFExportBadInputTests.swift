@@ -3,6 +3,7 @@ import Classification
 import Foundation
 import GPT2
 import GPT2Weights
+import GGUF
 import ModelExport
 import TestSupport
 import XCTest
@@ -113,9 +114,6 @@ final class HFExportBadInputTests: ExportTestCase {
         let run = root.appendingPathComponent("run")
         try ExportTestRuns.writeInstructRun(to: run, lora: true)
         let vocab = ExportTestRuns.vocabulary!.path
-        let gguf = try runTool("export", ["--model", run.path, "--to", "gguf", root.appendingPathComponent("m.gguf").path])
-        XCTAssertEqual(gguf.status, 1)
-        XCTAssertTrue(gguf.stderr.contains("not built yet"), gguf.stderr)
         let ok = try runTool("export", ["--model", run.path, "--to", "hf", "adapter", "--vocab", vocab], cwd: root)
         XCTAssertEqual(ok.status, 0, ok.stderr)
         XCTAssertTrue(ok.stdout.contains("LoRA peft-adapter"), ok.stdout)
@@ -125,5 +123,36 @@ final class HFExportBadInputTests: ExportTestCase {
         let again = try runTool("export", ["--model", run.path, "--to", "hf", "adapter", "--vocab", vocab], cwd: root)
         XCTAssertEqual(again.status, 1)
         XCTAssertTrue(again.stderr.contains("already exists"), again.stderr)
+    }
+
+    /// `--to gguf`: a FILE.gguf gets a Modelfile beside it (a second export there is refused
+    /// without --force); a folder gets model.gguf, Modelfile and a manifest; a classifier is refused.
+    func testGGUFFromTheCommandLine() throws {
+        let run = root.appendingPathComponent("run"), vocab = ExportTestRuns.vocabulary!.path
+        try ExportTestRuns.writeInstructRun(to: run, lora: true)
+        let file = try runTool("export", ["--model", run.path, "--to", "gguf", "m.gguf", "--type", "q8_0", "--vocab", vocab], cwd: root)
+        XCTAssertEqual(file.status, 0, file.stderr)
+        let gguf = try GGUFFile(contentsOf: root.appendingPathComponent("m.gguf"))
+        XCTAssertGreaterThanOrEqual(gguf.tensors.count, 2 + 2 * 12 + 2)   // embeddings, 12 per block, final norm (+ an untied head)
+        let modelfile = try String(contentsOf: root.appendingPathComponent("Modelfile"), encoding: .utf8)
+        XCTAssertTrue(modelfile.hasPrefix("FROM ./m.gguf"), modelfile)
+        XCTAssertTrue(modelfile.contains("### Response:"), modelfile)
+        let again = try runTool("export", ["--model", run.path, "--to", "gguf", "n.gguf", "--vocab", vocab], cwd: root)
+        XCTAssertEqual(again.status, 1)
+        XCTAssertTrue(again.stderr.contains("a Modelfile already exists"), again.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("n.gguf").path))
+
+        let folder = try runTool("export", ["--model", run.path, "--to", "gguf", "folder", "--vocab", vocab], cwd: root)
+        XCTAssertEqual(folder.status, 0, folder.stderr)
+        let manifest = try Manifest.read(from: root.appendingPathComponent("folder/manifest.json"))
+        XCTAssertEqual(manifest.outputs.map(\.path).sorted(), ["Modelfile", "model.gguf"])
+        XCTAssertEqual(manifest.params["type"], "f32")
+
+        let classifier = root.appendingPathComponent("cls")
+        try ExportTestRuns.writeClassifierRun(to: classifier, position: .last)
+        let refused = try runTool("export", ["--model", classifier.path, "--to", "gguf", "c.gguf", "--vocab", vocab], cwd: root)
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("no classification head"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("c.gguf").path))
     }
 }
