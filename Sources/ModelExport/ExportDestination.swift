@@ -69,6 +69,23 @@ struct ExportDestination {
         if let aside { try? fm.removeItem(at: aside) }
     }
 
+    /// Builds a destination folder: `body` writes into the staging folder and returns the
+    /// manifest, whose outputs are filled in here (every file written); the manifest is written,
+    /// the folder put in place, and returned. On any error the staging folder is removed.
+    static func build(_ url: URL, force: Bool, _ body: (inout ExportDestination) throws -> Manifest) throws -> Manifest {
+        var dest = try ExportDestination(url, force: force)
+        do {
+            var manifest = try body(&dest)
+            manifest.outputs = try FileRecord.outputs(dest.written, in: dest.staging)
+            try manifest.write(into: dest.staging)
+            try dest.commit()
+            return manifest
+        } catch {
+            dest.discard()
+            throw error
+        }
+    }
+
     /// Removes the staging folder (after an error).
     func discard() {
         try? FileManager.default.removeItem(at: staging)

@@ -45,19 +45,11 @@ public enum GGUFModelExport {
         }
         let style = run.promptStyle.flatMap(PromptStyle.init(rawValue:)) ?? .alpaca
         if o.isFile { return try writeFile(run, style: style, o) }
-        var dest = try ExportDestination(o.destination, force: o.force)
-        do {
+        return try ExportDestination.build(o.destination, force: o.force) { dest in
             let manifest = try write(run, style: style, o, gguf: dest.staging.appendingPathComponent(modelFile),
                                      modelfile: dest.staging.appendingPathComponent(modelfileName), force: false)
             dest.record([modelFile, modelfileName])
-            var complete = manifest
-            complete.outputs = try FileRecord.outputs(dest.written, in: dest.staging)
-            try complete.write(into: dest.staging)
-            try dest.commit()
-            return complete
-        } catch {
-            dest.discard()
-            throw error
+            return manifest
         }
     }
 

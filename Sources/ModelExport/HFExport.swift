@@ -43,22 +43,13 @@ public enum HFExport {
     public static let baseFolder = "base"
 
     public static func run(_ o: HFExportOptions) throws -> Manifest {
-        var dest = try ExportDestination(o.destination, force: o.force)
-        do {
+        try ExportDestination.build(o.destination, force: o.force) { dest in
             let run = try TrainOutput(folder: o.model, checkpoint: o.checkpoint)
             let tokenizer = try checkVocabulary(o.vocabDirectory, config: run.config, location: run.checkpointURL.path)
             var stats = try writeModel(run, o, into: &dest)
             stats["tokenizer_vocabulary_size"] = .int(tokenizer.vocabularySize)
-            let manifest = Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "export",
-                                    params: params(o, run), inputs: try inputs(run, o), stats: stats)
-            var complete = manifest
-            complete.outputs = try FileRecord.outputs(dest.written, in: dest.staging)
-            try complete.write(into: dest.staging)
-            try dest.commit()
-            return complete
-        } catch {
-            dest.discard()
-            throw error
+            return Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "export",
+                            params: params(o, run), inputs: try inputs(run, o), stats: stats)
         }
     }
 
