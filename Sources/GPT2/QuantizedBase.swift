@@ -97,6 +97,12 @@ extension GPT2Model {
         try attachQuantizedBase(quantized)
     }
 
+    /// A model whose parameters `fill` writes straight into its buffer (no second copy).
+    public convenience init(layout: ParameterLayout, filling fill: (UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
+        try self.init(layout: layout, unfilled: ())
+        try fill(UnsafeMutableBufferPointer(start: params.base, count: params.count))
+    }
+
     /// One tensor in the model's own layout; a quantized one as its dequantized values, so a
     /// checkpoint written from these holds the float32 model the quantized one computes.
     public func tensorWithDequantizedBase(_ s: TensorSpec) -> [Float] {

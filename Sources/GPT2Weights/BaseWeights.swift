@@ -86,6 +86,18 @@ public struct BaseWeights {
         return base
     }
 
+    /// The base weights as a model, its parameters held once: random weights are drawn straight
+    /// into the model's buffer; a file's are read, copied in and dropped. The returned
+    /// `BaseWeights` has no parameters (the model holds them).
+    public static func model(_ s: BaseModelChoice, seed: UInt64, layout: ParameterLayout, initScheme: InitScheme = .torch) throws -> (BaseWeights, GPT2Model) {
+        let base = try describe(s, seed: seed, layout: layout, initScheme: initScheme)
+        if let url = base.file {
+            let params = try loadHFWeights(from: url, config: layout.config, head: layout.head, headInitSeed: seed)
+            return (base, try GPT2Model(layout: layout, params: params))
+        }
+        return (base, try GPT2Model(layout: layout) { randomWeights(layout: layout, seed: seed, scheme: initScheme, into: $0) })
+    }
+
     /// The identity and file of the base weights without their parameters (empty): what a run
     /// over an already quantized base checks the quantized file against.
     public static func describe(_ s: BaseModelChoice, seed: UInt64, layout: ParameterLayout, initScheme: InitScheme = .torch) throws -> BaseWeights {

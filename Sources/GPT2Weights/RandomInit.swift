@@ -80,31 +80,35 @@ func fnv1a64(_ s: String) -> UInt64 {
 /// Fills `buffer[spec.range]` with the scheme's distribution (PyTorch's or GPT-2's distribution, not their numbers).
 public func randomInitialize(_ spec: TensorSpec, config: GPT2Config, seed: UInt64, scheme: InitScheme = .torch,
                              into buffer: inout [Float]) {
+    buffer.withUnsafeMutableBufferPointer { randomInitialize(spec, config: config, seed: seed, scheme: scheme, into: $0) }
+}
+
+/// `randomInitialize` into raw memory.
+public func randomInitialize(_ spec: TensorSpec, config: GPT2Config, seed: UInt64, scheme: InitScheme = .torch,
+                             into buf: UnsafeMutableBufferPointer<Float>) {
     var rng = SeededGenerator(seed: seed ^ fnv1a64(spec.name))
     let range = spec.range
-    buffer.withUnsafeMutableBufferPointer { buf in
-        func fillNormal(_ std: Double) {
-            var i = range.lowerBound
-            while i < range.upperBound {
-                let (a, b) = rng.nextNormalPair()
-                buf[i] = Float(a * std)
-                if i + 1 < range.upperBound { buf[i + 1] = Float(b * std) }
-                i += 2
-            }
+    func fillNormal(_ std: Double) {
+        var i = range.lowerBound
+        while i < range.upperBound {
+            let (a, b) = rng.nextNormalPair()
+            buf[i] = Float(a * std)
+            if i + 1 < range.upperBound { buf[i + 1] = Float(b * std) }
+            i += 2
         }
-        switch initKind(of: spec, config: config, scheme: scheme) {
-        case .ones:
-            for i in range { buf[i] = 1 }
-        case .zeros:
-            for i in range { buf[i] = 0 }
-        case .uniform(let fanIn):
-            let bound = 1.0 / Double(fanIn).squareRoot()
-            for i in range { buf[i] = Float((2 * rng.nextUnit() - 1) * bound) }
-        case .normal:
-            fillNormal(1)
-        case .normalStd(let std):
-            fillNormal(std)
-        }
+    }
+    switch initKind(of: spec, config: config, scheme: scheme) {
+    case .ones:
+        for i in range { buf[i] = 1 }
+    case .zeros:
+        for i in range { buf[i] = 0 }
+    case .uniform(let fanIn):
+        let bound = 1.0 / Double(fanIn).squareRoot()
+        for i in range { buf[i] = Float((2 * rng.nextUnit() - 1) * bound) }
+    case .normal:
+        fillNormal(1)
+    case .normalStd(let std):
+        fillNormal(std)
     }
 }
 
@@ -112,8 +116,14 @@ public func randomInitialize(_ spec: TensorSpec, config: GPT2Config, seed: UInt6
 /// `.torch` (the default) like the book's freshly built `GPTModel`, `.gpt2` like a fresh GPT-2.
 public func randomWeights(layout: ParameterLayout, seed: UInt64, scheme: InitScheme = .torch) -> [Float] {
     var buffer = [Float](repeating: 0, count: layout.totalCount)
-    for spec in layout.tensors {
-        randomInitialize(spec, config: layout.config, seed: seed, scheme: scheme, into: &buffer)
-    }
+    buffer.withUnsafeMutableBufferPointer { randomWeights(layout: layout, seed: seed, scheme: scheme, into: $0) }
     return buffer
+}
+
+/// `randomWeights` written straight into a model's own buffer (no second copy of the weights).
+public func randomWeights(layout: ParameterLayout, seed: UInt64, scheme: InitScheme = .torch, into buffer: UnsafeMutableBufferPointer<Float>) {
+    precondition(buffer.count == layout.totalCount)
+    for spec in layout.tensors {
+        randomInitialize(spec, config: layout.config, seed: seed, scheme: scheme, into: buffer)
+    }
 }

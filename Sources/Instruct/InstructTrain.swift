@@ -128,10 +128,7 @@ public enum InstructTrainStage {
     static func loadBase(_ o: InstructTrainOptions, layout: ParameterLayout, progress: ProgressHandler) throws -> (BaseWeights, GPT2Model) {
         let s = o.settings
         guard let type = s.quantizeBase.type else {
-            var base = try BaseWeights.load(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
-            let model = try GPT2Model(layout: layout, params: base.parameters)
-            base.parameters = []
-            return (base, model)
+            return try BaseWeights.model(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
         }
         let url = o.output.appendingPathComponent(QuantizedBaseArtifact.fileName)
         let described = try BaseWeights.describe(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
@@ -139,9 +136,7 @@ public enum InstructTrainStage {
             progress(.note("quantized base (\(type.rawValue)) read from \(url.path)"))
             return (described, try QuantizedBaseArtifact.loadModel(url, layout: layout, baseIdentity: described.identity, type: type))
         }
-        var base = try BaseWeights.load(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
-        let model = try GPT2Model(layout: layout, params: base.parameters)
-        base.parameters = []
+        let (base, model) = try BaseWeights.model(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
         try FileManager.default.createDirectory(at: o.output, withIntermediateDirectories: true)
         try QuantizedBaseArtifact.write(model: model, baseIdentity: base.identity, type: type, to: url)
         let bytes = model.quantizedBaseWeights?.byteCount ?? 0
