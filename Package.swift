@@ -87,7 +87,7 @@ let package = Package(
         .target(name: "ModelServer", dependencies: ["ArtifactKit", "Classification", "Instruct", "GPT2", "GPT2Tokenizer", .product(name: "Hummingbird", package: "hummingbird"),
                                               .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTPTypes", package: "swift-nio-extras")],
                 resources: [.embedInCode("Resources/index.html")]),
-        .executableTarget(name: "serve", dependencies: ["ModelServer", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "serve", dependencies: ["Quantization", "GPT2", "ModelServer", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "ModelServerTests", dependencies: ["ModelServer", "Classification", "Instruct", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")]),
 
         // Tests.

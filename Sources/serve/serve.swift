@@ -1,9 +1,13 @@
 import ArgumentParser
 import ArtifactKit
 import Foundation
+import GPT2
 import GPT2Tokenizer
 import ModelServer
+import Quantization
 import ToolSupport
+
+extension BaseQuantization: ExpressibleByArgument {}
 
 /// `serve`: one trained model (a `train` or `train instruct` output folder) over HTTP: classify,
 /// OpenAI-style completions and chat, a web page, health and metrics. See docs/serve.md.
@@ -25,6 +29,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Positions per generation row, prompt plus new tokens (at most the model's context).") var context = 1024
     @Option(help: "max_tokens of a request that does not say.") var defaultMaxTokens = 256
     @Option(help: "Seconds a connection may take to send a whole request or stay idle between requests.") var requestTimeout = 30
+    @Option(help: "Instruction models: decode with the base's Linear weights as nf4 or int8 (the tied embedding int8), read packed by the kernels (none: float32).") var quantize = BaseQuantization.none
     @Option(help: .hidden) var testStepDelay = 0.0
 
     func run() async throws {
@@ -38,6 +43,14 @@ struct Serve: AsyncParsableCommand {
 
     func serve() async throws {
         let loaded = try ServedModel.load(from: model.url)
+        if let type = quantize.type {
+            guard case .instruct(let trained) = loaded else {
+                throw PipelineError("--quantize is for instruction models; a classifier is served in float32", location: "--quantize",
+                                    hint: "drop --quantize, or serve a `train instruct` output")
+            }
+            let q = try trained.model.quantizeBase(type)
+            print("base quantized to \(type.rawValue) (the tied embedding int8): \(TextFormat.bytes(q.byteCount))")
+        }
         let tokenizer = try GPT2BPETokenizer(directory: vocab.url)
         try loaded.check(tokenizer: tokenizer, vocabDirectory: vocab.url)
         var c = ServerConfiguration()
