@@ -74,10 +74,16 @@ extension GPT2Model {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = Int(bitPattern: params.base + s.offset), end = start + s.count * MemoryLayout<Float>.stride
         let alignedStart = (start + page - 1) / page * page, alignedEnd = end / page * page
-        if alignedEnd > alignedStart {
+        guard alignedEnd > alignedStart else {
             (params.base + s.offset).update(repeating: 0, count: s.count)
-            _ = madvise(UnsafeMutableRawPointer(bitPattern: alignedStart), alignedEnd - alignedStart, MADV_DONTNEED)
+            return
         }
+        // Only the partial pages at the two ends are written; the whole pages between are handed
+        // back untouched (writing them first would make a never-touched calloc'ed buffer resident).
+        let stride = MemoryLayout<Float>.stride
+        (params.base + s.offset).update(repeating: 0, count: (alignedStart - start) / stride)
+        UnsafeMutablePointer<Float>(bitPattern: alignedEnd)!.update(repeating: 0, count: (end - alignedEnd) / stride)
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: alignedStart), alignedEnd - alignedStart, MADV_DONTNEED)
     }
 }
 
