@@ -28,6 +28,14 @@ public struct BinaryReader {
 
     public var remaining: Int { data.count - offset }
 
+    /// Moves to byte `position` (for files whose header gives each part's offset).
+    public mutating func seek(to position: Int) throws {
+        guard position >= 0, position <= data.count else {
+            throw PipelineError("file is truncated: wanted offset \(position), file has \(data.count) bytes", location: source)
+        }
+        offset = position
+    }
+
     mutating func take(_ n: Int) throws -> Data {
         guard n >= 0, offset + n <= data.count else {
             throw PipelineError("file is truncated: wanted \(n) bytes at offset \(offset), file has \(data.count)", location: source)

@@ -172,9 +172,9 @@ extension QuantizedBaseFile {
                                 hint: "the file is truncated or corrupt: delete it and rerun `\(producer)`")
         }
         var tensors: [String: Payload] = [:]
+        var r = BinaryReader(data: data, source: url.path)
         for t in meta.tensors {
-            var r = BinaryReader(data: data, source: url.path)
-            _ = try r.bytes(start + t.offset)
+            try r.seek(to: start + t.offset)
             tensors[t.name] = try payload(t, &r, location: url.path)
         }
         return (meta, tensors)
