@@ -37,6 +37,29 @@ void qk_int8_dequantize_rows(const int8_t *codes, const float *row_scales,
     }
 }
 
+void qk_nf4_dequantize_block(const uint8_t *packed, const float *scales, const float *code16, long block, long cols,
+                             long row0, long nrows, long col0, long ncols, float *out) {
+    for (long r = 0; r < nrows; r++) {
+        long base = (row0 + r) * cols + col0;
+        float *o = out + r * ncols;
+        for (long c = 0; c < ncols; c++) {
+            long i = base + c;
+            uint8_t byte = packed[i >> 1];
+            o[c] = code16[(i & 1) ? (byte & 0x0F) : (byte >> 4)] * scales[i / block];
+        }
+    }
+}
+
+void qk_int8_dequantize_block(const int8_t *codes, const float *row_scales, long cols,
+                              long row0, long nrows, long col0, long ncols, float *out) {
+    for (long r = 0; r < nrows; r++) {
+        const int8_t *w = codes + (row0 + r) * cols + col0;
+        float s = row_scales[row0 + r];
+        float *o = out + r * ncols;
+        for (long c = 0; c < ncols; c++) o[c] = (float)w[c] * s;
+    }
+}
+
 /* ---------- matrix-vector products reading the codes directly ---------- */
 
 void qk_deinterleave(const float *x, long cols, float *xe, float *xo) {

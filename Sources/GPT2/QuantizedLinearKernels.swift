@@ -8,8 +8,8 @@ enum LinearWeight {
     case quantized(QuantizedLinear)
 }
 
-/// Output channels per dequantized tile: about 2 MB of float32, a multiple of 16.
-func quantizedTileRows(inDim: Int) -> Int { max(16, (1 << 19) / max(1, inDim) / 16 * 16) }
+/// Output channels per dequantized tile: about 8 MB of float32, a multiple of 16.
+func quantizedTileRows(inDim: Int) -> Int { max(16, (1 << 21) / max(1, inDim) / 16 * 16) }
 
 /// y = x @ W + b as `linearForward`, for either kind of weight. A quantized weight never exists
 /// as a whole float32 matrix: one row (decoding) goes through the matrix-vector kernel that reads
@@ -40,15 +40,22 @@ func linearForward(_ x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int
     }
 }
 
-/// dX (+)= dY @ W^T of a quantized weight, tile by tile: dX += dY[:, tile] · tile. The weight is
-/// frozen: there is no dW (QLoRA trains only the adapters beside it).
+/// dX (+)= dY @ W^T of a quantized weight ([out, in]: dX = dY · W), by blocks of input columns:
+/// dX[:, block] = dY · W[:, block], each block of all output channels dequantized (about 8 MB)
+/// and multiplied with the full inner dimension, so every element of dX is written once. The
+/// weight is frozen: there is no dW (QLoRA trains only the adapters beside it).
 func quantizedLinearBackwardInput(dY: UnsafePointer<Float>, rows: Int, q: QuantizedLinear,
                                   dX: UnsafeMutablePointer<Float>, accumulate: Bool) {
-    var first = !accumulate
-    forEachDequantizedTile(q) { tile, r in
-        parallelSgemm(M: rows, N: q.cols, K: r.count, A: dY + r.lowerBound, lda: q.rows, B: tile, ldb: q.cols,
-                      beta: first ? 0 : 1, C: dX, ldc: q.cols)
-        first = false
+    let blockColumns = min(q.cols, max(64, (1 << 21) / max(1, q.rows) / 64 * 64))
+    let tile = UnsafeMutablePointer<Float>.allocate(capacity: q.rows * blockColumns)
+    defer { tile.deallocate() }
+    var start = 0
+    while start < q.cols {
+        let columns = start..<min(q.cols, start + blockColumns)
+        parallelRows(q.rows, grain: 16) { r in q.dequantize(rows: r, columns: columns, into: tile + r.lowerBound * columns.count) }
+        parallelSgemm(M: rows, N: columns.count, K: q.rows, A: dY, lda: q.rows, B: tile, ldb: columns.count,
+                      beta: accumulate ? 1 : 0, C: dX + columns.lowerBound, ldc: q.cols)
+        start = columns.upperBound
     }
 }
 

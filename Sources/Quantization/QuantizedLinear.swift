@@ -49,6 +49,18 @@ public final class QuantizedLinear: @unchecked Sendable {
         }
     }
 
+    /// Writes the block rows `rows` x columns `columns` of the float matrix into `out`
+    /// ([rows.count, columns.count], row-major).
+    public func dequantize(rows: Range<Int>, columns: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        switch type {
+        case .nf4:
+            qk_nf4_dequantize_block(nf4Packed, scales, NF4.code, block, cols, rows.lowerBound, rows.count,
+                                    columns.lowerBound, columns.count, out)
+        case .int8:
+            qk_int8_dequantize_block(int8Codes, scales, cols, rows.lowerBound, rows.count, columns.lowerBound, columns.count, out)
+        }
+    }
+
     /// Whether `matvec` can read the codes directly (NF4 needs whole blocks per row).
     public var hasDirectMatvec: Bool { type == .int8 || (cols % block == 0 && block % 16 == 0) }
 

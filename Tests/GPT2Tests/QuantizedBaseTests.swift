@@ -114,6 +114,37 @@ final class QuantizedBaseTests: XCTestCase {
         XCTAssertEqual(q.quantizedBaseWeights?["wte.weight"]?.type, .int8)
     }
 
+    /// The input gradient runs over blocks of input columns (three here: 128, 128, 64 of 320)
+    /// and the forward product over tiles of output channels; both equal the dense products of
+    /// the dequantized matrix.
+    func testTiledProductsEqualTheDenseProducts() throws {
+        var rng = SeededGenerator(seed: 8)
+        let out = 16384, inDim = 320, M = 3
+        let w = (0..<out * inDim).map { _ in Float.random(in: -1...1, using: &rng) }
+        let q = QuantizedLinear(w.withUnsafeBufferPointer { QuantizedMatrix.quantize(linear: $0, rows: out, cols: inDim, as: .int8) })
+        XCTAssertLessThan(min(inDim, max(64, (1 << 21) / out / 64 * 64)), inDim, "more than one column block")
+        var dense = [Float](repeating: 0, count: out * inDim)
+        q.dequantize(rows: 0..<out, into: &dense)
+        let dY = (0..<M * out).map { _ in Float.random(in: -1...1, using: &rng) }
+        var dX = [Float](repeating: 0, count: M * inDim)
+        quantizedLinearBackwardInput(dY: dY, rows: M, q: q, dX: &dX, accumulate: false)
+        let x = (0..<M * inDim).map { _ in Float.random(in: -1...1, using: &rng) }
+        var y = [Float](repeating: 0, count: M * out)
+        linearForward(x, rows: M, inDim: inDim, outDim: out, weight: .quantized(q), bias: nil, out: &y)
+        for m in 0..<M {
+            for c in stride(from: 0, to: inDim, by: 7) {
+                var e: Double = 0
+                for o in 0..<out { e += Double(dY[m * out + o]) * Double(dense[o * inDim + c]) }
+                XCTAssertEqual(Double(dX[m * inDim + c]), e, accuracy: 1e-3 * max(1, abs(e)), "dX[\(m), \(c)]")
+            }
+            for o in stride(from: 0, to: out, by: 997) {
+                var e: Double = 0
+                for c in 0..<inDim { e += Double(x[m * inDim + c]) * Double(dense[o * inDim + c]) }
+                XCTAssertEqual(Double(y[m * out + o]), e, accuracy: 1e-3 * max(1, abs(e)), "y[\(m), \(o)]")
+            }
+        }
+    }
+
     func testMatrixVectorKernelsEqualTheirDequantizedProduct() throws {
         var rng = SeededGenerator(seed: 5)
         let rows = 48, cols = 192

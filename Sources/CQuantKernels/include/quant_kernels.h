@@ -14,6 +14,13 @@ void qk_nf4_dequantize_rows(const uint8_t *packed, const float *scales, const fl
 void qk_int8_dequantize_rows(const int8_t *codes, const float *row_scales,
                              long cols, long row0, long nrows, float *out);
 
+/* out[r - row0][c - col0] = W[r][c] for r in [row0, row0 + nrows), c in [col0, col0 + ncols):
+   a block of columns (the input features), for products with W's transpose. */
+void qk_nf4_dequantize_block(const uint8_t *packed, const float *scales, const float *code16, long block, long cols,
+                             long row0, long nrows, long col0, long ncols, float *out);
+void qk_int8_dequantize_block(const int8_t *codes, const float *row_scales, long cols,
+                              long row0, long nrows, long col0, long ncols, float *out);
+
 /* y[r] = sum_c W[r][c] * x[c] (+ y[r] when accumulate) for r in [row0, row0 + nrows).
    The NF4 kernel needs cols % block == 0 and block % 16 == 0; `xe`/`xo` are x's even and odd
    elements (qk_deinterleave), made once per vector. */
