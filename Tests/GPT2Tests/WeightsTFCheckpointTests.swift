@@ -69,7 +69,8 @@ final class WeightsTFCheckpointTests: WeightsTestCase {
     }
 
     func testConfigMismatchIsNamed() throws {
-        let m = errorMessage { _ = try loadTFCheckpoint(directory: try self.layoutDir(), config: .medium, head: .languageModel) }
+        let dir = try layoutDir()
+        let m = errorMessage { _ = try loadTFCheckpoint(directory: dir, config: .medium, head: .languageModel) }
         assertMessage(m, contains: ["gpt2-medium", "n_layers 24", "n_layers 12, emb_dim 768", "hparams.json"])
     }
 

@@ -5,6 +5,12 @@ import TestSupport
 import XCTest
 
 final class JSONLinesTokenizationTests: XCTestCase {
+    /// Every test tokenizes with the GPT-2 vocabulary: without the shared assets they skip here
+    /// (a skip thrown inside an expected-error closure would count as the error).
+    override func setUpWithError() throws {
+        guard SharedTokenizer.vocabularyDirectory != nil else { throw XCTSkip("needs ../shared/assets/gpt2 (or $LLMFT_ASSETS/gpt2)") }
+    }
+
     private func tokenize(_ input: String, _ handling: SpecialTokenHandling = .disallow) throws -> String {
         let tokenizer = try SharedTokenizer.get()
         let output = try JSONLinesTokenization.tokenize(Data(input.utf8), with: tokenizer, specialTokens: handling, threads: 2)
