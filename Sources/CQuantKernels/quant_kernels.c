@@ -16,27 +16,6 @@ static int qk_has_avx512(void) {
 
 /* ---------- dequantization into float tiles (for sgemm) ---------- */
 
-void qk_nf4_dequantize_rows(const uint8_t *packed, const float *scales, const float *code16,
-                            long block, long cols, long row0, long nrows, float *out) {
-    long start = row0 * cols, n = nrows * cols;
-    for (long k = 0; k < n; k++) {
-        long i = start + k;
-        uint8_t byte = packed[i >> 1];
-        int q = (i & 1) ? (byte & 0x0F) : (byte >> 4);
-        out[k] = code16[q] * scales[i / block];
-    }
-}
-
-void qk_int8_dequantize_rows(const int8_t *codes, const float *row_scales,
-                             long cols, long row0, long nrows, float *out) {
-    for (long r = 0; r < nrows; r++) {
-        const int8_t *w = codes + (row0 + r) * cols;
-        float s = row_scales[row0 + r];
-        float *o = out + r * cols;
-        for (long c = 0; c < cols; c++) o[c] = (float)w[c] * s;
-    }
-}
-
 void qk_nf4_dequantize_block(const uint8_t *packed, const float *scales, const float *code16, long block, long cols,
                              long row0, long nrows, long col0, long ncols, float *out) {
     for (long r = 0; r < nrows; r++) {

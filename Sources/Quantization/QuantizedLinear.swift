@@ -41,12 +41,7 @@ public final class QuantizedLinear: @unchecked Sendable {
 
     /// Writes rows `range` of the float matrix into `out` ([range.count, cols], row-major).
     public func dequantize(rows range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
-        switch type {
-        case .nf4:
-            qk_nf4_dequantize_rows(nf4Packed, scales, NF4.code, block, cols, range.lowerBound, range.count, out)
-        case .int8:
-            qk_int8_dequantize_rows(int8Codes, scales, cols, range.lowerBound, range.count, out)
-        }
+        dequantize(rows: range, columns: 0..<cols, into: out)
     }
 
     /// Writes the block rows `rows` x columns `columns` of the float matrix into `out`

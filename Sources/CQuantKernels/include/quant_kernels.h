@@ -8,14 +8,9 @@
    block of `block` consecutive elements of the flat storage. int8: one float scale per row
    (absmax / 127 already divided). Each has an AVX2+FMA path chosen at run time and a scalar one. */
 
-/* out[r - row0][c] = W[r][c] for r in [row0, row0 + nrows). */
-void qk_nf4_dequantize_rows(const uint8_t *packed, const float *scales, const float *code16,
-                            long block, long cols, long row0, long nrows, float *out);
-void qk_int8_dequantize_rows(const int8_t *codes, const float *row_scales,
-                             long cols, long row0, long nrows, float *out);
-
 /* out[r - row0][c - col0] = W[r][c] for r in [row0, row0 + nrows), c in [col0, col0 + ncols):
-   a block of columns (the input features), for products with W's transpose. */
+   whole rows (col0 0, ncols cols) for products with W, a block of columns for products with W's
+   transpose. */
 void qk_nf4_dequantize_block(const uint8_t *packed, const float *scales, const float *code16, long block, long cols,
                              long row0, long nrows, long col0, long ncols, float *out);
 void qk_int8_dequantize_block(const int8_t *codes, const float *row_scales, long cols,
