@@ -27,31 +27,28 @@ extension GPT2Model {
     @discardableResult
     public func quantizeBase(_ type: QuantizationType,
                              measure: ((String, QuantizedMatrix, UnsafeBufferPointer<Float>) -> Void)? = nil) throws -> QuantizedTensors {
+        let projections = Set(quantizableLinearNames(config))
         var linears: [String: QuantizedLinear] = [:]
         for s in layout.tensors {
+            let isEmbedding = s.name == quantizedEmbeddingName && layout.head == .languageModel
+            guard isEmbedding || projections.contains(s.name) else { continue }
             let values = UnsafeBufferPointer(start: params.base + s.offset, count: s.count)
-            if s.name == quantizedEmbeddingName && layout.head == .languageModel {
-                if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                    throw PipelineError("cannot quantize wte.weight: element \(bad) is \(values[bad])")
-                }
-                let m = QuantizedMatrix.quantize(linear: values, rows: s.shape[0], cols: s.shape[1], as: .int8)
-                measure?(s.name, m, values)
-                linears[s.name] = QuantizedLinear(m)
-            } else if quantizableLinearNames.contains(s.name) {
-                let m = try QuantizedMatrix.quantize(conv1D: values, inDim: s.shape[0], outDim: s.shape[1], as: type, name: s.name)
-                if let measure {
-                    let transposed = (0..<s.count).map { k in values[(k % s.shape[0]) * s.shape[1] + k / s.shape[0]] }
-                    transposed.withUnsafeBufferPointer { measure(s.name, m, $0) }
-                }
-                linears[s.name] = QuantizedLinear(m)
+            try QuantizedMatrix.checkFinite(values, shape: s.shape, name: s.name)
+            func quantized(_ buffer: UnsafeBufferPointer<Float>, rows: Int, cols: Int, as t: QuantizationType) -> QuantizedMatrix {
+                let m = QuantizedMatrix.quantize(linear: buffer, rows: rows, cols: cols, as: t)
+                measure?(s.name, m, buffer)
+                return m
             }
+            // The head's [V, C] is already [out, in]; a Conv1D [in, out] weight is transposed once.
+            let m = isEmbedding ? quantized(values, rows: s.shape[0], cols: s.shape[1], as: .int8)
+                : transposed(values, rows: s.shape[0], cols: s.shape[1])
+                    .withUnsafeBufferPointer { quantized($0, rows: s.shape[1], cols: s.shape[0], as: type) }
+            linears[s.name] = QuantizedLinear(m)
         }
         let q = QuantizedTensors(type: type, linears: linears)
         try attachQuantizedBase(q)
         return q
     }
-
-    private var quantizableLinearNames: Set<String> { Set(GPT2.quantizableLinearNames(config)) }
 
     /// From now on every pass reads these weights quantized. The float32 copies in the parameter
     /// buffer are released to the system (their whole pages; they read as zero afterwards), so the
@@ -116,13 +113,19 @@ extension GPT2Model {
         var rowsOut = [Float](repeating: 0, count: linear.rows * linear.cols)
         linear.dequantize(rows: 0..<linear.rows, into: &rowsOut)
         if s.name == quantizedEmbeddingName { return rowsOut }
-        var values = [Float](repeating: 0, count: s.count)
-        for o in 0..<linear.rows { for i in 0..<linear.cols { values[i * linear.rows + o] = rowsOut[o * linear.cols + i] } }
-        return values
+        return rowsOut.withUnsafeBufferPointer { transposed($0, rows: linear.rows, cols: linear.cols) }
     }
 
     /// All parameters in layout order, quantized tensors dequantized (`tensorWithDequantizedBase`).
     public func parametersWithDequantizedBase() -> [Float] {
         layout.tensors.flatMap { tensorWithDequantizedBase($0) }
     }
+}
+
+/// A [rows, cols] row-major matrix as [cols, rows]: between our Conv1D [in, out] weights and the
+/// [out, in] layout of quantized matrices.
+func transposed(_ m: UnsafeBufferPointer<Float>, rows: Int, cols: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: m.count)
+    for r in 0..<rows { for c in 0..<cols { out[c * rows + r] = m[r * cols + c] } }
+    return out
 }

@@ -39,18 +39,13 @@ public struct QuantizedMatrix: Sendable {
         return .int8
     }
 
-    /// Quantizes a Conv1D weight given in our [in, out] layout (transposed here to [out, in]).
-    /// Refuses a non-finite element, naming the tensor.
-    public static func quantize(conv1D weight: UnsafeBufferPointer<Float>, inDim: Int, outDim: Int,
-                                as type: QuantizationType, name: String) throws -> QuantizedMatrix {
-        precondition(weight.count == inDim * outDim)
-        if let bad = weight.firstIndex(where: { !$0.isFinite }) {
-            throw PipelineError("cannot quantize \(name): element [\(bad / outDim), \(bad % outDim)] is \(weight[bad])",
-                                hint: "the base weights are corrupt or training diverged; start from finite weights")
-        }
-        var transposed = [Float](repeating: 0, count: weight.count)
-        for i in 0..<inDim { for o in 0..<outDim { transposed[o * inDim + i] = weight[i * outDim + o] } }
-        return transposed.withUnsafeBufferPointer { quantize(linear: $0, rows: outDim, cols: inDim, as: type) }
+    /// Refuses a tensor with a non-finite element, naming the tensor and the element's
+    /// [row, column] in the given shape.
+    public static func checkFinite(_ values: UnsafeBufferPointer<Float>, shape: [Int], name: String) throws {
+        guard let bad = values.firstIndex(where: { !$0.isFinite }) else { return }
+        let cols = shape.count == 2 ? shape[1] : values.count
+        throw PipelineError("cannot quantize \(name): element [\(bad / cols), \(bad % cols)] is \(values[bad])",
+                            hint: "the base weights are corrupt or training diverged; start from finite weights")
     }
 
     /// Quantizes a weight already in [rows = out, cols = in] layout.
