@@ -110,10 +110,10 @@ final class Pass {
     /// Token + position embeddings of `tokens` into residual[0] (no dropout).
     func embed() {
         let x0 = ws.residual[0].base
-        let (C, T, model) = (self.C, self.T, self.model)
+        let (C, T, rows) = (self.C, self.T, model.embeddingRows())
         tokens.withUnsafeBufferPointer { tk in
             parallelRows(N, grain: 32) { r in
-                for i in r { model.embed(token: tk[i], position: i % T, into: x0 + i * C) }
+                for i in r { rows.write(token: tk[i], position: i % T, into: x0 + i * C) }
             }
         }
     }

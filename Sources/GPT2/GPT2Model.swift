@@ -72,18 +72,11 @@ public final class GPT2Model {
         self.params = FloatBuffer(count: layout.totalCount, zeroed: true)
     }
 
-    /// o[0..<C] = wte[token] + wpe[position] (the token row dequantized when the embedding is
-    /// held quantized).
-    func embed(token: Int32, position: Int, into o: UnsafeMutablePointer<Float>) {
-        let C = config.embDim
-        let p = params.base + layout.spec(named: "wpe.weight")!.offset + position * C
-        if let q = quantizedBase?["wte.weight"] {
-            q.dequantize(rows: Int(token)..<Int(token) + 1, into: o)
-            for j in 0..<C { o[j] += p[j] }
-        } else {
-            let e = params.base + layout.spec(named: "wte.weight")!.offset + Int(token) * C
-            for j in 0..<C { o[j] = e[j] + p[j] }
-        }
+    /// The token and position embeddings, located once per pass (see `EmbeddingRows`).
+    func embeddingRows() -> EmbeddingRows {
+        EmbeddingRows(wte: params.base + layout.spec(named: "wte.weight")!.offset,
+                      wpe: params.base + layout.spec(named: "wpe.weight")!.offset,
+                      quantizedWTE: quantizedBase?["wte.weight"], C: config.embDim)
     }
 
     /// A copy of the parameters (layout order).
@@ -287,5 +280,24 @@ final class Workspace {
         let x = FloatBuffer(count: count, zeroed: false)
         b = x
         return x
+    }
+}
+
+/// Writes a position's input row: o[0..<C] = wte[token] + wpe[position], the token row
+/// dequantized when the embedding is held quantized.
+struct EmbeddingRows {
+    let wte: UnsafePointer<Float>, wpe: UnsafePointer<Float>
+    let quantizedWTE: QuantizedLinear?
+    let C: Int
+
+    func write(token: Int32, position: Int, into o: UnsafeMutablePointer<Float>) {
+        let p = wpe + position * C
+        if let q = quantizedWTE {
+            q.dequantize(rows: Int(token)..<Int(token) + 1, into: o)
+            for j in 0..<C { o[j] += p[j] }
+        } else {
+            let e = wte + Int(token) * C
+            for j in 0..<C { o[j] = e[j] + p[j] }
+        }
     }
 }

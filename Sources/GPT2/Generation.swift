@@ -170,7 +170,8 @@ extension GPT2Model {
     /// Token plus position embedding of every decode row.
     private func embedDecodeRows(_ rows: DecodeRows, into x: FloatBuffer) {
         let C = config.embDim, toks = rows.toks, posOf = rows.posOf
-        for i in 0..<rows.count { embed(token: toks[i], position: posOf[i], into: x.base + i * C) }
+        let embedding = embeddingRows()
+        for i in 0..<rows.count { embedding.write(token: toks[i], position: posOf[i], into: x.base + i * C) }
     }
 
     /// ln_1 and c_attn of block `pre` over the decode rows into `a.qkv`; each row's key and value
