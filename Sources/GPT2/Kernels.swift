@@ -157,11 +157,7 @@ func parallelSgemv(transposed: Bool, rows: Int, cols: Int, A: UnsafePointer<Floa
 /// The bias is broadcast into y first so the sgemm accumulates onto it (beta = 1).
 func linearForward(_ x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int,
                    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>) {
-    if let bias {
-        parallelRows(rows, grain: 64) { r in
-            for i in r { (out + i * outDim).update(from: bias, count: outDim) }
-        }
-    }
+    if let bias { broadcastRows(bias, rows: rows, cols: outDim, into: out) }
     if rows == 1 {
         // One row (single-token decoding) is a matrix-vector product: OpenBLAS 0.3.21's sgemm
         // would pack the whole weight matrix for it, sgemv streams it (2.5x faster here).
@@ -170,6 +166,13 @@ func linearForward(_ x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int
     }
     parallelSgemm(M: rows, N: outDim, K: inDim, A: x, lda: inDim, B: weight, ldb: outDim,
                   beta: bias == nil ? 0 : 1, C: out, ldc: outDim)
+}
+
+/// out[i, :] = row for every i < rows: a bias laid under a product that accumulates (beta = 1).
+func broadcastRows(_ row: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
+    parallelRows(rows, grain: 64) { r in
+        for i in r { (out + i * cols).update(from: row, count: cols) }
+    }
 }
 
 /// Backward of `linearForward`: dX (+)= dY @ W^T, dW += X^T @ dY, db += column sums of dY.

@@ -24,11 +24,7 @@ func linearForward(_ x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int
         return
     }
     precondition(q.rows == outDim && q.cols == inDim, "quantized weight [\(q.rows), \(q.cols)] used as [\(outDim), \(inDim)]")
-    if let bias {
-        parallelRows(rows, grain: 64) { r in
-            for i in r { (out + i * outDim).update(from: bias, count: outDim) }
-        }
-    }
+    if let bias { broadcastRows(bias, rows: rows, cols: outDim, into: out) }
     if rows == 1 && q.hasDirectMatvec {
         let prepared = q.prepare(x)
         parallelRows(outDim, grain: 64) { r in q.matvec(prepared, rows: r, y: out, accumulate: bias != nil) }
