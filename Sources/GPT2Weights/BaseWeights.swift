@@ -91,11 +91,15 @@ public struct BaseWeights {
     /// `BaseWeights` has no parameters (the model holds them).
     public static func model(_ s: BaseModelChoice, seed: UInt64, layout: ParameterLayout, initScheme: InitScheme = .torch) throws -> (BaseWeights, GPT2Model) {
         let base = try describe(s, seed: seed, layout: layout, initScheme: initScheme)
+        return (base, try model(of: base, seed: seed, layout: layout, initScheme: initScheme))
+    }
+
+    /// `model` for base weights already described (their file is not hashed again).
+    public static func model(of base: BaseWeights, seed: UInt64, layout: ParameterLayout, initScheme: InitScheme = .torch) throws -> GPT2Model {
         if let url = base.file {
-            let params = try loadHFWeights(from: url, config: layout.config, head: layout.head, headInitSeed: seed)
-            return (base, try GPT2Model(layout: layout, params: params))
+            return try GPT2Model(layout: layout, params: try loadHFWeights(from: url, config: layout.config, head: layout.head, headInitSeed: seed))
         }
-        return (base, try GPT2Model(layout: layout) { randomWeights(layout: layout, seed: seed, scheme: initScheme, into: $0) })
+        return try GPT2Model(layout: layout) { randomWeights(layout: layout, seed: seed, scheme: initScheme, into: $0) }
     }
 
     /// The identity and file of the base weights without their parameters (empty): what a run

@@ -136,12 +136,12 @@ public enum InstructTrainStage {
             progress(.note("quantized base (\(type.rawValue)) read from \(url.path)"))
             return (described, try QuantizedBaseArtifact.loadModel(url, layout: layout, baseIdentity: described.identity, type: type))
         }
-        let (base, model) = try BaseWeights.model(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
+        let model = try BaseWeights.model(of: described, seed: s.seed, layout: layout, initScheme: s.initScheme)
         try FileManager.default.createDirectory(at: o.output, withIntermediateDirectories: true)
-        try QuantizedBaseArtifact.write(model: model, baseIdentity: base.identity, type: type, to: url)
+        try QuantizedBaseArtifact.write(model: model, baseIdentity: described.identity, type: type, to: url)
         let bytes = model.quantizedBaseWeights?.byteCount ?? 0
         progress(.note("quantized the base's Linear weights to \(type.rawValue) (the tied embedding to int8): \(TextFormat.bytes(bytes)); wrote \(url.path)"))
-        return (base, model)
+        return (described, model)
     }
 
     /// With a tokenizer, the book's `generate_and_print_sample` after each epoch: the model's
