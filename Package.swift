@@ -52,7 +52,7 @@ let package = Package(
         // The training loop's bookkeeping: epochs, resume state, log, progress, plots.
         .target(name: "TrainingKit", dependencies: ["ArtifactKit"]),
         // Chapter 6 and chapter 7, each from its raw file to its evaluation.
-        .target(name: "Classification", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit"]),
+        .target(name: "Classification", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "Quantization"]),
         .target(name: "Instruct", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient", "Quantization"]),
         // GGUF export (llama.cpp / Ollama): the GGUF v3 container, its reader, F16 / Q8_0
         // encodings, the gpt2 architecture's tensors and tokenizer metadata, Ollama Modelfiles.
@@ -103,7 +103,7 @@ let package = Package(
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TestSupport"]),
         .testTarget(name: "TrainingKitTests", dependencies: ["TrainingKit", "ArtifactKit", "TestSupport"]),
         .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "GPT2Weights", "TestSupport", "GPT2TestSupport"]),
-        .testTarget(name: "ClassificationTests", dependencies: ["Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "TestSupport", "GPT2TestSupport"]),
+        .testTarget(name: "ClassificationTests", dependencies: ["Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "TestSupport", "GPT2TestSupport", "Quantization"]),
         .testTarget(name: "InstructTests", dependencies: ["Instruct", "Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient", "TestSupport"]),
     ]
 )

@@ -22,6 +22,8 @@ public final class ClassifierTrainer {
     public let logURL: URL?
     /// Writes the best checkpoint (`--save-best`), given the evaluation that made it the best.
     public var saveBestCheckpoint: ((BestTracker) throws -> Void)?
+    /// The wall time of each optimizer step this process ran.
+    public private(set) var stepTimes = StepTimes()
 
     public init(model: ClassifierModel, train: DataSplit, validation: DataSplit, settings: ClassifierSettings,
                 inputsKey: String, stateURL: URL?, logURL: URL? = nil, progress: @escaping ProgressHandler = silentProgress) {
@@ -85,6 +87,10 @@ public final class ClassifierTrainer {
     /// One optimizer step: the micro-batches' gradients accumulated (each row weighs the same),
     /// measured and clipped when the plan says so, then AdamW at the plan's learning rate.
     func step(_ plan: StepPlan, optimizer: AdamW) throws -> StepResult {
+        try stepTimes.measure { try timedStep(plan, optimizer: optimizer) }
+    }
+
+    private func timedStep(_ plan: StepPlan, optimizer: AdamW) throws -> StepResult {
         let loss = try plan.accumulate { i, rows, weight in
             try model.computeGradients(rows: rows, of: train, scale: weight, accumulate: i > 0)
         }
