@@ -91,7 +91,7 @@ final class QLoRAClassifierTests: XCTestCase {
         try model.quantizeBase(.nf4)
         let backend = try GPT2Backend(qloraModel: model)
         let head = model.withParameters { Array($0[backend.vectorStart...]) }
-        XCTAssertThrowsError(try ClassifierModel(backend: backend, parameters: head, pooling: Pooling(), trainable: .lastLayer)) {
+        XCTAssertThrowsError(try ClassifierModel(backend: backend, parameters: head, pooling: Pooling(), trainable: .lastBlock)) {
             XCTAssertTrue("\($0)".contains("a quantized base trains only LoRA adapters"), "\($0)")
         }
     }
