@@ -126,7 +126,7 @@ if "classifier" in parts:
 if "quality" in parts: quality()
 if "decode" in parts: print("\nbatch-1 decoding:")
 PY
-echo "$decode" | tr ' ' '\n' | grep -v '^$' | python3 -c "
+echo "$decode" | tr ' ' '\n' | { grep -v '^$' || true; } | python3 -c "
 import json, sys
 for line in sys.stdin:
     r = json.loads(line)
