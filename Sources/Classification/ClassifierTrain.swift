@@ -246,7 +246,7 @@ public enum ClassifierTrainStage {
             "frozen_trunk_cached": .bool(trainer.train.isCached), "cache_seconds": .double(frozen.seconds),
             "trunk_file": hasTrunk ? .string(TrunkStatesFile.fileName) : .null,
             "trunk_rows": .int(frozen.trunkSplits.map(\.rows.rowCount).reduce(0, +)), "trunk_write_seconds": .double(trunkSeconds),
-            "frozen_rows_copied": .int(frozen.copiedRows), "trainable_parameters": .int(trainer.model.trainableRange.count),
+            "frozen_rows_copied": .int(frozen.copiedRows), "processes": .int(o.parallel.size), "trainable_parameters": .int(trainer.model.trainableRange.count),
             "final_train_loss": .number(lastEval?.trainLoss), "final_val_loss": .number(lastEval?.valLoss),
             "final_train_accuracy": .number(lastEpoch?.trainAccuracy), "final_val_accuracy": .number(lastEpoch?.valAccuracy),
         ]) { a, _ in a }

@@ -209,7 +209,7 @@ public enum InstructTrainStage {
         let ran = trainer.stepsThisProcess > 0
         var stats = TrainingRun.commonStats(outcome, settings: o.settings.loop, batchesPerEpoch: trainer.batchesPerEpoch)
         stats.merge([
-            "tokens_seen_this_process": .int(trainer.tokensSeen),
+            "tokens_seen_this_process": .int(trainer.tokensSeen), "processes": .int(o.parallel.size),
             "seconds_per_step_this_process": ran ? .double(trainer.secondsPerStep) : .null,
             "median_seconds_per_step_this_process": ran ? .double(trainer.medianSecondsPerStep) : .null,
             "trainable_parameters": .int(inputs.model.loraAdapters?.count ?? inputs.model.layout.totalCount),
