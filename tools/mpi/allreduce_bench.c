@@ -61,6 +61,8 @@ static double timed_allreduce(float *x, long n, int rank, int size) {
 
 /* Repeats until `seconds` of timed calls and at least 3 calls (at most 1000); every rank takes the
  * same decisions because they all see the same reduced times. */
+static double payload_bytes = 0; /* 2 (N - 1) / N * B summed over every call (warm-ups included) */
+
 static void bench_one(long n, double seconds, int rank, int size) {
     float *x = malloc((size_t)n * sizeof(float));
     if (!x) { fprintf(stderr, "allreduce_bench: rank %d: cannot allocate %ld floats\n", rank, n); MPI_Abort(MPI_COMM_WORLD, 1); }
@@ -74,6 +76,7 @@ static void bench_one(long n, double seconds, int rank, int size) {
         total += times[repeats++];
     }
     free(x);
+    payload_bytes += (repeats + 1) * 2.0 * (size - 1) / size * 4.0 * n;
     qsort(times, repeats, sizeof(double), compare_doubles);
     double median = times[repeats / 2], bytes = 4.0 * n;
     if (rank == 0)
@@ -109,6 +112,8 @@ int main(int argc, char **argv) {
         }
         bench_one((long)count, seconds, rank, size);
     }
+    if (rank == 0)
+        printf("# every rank sent and received at least %.1f MB of payload: 2 (N - 1) / N * B per call\n", payload_bytes / 1e6);
     MPI_Finalize();
     return 0;
 }

@@ -6,6 +6,7 @@
 #   tools/mpi/bench.sh [shm|veth|both] [allreduce_bench arguments...]
 #   tools/mpi/bench.sh both --seconds 2                  # what docs/distributed.md reports
 #   tools/mpi/bench.sh veth --seconds 0.5 1e6 7090946    # a quick check
+#   MPIRUN_ARGS="--mca mpi_yield_when_idle 1" tools/mpi/bench.sh both   # extra mpirun options
 #
 # Builds tools/mpi/.build/allreduce_bench first (make -C tools/mpi). The veth run needs root and
 # brings the namespaces up (tools/mpi/netns-hosts.sh up) if they are not.
@@ -23,16 +24,16 @@ veth_bytes() { # rx and tx bytes of llmft-a's end of the veth pair
 }
 
 run_shm() {
-  header "shared memory: mpirun -np 2 --bind-to none $bench $*"
-  mpirun --allow-run-as-root -np 2 --bind-to none "$bench" "$@"
+  header "shared memory: mpirun -np 2 --bind-to none ${MPIRUN_ARGS:-}${MPIRUN_ARGS:+ }$bench $*"
+  mpirun --allow-run-as-root -np 2 --bind-to none ${MPIRUN_ARGS:-} "$bench" "$@"
 }
 
 run_veth() {
   "$here/netns-hosts.sh" status >/dev/null 2>&1 || "$here/netns-hosts.sh" up >/dev/null
-  header "TCP over veth: tools/mpi/netns-mpirun.sh -np 2 --bind-to none $bench $*"
+  header "TCP over veth: tools/mpi/netns-mpirun.sh -np 2 --bind-to none ${MPIRUN_ARGS:-}${MPIRUN_ARGS:+ }$bench $*"
   local before after
   before=$(veth_bytes)
-  "$here/netns-mpirun.sh" -np 2 --bind-to none "$bench" "$@"
+  "$here/netns-mpirun.sh" -np 2 --bind-to none ${MPIRUN_ARGS:-} "$bench" "$@"
   after=$(veth_bytes)
   echo "$before $after" | awk '{printf "# veth llmft-va during the run: received %.1f MB, sent %.1f MB\n", ($3-$1)/1e6, ($4-$2)/1e6}'
 }
