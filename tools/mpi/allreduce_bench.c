@@ -94,11 +94,15 @@ int main(int argc, char **argv) {
     int first_count = 1;
     if (argc > 2 && strcmp(argv[1], "--seconds") == 0) { seconds = atof(argv[2]); first_count = 3; }
     int counts = argc - first_count;
+    char name[MPI_MAX_PROCESSOR_NAME] = {0}, *names = rank == 0 ? malloc((size_t)size * MPI_MAX_PROCESSOR_NAME) : NULL;
+    int length;
+    MPI_Get_processor_name(name, &length);
+    MPI_Gather(name, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, names, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0, MPI_COMM_WORLD);
     if (rank == 0) {
-        char name[MPI_MAX_PROCESSOR_NAME];
-        int length;
-        MPI_Get_processor_name(name, &length);
-        printf("# MPI_Allreduce(MPI_IN_PLACE, float32, MPI_SUM), %d ranks, rank 0 on %s, >= %.1f s per size\n", size, name, seconds);
+        printf("# MPI_Allreduce(MPI_IN_PLACE, float32, MPI_SUM), %d ranks, >= %.1f s per size; ranks on:", size, seconds);
+        for (int r = 0; r < size; r++) printf(" %s", names + (size_t)r * MPI_MAX_PROCESSOR_NAME);
+        printf("\n");
+        free(names);
         printf("# %9s %10s %7s %11s %11s %9s %9s\n", "floats", "MB", "repeats", "min ms", "median ms", "algbw GB/s", "busbw GB/s");
     }
     if (counts == 0)

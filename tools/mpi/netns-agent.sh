@@ -8,7 +8,9 @@
 # where the WORDs are one shell command line cut at spaces, with shell quoting meant for the remote
 # shell (e.g. ` orted -mca ess "env" -mca orte_hnp_uri "1234.0;tcp://10.77.0.1:41000" ...`).
 # Like ssh, we join the WORDs with spaces and hand the line to sh, but inside the network
-# namespace named HOST instead of on another machine. OPTIONS (ssh-style flags such as -x, which
+# namespace named HOST instead of on another machine, and in a UTS namespace of its own whose
+# hostname is HOST (so the ranks' MPI_Get_processor_name and `hostname` differ, as on two
+# machines; this machine's hostname is untouched). OPTIONS (ssh-style flags such as -x, which
 # Open MPI adds only for ssh, or whatever plm_rsh_args holds) are ignored.
 set -eu
 me="tools/mpi/netns-agent.sh"
@@ -26,4 +28,4 @@ ip netns list | awk '{print $1}' | grep -qx "$host" || {
   echo "  hint: tools/mpi/netns-hosts.sh up" >&2
   exit 1
 }
-exec ip netns exec "$host" sh -c "$*"
+exec ip netns exec "$host" unshare --uts sh -c "hostname '$host' && $*"

@@ -9,7 +9,8 @@
 #
 #   ip netns exec llmft-a mpirun --allow-run-as-root --host llmft-a,llmft-b \
 #     --mca plm_rsh_agent $PWD/tools/mpi/netns-agent.sh \
-#     --mca btl tcp,self --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24 ...
+#     --mca btl tcp,self --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24 \
+#     --bind-to none ...
 #
 # - mpirun itself runs in llmft-a: the daemons (orted) it starts in llmft-a and llmft-b through the
 #   agent must connect back to it, and from llmft-b only 10.77.0.1 is reachable.
@@ -19,6 +20,9 @@
 #   subnet (IPv4; without it Open MPI also opens the veth's IPv6 link-local address). Open MPI
 #   would pick TCP on its own here (the two ranks are on different "nodes"); the flags make it
 #   certain, and an error instead of a silent fallback if TCP is impossible.
+# - `--bind-to none`: both "hosts" share this machine's cores, and Open MPI's default binding
+#   (per host: local rank 0 to core 0) would pin both ranks to core 0. A later --bind-to in the
+#   arguments wins.
 # - root only (namespaces need it), hence --allow-run-as-root.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -34,4 +38,4 @@ first_host="${first_host%%:*}"
 exec ip netns exec "$first_host" mpirun --allow-run-as-root --host "$hosts" \
   --mca plm_rsh_agent "$here/netns-agent.sh" \
   --mca btl tcp,self --mca btl_tcp_if_include "$subnet" --mca oob_tcp_if_include "$subnet" \
-  "$@"
+  --bind-to none "$@"
