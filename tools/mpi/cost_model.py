@@ -4,6 +4,7 @@
 
     tools/mpi/cost_model.py counts                          # floats all-reduced per step, per case
     tools/mpi/cost_model.py counts --check-transformers     # the GPT-2 counts against transformers
+    tools/mpi/cost_model.py allreduce                       # seconds per all-reduce, every case
     tools/mpi/cost_model.py table --case ch6-last --step 0.08 --serial 0.008 --batch 8
     tools/mpi/cost_model.py table --floats 124439808 --step 6.4 --batch 8 --latency 50e-6
 
@@ -90,6 +91,15 @@ def allreduce_seconds(n, nbytes, link_bytes_per_s, latency):
     return 2 * (n - 1) / n * nbytes / link_bytes_per_s + 2 * (n - 1) * latency
 
 
+def print_allreduce(ranks, links, latency, efficiency, lora_rank):
+    print(f"seconds per ring all-reduce, latency {latency * 1e6:g} us, efficiency {efficiency:g}\n")
+    print("| case | MB | " + " | ".join(f"{g:g} Gbit/s, N={n}" for g in links for n in ranks) + " |")
+    print("|---|---:|" + "---:|" * (len(links) * len(ranks)))
+    for key, (_, floats) in cases(lora_rank).items():
+        cells = [f"{allreduce_seconds(n, 4 * floats, g * 1e9 / 8 * efficiency, latency):.3f}" for g in links for n in ranks]
+        print(f"| `{key}` | {4 * floats / 1e6:,.1f} | " + " | ".join(cells) + " |")
+
+
 def print_table(floats, step, serial, batch, latency, efficiency, ranks, links):
     nbytes = 4 * floats
     print(f"all-reduce of {floats:,} floats ({nbytes / 1e6:,.1f} MB) per step; one process: {step:g} s/step "
@@ -114,6 +124,12 @@ def main():
     counts.add_argument("--lora-rank", type=int, default=16)
     counts.add_argument("--check-transformers", action="store_true",
                         help="compare the GPT-2 counts with transformers' num_parameters() (needs torch, transformers)")
+    ring = sub.add_parser("allreduce", help="seconds per all-reduce for every case")
+    ring.add_argument("--ranks", default="2,16")
+    ring.add_argument("--links", default="1,10,25", help="link speeds in Gbit/s")
+    ring.add_argument("--latency", type=float, default=50e-6)
+    ring.add_argument("--efficiency", type=float, default=1.0)
+    ring.add_argument("--lora-rank", type=int, default=16)
     table = sub.add_parser("table", help="all-reduce time, step time and speed-up for N machines")
     what = table.add_mutually_exclusive_group(required=True)
     what.add_argument("--case", choices=sorted(cases()), help="a case of `counts`")
@@ -134,6 +150,10 @@ def main():
         if args.check_transformers and not check_transformers():
             print("MISMATCH between the formula and transformers", file=sys.stderr)
             return 1
+        return 0
+    if args.command == "allreduce":
+        print_allreduce([int(n) for n in args.ranks.split(",")], [float(g) for g in args.links.split(",")],
+                        args.latency, args.efficiency, args.lora_rank)
         return 0
     floats = args.floats if args.floats is not None else cases(args.lora_rank)[args.case][1]
     if not 0 <= args.serial <= args.step:
