@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Summarises repeated runs of tools/mpi/bench.sh into one markdown table: for each size and each
 configuration (shared memory or TCP over veth, with or without extra mpirun flags), the median
-over runs of each run's median time per all-reduce, the range of those medians, and the bus
+over runs of each run's median time per all-reduce, the range of those medians (with more than
+one run), and the bus
 bandwidth 2 (N - 1) / N * B / t at the median (N = 2: B / t). Standard library only.
 
     for i in 1 2 3 4; do
@@ -57,7 +58,8 @@ def main():
                 cells.append("- | -")
                 continue
             median = statistics.median(medians)
-            cells.append(f"{median:.3f} ({min(medians):.3f}-{max(medians):.3f}) | {4 * size / median / 1e6:.2f}")
+            spread = f" ({min(medians):.3f}-{max(medians):.3f})" if len(medians) > 1 else ""
+            cells.append(f"{median:.3f}{spread} | {4 * size / median / 1e6:.2f}")
         print(f"| {size:,} | {4 * size / 1e6:,.3f} | " + " | ".join(cells) + " |")
 
 
