@@ -48,7 +48,8 @@ def main():
     configs = sorted(runs, key=lambda c: (c.startswith("veth"), c))
     print(f"runs from {min(dates)} to {max(dates)}; " + "; ".join(
         f"{c}: {len(loads[c])} runs, load {min(loads[c]):g}-{max(loads[c]):g}" for c in configs) + "\n")
-    print("| floats | MB | " + " | ".join(f"{c}: ms (range) | busbw GB/s" for c in configs) + " |")
+    ranged = " (range)" if any(len(loads[c]) > 1 for c in configs) else ""
+    print("| floats | MB | " + " | ".join(f"{c}: ms{ranged} | busbw GB/s" for c in configs) + " |")
     print("|---:|---:|" + "---:|---:|" * len(configs))
     for size in sorted({s for c in configs for s in runs[c]}):
         cells = []
