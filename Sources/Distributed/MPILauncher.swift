@@ -20,7 +20,9 @@ public enum MPILauncher {
             guard FileManager.default.fileExists(atPath: hostfile) else {
                 throw PipelineError("the hostfile does not exist", location: hostfile, hint: "give an Open MPI hostfile (docs/distributed.md) or none")
             }
-            args += ["--hostfile", hostfile]
+            // Machines of their own: a process uses all the cores it finds (Open MPI would
+            // otherwise bind 1-2 processes per host to one core each).
+            args += ["--hostfile", hostfile, "--bind-to", "none"]
         } else if processes > ProcessInfo.processInfo.activeProcessorCount {
             args += ["--oversubscribe"]
         }
