@@ -33,6 +33,9 @@ let package = Package(
         .systemLibrary(name: "CMalloc"),
         // Non-variadic wrappers for curl_easy_setopt/getinfo, which Swift cannot call.
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        // Open MPI (issue 15): mpi.h and libmpi, and C wrappers for its handle macros (MPI_COMM_WORLD, MPI_FLOAT, ...).
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .target(name: "CMPIShim", dependencies: ["CMPI"]),
 
         // Libraries: all logic lives here, one domain per module (docs/architecture.md).
         // Files, hashes, manifests, errors, the seeded generator: what every stage shares.
@@ -51,6 +54,8 @@ let package = Package(
         .target(name: "Quantization", dependencies: ["ArtifactKit", "CQuantKernels"]),
         // The training loop's bookkeeping: epochs, resume state, log, progress, plots.
         .target(name: "TrainingKit", dependencies: ["ArtifactKit"]),
+        // The processes of an `mpirun -np N train` job over MPI (data-parallel training; only `train` links it).
+        .target(name: "Distributed", dependencies: ["ArtifactKit", "TrainingKit", "CMPIShim"]),
         // Chapter 6 and chapter 7, each from its raw file to its evaluation.
         .target(name: "Classification", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "Quantization"]),
         .target(name: "Instruct", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient", "Quantization"]),
@@ -69,7 +74,7 @@ let package = Package(
         .executableTarget(name: "fetch", dependencies: ["Fetcher", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "prepare", dependencies: ["Classification", "Instruct", "GPT2Tokenizer", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "pipeline", dependencies: ["PipelineRunner", "ToolSupport", "Classification", "Instruct", "GPT2Weights", "Quantization", "GGUF", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "train", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Weights", "TrainingKit", "ToolSupport", "Quantization", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "train", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Weights", "TrainingKit", "Distributed", "ToolSupport", "Quantization", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "evaluate", dependencies: ["Classification", "Instruct", "GPT2", "GPT2Tokenizer", "TrainingKit", "ToolSupport", "Quantization", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmark of the tokenizer against tiktoken (run by tools/bench/tokenizer.sh).
         .executableTarget(name: "bench-tokenizer", dependencies: ["GPT2Tokenizer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -104,6 +109,6 @@ let package = Package(
         .testTarget(name: "TrainingKitTests", dependencies: ["TrainingKit", "ArtifactKit", "TestSupport"]),
         .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "GPT2Weights", "TestSupport", "GPT2TestSupport"]),
         .testTarget(name: "ClassificationTests", dependencies: ["Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "TestSupport", "GPT2TestSupport", "Quantization"]),
-        .testTarget(name: "InstructTests", dependencies: ["Instruct", "Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient", "TestSupport"]),
+        .testTarget(name: "InstructTests", dependencies: ["Instruct", "Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient", "TestSupport", "GPT2TestSupport"]),
     ]
 )

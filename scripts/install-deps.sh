@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build links against, only if one is missing; and the headless
 # browser the `serve` page test drives (chromium, chromium-driver, python3-selenium; the test skips
-# without them, and LLMFT_NO_BROWSER=1 skips it on purpose).
+# without them, and LLMFT_NO_BROWSER=1 skips it on purpose); and Open MPI (openmpi-bin,
+# libopenmpi-dev), which `train` links and the data-parallel tests run (docs/distributed.md).
 # Swift 6 itself must already be on PATH (https://www.swift.org/install/linux/).
 set -euo pipefail
-packages=(libopenblas-dev libcurl4-openssl-dev libzip-dev pkg-config python3 chromium chromium-driver python3-selenium)
+packages=(libopenblas-dev libcurl4-openssl-dev libzip-dev libopenmpi-dev openmpi-bin pkg-config python3 chromium chromium-driver python3-selenium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

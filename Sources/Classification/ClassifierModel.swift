@@ -142,14 +142,20 @@ public final class ClassifierModel {
     /// Reports `.phase("frozen layers", rows run, rows to run)` after each pass. Returns how many
     /// rows were copied rather than run.
     @discardableResult
-    public func fillCache(_ splits: [DataSplit], chunk: Int? = nil, progress: ProgressHandler = silentProgress) throws -> Int {
+    public func fillCache(_ splits: [DataSplit], chunk: Int? = nil, parallel: DataParallel = .single,
+                          progress: ProgressHandler = silentProgress) throws -> Int {
         guard cacheIsExact else { return 0 }
         let plan = FrozenPlan(splits, model: self, chunk: chunk ?? trunkChunk)
         var caches = splits.map { [Float](repeating: 0, count: $0.rows.rowCount * rowFloats($0)) }
-        var done = 0
-        progress(.phase(name: "frozen layers", done: 0, total: plan.rowsToRun))
+        var done = 0, pass = -1
+        let mine = plan.groups.joined().enumerated().filter { $0.offset % parallel.size == parallel.rank }.map(\.element.count).reduce(0, +)
+        progress(.phase(name: "frozen layers", done: 0, total: mine))
         for (si, groups) in plan.groups.enumerated() {
+            // Data-parallel: process r runs passes r, r+N, ...; the states are then summed across
+            // processes, each row's coming from one process and zeros from the others (exact).
             for group in groups {
+                pass += 1
+                guard pass % parallel.size == parallel.rank else { continue }
                 // Ctrl-C before training starts: nothing to save yet, so stop here with a message.
                 if InterruptFlag.isRaised {
                     throw PipelineError("interrupted while running the frozen layers, before the first step: nothing was saved",
@@ -157,9 +163,10 @@ public final class ClassifierModel {
                 }
                 try runFrozen(group, of: splits[si].rows, into: &caches[si])
                 done += group.count
-                progress(.phase(name: "frozen layers", done: done, total: plan.rowsToRun))
+                progress(.phase(name: "frozen layers", done: done, total: mine))
             }
         }
+        for i in caches.indices where parallel.isDistributed { try parallel.collective.sum(&caches[i], what: "the frozen-layer states") }
         for repeated in plan.repeats { copyStates(repeated, splits: splits, caches: &caches) }
         for (split, cache) in zip(splits, caches) { split.cache = cache }
         return plan.repeats.count
@@ -328,9 +335,18 @@ public final class ClassifierModel {
 
     /// The book's `calc_loss_loader` / `calc_accuracy_loader` over the given batches: the mean of
     /// the batch-mean losses, and correct / examples.
-    public func lossAndAccuracy(batches: [[Int]], of split: DataSplit) throws -> (loss: Double, accuracy: Double) {
+    /// In a data-parallel run the batches are dealt to the processes and their sums added up.
+    public func lossAndAccuracy(batches: [[Int]], of split: DataSplit,
+                                parallel: DataParallel = .single) throws -> (loss: Double, accuracy: Double) {
+        guard batches.contains(where: { !$0.isEmpty }) else { return (.nan, .nan) }
+        let sums = try parallel.sumOverBatches(batches) { try lossAndCorrectSums($0, of: split) }
+        return (sums[0] / Double(batches.count), sums[1] / sums[2])
+    }
+
+    /// [sum of the batch-mean losses, correct answers, rows] over `batches`.
+    func lossAndCorrectSums(_ batches: [[Int]], of split: DataSplit) throws -> [Double] {
         let all = batches.flatMap { $0 }
-        guard !all.isEmpty else { return (.nan, .nan) }
+        guard !all.isEmpty else { return [0, 0, 0] }
         let logits = try self.logits(rows: all, of: split)
         var offset = 0, lossSum = 0.0, correct = 0
         for batch in batches {
@@ -340,7 +356,15 @@ public final class ClassifierModel {
             correct += r.correct
             offset += batch.count
         }
-        return (lossSum / Double(batches.count), Double(correct) / Double(all.count))
+        return [lossSum, Double(correct), Double(all.count)]
+    }
+
+    /// Sums the processes' gradients of the trainable range (one buffer) and their parts of the loss.
+    public func sumGradients(_ parallel: DataParallel, loss: Float) throws -> Float {
+        guard parallel.isDistributed else { return loss }
+        let range = trainableRange
+        try gradients.withUnsafeMutableBufferPointer { g in try parallel.sumGradients(UnsafeMutableBufferPointer(rebasing: g[range])) }
+        return try parallel.sumLoss(loss)
     }
 }
 

@@ -20,6 +20,8 @@ public struct ClassifierTrainOptions {
     public var resume = ResumeMode.never
     /// Stop like Ctrl-C after this many steps (tests).
     public var stopAfterSteps: Int?
+    /// The processes of an `mpirun -np N train` job (process 0 alone writes); one by default.
+    public var parallel = DataParallel.single
 
     public init(prepared: URL, output: URL, settings: ClassifierSettings) {
         self.prepared = prepared
@@ -67,26 +69,35 @@ public enum ClassifierTrainStage {
 
     public static func run(_ o: ClassifierTrainOptions, makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend,
                            progress: @escaping ProgressHandler = silentProgress) throws -> ClassifierTrainResult {
-        let s = o.settings
+        let s = o.settings, parallel = o.parallel, writes = parallel.writesOutputs
         try s.validate()
+        try parallel.check(batchSize: s.batchSize)
         let inputs = try loadInputs(o, progress: progress)
+        let hashes = inputs.data.shardHashes
+        let inputsKey = "train.bin=\(hashes["train"]!) validation.bin=\(hashes["validation"]!) base=\(inputs.base.identity)"
+            + (s.quantizeBase == .none ? "" : " quantized=\(s.quantizeBase.rawValue)")
+        try parallel.checkSameRun("settings=\(s.resumeKey) inputs=\(inputsKey)")
         let model = try makeModel(inputs, settings: s, makeBackend: makeBackend, progress: progress)
         let splits = ["train", "validation", "test"].map { DataSplit(name: $0, rows: inputs.data[$0]) }
-        let frozen = try runFrozenLayers(model, splits: splits, inputs: inputs, settings: s, output: o.output, progress: progress)
-        let hashes = inputs.data.shardHashes
-        let trainer = ClassifierTrainer(model: model, train: splits[0], validation: splits[1], settings: s,
-                                        inputsKey: "train.bin=\(hashes["train"]!) validation.bin=\(hashes["validation"]!) base=\(inputs.base.identity)"
-                                            + (s.quantizeBase == .none ? "" : " quantized=\(s.quantizeBase.rawValue)"),
-                                        stateURL: o.output.appendingPathComponent(ResumeState.fileName),
-                                        logURL: o.output.appendingPathComponent(logFile), progress: progress)
-        trainer.saveBestCheckpoint = { best in
-            try saveCheckpoint(model, inputs: inputs, settings: s, to: try TrainingRun.bestModelURL(in: o.output),
-                               extra: TrainingRun.bestMetadata(best, metric: s.controls.bestMetric))
+        let frozen = try runFrozenLayers(model, splits: splits, inputs: inputs, settings: s, output: o.output, parallel: parallel,
+                                         progress: progress)
+        // Process 0 alone writes; the others compute their shares and take part in every exchange.
+        let trainer = ClassifierTrainer(model: model, train: splits[0], validation: splits[1], settings: s, inputsKey: inputsKey,
+                                        stateURL: writes ? o.output.appendingPathComponent(ResumeState.fileName) : nil,
+                                        logURL: writes ? o.output.appendingPathComponent(logFile) : nil, progress: progress)
+        trainer.parallel = parallel
+        if writes {
+            trainer.saveBestCheckpoint = { best in
+                try saveCheckpoint(model, inputs: inputs, settings: s, to: try TrainingRun.bestModelURL(in: o.output),
+                                   extra: TrainingRun.bestMetadata(best, metric: s.controls.bestMetric))
+            }
         }
-        let state = try TrainingRun.resumeState(in: o.output, mode: o.resume, totalSteps: trainer.totalSteps, progress: progress,
-                                                check: trainer.checkCompatible)
+        let state = try parallel.shareResumeState {
+            try TrainingRun.resumeState(in: o.output, mode: o.resume, totalSteps: trainer.totalSteps, progress: progress,
+                                        check: trainer.checkCompatible)
+        }
         let outcome = try trainer.run(resumeFrom: state, stopAfterSteps: o.stopAfterSteps)
-        if outcome.interrupted { return ClassifierTrainResult(outcome: outcome, manifest: nil, cacheSeconds: frozen.seconds) }
+        if outcome.interrupted || !writes { return ClassifierTrainResult(outcome: outcome, manifest: nil, cacheSeconds: frozen.seconds) }
 
         // Final outputs, each written atomically; the manifest last, so it only ever describes complete files.
         try saveCheckpoint(model, inputs: inputs, settings: s, to: o.output.appendingPathComponent(modelFile))
@@ -114,7 +125,8 @@ public enum ClassifierTrainStage {
                           sharesTrunk: sharesTrunk)
         }
         // QLoRA: the same quantized-base file as `train instruct` (its layout has this head).
-        let q = try QuantizedBaseArtifact.model(s.base, seed: s.seed, layout: layout, initScheme: .torch, type: type, folder: o.output)
+        let q = try QuantizedBaseArtifact.model(s.base, seed: s.seed, layout: layout, initScheme: .torch, type: type, folder: o.output,
+                                                writes: o.parallel.writesOutputs)
         progress(.note(q.note))
         return Inputs(config: config, data: data, layout: layout, base: q.base, qloraModel: q.model, sharesTrunk: sharesTrunk)
     }
@@ -153,7 +165,7 @@ public enum ClassifierTrainStage {
     /// kill -9) and rerun reads the states back instead of running the pass again; a trunk.bin
     /// is only read when it belongs to these frozen weights and shards (`FrozenTrunkArtifact.load`).
     static func runFrozenLayers(_ model: ClassifierModel, splits: [DataSplit], inputs: Inputs, settings s: ClassifierSettings,
-                                output: URL, progress: ProgressHandler) throws -> FrozenPass {
+                                output: URL, parallel: DataParallel, progress: ProgressHandler) throws -> FrozenPass {
         var pass = FrozenPass()
         if inputs.sharesTrunk && model.cacheIsExact && model.startBlock != 0 { pass.trunkSplits = splits }
         let cached = !pass.trunkSplits.isEmpty ? pass.trunkSplits : s.cacheFrozenTrunk && model.cacheIsExact ? Array(splits.prefix(2)) : []
@@ -164,19 +176,38 @@ public enum ClassifierTrainStage {
         }
         let n = cached.map(\.rows.rowCount).reduce(0, +)
         let trunkURL = output.appendingPathComponent(TrunkStatesFile.fileName)
-        if !pass.trunkSplits.isEmpty,
-           FrozenTrunkArtifact.load(from: trunkURL, model: model, splits: cached, shardHashes: inputs.data.shardHashes) == nil {
+        if !pass.trunkSplits.isEmpty, try readTrunk(model, splits: cached, inputs: inputs, from: trunkURL, parallel: parallel) {
             progress(.note("frozen-layer states of \(n) rows read from \(trunkURL.path) (an earlier run's: same frozen weights and shards)"))
             return pass
         }
         let start = Date()
-        progress(.note("running the frozen layers once for \(n) rows (\(cached.map(\.name).joined(separator: " + ")))..."))
-        pass.copiedRows = try model.fillCache(cached, progress: progress)
+        let shared = parallel.isDistributed ? " (\(parallel.size) processes share the passes)" : ""
+        progress(.note("running the frozen layers once for \(n) rows (\(cached.map(\.name).joined(separator: " + ")))\(shared)..."))
+        pass.copiedRows = try model.fillCache(cached, parallel: parallel, progress: progress)
         pass.seconds = Date().timeIntervalSince(start)
         progress(.note(String(format: "frozen layers run once for %d rows in %.1fs (%d repeated rows copied from their first occurrence)",
                               n - pass.copiedRows, pass.seconds, pass.copiedRows)))
-        if !pass.trunkSplits.isEmpty { pass.trunkSeconds = try writeTrunk(model, splits: pass.trunkSplits, inputs: inputs, to: trunkURL) }
+        if !pass.trunkSplits.isEmpty && parallel.writesOutputs {
+            pass.trunkSeconds = try writeTrunk(model, splits: pass.trunkSplits, inputs: inputs, to: trunkURL)
+        }
         return pass
+    }
+
+    /// Reads an earlier run's trunk.bin when it belongs to these frozen weights and shards. In a
+    /// data-parallel run process 0 reads it (only its host needs the output folder) and sends the
+    /// states to the others. Returns whether the states were read.
+    static func readTrunk(_ model: ClassifierModel, splits: [DataSplit], inputs: Inputs, from url: URL,
+                          parallel: DataParallel) throws -> Bool {
+        let read = parallel.writesOutputs
+            && FrozenTrunkArtifact.load(from: url, model: model, splits: splits, shardHashes: inputs.data.shardHashes) == nil
+        guard parallel.isDistributed else { return read }
+        guard try parallel.collective.any(read, what: "whether trunk.bin was read") else { return false }
+        for split in splits {
+            var states = split.cache ?? [Float](repeating: 0, count: model.frozenStateBytes([split]) / MemoryLayout<Float>.size)
+            try parallel.collective.broadcast(&states, what: "the frozen-layer states read from trunk.bin")
+            split.cache = states
+        }
+        return true
     }
 
     /// model.safetensors with what inference must repeat in its metadata (see `ClassifierCheckpoint`).
@@ -236,7 +267,7 @@ public enum ClassifierTrainStage {
             "frozen_trunk_cached": .bool(trainer.train.isCached), "cache_seconds": .double(frozen.seconds),
             "trunk_file": hasTrunk ? .string(TrunkStatesFile.fileName) : .null,
             "trunk_rows": .int(frozen.trunkSplits.map(\.rows.rowCount).reduce(0, +)), "trunk_write_seconds": .double(trunkSeconds),
-            "frozen_rows_copied": .int(frozen.copiedRows), "trainable_parameters": .int(trainer.model.trainableRange.count),
+            "frozen_rows_copied": .int(frozen.copiedRows), "processes": .int(o.parallel.size), "trainable_parameters": .int(trainer.model.trainableRange.count),
             "final_train_loss": .number(lastEval?.trainLoss), "final_val_loss": .number(lastEval?.valLoss),
             "final_train_accuracy": .number(lastEpoch?.trainAccuracy), "final_val_accuracy": .number(lastEpoch?.valAccuracy),
             "quantized_base_bytes": inputs.qloraModel?.quantizedBaseWeights.map { .int($0.byteCount) } ?? .null,

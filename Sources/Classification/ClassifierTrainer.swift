@@ -24,6 +24,8 @@ public final class ClassifierTrainer {
     public var saveBestCheckpoint: ((BestTracker) throws -> Void)?
     /// The wall time of each optimizer step this process ran.
     public private(set) var stepTimes = StepTimes()
+    /// The processes sharing each batch (`mpirun -np N train`); one process by default.
+    public var parallel = DataParallel.single
 
     public init(model: ClassifierModel, train: DataSplit, validation: DataSplit, settings: ClassifierSettings,
                 inputsKey: String, stateURL: URL?, logURL: URL? = nil, progress: @escaping ProgressHandler = silentProgress) {
@@ -59,18 +61,19 @@ public final class ClassifierTrainer {
             try optimizer.restore(step: s.meta.optimizerStep, firstMoment: s.m, secondMoment: s.v)
             loop.restore(s.meta)
         }
+        loop.parallel = parallel
         loop.logFile = logURL.map(TrainingLogFile.init)
         loop.saveBest = { [unowned loop] in try self.saveBestCheckpoint?(loop.best) }
         let valBatches = Array(validation.rows.sequentialBatches(batchSize: settings.batchSize).prefix(settings.evalIter))
         return try loop.run(stopAfterSteps: stopAfterSteps, train: { plan in
             try step(plan, optimizer: optimizer)
         }, losses: { trainBatches in
-            (try model.lossAndAccuracy(batches: trainBatches, of: train).loss,
-             try model.lossAndAccuracy(batches: valBatches, of: validation).loss)
+            (try model.lossAndAccuracy(batches: trainBatches, of: train, parallel: parallel).loss,
+             try model.lossAndAccuracy(batches: valBatches, of: validation, parallel: parallel).loss)
         }, endOfEpoch: {
             // The book's per-epoch accuracies, on eval_iter batches of each loader.
-            let ta = try model.lossAndAccuracy(batches: loop.drawEvaluationBatches(), of: train)
-            let va = try model.lossAndAccuracy(batches: valBatches, of: validation)
+            let ta = try model.lossAndAccuracy(batches: loop.drawEvaluationBatches(), of: train, parallel: parallel)
+            let va = try model.lossAndAccuracy(batches: valBatches, of: validation, parallel: parallel)
             try loop.record(LogRecord(kind: "epoch", step: loop.step, epoch: loop.epoch + 1, epochProgress: Double(loop.epoch + 1),
                                       examplesSeen: loop.examplesSeen, trainAccuracy: ta.accuracy, valAccuracy: va.accuracy,
                                       elapsedSeconds: loop.elapsed))
@@ -84,16 +87,18 @@ public final class ClassifierTrainer {
         })
     }
 
-    /// One optimizer step: the micro-batches' gradients accumulated (each row weighs the same),
+    /// One optimizer step: the micro-batches' gradients accumulated (each row weighs the same;
+    /// with several processes each runs its share and the gradients are summed: `DataParallel`),
     /// measured and clipped when the plan says so, then AdamW at the plan's learning rate.
     func step(_ plan: StepPlan, optimizer: AdamW) throws -> StepResult {
         try stepTimes.measure { try timedStep(plan, optimizer: optimizer) }
     }
 
     private func timedStep(_ plan: StepPlan, optimizer: AdamW) throws -> StepResult {
-        let loss = try plan.accumulate { i, rows, weight in
-            try model.computeGradients(rows: rows, of: train, scale: weight, accumulate: i > 0)
+        let part = try parallel.accumulate(plan) { call, rows, weight in
+            try model.computeGradients(rows: rows, of: train, scale: weight, accumulate: call > 0)
         }
+        let loss = try model.sumGradients(parallel, loss: part)
         let norm = plan.measuresGradNorm ? model.clipGradients(maxNorm: plan.maxGradNorm) : nil
         optimizer.learningRate = plan.learningRate
         model.modifyParameters(in: model.trainableRange) {

@@ -60,6 +60,23 @@ extension GPT2Model {
         try withTrainableBuffers(trainable) { _, g, ranges in GradientClipping.clip(g, ranges: ranges, maxNorm: maxNorm) }
     }
 
+    /// Hands the gradients of `trainable` to `body` as contiguous stretches, adjacent tensors
+    /// merged (the whole model, a suffix of blocks, or the adapters: one stretch), e.g. to sum
+    /// them across the processes of a data-parallel run.
+    public func withTrainableGradients(_ trainable: TrainableSet, _ body: (UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
+        try withTrainableBuffers(trainable) { _, g, ranges in
+            var stretches: [Range<Int>] = []
+            for r in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+                if let last = stretches.last, last.upperBound == r.lowerBound {
+                    stretches[stretches.count - 1] = last.lowerBound..<r.upperBound
+                } else {
+                    stretches.append(r)
+                }
+            }
+            for r in stretches { try body(UnsafeMutableBufferPointer(start: g + r.lowerBound, count: r.count)) }
+        }
+    }
+
     /// The parameter and gradient buffers `trainable` covers, with its ranges in them: the
     /// attached LoRA adapters' buffers, or the layout's tensors named by the set.
     func withTrainableBuffers<R>(_ trainable: TrainableSet,

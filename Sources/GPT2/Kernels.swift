@@ -29,8 +29,19 @@ final class FloatBuffer {
     var array: [Float] { Array(UnsafeBufferPointer(start: base, count: count)) }
 }
 
-/// The number of worker threads for our own loops (the machine's cores).
-let computeThreads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+/// The number of worker threads for our own loops and OpenBLAS: `LLMFT_THREADS` when set,
+/// otherwise the cores this process may run on (its CPU affinity: mpirun binds each rank of a
+/// job to its own cores, and `taskset` narrows it too).
+let computeThreads: Int = {
+    if let v = ProcessInfo.processInfo.environment["LLMFT_THREADS"], let n = Int(v), n > 0 { return n }
+    // Linux's "Cpus_allowed:" line is the affinity mask in hex, in comma-separated 32-bit words.
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+       let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) {
+        let n = line.dropFirst("Cpus_allowed:".count).compactMap { $0.hexDigitValue }.map(\.nonzeroBitCount).reduce(0, +)
+        if n > 0 { return min(n, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
+    }
+    return max(1, ProcessInfo.processInfo.activeProcessorCount)
+}()
 
 /// OpenBLAS's thread count is global: big products use every core, while sgemms issued from inside
 /// `parallelRows` must run single-threaded so the two levels of threading do not oversubscribe.

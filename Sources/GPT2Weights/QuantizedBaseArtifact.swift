@@ -15,10 +15,11 @@ public enum QuantizedBaseArtifact {
     /// The base weights of a QLoRA run in `folder` and the model over them, quantized as `type`:
     /// read from `folder/quantized-base.bin` when that file holds these base weights (same
     /// layout, identity and type; the float32 weights of its quantized tensors are then never
-    /// loaded), otherwise loaded in float32, quantized, and written there for the next run. The
-    /// returned `BaseWeights` has no parameters (the model holds them); `note` says which it was.
+    /// loaded), otherwise loaded in float32, quantized, and (when `writes`: not in the other
+    /// processes of a data-parallel run) written there for the next run. The returned
+    /// `BaseWeights` has no parameters (the model holds them); `note` says which it was.
     public static func model(_ choice: BaseModelChoice, seed: UInt64, layout: ParameterLayout, initScheme: InitScheme,
-                             type: QuantizationType, folder: URL) throws -> (base: BaseWeights, model: GPT2Model, note: String) {
+                             type: QuantizationType, folder: URL, writes: Bool = true) throws -> (base: BaseWeights, model: GPT2Model, note: String) {
         let url = folder.appendingPathComponent(fileName)
         let described = try BaseWeights.describe(choice, seed: seed, layout: layout, initScheme: initScheme)
         if matches(url, layout: layout, baseIdentity: described.identity, type: type) {
@@ -26,6 +27,10 @@ public enum QuantizedBaseArtifact {
                     "quantized base (\(type.rawValue)) read from \(url.path)")
         }
         let model = try BaseWeights.model(of: described, seed: seed, layout: layout, initScheme: initScheme)
+        guard writes else {
+            try model.quantizeBase(type)
+            return (described, model, "quantized the base's Linear weights to \(type.rawValue) (another process writes \(url.path))")
+        }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try write(model: model, baseIdentity: described.identity, type: type, to: url)
         let bytes = model.quantizedBaseWeights?.byteCount ?? 0

@@ -21,6 +21,8 @@ public struct InstructTrainOptions {
     public var resume = ResumeMode.never
     /// Stop like Ctrl-C after this many steps (tests).
     public var stopAfterSteps: Int?
+    /// The processes of an `mpirun -np N train instruct` job (process 0 alone writes); one by default.
+    public var parallel = DataParallel.single
 
     public init(prepared: URL, output: URL, settings: InstructSettings) {
         self.prepared = prepared
@@ -73,29 +75,49 @@ public enum InstructTrainStage {
 
     public static func run(_ o: InstructTrainOptions, progress: @escaping ProgressHandler = silentProgress) throws -> InstructTrainResult {
         try o.settings.validate()
+        let parallel = o.parallel, writes = parallel.writesOutputs
+        try parallel.check(batchSize: o.settings.batchSize)
         let inputs = try loadInputs(o, progress: progress)
+        let inputsKey = "train.bin=\(inputs.hashes[0]) validation.bin=\(inputs.hashes[1]) base=\(inputs.base.identity)"
+            + (o.settings.quantizeBase == .none ? "" : " quantized=\(o.settings.quantizeBase.rawValue)")
+        try checkParallel(parallel, config: inputs.config, key: "settings=\(o.settings.resumeKey) inputs=\(inputsKey)")
+        // Process 0 alone writes; the others compute their shares and take part in every exchange.
         let trainer = InstructTrainer(model: inputs.model, train: inputs.train, validation: inputs.validation, settings: o.settings,
-                                      cut: inputs.cut,
-                                      inputsKey: "train.bin=\(inputs.hashes[0]) validation.bin=\(inputs.hashes[1]) base=\(inputs.base.identity)"
-                                        + (o.settings.quantizeBase == .none ? "" : " quantized=\(o.settings.quantizeBase.rawValue)"),
-                                      stateURL: o.output.appendingPathComponent(ResumeState.fileName),
-                                      logURL: o.output.appendingPathComponent(logFile), progress: progress)
-        trainer.saveBestCheckpoint = { best in
-            try saveCheckpoint(o, inputs: inputs, to: try TrainingRun.bestModelURL(in: o.output),
-                               extra: TrainingRun.bestMetadata(best, metric: o.settings.controls.bestMetric))
+                                      cut: inputs.cut, inputsKey: inputsKey,
+                                      stateURL: writes ? o.output.appendingPathComponent(ResumeState.fileName) : nil,
+                                      logURL: writes ? o.output.appendingPathComponent(logFile) : nil, progress: progress)
+        trainer.parallel = parallel
+        if writes {
+            trainer.saveBestCheckpoint = { best in
+                try saveCheckpoint(o, inputs: inputs, to: try TrainingRun.bestModelURL(in: o.output),
+                                   extra: TrainingRun.bestMetadata(best, metric: o.settings.controls.bestMetric))
+            }
+            trainer.sample = try sampler(o, inputs: inputs)
         }
-        let state = try TrainingRun.resumeState(in: o.output, mode: o.resume, totalSteps: trainer.totalSteps, progress: progress,
-                                                check: trainer.checkCompatible)
-        trainer.sample = try sampler(o, inputs: inputs)
+        let state = try parallel.shareResumeState {
+            try TrainingRun.resumeState(in: o.output, mode: o.resume, totalSteps: trainer.totalSteps, progress: progress,
+                                        check: trainer.checkCompatible)
+        }
         let outcome = try trainer.run(resumeFrom: state, stopAfterSteps: o.stopAfterSteps)
         var result = InstructTrainResult(outcome: outcome, manifest: nil, samples: trainer.samples, secondsPerStep: trainer.secondsPerStep)
-        if outcome.interrupted { return result }
+        if outcome.interrupted || !writes { return result }
 
         // Final outputs, each written atomically; the manifest last, so it only ever describes complete files.
         try saveCheckpoint(o, inputs: inputs, to: o.output.appendingPathComponent(modelFile))
         try TrainingRun.writeLog(outcome.log, into: o.output)
         result.manifest = try writeManifest(o, inputs: inputs, trainer: trainer, outcome: outcome)
         return result
+    }
+
+    /// A data-parallel run needs drop_rate 0 (each micro-batch's dropout masks are drawn for the
+    /// whole batch, so a split batch would draw others) and the same run on every process.
+    static func checkParallel(_ parallel: DataParallel, config: GPT2Config, key: String) throws {
+        guard parallel.isDistributed else { return }
+        guard config.dropRate == 0 else {
+            throw PipelineError("\(parallel.size) processes need drop_rate 0 (dropout masks are drawn per batch, so a batch split across processes would draw others); the model has \(config.dropRate)",
+                                location: "train.processes", hint: "use a config with drop_rate 0, or one process")
+        }
+        try parallel.checkSameRun(key)
     }
 
     static func loadInputs(_ o: InstructTrainOptions, progress: ProgressHandler) throws -> Inputs {
@@ -129,8 +151,9 @@ public enum InstructTrainStage {
         guard let type = s.quantizeBase.type else {
             return try BaseWeights.model(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
         }
+        // In a data-parallel run every process quantizes (the same bytes); process 0 writes the file.
         let q = try QuantizedBaseArtifact.model(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme, type: type,
-                                                folder: o.output)
+                                                folder: o.output, writes: o.parallel.writesOutputs)
         progress(.note(q.note))
         return (q.base, q.model)
     }
@@ -174,7 +197,7 @@ public enum InstructTrainStage {
         let evals = outcome.log.filter { $0.kind == "eval" }
         var stats = TrainingRun.commonStats(outcome, settings: o.settings.loop, batchesPerEpoch: trainer.batchesPerEpoch)
         stats.merge([
-            "tokens_seen_this_process": .int(trainer.tokensSeen),
+            "tokens_seen_this_process": .int(trainer.tokensSeen), "processes": .int(o.parallel.size),
             "trainable_parameters": .int(inputs.model.loraAdapters?.count ?? inputs.model.layout.totalCount),
             "first_train_loss": .number(evals.first?.trainLoss), "first_val_loss": .number(evals.first?.valLoss),
             "final_train_loss": .number(evals.last?.trainLoss), "final_val_loss": .number(evals.last?.valLoss),
@@ -225,6 +248,8 @@ public final class InstructTrainer {
     var sample: (() throws -> String?)?
     public private(set) var samples: [String] = []
     public private(set) var tokensSeen = 0
+    /// The processes sharing each batch (`mpirun -np N train instruct`); one process by default.
+    public var parallel = DataParallel.single
     private var stepTimes = StepTimes()
 
     public init(model: GPT2Model, train: InstructionShard, validation: InstructionShard, settings: InstructSettings, cut: Int,
@@ -265,16 +290,20 @@ public final class InstructTrainer {
         collateInstructionBatch(shard, indices: rows, allowedMaxLength: cut, maskPrompt: settings.maskInstructions)
     }
 
-    /// The book's `calc_loss_loader`: the mean of the batch-mean losses.
+    /// The book's `calc_loss_loader`: the mean of the batch-mean losses (the batches dealt to
+    /// the processes of a data-parallel run and their sums added up).
     public func meanLoss(_ batches: [[Int]], of shard: InstructionShard) throws -> Double {
         guard !batches.isEmpty else { return .nan }
-        var total = 0.0
-        for rows in batches {
-            let b = collate(shard, rows)
-            total += Double(try model.loss(tokens: b.inputs, batch: b.batchSize, seqLen: b.seqLen,
-                                            objective: .languageModel(targets: b.targets)))
+        let total = try parallel.sumOverBatches(batches) { mine in
+            var sum = 0.0
+            for rows in mine {
+                let b = collate(shard, rows)
+                sum += Double(try model.loss(tokens: b.inputs, batch: b.batchSize, seqLen: b.seqLen,
+                                             objective: .languageModel(targets: b.targets)))
+            }
+            return [sum]
         }
-        return total / Double(batches.count)
+        return total[0] / Double(batches.count)
     }
 
     public func checkCompatible(_ state: ResumeState, source: String) throws {
@@ -289,23 +318,27 @@ public final class InstructTrainer {
     }
 
     private func timedStep(_ plan: StepPlan, optimizer: AdamW, epoch: Int) throws -> StepResult {
-        let batches = plan.microBatches.map { collate(train, $0) }
         model.zeroGradients()
-        let loss = try plan.accumulate(sizes: batches.map { $0.countedTargets() }) { i, _, weight in
-            let b = batches[i]
+        var tokens = 0
+        let part = try parallel.accumulate(plan, items: { self.collate(self.train, $0).countedTargets() }) { call, rows, weight in
+            let b = collate(train, rows)
+            tokens += b.inputs.count
             do {
                 return try model.forwardBackward(tokens: b.inputs, batch: b.batchSize, seqLen: b.seqLen,
                                                  objective: .languageModel(targets: b.targets), trainable: trainable,
-                                                 dropoutSeed: settings.seed &+ UInt64(plan.index * batches.count + i), gradientScale: weight)
+                                                 dropoutSeed: settings.seed &+ UInt64(plan.index * plan.microBatches.count + call),
+                                                 gradientScale: weight)
             } catch let e as TrainingError {
                 throw PipelineError("step \(plan.index + 1) (epoch \(epoch + 1)): \(e.message)", location: "train.lr",
                                     hint: "no model was written for this run (log.jsonl has its records so far); the last saved state (if any) is still in \(stateURL?.path ?? "the output folder")")
             }
         }
+        if parallel.isDistributed { try model.withTrainableGradients(trainable) { try parallel.sumGradients($0) } }
+        let loss = try parallel.sumLoss(part)
         let norm = plan.measuresGradNorm ? try model.clipGradients(trainable: trainable, maxNorm: plan.maxGradNorm) : nil
         optimizer.learningRate = plan.learningRate
         try optimizer.update(model, trainable: trainable)
-        tokensSeen += batches.reduce(0) { $0 + $1.inputs.count }
+        tokensSeen += tokens
         return StepResult(loss: loss, gradNorm: norm)
     }
 
@@ -318,6 +351,7 @@ public final class InstructTrainer {
             try optimizer.restore(step: s.meta.optimizerStep, firstMoment: s.m, secondMoment: s.v)
             loop.restore(s.meta)
         }
+        loop.parallel = parallel
         loop.logFile = logURL.map(TrainingLogFile.init)
         loop.saveBest = { [unowned loop] in try self.saveBestCheckpoint?(loop.best) }
         let bs = settings.batchSize

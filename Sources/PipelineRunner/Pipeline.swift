@@ -7,6 +7,9 @@ public struct PlannedStage: Sendable {
     public var name: String { definition.name }
     /// The exact command passed to `/bin/sh -c`.
     public var command: String
+    /// The command as the lock records and compares it: `command` with the placeholders of the
+    /// stage's `run_params` kept as written (equal to `command` when it has none).
+    public var recordedCommand: String
     /// Normalized paths relative to the pipeline directory.
     public var deps: [String]
     public var outs: [String]
@@ -87,12 +90,18 @@ public struct Pipeline: Sendable {
                 values[key] = v
             }
             let command = try resolveCommand(def, params: params, file: file, location: where_(def))
+            for key in def.runParams where Params.value(at: key, in: params) == nil || def.params.contains(key) {
+                throw PipelineError("stage `\(def.name)`: run_params entry `\(key)` \(def.params.contains(key) ? "is also in `params` (a param either changes the results or it does not)" : "is not defined under `params:`")",
+                                    location: where_(def), hint: "known params: \(Params.allLeafKeys(params).joined(separator: ", "))")
+            }
+            let recorded = def.runParams.isEmpty ? command
+                : try resolveCommand(def, params: params, file: file, location: where_(def), keeping: Set(def.runParams))
             // Paths may name params too (`deps: [${prepare.input}]`), unquoted: they are not shell words.
             let path = { (text: String) in
                 try normalize(substitute(text, field: "a path", stage: def.name, params: params, file: file, location: where_(def),
                                          render: Params.pathText))
             }
-            planned.append(PlannedStage(definition: def, command: command,
+            planned.append(PlannedStage(definition: def, command: command, recordedCommand: recorded,
                                         deps: try def.deps.map(path), outs: try def.outs.map(path),
                                         params: values, upstream: []))
         }
@@ -147,15 +156,17 @@ public struct Pipeline: Sendable {
         return Pipeline(file: file, params: params, stages: ordered, edges: edges)
     }
 
-    static func resolveCommand(_ def: StageDefinition, params: [String: JSONValue], file: PipelineFile, location: String) throws -> String {
+    /// The stage's command with every placeholder replaced, except those named in `keeping`.
+    static func resolveCommand(_ def: StageDefinition, params: [String: JSONValue], file: PipelineFile, location: String,
+                               keeping: Set<String> = []) throws -> String {
         try substitute(def.cmd, field: "cmd", stage: def.name, params: params, file: file, location: location,
-                       render: Params.commandText)
+                       render: Params.commandText, keeping: keeping)
     }
 
     /// `text` with each `${group.key}` placeholder replaced by `render` of the param's value
     /// (`${pipeline.file}`: this file's name, as seen from its directory).
     static func substitute(_ text: String, field: String, stage: String, params: [String: JSONValue], file: PipelineFile,
-                           location: String, render: (JSONValue) -> String?) throws -> String {
+                           location: String, render: (JSONValue) -> String?, keeping: Set<String> = []) throws -> String {
         var result = ""
         var rest = Substring(text)
         while let start = rest.range(of: "${") {
@@ -164,7 +175,8 @@ public struct Pipeline: Sendable {
                 throw PipelineError("stage `\(stage)`: unclosed `${` in \(field)", location: location)
             }
             let key = rest[start.upperBound..<end].trimmingCharacters(in: .whitespaces)
-            result += try placeholderText(key, stage: stage, params: params, file: file, location: location, render: render)
+            result += keeping.contains(key) ? "${\(key)}"
+                : try placeholderText(key, stage: stage, params: params, file: file, location: location, render: render)
             rest = rest[rest.index(after: end)...]
         }
         result += rest

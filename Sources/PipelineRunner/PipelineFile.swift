@@ -11,6 +11,10 @@ public struct StageDefinition: Equatable, Sendable {
     public var deps: [String] = []
     /// Dotted param keys (`prepare.seed`, or a whole subtree such as `fetch.sources`) the stage depends on.
     public var params: [String] = []
+    /// Param keys that change how the stage runs but not what it writes (`train.processes`: the
+    /// results must not depend on it). They go into the command that runs, but a change of them
+    /// does not make the stage stale: the lock records the command with their placeholders kept.
+    public var runParams: [String] = []
     /// Paths (files or directories) the stage writes.
     public var outs: [String] = []
     public var desc: String?
@@ -24,7 +28,7 @@ public struct StageDefinition: Equatable, Sendable {
 /// (cycles, overlapping outs, missing deps, unknown params) happen in `Pipeline.plan`.
 public struct PipelineFile: Sendable {
     public static let topLevelKeys = ["params", "stages"]
-    public static let stageKeys = ["cmd", "deps", "params", "outs", "desc"]
+    public static let stageKeys = ["cmd", "deps", "params", "run_params", "outs", "desc"]
     /// The group name reserved for builtin placeholders such as `${pipeline.file}`.
     public static let builtinGroup = "pipeline"
 
@@ -130,6 +134,7 @@ public struct PipelineFile: Sendable {
             case "deps": stage.deps = try stringList(value, key: key, stage: name, file: file)
             case "outs": stage.outs = try stringList(value, key: key, stage: name, file: file)
             case "params": stage.params = try stringList(value, key: key, stage: name, file: file)
+            case "run_params": stage.runParams = try stringList(value, key: key, stage: name, file: file)
             default:
                 throw PipelineError("unknown key `\(key)` in stage `\(name)` (expected one of: \(stageKeys.joined(separator: ", ")))",
                                     location: at(file, keyNode))

@@ -217,6 +217,6 @@ public final class Runner {
             }
             outs.append(record)
         }
-        return StageLock(cmd: stage.command, params: stage.params, deps: deps, outs: outs)
+        return StageLock(cmd: stage.recordedCommand, params: stage.params, deps: deps, outs: outs)
     }
 }

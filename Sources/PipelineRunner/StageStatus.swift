@@ -70,7 +70,7 @@ extension Pipeline {
     public func ownReasons(of stage: PlannedStage, lock: StageLock?, cache: HashCache) throws -> [StaleReason] {
         guard let lock else { return [.neverRun] }
         var reasons: [StaleReason] = []
-        if lock.cmd != stage.command { reasons.append(.commandChanged(old: lock.cmd, new: stage.command)) }
+        if lock.cmd != stage.recordedCommand { reasons.append(.commandChanged(old: lock.cmd, new: stage.recordedCommand)) }
         for key in stage.params.keys.sorted() {
             let now = stage.params[key]!
             let before = lock.params[key]

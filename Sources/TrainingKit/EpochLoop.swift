@@ -92,6 +92,8 @@ public final class EpochLoop {
     public var logFile: TrainingLogFile?
     /// Writes the best checkpoint; called when the tracked metric improves and save_best is on.
     public var saveBest: () throws -> Void = {}
+    /// The processes of a data-parallel run: a Ctrl-C on any of them stops all after the same step.
+    public var parallel = DataParallel.single
 
     public private(set) var generator: SeededGenerator
     public private(set) var epoch = 0
@@ -208,7 +210,7 @@ public final class EpochLoop {
             let batches = trainingBatches(permutation)
             while nextBatch < usedBatchesPerEpoch && step < totalSteps && !best.stoppedEarly {
                 try runStep(Array(batches[nextBatch..<(nextBatch + gradAccum)]), train: train, losses: losses)
-                let stopNow = InterruptFlag.isRaised || stopAfterSteps == step
+                let stopNow = try parallel.anyInterrupted() || stopAfterSteps == step
                 if stopNow || (saveEvery > 0 && step % saveEvery == 0) { try save() }
                 if stopNow { return outcome(interrupted: true) }
             }

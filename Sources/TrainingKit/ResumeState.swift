@@ -84,6 +84,11 @@ public struct ResumeState: Equatable {
     }
 
     public func write(to url: URL) throws {
+        try AtomicFile.write(try encoded(), to: url)
+    }
+
+    /// The file's bytes: header, metadata JSON, then parameters and both moments.
+    public func encoded() throws -> Data {
         var w = BinaryWriter()
         ResumeState.header.write(to: &w)
         let enc = JSONEncoder()
@@ -95,7 +100,7 @@ public struct ResumeState: Equatable {
         w.array(parameters)
         w.array(m)
         w.array(v)
-        try AtomicFile.write(w.data, to: url)
+        return w.data
     }
 
     public static func read(from url: URL) throws -> ResumeState {
@@ -103,25 +108,30 @@ public struct ResumeState: Equatable {
         do { data = try Data(contentsOf: url) } catch {
             throw PipelineError("cannot read the resume state", location: url.path, hint: "train without --resume to start over")
         }
-        var r = BinaryReader(data: data, source: url.path)
+        return try decode(data, source: url.path)
+    }
+
+    /// A state from `encoded()` bytes; `source` names where they came from in errors.
+    public static func decode(_ data: Data, source: String) throws -> ResumeState {
+        var r = BinaryReader(data: data, source: source)
         try header.check(&r, producer: "train")
         let n = Int(try r.u32())
         let json = Data(try r.bytes(n))
         let meta: Meta
         do { meta = try JSONDecoder().decode(Meta.self, from: json) } catch {
-            throw PipelineError("the resume state's metadata does not parse: \(error)", location: url.path,
+            throw PipelineError("the resume state's metadata does not parse: \(error)", location: source,
                                 hint: "train without --resume to start over")
         }
         let count = Int(try r.u64())
         guard count == meta.trainableUpper - meta.trainableLower else {
             throw PipelineError("the resume state holds \(count) parameters for a range of \(meta.trainableUpper - meta.trainableLower)",
-                                location: url.path)
+                                location: source)
         }
         let p = try r.array(Float.self, count: count)
         let m = try r.array(Float.self, count: count)
         let v = try r.array(Float.self, count: count)
         guard r.remaining == 0 else {
-            throw PipelineError("the resume state has \(r.remaining) unexpected trailing bytes", location: url.path)
+            throw PipelineError("the resume state has \(r.remaining) unexpected trailing bytes", location: source)
         }
         return ResumeState(meta: meta, parameters: p, m: m, v: v)
     }

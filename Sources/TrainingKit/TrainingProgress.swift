@@ -8,8 +8,10 @@ public enum InterruptFlag {
 
     public static var isRaised: Bool { raised != 0 }
 
+    /// Ctrl-C (SIGINT), SIGTERM, and SIGUSR1 (which mpirun forwards to every process of a job,
+    /// so `kill -USR1 <mpirun's pid>` stops a data-parallel run cleanly) raise the flag.
     public static func installSIGINTHandler() {
-        for sig in [SIGINT, SIGTERM] {
+        for sig in [SIGINT, SIGTERM, SIGUSR1] {
             signal(sig) { s in
                 InterruptFlag.raised = 1
                 signal(s, SIG_DFL)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Quantization
 import Classification
+import Distributed
 import Foundation
 import GPT2Weights
 import ToolSupport
@@ -43,6 +44,9 @@ struct CommonTrainOptions: ParsableArguments {
     @Option(help: "When the losses are evaluated: steps (every --eval-freq steps) or epoch (after each epoch).") var evalStrategy = EvalStrategy.steps
     @Option(help: "true: keep best/model.safetensors, the checkpoint of the best validation evaluation, beside the last one.") var saveBest = false
     @Option(help: "Stop after this many evaluations in a row without a better validation value (0: never).") var earlyStoppingPatience = 0
+    @Option(help: "Processes sharing every batch (data parallelism over Open MPI, same results as one process; more than 1 starts this command again under mpirun -np N; see docs/distributed.md).") var processes = 1
+    @Option(help: "With --processes: an Open MPI hostfile of the machines to run on (none: this machine).") var hostfile = "none"
+    @Option(help: "Under mpirun: seconds a process waits for the others in one exchange before it stops the job (one of them died or hangs; 0: wait forever).") var processTimeout = 600.0
 
     /// The resume mode of the two flags.
     func resumeMode() throws -> ResumeMode {
@@ -79,6 +83,25 @@ struct CommonTrainOptions: ParsableArguments {
 }
 
 /// Reports the end of a run; an interrupted one exits with 130 after saying how to continue.
+/// Runs a training command as the only process, or as one process of `mpirun -np N train ...`
+/// (docs/distributed.md): `body` gets the job's processes and, on process 0 only, the console
+/// (the others print nothing but errors). A Ctrl-C stops every process after the same step;
+/// each then leaves MPI cleanly before the exit code says it was interrupted.
+func runAsJob(_ common: CommonTrainOptions, _ body: (DataParallel, ConsoleProgress?) throws -> Void) throws {
+    var interrupted: ExitCode?
+    try MPILauncher.relaunchIfNeeded(processes: common.processes, hostfile: common.hostfile == "none" ? nil : common.hostfile)
+    try DistributedJob.run(timeout: common.processTimeout) { collective in
+        try MPILauncher.check(processes: common.processes, jobSize: collective.size)
+        let parallel = DataParallel(collective)
+        let console = parallel.writesOutputs ? ConsoleProgress() : nil
+        if parallel.isDistributed {
+            console?.note("\(parallel.size) processes share every batch (process 0 on \(collective.host) writes the outputs)")
+        }
+        do { try body(parallel, console) } catch let e as ExitCode { interrupted = e }
+    }
+    if let interrupted { throw interrupted }
+}
+
 func finishRun(_ outcome: TrainingOutcome, out: Path, console: ConsoleProgress, summary: () -> String) throws {
     if outcome.interrupted {
         console.notePeakMemory()

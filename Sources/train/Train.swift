@@ -61,15 +61,18 @@ struct TrainClassifier: ParsableCommand {
         o.vocabDirectory = vocab?.url
         o.resume = try common.resumeMode()
         InterruptFlag.installSIGINTHandler()
-        let console = ConsoleProgress()
-        let result = try ClassifierTrainStage.run(o, makeBackend: { try GPT2Backend(layout: $0, parameters: $1) },
-                                                  progress: console.callback)
-        try finishRun(result.outcome, out: out, console: console) {
+        try runAsJob(common) { parallel, console in
+            o.parallel = parallel
+            let result = try ClassifierTrainStage.run(o, makeBackend: { try GPT2Backend(layout: $0, parameters: $1) },
+                                                      progress: console?.callback ?? silentProgress)
+            guard let console else { return }
+            try finishRun(result.outcome, out: out, console: console) {
             let stats = result.manifest?.stats ?? [:]
             func pct(_ k: String) -> String { stats[k]?.doubleValue.map { String(format: "%.2f%%", $0 * 100) } ?? "-" }
             return String(format: "trained %d steps (%d examples) in %.1fs; last epoch: training accuracy %@, validation accuracy %@",
                           result.outcome.steps, result.outcome.examplesSeen, result.outcome.elapsedSeconds,
                           pct("final_train_accuracy"), pct("final_val_accuracy"))
+            }
         }
     }
 }

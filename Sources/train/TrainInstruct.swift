@@ -47,15 +47,18 @@ struct TrainInstruct: ParsableCommand {
         o.vocabDirectory = vocab?.url
         o.resume = try common.resumeMode()
         InterruptFlag.installSIGINTHandler()
-        let console = ConsoleProgress()
-        let result = try InstructTrainStage.run(o, progress: console.callback)
-        try finishRun(result.outcome, out: out, console: console) {
-            let stats = result.manifest?.stats ?? [:]
-            func loss(_ k: String) -> String { stats[k]?.doubleValue.map { String(format: "%.3f", $0) } ?? "-" }
-            let perStep = stats["seconds_per_step_this_process"]?.doubleValue.map { String(format: "%.2fs/step", $0) } ?? "no step in this process"
-            return String(format: "trained %d steps (%d examples) in %.1fs (%@); train loss %@ -> %@, validation loss %@ -> %@",
-                          result.outcome.steps, result.outcome.examplesSeen, result.outcome.elapsedSeconds, perStep,
-                          loss("first_train_loss"), loss("final_train_loss"), loss("first_val_loss"), loss("final_val_loss"))
+        try runAsJob(common) { parallel, console in
+            o.parallel = parallel
+            let result = try InstructTrainStage.run(o, progress: console?.callback ?? silentProgress)
+            guard let console else { return }
+            try finishRun(result.outcome, out: out, console: console) {
+                let stats = result.manifest?.stats ?? [:]
+                func loss(_ k: String) -> String { stats[k]?.doubleValue.map { String(format: "%.3f", $0) } ?? "-" }
+                let perStep = stats["seconds_per_step_this_process"]?.doubleValue.map { String(format: "%.2fs/step", $0) } ?? "no step in this process"
+                return String(format: "trained %d steps (%d examples) in %.1fs (%@); train loss %@ -> %@, validation loss %@ -> %@",
+                              result.outcome.steps, result.outcome.examplesSeen, result.outcome.elapsedSeconds, perStep,
+                              loss("first_train_loss"), loss("final_train_loss"), loss("first_val_loss"), loss("final_val_loss"))
+            }
         }
     }
 }

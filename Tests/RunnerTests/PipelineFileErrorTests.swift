@@ -30,7 +30,7 @@ final class PipelineFileErrorTests: XCTestCase {
             cmd: echo
             output: [x]
         """)
-        XCTAssertEqual(m, "FILE:4: unknown key `output` in stage `a` (expected one of: cmd, deps, params, outs, desc)")
+        XCTAssertEqual(m, "FILE:4: unknown key `output` in stage `a` (expected one of: cmd, deps, params, run_params, outs, desc)")
     }
 
     func testMissingCmdAndWrongTypes() throws {
