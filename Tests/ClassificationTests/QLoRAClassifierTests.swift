@@ -60,6 +60,10 @@ final class QLoRAClassifierTests: XCTestCase {
         let rows = [0, 1, 2, 3]
         for type in QuantizationType.allCases {
             let q = try classifier(type, float32: original, lora: lora)
+            let quantized = try XCTUnwrap((q.backend as! GPT2Backend).model.quantizedBaseWeights)
+            XCTAssertEqual(quantized["wte.weight"]?.type, .int8, "the token embedding is int8 with either type")
+            XCTAssertEqual(quantized["h.1.mlp.c_fc.weight"]?.type, type)
+            XCTAssertNil(quantized["out_head.weight"], "the head stays float32")
             let dequantized = (q.backend as! GPT2Backend).model.parametersWithDequantizedBase()
             let twin = try classifier(nil, float32: dequantized, lora: lora)
             // The quantized classifier holds only the head and the adapters.
