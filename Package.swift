@@ -57,7 +57,7 @@ let package = Package(
         // The processes of an `mpirun -np N train` job over MPI (data-parallel training; only `train` links it).
         .target(name: "Distributed", dependencies: ["ArtifactKit", "TrainingKit", "CMPIShim"]),
         // Chapter 6 and chapter 7, each from its raw file to its evaluation.
-        .target(name: "Classification", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit"]),
+        .target(name: "Classification", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "Quantization"]),
         .target(name: "Instruct", dependencies: ["ArtifactKit", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient", "Quantization"]),
         // GGUF export (llama.cpp / Ollama): the GGUF v3 container, its reader, F16 / Q8_0
         // encodings, the gpt2 architecture's tensors and tokenizer metadata, Ollama Modelfiles.
@@ -102,13 +102,13 @@ let package = Package(
         .target(name: "GPT2TestSupport", dependencies: ["GPT2", "GPT2Weights", "TestSupport"], path: "Tests/GPT2TestSupport"),
         .testTarget(name: "ArtifactKitTests", dependencies: ["ArtifactKit", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["GPT2Tokenizer", "TestSupport"]),
-        .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "CurlClient", "TestSupport"]),
+        .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "CurlClient", "TestSupport", "GPT2TestSupport"]),
         // No GPT-2 and no OpenBLAS here: the runner is tested on its own.
         .testTarget(name: "RunnerTests", dependencies: ["PipelineRunner", "ArtifactKit", "TestSupport"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TestSupport"]),
         .testTarget(name: "TrainingKitTests", dependencies: ["TrainingKit", "ArtifactKit", "TestSupport"]),
         .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "GPT2Weights", "TestSupport", "GPT2TestSupport"]),
-        .testTarget(name: "ClassificationTests", dependencies: ["Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "TestSupport", "GPT2TestSupport"]),
+        .testTarget(name: "ClassificationTests", dependencies: ["Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "TestSupport", "GPT2TestSupport", "Quantization"]),
         .testTarget(name: "InstructTests", dependencies: ["Instruct", "Classification", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TrainingKit", "CurlClient", "TestSupport", "GPT2TestSupport"]),
     ]
 )

@@ -19,7 +19,7 @@ public protocol ClassifierBackend: AnyObject {
     var layout: ParameterLayout { get }
 
     /// Takes `values[range]` as the new parameters there (all of them at first, then the trained
-    /// range after every optimizer step).
+    /// range after every optimizer step); both count from `vectorStart`.
     func loadParameters(_ values: [Float], range: Range<Int>)
 
     /// Token + position embeddings, then blocks `0..<endBlock` (no activations kept).
@@ -49,6 +49,15 @@ public protocol ClassifierBackend: AnyObject {
 
     /// The attached adapters, if any.
     var loraAdapters: LoRAAdapters? { get }
+
+    /// Where the classifier's own parameter vector starts in the full one (base parameters in
+    /// layout order, then the adapters): the `values`, `range` of `loadParameters` and the
+    /// `gradients` of `backwardTop` are indexed from here. The parameters below live only in the
+    /// backend, which never needs them from outside: 0, except over a QLoRA base (`GPT2Backend.init(qloraModel:)`).
+    var vectorStart: Int { get }
+
+    /// A tensor below `vectorStart` as float32 (a quantized one dequantized), for the checkpoint.
+    func frozenBaseTensor(_ spec: TensorSpec) -> [Float]?
 }
 
 extension ClassifierBackend {
@@ -57,6 +66,10 @@ extension ClassifierBackend {
     }
 
     public var loraAdapters: LoRAAdapters? { nil }
+
+    public var vectorStart: Int { 0 }
+
+    public func frozenBaseTensor(_ spec: TensorSpec) -> [Float]? { nil }
 
     public func forwardLastBlockSelected(hidden: [Float], batch: Int, length: Int, positions: [Int],
                                          keepActivations: Bool) throws -> [Float]? { nil }
@@ -67,9 +80,25 @@ public final class GPT2Backend: ClassifierBackend {
     public let model: GPT2Model
     let trunk: GPT2Trunk
 
+    public let vectorStart: Int
+
     public init(layout: ParameterLayout, parameters: [Float]) throws {
         model = try GPT2Model(layout: layout, params: parameters)
         trunk = try GPT2Trunk(model: model)
+        vectorStart = 0
+    }
+
+    /// QLoRA: the backend over `model`, whose base is quantized (`attachQuantizedBase`) and which
+    /// alone holds it. The classifier's vector starts at the classification head (`out_head`,
+    /// the layout's last tensors, K x C float32), so it holds the head and the adapters and never
+    /// a float32 copy of the base; the trunk reads the quantized weights.
+    public init(qloraModel model: GPT2Model) throws {
+        guard model.quantizedBaseWeights != nil, let head = model.layout.spec(named: "out_head.weight") else {
+            throw PipelineError("a QLoRA classifier backend needs a model with a quantized base and a classification head")
+        }
+        self.model = model
+        trunk = try GPT2Trunk(model: model)
+        vectorStart = head.offset
     }
 
     public var layout: ParameterLayout { model.layout }
@@ -78,7 +107,11 @@ public final class GPT2Backend: ClassifierBackend {
 
     public var loraAdapters: LoRAAdapters? { model.loraAdapters }
 
-    public func loadParameters(_ values: [Float], range: Range<Int>) { trunk.loadParameters(values, range: range) }
+    public func frozenBaseTensor(_ spec: TensorSpec) -> [Float]? { model.tensorWithDequantizedBase(spec) }
+
+    public func loadParameters(_ values: [Float], range: Range<Int>) {
+        trunk.loadParameters(values, range: (range.lowerBound + vectorStart)..<(range.upperBound + vectorStart), vectorStart: vectorStart)
+    }
 
     public func hiddenStates(tokens: [Int32], batch: Int, length: Int, endBlock: Int) throws -> [Float] {
         try trunk.hiddenStates(tokens: tokens, batch: batch, seqLen: length, endBlock: endBlock)
@@ -102,6 +135,6 @@ public final class GPT2Backend: ClassifierBackend {
     }
 
     public func backwardTop(dOutput: [Float], gradients: inout [Float]) throws {
-        try gradients.withUnsafeMutableBufferPointer { g in try trunk.backwardTop(dOutput: dOutput, addingInto: g) }
+        try gradients.withUnsafeMutableBufferPointer { g in try trunk.backwardTop(dOutput: dOutput, addingInto: g, vectorStart: vectorStart) }
     }
 }

@@ -43,6 +43,13 @@ public enum ClassifierCheckpoint {
         try saveCheckpoint(params: parameters, layout: layout, metadata: metadata, to: url, lora: lora)
     }
 
+    /// `save` with the base tensors made one at a time by `tensor` (a QLoRA run's dequantized base
+    /// is never whole in memory).
+    public static func save(tensor: @escaping (TensorSpec) -> [Float], layout: ParameterLayout, metadata: [String: String],
+                            to url: URL, lora: LoRAWeights? = nil) throws {
+        try saveCheckpoint(tensor: tensor, layout: layout, metadata: metadata, to: url, lora: lora)
+    }
+
     public static func load(from url: URL) throws -> Loaded {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw PipelineError("no trained model here", location: url.path, hint: "run `train` first (pipeline run train)")

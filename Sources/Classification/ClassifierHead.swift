@@ -11,7 +11,7 @@ public struct ClassifierHead {
     let weightOffset: Int
     let biasOffset: Int
     /// The head's LoRA adapter, when training with LoRA: offsets of A [C, rank] and B [rank, K]
-    /// in the parameter vector (base parameters, then adapters), and the book's scale alpha.
+    /// in the caller's parameter vector (base parameters, then adapters, from `vectorStart`), and the book's scale alpha.
     public struct LoRAHead: Sendable {
         public var aOffset: Int
         public var bOffset: Int
@@ -20,7 +20,9 @@ public struct ClassifierHead {
     }
     public let lora: LoRAHead?
 
-    public init(layout: ParameterLayout, lora: LoRAHead? = nil) throws {
+    /// `vectorStart`: the index of the full parameter vector the caller's vector starts at (the
+    /// head's offsets are taken relative to it; see `ClassifierModel.parameters`).
+    public init(layout: ParameterLayout, vectorStart: Int = 0, lora: LoRAHead? = nil) throws {
         self.lora = lora
         guard case .classifier(let k) = layout.head, let w = layout.spec(named: "out_head.weight"),
               let b = layout.spec(named: "out_head.bias") else {
@@ -29,8 +31,8 @@ public struct ClassifierHead {
         self.layout = layout
         self.width = layout.config.embDim
         self.numClasses = k
-        self.weightOffset = w.offset
-        self.biasOffset = b.offset
+        self.weightOffset = w.offset - vectorStart
+        self.biasOffset = b.offset - vectorStart
     }
 
     /// Mean of the final hidden states over each row's pooled positions: [B, C].

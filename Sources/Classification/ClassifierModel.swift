@@ -25,8 +25,20 @@ public final class DataSplit {
 /// which positions feed the head, and whether the frozen trunk is cached and batches trimmed.
 public final class ClassifierModel {
     public let backend: ClassifierBackend
-    /// The whole flat buffer; change it only through `modifyParameters` so the backend sees the change.
+    /// The flat parameter vector (base parameters in layout order, then the LoRA adapters) from
+    /// `vectorStart` on; change it only through `modifyParameters` so the backend sees the change.
+    ///
+    /// Over a QLoRA base the backend alone holds the frozen base (its Linear weights and token
+    /// embedding quantized, the rest float32) and this vector starts at the classification head:
+    /// it holds the head (float32, K x C + K, frozen as in every LoRA run) and the adapters (those
+    /// of every Linear and the head's own, trained in float32). A full-length vector would put a
+    /// float32 copy of the quantized weights back into memory (and a gradient buffer as large),
+    /// which is what quantizing the base avoids. Every index of this type (`trainableRange`,
+    /// `gradients`, the head's offsets) counts from `vectorStart`.
     public private(set) var parameters: [Float]
+    /// The index of the full vector `parameters[0]` holds (`ClassifierBackend.vectorStart`): 0
+    /// unless the base is quantized.
+    public let vectorStart: Int
     public let head: ClassifierHead
     public let pooling: Pooling
     public let trainable: TrainableLayers
@@ -55,9 +67,9 @@ public final class ClassifierModel {
         let layout = backend.layout
         // With LoRA the vector is the base parameters followed by the adapters (LoRALayout order).
         let lora = backend.loraAdapters
-        let loraCount = lora?.count ?? 0
-        guard parameters.count == layout.totalCount + loraCount else {
-            throw PipelineError("parameter buffer has \(parameters.count) floats, the layout needs \(layout.totalCount + loraCount)")
+        let loraCount = lora?.count ?? 0, start = backend.vectorStart
+        guard parameters.count == layout.totalCount + loraCount - start else {
+            throw PipelineError("parameter buffer has \(parameters.count) floats, the layout needs \(layout.totalCount + loraCount - start) from parameter \(start)")
         }
         guard (trainable == .lora) == (lora != nil) else {
             throw PipelineError(trainable == .lora ? "trainable_layers lora needs LoRA adapters attached to the model"
@@ -65,9 +77,10 @@ public final class ClassifierModel {
         }
         self.backend = backend
         self.parameters = parameters
-        self.head = try ClassifierHead(layout: layout, lora: lora.map { l in
+        self.vectorStart = start
+        self.head = try ClassifierHead(layout: layout, vectorStart: start, lora: lora.map { l in
             let s = l.layout.adapters(of: "out_head")[0]
-            return ClassifierHead.LoRAHead(aOffset: layout.totalCount + s.aOffset, bOffset: layout.totalCount + s.bOffset,
+            return ClassifierHead.LoRAHead(aOffset: layout.totalCount + s.aOffset - start, bOffset: layout.totalCount + s.bOffset - start,
                                            rank: l.layout.rank, alpha: l.alpha)
         })
         self.pooling = pooling
@@ -75,16 +88,33 @@ public final class ClassifierModel {
         self.trimBatches = trimBatches
         let nLayers = layout.config.nLayers
         startBlock = trainable.lowestTrainableBlock(nLayers: nLayers)
+        let trained: Range<Int>
         switch trainable {
-        case .lastLayer: trainableRange = layout.spec(named: "out_head.weight")!.offset..<layout.totalCount
-        case .all: trainableRange = 0..<layout.totalCount
-        case .lora: trainableRange = layout.totalCount..<(layout.totalCount + loraCount)
-        default: trainableRange = layout.blockRange(startBlock!).lowerBound..<layout.totalCount
+        case .lastLayer: trained = layout.spec(named: "out_head.weight")!.offset..<layout.totalCount
+        case .all: trained = 0..<layout.totalCount
+        case .lora: trained = layout.totalCount..<(layout.totalCount + loraCount)
+        default: trained = layout.blockRange(startBlock!).lowerBound..<layout.totalCount
         }
+        guard trained.lowerBound >= start else {
+            throw PipelineError("trainable_layers \(trainable.rawValue) trains parameters the backend holds frozen (a quantized base trains only LoRA adapters)")
+        }
+        trainableRange = (trained.lowerBound - start)..<(trained.upperBound - start)
         backend.loadParameters(parameters, range: 0..<parameters.count)
     }
 
     public var config: GPT2Config { backend.layout.config }
+
+    /// One base tensor as float32 for the checkpoint: from `parameters`, or below `vectorStart`
+    /// from the backend (a quantized tensor as its dequantized values: the model that was trained).
+    public func checkpointTensor(_ spec: TensorSpec) -> [Float] {
+        guard spec.offset < vectorStart else { return Array(parameters[(spec.offset - vectorStart)..<(spec.offset - vectorStart + spec.count)]) }
+        return backend.frozenBaseTensor(spec)!
+    }
+
+    /// The adapters' values (the vector's part after the base parameters), nil without LoRA.
+    public var adapterValues: [Float]? {
+        backend.loraAdapters.map { _ in Array(parameters[(backend.layout.totalCount - vectorStart)...]) }
+    }
 
     /// Changes parameters inside `range` and hands them to the backend.
     public func modifyParameters(in range: Range<Int>, _ body: (inout [Float]) -> Void) {

@@ -2,6 +2,7 @@ import ArtifactKit
 import Foundation
 import GPT2
 import GPT2Weights
+import Quantization
 import TrainingKit
 
 /// Which position's output the classification head reads (the book's `[:, -1, :]` is `last`).
@@ -71,6 +72,10 @@ public struct ClassifierSettings: TrainerSettings, BaseModelSettings, Equatable,
     /// LoRA rank and alpha (used when trainableLayers is lora; the book's appendix E: 16 and 16).
     public var loraRank: Int = 16
     public var loraAlpha: Float = 16
+    /// QLoRA (with LoRA only): the frozen base's Linear weights held as NF4 or int8 (and its token
+    /// embedding as int8), written once to `<out>/quantized-base.bin` and reused; the
+    /// classification head and every adapter stay float32 (docs/qlora.md).
+    public var quantizeBase: BaseQuantization = .none
 
     public init() {}
 
@@ -83,6 +88,8 @@ public struct ClassifierSettings: TrainerSettings, BaseModelSettings, Equatable,
         try base.validate()
         try loop.validate()
         try loraSettings?.validate(rankLocation: "train.lora_rank", alphaLocation: "train.lora_alpha")
+        try quantizeBase.requireLoRA(trainableLayers == .lora,
+                                     addLoRA: "add --trainable-layers lora (pipeline: --set train.trainable_layers=lora)")
         if let budget = frozenMemoryBudget, budget < 0 {
             throw PipelineError("the frozen-layer memory budget must not be negative", location: "--frozen-memory-budget")
         }
@@ -90,7 +97,7 @@ public struct ClassifierSettings: TrainerSettings, BaseModelSettings, Equatable,
 
     enum CodingKeys: String, CodingKey {
         case trainableLayers = "trainable_layers",
-             tokenPosition = "token_position", averageEmbeddings = "average_embeddings"
+             tokenPosition = "token_position", averageEmbeddings = "average_embeddings", quantizeBase = "quantize_base"
     }
 
     /// Reads what `encode` writes (a manifest's params, a checkpoint's `training_settings`); the
@@ -104,6 +111,7 @@ public struct ClassifierSettings: TrainerSettings, BaseModelSettings, Equatable,
                           averageEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .averageEmbeddings) ?? false)
         let adapters = try LoRASettings(flatFrom: decoder, defaults: LoRASettings(rank: loraRank, alpha: loraAlpha))
         (loraRank, loraAlpha) = (adapters.rank, adapters.alpha)
+        quantizeBase = try c.decodeIfPresent(BaseQuantization.self, forKey: .quantizeBase) ?? .none
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -114,5 +122,7 @@ public struct ClassifierSettings: TrainerSettings, BaseModelSettings, Equatable,
         try base.encode(to: encoder)
         try loop.encode(to: encoder)
         try loraSettings?.encodeFlat(to: encoder)
+        // Only when on, so runs without it keep the settings (and resume keys) they had.
+        if quantizeBase != .none { try c.encode(quantizeBase, forKey: .quantizeBase) }
     }
 }

@@ -2,6 +2,7 @@ import ArtifactKit
 import Foundation
 import GPT2
 import GPT2Weights
+import Quantization
 import TrainingKit
 
 /// Inputs and switches of the `train` stage.
@@ -50,6 +51,8 @@ public enum ClassifierTrainStage {
         var data: ClassificationDataset
         var layout: ParameterLayout
         var base: BaseWeights
+        /// QLoRA: the model over the quantized base (`base` then has no parameters).
+        var qloraModel: GPT2Model?
         /// The test rows are read too when a frozen trunk exists: their frozen-layer states go
         /// into trunk.bin with the others, so `evaluate` runs only the trainable top.
         var sharesTrunk: Bool
@@ -69,9 +72,10 @@ public enum ClassifierTrainStage {
         let s = o.settings, parallel = o.parallel, writes = parallel.writesOutputs
         try s.validate()
         try parallel.check(batchSize: s.batchSize)
-        let inputs = try loadInputs(o)
+        let inputs = try loadInputs(o, progress: progress)
         let hashes = inputs.data.shardHashes
         let inputsKey = "train.bin=\(hashes["train"]!) validation.bin=\(hashes["validation"]!) base=\(inputs.base.identity)"
+            + (s.quantizeBase == .none ? "" : " quantized=\(s.quantizeBase.rawValue)")
         try parallel.checkSameRun("settings=\(s.resumeKey) inputs=\(inputsKey)")
         let model = try makeModel(inputs, settings: s, makeBackend: makeBackend, progress: progress)
         let splits = ["train", "validation", "test"].map { DataSplit(name: $0, rows: inputs.data[$0]) }
@@ -104,7 +108,7 @@ public enum ClassifierTrainStage {
         return ClassifierTrainResult(outcome: outcome, manifest: manifest, cacheSeconds: frozen.seconds)
     }
 
-    static func loadInputs(_ o: ClassifierTrainOptions) throws -> Inputs {
+    static func loadInputs(_ o: ClassifierTrainOptions, progress: ProgressHandler) throws -> Inputs {
         let s = o.settings
         let config = try o.config ?? s.base.modelConfig()
         guard config.dropRate == 0 else {
@@ -116,22 +120,39 @@ public enum ClassifierTrainStage {
         if let vocab = o.vocabDirectory { try data.checkTokenizer(vocabDirectory: vocab) }
         try data.check(against: config, numClasses: o.numClasses)
         let layout = ParameterLayout(config: config, head: .classifier(numClasses: data.numClasses))
-        return Inputs(config: config, data: data, layout: layout, base: try BaseWeights.load(s.base, seed: s.seed, layout: layout),
-                      sharesTrunk: sharesTrunk)
+        guard let type = s.quantizeBase.type else {
+            return Inputs(config: config, data: data, layout: layout, base: try BaseWeights.load(s.base, seed: s.seed, layout: layout),
+                          sharesTrunk: sharesTrunk)
+        }
+        // QLoRA: the same quantized-base file as `train instruct` (its layout has this head).
+        let q = try QuantizedBaseArtifact.model(s.base, seed: s.seed, layout: layout, initScheme: .torch, type: type, folder: o.output,
+                                                writes: o.parallel.writesOutputs)
+        progress(.note(q.note))
+        return Inputs(config: config, data: data, layout: layout, base: q.base, qloraModel: q.model, sharesTrunk: sharesTrunk)
     }
 
     /// The classifier over the base weights; with LoRA, as the book: the new head is drawn,
-    /// everything is frozen, then every Linear gets an adapter.
+    /// everything is frozen, then every Linear gets an adapter. Over a quantized base the GPT-2
+    /// backend holds the base and the classifier's vector starts at the head (`ClassifierModel.parameters`).
     static func makeModel(_ inputs: Inputs, settings s: ClassifierSettings,
                           makeBackend: (ParameterLayout, [Float]) throws -> ClassifierBackend,
                           progress: ProgressHandler) throws -> ClassifierModel {
-        let backend = try makeBackend(inputs.layout, inputs.base.parameters)
-        var parameters = inputs.base.parameters
+        let backend: ClassifierBackend, start: Int
+        var parameters: [Float]
+        if let model = inputs.qloraModel {
+            let qlora = try GPT2Backend(qloraModel: model)
+            (backend, start) = (qlora, qlora.vectorStart)
+            parameters = model.withParameters { Array($0[start...]) }
+        } else {
+            (backend, start) = (try makeBackend(inputs.layout, inputs.base.parameters), 0)
+            parameters = inputs.base.parameters
+        }
         if let lora = s.loraSettings {
             let adapters = try LoRAWeights.initial(for: inputs.layout, settings: lora, seed: s.seed)
             try backend.attachLoRA(adapters)
             parameters += adapters.values
-            progress(.note("LoRA rank \(lora.rank), alpha \(lora.alpha): \(adapters.values.count) trainable parameters; the \(inputs.layout.totalCount) original parameters are frozen (no frozen-layer cache: every block changes)"))
+            progress(.note("LoRA rank \(lora.rank), alpha \(lora.alpha): \(adapters.values.count) trainable parameters; the \(inputs.layout.totalCount) original parameters are frozen (no frozen-layer cache: every block changes)"
+                           + (start > 0 ? "; the base is held quantized (\(s.quantizeBase.rawValue)), the head float32" : "")))
         }
         return try ClassifierModel(backend: backend, parameters: parameters, pooling: s.pooling,
                                    trainable: s.trainableLayers, trimBatches: s.trimBatches)
@@ -201,13 +222,12 @@ public enum ClassifierTrainStage {
             ClassifierCheckpoint.padTokenKey: String(data.padTokenID),
             ClassifierCheckpoint.labelNamesKey: ClassifierCheckpoint.labelNamesValue(data.labelNames),
             "train_shard_sha256": data.shardHashes["train"]!, "validation_shard_sha256": data.shardHashes["validation"]!,
-        ]) { _, ours in ours }
-        let trained = model.parameters
+        ]) { _, ours in ours }.merging(s.quantizeBase == .none ? [:] : [QuantizedBaseArtifact.checkpointKey: s.quantizeBase.rawValue]) { a, _ in a }
         let lora = try s.loraSettings.map {
-            try LoRAWeights(settings: $0, layout: LoRALayout(layout: layout, rank: $0.rank), values: Array(trained[layout.totalCount...]))
+            try LoRAWeights(settings: $0, layout: LoRALayout(layout: layout, rank: $0.rank), values: model.adapterValues!)
         }
-        try ClassifierCheckpoint.save(parameters: Array(trained[0..<layout.totalCount]), layout: layout, metadata: meta,
-                                      to: url, lora: lora)
+        // A QLoRA checkpoint holds the dequantized base: the float32 model the adapters were trained over.
+        try ClassifierCheckpoint.save(tensor: model.checkpointTensor, layout: layout, metadata: meta, to: url, lora: lora)
     }
 
     /// trunk.bin: the frozen states of every row for `evaluate`; a stale one from an earlier run
@@ -232,7 +252,8 @@ public enum ClassifierTrainStage {
         let read = (hasTrunk ? ["train.bin", "validation.bin", "test.bin"] : ["train.bin", "validation.bin"])
             .map { o.prepared.appendingPathComponent($0) } + (inputs.base.file.map { [$0] } ?? [])
             + [o.prepared.appendingPathComponent(Manifest.fileName)]
-        let written = TrainingRun.outputs([modelFile, logFile, ResumeState.fileName] + (hasTrunk ? [TrunkStatesFile.fileName] : []),
+        let written = TrainingRun.outputs([modelFile, logFile, ResumeState.fileName] + (hasTrunk ? [TrunkStatesFile.fileName] : [])
+                                            + (o.settings.quantizeBase == .none ? [] : [QuantizedBaseArtifact.fileName]),
                                           controls: o.settings.controls, best: outcome.best)
         var params = o.settings.asJSON
         params["num_classes"] = .int(data.numClasses)
@@ -249,7 +270,9 @@ public enum ClassifierTrainStage {
             "frozen_rows_copied": .int(frozen.copiedRows), "processes": .int(o.parallel.size), "trainable_parameters": .int(trainer.model.trainableRange.count),
             "final_train_loss": .number(lastEval?.trainLoss), "final_val_loss": .number(lastEval?.valLoss),
             "final_train_accuracy": .number(lastEpoch?.trainAccuracy), "final_val_accuracy": .number(lastEpoch?.valAccuracy),
+            "quantized_base_bytes": inputs.qloraModel?.quantizedBaseWeights.map { .int($0.byteCount) } ?? .null,
         ]) { a, _ in a }
+        stats.merge(trainer.stepTimes.stats) { a, _ in a }
         let manifest = Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "train", params: params,
                                 inputs: try FileRecord.inputs(read), outputs: try FileRecord.outputs(written, in: o.output),
                                 stats: stats)

@@ -24,6 +24,8 @@ public final class ClassifierTrainer {
     public var saveBestCheckpoint: ((BestTracker) throws -> Void)?
     /// The processes sharing each batch (`mpirun -np N train`); one process by default.
     public var parallel = DataParallel.single
+    /// The wall time of each optimizer step this process ran.
+    public private(set) var stepTimes = StepTimes()
 
     public init(model: ClassifierModel, train: DataSplit, validation: DataSplit, settings: ClassifierSettings,
                 inputsKey: String, stateURL: URL?, logURL: URL? = nil, progress: @escaping ProgressHandler = silentProgress) {
@@ -89,6 +91,10 @@ public final class ClassifierTrainer {
     /// with several processes each runs its share and the gradients are summed: `DataParallel`),
     /// measured and clipped when the plan says so, then AdamW at the plan's learning rate.
     func step(_ plan: StepPlan, optimizer: AdamW) throws -> StepResult {
+        try stepTimes.measure { try timedStep(plan, optimizer: optimizer) }
+    }
+
+    private func timedStep(_ plan: StepPlan, optimizer: AdamW) throws -> StepResult {
         let part = try parallel.accumulate(plan) { call, rows, weight in
             try model.computeGradients(rows: rows, of: train, scale: weight, accumulate: call > 0)
         }

@@ -10,18 +10,20 @@ public func quantizableLinearNames(_ config: GPT2Config) -> [String] {
     }
 }
 
-/// The token embedding, which is also the tied head: [V, C] row-major is already the [out, in]
-/// layout of the head's product. With a quantized base it goes to int8, one absmax per token row,
-/// whatever the projections' type: its rows are looked up and summed with the position
-/// embeddings, and its products are the logits the loss and the sampler read directly, so it
-/// gets the finer 8-bit code (1 byte per value instead of 4; 38.6 M values in every GPT-2 size
-/// but xl's 80.4 M). LayerNorms, biases and the position embeddings stay float32 (0.1-1% of the
-/// parameters).
+/// The token embedding, which is also the language model's tied head: [V, C] row-major is
+/// already the [out, in] layout of the head's product. With a quantized base it goes to int8, one
+/// absmax per token row, whatever the projections' type: its rows are looked up and summed with
+/// the position embeddings, and (language model) its products are the logits the loss and the
+/// sampler read directly, so it gets the finer 8-bit code (1 byte per value instead of 4; 38.6 M
+/// values in every GPT-2 size but xl's 80.4 M, 31% of gpt2-small). The classifier quantizes it
+/// too: there it is only looked up, and float32 it would stay the largest tensor in memory.
+/// LayerNorms, biases, the position embeddings and a classification head (`out_head`, K x C)
+/// stay float32 (0.1-1% of the parameters).
 public let quantizedEmbeddingName = "wte.weight"
 
 extension GPT2Model {
-    /// Quantizes the model's own Linear weights (`quantizableLinearNames`) as `type` and, for the
-    /// language model, the tied embedding as int8 (`quantizedEmbeddingName`); attaches them.
+    /// Quantizes the model's own Linear weights (`quantizableLinearNames`) as `type` and the token
+    /// embedding as int8 (`quantizedEmbeddingName`); attaches them.
     /// `measure` sees each quantized matrix with its float32 values in the matrix's [out, in]
     /// layout (before they are released), e.g. to record the quantization error.
     @discardableResult
@@ -30,7 +32,7 @@ extension GPT2Model {
         let projections = Set(quantizableLinearNames(config))
         var linears: [String: QuantizedLinear] = [:]
         for s in layout.tensors {
-            let isEmbedding = s.name == quantizedEmbeddingName && layout.head == .languageModel
+            let isEmbedding = s.name == quantizedEmbeddingName
             guard isEmbedding || projections.contains(s.name) else { continue }
             let values = UnsafeBufferPointer(start: params.base + s.offset, count: s.count)
             try QuantizedMatrix.checkFinite(values, shape: s.shape, name: s.name)

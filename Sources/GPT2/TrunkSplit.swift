@@ -26,16 +26,19 @@ public final class GPT2Trunk {
 
     public var layout: ParameterLayout { model.layout }
 
-    /// Copies `values[range]` into the model's parameters (after an optimizer step). With LoRA
-    /// adapters attached, `values` is the base parameters followed by the adapter buffer (offsets
-    /// from `layout.totalCount` on are the adapters').
-    public func loadParameters(_ values: [Float], range: Range<Int>) {
+    /// Copies the parameters `range` of the vector into the model (after an optimizer step). The
+    /// vector is the base parameters in layout order followed, with LoRA adapters attached, by the
+    /// adapter buffer (indices from `layout.totalCount` on); `values[i]` is its index
+    /// `vectorStart + i`, so a caller may hold only a suffix of the vector (a QLoRA classifier
+    /// holds its head and adapters, the model the frozen base). `range` must lie at or above `vectorStart`.
+    public func loadParameters(_ values: [Float], range: Range<Int>, vectorStart: Int = 0) {
+        precondition(range.isEmpty || range.lowerBound >= vectorStart, "parameters \(range) are below the caller's vector (from \(vectorStart))")
         let total = layout.totalCount
         let base = range.clamped(to: 0..<total)
         if !base.isEmpty {
             model.withParameters { p in
                 values.withUnsafeBufferPointer { v in
-                    (p.baseAddress! + base.lowerBound).update(from: v.baseAddress! + base.lowerBound, count: base.count)
+                    (p.baseAddress! + base.lowerBound).update(from: v.baseAddress! + base.lowerBound - vectorStart, count: base.count)
                 }
             }
         }
@@ -43,7 +46,8 @@ public final class GPT2Trunk {
             let extra = range.clamped(to: total..<(total + lora.count))
             if !extra.isEmpty {
                 values.withUnsafeBufferPointer { v in
-                    lora.setValues(UnsafeBufferPointer(rebasing: v[extra]), range: (extra.lowerBound - total)..<(extra.upperBound - total))
+                    lora.setValues(UnsafeBufferPointer(rebasing: v[(extra.lowerBound - vectorStart)..<(extra.upperBound - vectorStart)]),
+                                   range: (extra.lowerBound - total)..<(extra.upperBound - total))
                 }
             }
         }
@@ -111,12 +115,16 @@ public final class GPT2Trunk {
     /// and ADDS the parameter gradients of exactly those tensors into `gradients` (the flat layout,
     /// followed by the LoRA adapters when they train). Nothing else of `gradients` is touched.
     /// After `forwardLastBlockSelected`, `dOutput` is [batch, embDim] and the gradients are the last block's and ln_f's.
-    public func backwardTop(dOutput: [Float], addingInto gradients: UnsafeMutableBufferPointer<Float>) throws {
-        guard gradients.count >= layout.totalCount + (model.lora?.count ?? 0) else {
-            throw PipelineError("backwardTop: a gradient buffer of \(gradients.count) floats for \(layout.totalCount) parameters")
+    /// `gradients[i]` is the gradient of the vector's index `vectorStart + i` (see `loadParameters`):
+    /// every tensor that trains must lie at or above it.
+    public func backwardTop(dOutput: [Float], addingInto gradients: UnsafeMutableBufferPointer<Float>, vectorStart: Int = 0) throws {
+        guard gradients.count >= layout.totalCount + (model.lora?.count ?? 0) - vectorStart else {
+            throw PipelineError("backwardTop: a gradient buffer of \(gradients.count) floats for \(layout.totalCount) parameters from \(vectorStart)")
         }
-        let G = gradients.baseAddress!
+        // The vector's index 0; only indices at or above vectorStart are ever written through it.
+        let G = gradients.baseAddress! - vectorStart
         if let s = selected {
+            guard vectorStart == 0 else { throw PipelineError("backwardTop: the selected-position pass writes the whole gradient vector") }
             selected = nil
             try backwardSelected(s, dOutput: dOutput, addingInto: G)
             return
@@ -127,6 +135,9 @@ public final class GPT2Trunk {
         guard dOutput.count == N * C else { throw PipelineError("got \(dOutput.count) output gradients for \(N) x \(C) states") }
         let names = p.trainable!.names
         let ranges = layout.tensors.filter { names.contains($0.name) }.map(\.range)
+        if let below = ranges.first(where: { $0.lowerBound < vectorStart }) {
+            throw PipelineError("backwardTop: parameters \(below) train but the gradient vector starts at \(vectorStart)")
+        }
         if !ranges.isEmpty {
             model.withGradients { g in for r in ranges { (g.baseAddress! + r.lowerBound).update(repeating: 0, count: r.count) } }
         }

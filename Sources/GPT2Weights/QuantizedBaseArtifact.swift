@@ -7,6 +7,39 @@ import Quantization
 /// float32 weights, then read by later runs without the float32 weights ever being loaded.
 public enum QuantizedBaseArtifact {
     public static let fileName = "quantized-base.bin"
+    /// Checkpoint metadata key of a QLoRA run (either trainer): the type of the quantized base the
+    /// adapters were trained over. The checkpoint holds that base's dequantized values, so it
+    /// computes what was trained.
+    public static let checkpointKey = "quantized_base"
+
+    /// The base weights of a QLoRA run in `folder` and the model over them, quantized as `type`:
+    /// read from `folder/quantized-base.bin` when that file holds these base weights (same
+    /// layout, identity and type; the float32 weights of its quantized tensors are then never
+    /// loaded), otherwise loaded in float32, quantized, and written there for the next run. The
+    /// returned `BaseWeights` has no parameters (the model holds them); `note` says which it was.
+    /// `writes` false (the processes of a data-parallel run other than process 0): quantized in
+    /// memory, the file is left to process 0.
+    public static func model(_ choice: BaseModelChoice, seed: UInt64, layout: ParameterLayout, initScheme: InitScheme,
+                             type: QuantizationType, folder: URL,
+                             writes: Bool = true) throws -> (base: BaseWeights, model: GPT2Model, note: String) {
+        let url = folder.appendingPathComponent(fileName)
+        let described = try BaseWeights.describe(choice, seed: seed, layout: layout, initScheme: initScheme)
+        if matches(url, layout: layout, baseIdentity: described.identity, type: type) {
+            return (described, try loadModel(url, layout: layout, baseIdentity: described.identity, type: type),
+                    "quantized base (\(type.rawValue)) read from \(url.path)")
+        }
+        let model = try BaseWeights.model(of: described, seed: seed, layout: layout, initScheme: initScheme)
+        guard writes else {
+            // Another process of a data-parallel run writes the file; this one quantizes the same bytes.
+            _ = try model.quantizeBase(type) { _, _, _ in }
+            return (described, model, "quantized the base's Linear weights to \(type.rawValue) (not written by this process)")
+        }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try write(model: model, baseIdentity: described.identity, type: type, to: url)
+        let bytes = model.quantizedBaseWeights?.byteCount ?? 0
+        return (described, model,
+                "quantized the base's Linear weights to \(type.rawValue) (the token embedding to int8): \(TextFormat.bytes(bytes)); wrote \(url.path)")
+    }
 
     /// Quantizes `model`'s float32 base (`GPT2Model.quantizeBase`), writes it to `url` with each
     /// tensor's error, and leaves the model running on the quantized weights.

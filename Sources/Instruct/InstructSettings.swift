@@ -50,10 +50,7 @@ public struct InstructSettings: TrainerSettings, BaseModelSettings, Equatable, S
                                 location: "train.trainable_layers", hint: "use all or lora")
         }
         try loraSettings?.validate(rankLocation: "train.lora_rank", alphaLocation: "train.lora_alpha")
-        if quantizeBase != .none && !lora {
-            throw PipelineError("quantize_base \(quantizeBase.rawValue) needs LoRA: a quantized base is frozen, and training all of its weights is full fine-tuning, not QLoRA",
-                                location: "train.quantize_base", hint: "add --lora true (pipeline: --set train.lora=true), or use quantize_base none")
-        }
+        try quantizeBase.requireLoRA(lora, addLoRA: "add --lora true (pipeline: --set train.lora=true)")
         try loop.validate()
         guard loop.controls.bestMetric == .loss else {
             throw PipelineError("best_metric accuracy is the classifier's; train instruct measures only losses",

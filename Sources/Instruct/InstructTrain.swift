@@ -55,9 +55,8 @@ public enum InstructTrainStage {
     public static let styleKey = "prompt_style"
     public static let settingsKey = "instruct_settings"
     public static let allowedMaxLengthKey = "allowed_max_length"
-    /// QLoRA runs only: the type of the quantized base the adapters were trained over (the
-    /// checkpoint holds that base's dequantized values, so it computes what was trained).
-    public static let quantizedBaseKey = "quantized_base"
+    /// QLoRA runs only: the type of the quantized base the adapters were trained over.
+    public static let quantizedBaseKey = QuantizedBaseArtifact.checkpointKey
 
     /// What a run starts from: the prepared rows and the model over its base weights.
     struct Inputs {
@@ -152,20 +151,10 @@ public enum InstructTrainStage {
         guard let type = s.quantizeBase.type else {
             return try BaseWeights.model(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
         }
-        let url = o.output.appendingPathComponent(QuantizedBaseArtifact.fileName)
-        let described = try BaseWeights.describe(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
-        if QuantizedBaseArtifact.matches(url, layout: layout, baseIdentity: described.identity, type: type) {
-            progress(.note("quantized base (\(type.rawValue)) read from \(url.path)"))
-            return (described, try QuantizedBaseArtifact.loadModel(url, layout: layout, baseIdentity: described.identity, type: type))
-        }
-        let model = try BaseWeights.model(of: described, seed: s.seed, layout: layout, initScheme: s.initScheme)
-        // In a data-parallel run every process quantizes (the same bytes); process 0 writes the file.
-        guard o.parallel.writesOutputs else { return (described, model) }
-        try FileManager.default.createDirectory(at: o.output, withIntermediateDirectories: true)
-        try QuantizedBaseArtifact.write(model: model, baseIdentity: described.identity, type: type, to: url)
-        let bytes = model.quantizedBaseWeights?.byteCount ?? 0
-        progress(.note("quantized the base's Linear weights to \(type.rawValue) (the tied embedding to int8): \(TextFormat.bytes(bytes)); wrote \(url.path)"))
-        return (described, model)
+        let q = try QuantizedBaseArtifact.model(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme, type: type,
+                                                folder: o.output, writes: o.parallel.writesOutputs)
+        progress(.note(q.note))
+        return (q.base, q.model)
     }
 
     /// With a tokenizer, the book's `generate_and_print_sample` after each epoch: the model's
@@ -205,20 +194,17 @@ public enum InstructTrainStage {
         params["prompt_style"] = .string(inputs.style.rawValue)
         params["config"] = try .encoding(inputs.config)
         let evals = outcome.log.filter { $0.kind == "eval" }
-        // Per-step times are null when this process ran no step (a --resume that only writes the outputs).
-        let ran = trainer.stepsThisProcess > 0
         var stats = TrainingRun.commonStats(outcome, settings: o.settings.loop, batchesPerEpoch: trainer.batchesPerEpoch)
         stats.merge([
             "tokens_seen_this_process": .int(trainer.tokensSeen), "processes": .int(o.parallel.size),
-            "seconds_per_step_this_process": ran ? .double(trainer.secondsPerStep) : .null,
-            "median_seconds_per_step_this_process": ran ? .double(trainer.medianSecondsPerStep) : .null,
             "trainable_parameters": .int(inputs.model.loraAdapters?.count ?? inputs.model.layout.totalCount),
             "first_train_loss": .number(evals.first?.trainLoss), "first_val_loss": .number(evals.first?.valLoss),
             "final_train_loss": .number(evals.last?.trainLoss), "final_val_loss": .number(evals.last?.valLoss),
             "epoch_samples": .array(trainer.samples.map { .string($0) }),
-            "peak_rss_bytes": ProcessMemory.peakResidentBytes.map { .int($0) } ?? .null,
             "quantized_base_bytes": inputs.model.quantizedBaseWeights.map { .int($0.byteCount) } ?? .null,
         ]) { a, _ in a }
+        // Per-step times are null when this process ran no step (a --resume that only writes the outputs).
+        stats.merge(trainer.stepStats) { a, _ in a }
         let manifest = Manifest(format: manifestFormat, formatVersion: manifestVersion, tool: "train instruct", params: params,
                                 inputs: try FileRecord.inputs(read),
                                 outputs: try FileRecord.outputs(TrainingRun.outputs([modelFile, logFile, ResumeState.fileName]
@@ -263,7 +249,7 @@ public final class InstructTrainer {
     public private(set) var tokensSeen = 0
     /// The processes sharing each batch (`mpirun -np N train instruct`); one process by default.
     public var parallel = DataParallel.single
-    private var stepSeconds: [Double] = []
+    private var stepTimes = StepTimes()
 
     public init(model: GPT2Model, train: InstructionShard, validation: InstructionShard, settings: InstructSettings, cut: Int,
                 inputsKey: String, stateURL: URL?, logURL: URL? = nil, progress: @escaping ProgressHandler = silentProgress) {
@@ -292,14 +278,12 @@ public final class InstructTrainer {
         EpochLoop.totalSteps(rowCount: train.rowCount, settings: settings.loop)
     }
     /// Optimizer steps this process ran (0 for a --resume that only writes the outputs).
-    public var stepsThisProcess: Int { stepSeconds.count }
-    public var secondsPerStep: Double { stepSeconds.isEmpty ? 0 : stepSeconds.reduce(0, +) / Double(stepSeconds.count) }
+    public var stepsThisProcess: Int { stepTimes.count }
+    public var secondsPerStep: Double { stepTimes.mean }
     /// Median wall seconds of the optimizer steps run in this process (0 before any).
-    public var medianSecondsPerStep: Double {
-        let s = stepSeconds.sorted()
-        guard !s.isEmpty else { return 0 }
-        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-    }
+    public var medianSecondsPerStep: Double { stepTimes.median }
+    /// The step-time and peak-memory stats of the manifest.
+    var stepStats: [String: JSONValue] { stepTimes.stats }
 
     func collate(_ shard: InstructionShard, _ rows: [Int]) -> InstructionBatch {
         collateInstructionBatch(shard, indices: rows, allowedMaxLength: cut, maskPrompt: settings.maskInstructions)
@@ -329,7 +313,10 @@ public final class InstructTrainer {
     /// the step's target tokens (so the step equals one batch of all of them), measured and clipped
     /// when the plan says so, then AdamW at the plan's learning rate.
     func step(_ plan: StepPlan, optimizer: AdamW, epoch: Int) throws -> StepResult {
-        let t0 = Date()
+        try stepTimes.measure { try timedStep(plan, optimizer: optimizer, epoch: epoch) }
+    }
+
+    private func timedStep(_ plan: StepPlan, optimizer: AdamW, epoch: Int) throws -> StepResult {
         model.zeroGradients()
         var tokens = 0
         let part = try parallel.accumulate(plan, items: { self.collate(self.train, $0).countedTargets() }) { call, rows, weight in
@@ -350,7 +337,6 @@ public final class InstructTrainer {
         let norm = plan.measuresGradNorm ? try model.clipGradients(trainable: trainable, maxNorm: plan.maxGradNorm) : nil
         optimizer.learningRate = plan.learningRate
         try optimizer.update(model, trainable: trainable)
-        stepSeconds.append(Date().timeIntervalSince(t0))
         tokensSeen += tokens
         return StepResult(loss: loss, gradNorm: norm)
     }

@@ -75,4 +75,13 @@ public enum BaseQuantization: String, CaseIterable, Codable, Sendable {
     case none, nf4, int8
 
     public var type: QuantizationType? { QuantizationType(rawValue: rawValue) }
+
+    /// A quantized base is frozen: only LoRA adapters can train over it. Training its weights
+    /// would be full fine-tuning of a quantized model, not QLoRA, so a run asking for that is
+    /// refused; `addLoRA` says how the run's command turns LoRA on.
+    public func requireLoRA(_ lora: Bool, addLoRA: String) throws {
+        guard self != .none && !lora else { return }
+        throw PipelineError("quantize_base \(rawValue) needs LoRA: a quantized base is frozen, and training all of its weights is full fine-tuning, not QLoRA",
+                            location: "train.quantize_base", hint: "\(addLoRA), or use quantize_base none")
+    }
 }

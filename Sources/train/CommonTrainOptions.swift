@@ -33,7 +33,7 @@ struct CommonTrainOptions: ParsableArguments {
     var continueInterrupted = false
     @Option(help: "LoRA rank (with --trainable-layers lora).") var loraRank = 16
     @Option(help: "LoRA alpha: the adapter output is scaled by alpha (not alpha / rank), as in the book.") var loraAlpha: Float = 16
-    @Option(help: "QLoRA (with LoRA only): hold the frozen base's Linear weights as nf4 or int8, written once to <out>/quantized-base.bin and reused (none: float32).") var quantizeBase = BaseQuantization.none
+    @Option(help: "QLoRA (with LoRA only: --trainable-layers lora, or --lora true for instruct): hold the frozen base's Linear weights as nf4 or int8 (the token embedding as int8), written once to <out>/quantized-base.bin and reused (none: float32).") var quantizeBase = BaseQuantization.none
     @Option(help: "Learning rate after the warmup: constant (the book's), linear or cosine decay to --min-lr at the last step.") var lrSchedule = LRScheduleKind.constant
     @Option(help: "Linear warmup from --initial-lr to --lr over this many optimizer steps (0: none).") var warmupSteps = 0
     @Option(help: "Or warmup over ceil(ratio x the run's optimizer steps), ratio in [0, 1) (0: none).") var warmupRatio = 0.0

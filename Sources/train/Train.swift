@@ -51,14 +51,11 @@ struct TrainClassifier: ParsableCommand {
         s.frozenMemoryBudget = frozenMemoryBudget.map { Int($0 * 1_073_741_824) }
         s.loraRank = common.loraRank
         s.loraAlpha = common.loraAlpha
+        s.quantizeBase = common.quantizeBase
         return s
     }
 
     func run() throws {
-        guard common.quantizeBase == .none else {
-            throw PipelineError("--quantize-base is not available for the classifier in this version (QLoRA runs through `train instruct --lora true --quantize-base nf4|int8`)",
-                                location: "--quantize-base", hint: "drop --quantize-base, or fine-tune an instruction model")
-        }
         var o = ClassifierTrainOptions(prepared: prepared.url, output: out.url, settings: settings)
         o.numClasses = numClasses
         o.vocabDirectory = vocab?.url

@@ -8,17 +8,22 @@
 #      validation perplexity of the untrained model with each base (one step at lr 1e-30: the
 #      adapters keep their zero start, so the checkpoint is the base, dequantized).
 #   3. batch-1 decoding tok/s (bench-gpt2 --case generate-quantized).
+#   4. (PARTS=classifier, not in the default) chapter-6 classifier LoRA (the SMS spam data, batch
+#      8, random weights) of CLASSIFIER_MODELS (default "gpt2-small gpt2-medium") with each base,
+#      CLASSIFIER_STEPS steps (default 3): peak RSS and median step time, as part 1.
 # The machine's sgemm rate is measured before and after.
 #
 #   swift build -c release --product prepare --product train --product evaluate --product bench-gpt2
 #   tools/bench/qlora.sh ["gpt2-medium gpt2-xl"] [steps=3] [quality steps=30] [gradient checkpointing=false]
-#   PARTS="memory quality decode" (default: all three) picks the parts; QLORA_WORK=DIR keeps the runs.
+#   PARTS="memory quality decode" (default: these three; add classifier) picks the parts; QLORA_WORK=DIR keeps the runs.
 set -euo pipefail
 models=${1:-"gpt2-medium gpt2-xl"}
 steps=${2:-3}
 quality_steps=${3:-30}
 checkpointing=${4:-false}
 parts=${PARTS:-"memory quality decode"}
+classifier_models=${CLASSIFIER_MODELS:-"gpt2-small gpt2-medium"}
+classifier_steps=${CLASSIFIER_STEPS:-3}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 assets=${LLMFT_ASSETS:-$root/../shared/assets}
 bin=$root/.build/release
@@ -55,23 +60,42 @@ if has quality; then for q in none int8 nf4; do
     --out "$out-untrained-eval" --limit 1 --max-new-tokens 1 > "$out-untrained-eval.log" 2>&1
 done; fi
 
+train_classifier() {  # train_classifier OUT MODEL QUANT STEPS
+  "$bin/train" --prepared "$work/prepared-sms" --out "$1" --model "$2" --weights random --trainable-layers lora \
+    --quantize-base "$3" --max-steps "$4" --batch-size 8 --save-every 0 --eval-freq 100000 --eval-iter 1 > "$1.log" 2>&1
+}
+
+if has classifier; then
+  unzip -q -o "$assets/sms-spam-collection.zip" SMSSpamCollection -d "$work"
+  "$bin/prepare" classification --input "$work/SMSSpamCollection" --vocab "$assets/gpt2" --out "$work/prepared-sms" > /dev/null
+  for model in $classifier_models; do for q in none int8 nf4; do
+    out=$work/cls-$model-$q
+    rm -rf "$out"
+    if [ "$q" != none ]; then train_classifier "$out" "$model" "$q" 1; fi
+    train_classifier "$out" "$model" "$q" "$classifier_steps"
+    echo "classifier $model $q: $(grep -o 'peak memory.*' "$out.log" | tail -1)"
+    # Only the manifests are read; gpt2-medium's checkpoint and state take 2.8 GB per run.
+    rm -f "$out/model.safetensors" "$out/state" "$out/quantized-base.bin"
+  done; done
+fi
+
 decode=""
 if has decode; then for m in 124M 355M; do decode="$decode $("$bin/bench-gpt2" --case generate-quantized --model $m --reps 3)"; done; fi
 "$work/sgemm" > "$work/sgemm-after.json"
 
-python3 - "$work" "$models" "$parts" "$checkpointing" <<'PY'
+python3 - "$work" "$models" "$parts" "$checkpointing" "$classifier_models" <<'PY'
 import json, sys
 work, models, parts, checkpointing = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4]
+classifier_models = sys.argv[5].split()
 sg = [json.load(open(f"{work}/sgemm-{w}.json"))["gflops"] for w in ("before", "after")]
 print(f"sgemm {sg[0]:.1f} / {sg[1]:.1f} GFLOP/s (before / after)\n")
 label = lambda q: "float32" if q == "none" else q
 
-def memory():
-    print(f"gradient checkpointing: {checkpointing}")
+def memory(prefix="", runs=models):
     print("| model | base | quantized base | peak RSS | RSS vs float32 | median s/step | step vs float32 |")
     print("|---|---|---|---|---|---|---|")
-    for m in models:
-        rows = {q: json.load(open(f"{work}/{m}-{q}/manifest.json"))["stats"] for q in ("none", "int8", "nf4")}
+    for m in runs:
+        rows = {q: json.load(open(f"{work}/{prefix}{m}-{q}/manifest.json"))["stats"] for q in ("none", "int8", "nf4")}
         f = rows["none"]
         for q, s in rows.items():
             qb = s.get("quantized_base_bytes")
@@ -95,11 +119,16 @@ def quality():
         v = json.load(open(f"{work}/quality-{q}-untrained-eval/metrics.json"))["validation"]
         print(f"  {label(q)}: loss {v['loss']:.5f}, perplexity {v['perplexity']:.2f}")
 
-if "memory" in parts: memory()
+if "memory" in parts:
+    print(f"gradient checkpointing: {checkpointing}")
+    memory()
+if "classifier" in parts:
+    print("\nchapter-6 classifier, LoRA:")
+    memory("cls-", classifier_models)
 if "quality" in parts: quality()
 if "decode" in parts: print("\nbatch-1 decoding:")
 PY
-echo "$decode" | tr ' ' '\n' | grep -v '^$' | python3 -c "
+echo "$decode" | tr ' ' '\n' | { grep -v '^$' || true; } | python3 -c "
 import json, sys
 for line in sys.stdin:
     r = json.loads(line)
