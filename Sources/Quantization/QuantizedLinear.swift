@@ -66,32 +66,43 @@ public final class QuantizedLinear: @unchecked Sendable {
         switch type {
         case .nf4:
             qk_nf4_matvec(nf4Packed, scales, NF4.code, block, cols, range.lowerBound, range.count,
-                          prepared.even, prepared.odd, y, accumulate ? 1 : 0)
+                          prepared.even, prepared.odd, prepared.planes, y, accumulate ? 1 : 0)
         case .int8:
             qk_int8_matvec(int8Codes, scales, cols, range.lowerBound, range.count, prepared.x, y, accumulate ? 1 : 0)
         }
     }
 
     /// x in the form `matvec` reads; make it once per input vector, share it over row ranges.
-    public func prepare(_ x: UnsafePointer<Float>) -> PreparedVector { PreparedVector(x, cols: cols) }
+    public func prepare(_ x: UnsafePointer<Float>) -> PreparedVector {
+        let layout: PreparedVector.Layout = type == .int8 ? .asIs : qk_nf4_uses_planes(block, cols) != 0 ? .planes : .evenOdd
+        return PreparedVector(x, cols: cols, layout: layout)
+    }
 }
 
-/// An input vector and its even/odd split (for the NF4 kernel, which pairs the high nibble of
-/// each byte with the even element and the low nibble with the odd one).
+/// An input vector as the NF4 kernels read it: reordered to the order in which the AVX-512 kernel
+/// unpacks 128 codes from one 64-byte load (`planes`, see quant_kernels.c), or else split into
+/// even and odd elements (the other kernels pair the high nibble of each byte with the even
+/// element and the low nibble with the odd one). The int8 kernel reads x itself.
 public final class PreparedVector {
     let x: UnsafePointer<Float>
-    let even: UnsafeMutablePointer<Float>
-    let odd: UnsafeMutablePointer<Float>
+    let even: UnsafeMutablePointer<Float>?
+    let odd: UnsafeMutablePointer<Float>?
+    let planes: UnsafeMutablePointer<Float>?
 
-    init(_ x: UnsafePointer<Float>, cols: Int) {
+    enum Layout { case asIs, planes, evenOdd }
+
+    init(_ x: UnsafePointer<Float>, cols: Int, layout: Layout) {
         self.x = x
-        even = .allocate(capacity: cols / 2 + 1)
-        odd = .allocate(capacity: cols / 2 + 1)
-        qk_deinterleave(x, cols, even, odd)
+        planes = layout == .planes ? .allocate(capacity: qk_nf4_prepared_count(cols)) : nil
+        even = layout == .evenOdd ? .allocate(capacity: cols / 2 + 1) : nil
+        odd = layout == .evenOdd ? .allocate(capacity: cols / 2 + 1) : nil
+        if let planes { qk_nf4_prepare(x, cols, planes) }
+        if let even, let odd { qk_deinterleave(x, cols, even, odd) }
     }
 
     deinit {
-        even.deallocate()
-        odd.deallocate()
+        even?.deallocate()
+        odd?.deallocate()
+        planes?.deallocate()
     }
 }

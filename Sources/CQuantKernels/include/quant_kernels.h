@@ -17,11 +17,18 @@ void qk_int8_dequantize_block(const int8_t *codes, const float *row_scales, long
                               long row0, long nrows, long col0, long ncols, float *out);
 
 /* y[r] = sum_c W[r][c] * x[c] (+ y[r] when accumulate) for r in [row0, row0 + nrows).
-   The NF4 kernel needs cols % block == 0 and block % 16 == 0; `xe`/`xo` are x's even and odd
-   elements (qk_deinterleave), made once per vector. */
+   The NF4 kernel needs cols % block == 0 and block % 16 == 0 and reads x prepared once per vector:
+   with qk_nf4_uses_planes(block, cols) (AVX-512F, block and cols multiples of 64) as `planes`
+   (qk_nf4_prepare, qk_nf4_prepared_count(cols) floats; x reordered to the order in which the
+   kernel unpacks the codes, see quant_kernels.c), otherwise as `xe`/`xo`, x's even and odd
+   elements (qk_deinterleave). */
 void qk_deinterleave(const float *x, long cols, float *xe, float *xo);
+long qk_nf4_prepared_count(long cols);
+void qk_nf4_prepare(const float *x, long cols, float *planes);
+int qk_nf4_uses_planes(long block, long cols);
 void qk_nf4_matvec(const uint8_t *packed, const float *scales, const float *code16, long block,
-                   long cols, long row0, long nrows, const float *xe, const float *xo, float *y, int accumulate);
+                   long cols, long row0, long nrows, const float *xe, const float *xo, const float *planes,
+                   float *y, int accumulate);
 void qk_int8_matvec(const int8_t *codes, const float *row_scales, long cols, long row0, long nrows,
                     const float *x, float *y, int accumulate);
 
