@@ -198,6 +198,7 @@ static inline void nf4_rows_planes(const uint8_t *bytes, long row_bytes, const f
     for (; c + 128 <= cols; c += 128)
         for (int k = 0; k < nrows; k++) {
             __m512i v = _mm512_loadu_si512((const void *)(bytes + k * row_bytes + c / 2));
+            _mm_prefetch((const char *)(bytes + (k + 4) * row_bytes + c / 2), _MM_HINT_T0);
             __m512 s = nf4_chunk_scales(scales + k * row_scales, block, c);
             total[k] = _mm512_fmadd_ps(nf4_chunk(v, planes + c, lut), s, total[k]);
         }
