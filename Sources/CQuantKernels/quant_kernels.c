@@ -226,6 +226,55 @@ static void nf4_matvec_planes(const uint8_t *packed, const float *scales, const 
     }
 }
 
+/* ---------- NF4, AVX-512: a few input rows at once (a short prompt) ----------
+
+   Y[m][r] = sum_c W[r][c] X[m][c] for up to 8 rows m of X at a time: the 128 weights of a chunk are
+   unpacked once (as in nf4_chunk) and multiplied by their block scales, which gives exactly the
+   dequantized weights code[n] * scale, and each unpacked vector serves every row of X. Against
+   dequantizing W into float tiles for sgemm, the float weights never go to memory. */
+__attribute__((target("avx512f"), always_inline))
+static inline void nf4_row_times_rows(const uint8_t *bytes, const float *row_scales, const float *code16, long block,
+                                      long cols, const float *planes, long plane_stride, const int nx, float *out) {
+    __m512 lut = _mm512_loadu_ps(code16);
+    __m512 acc[8];
+    for (int m = 0; m < nx; m++) acc[m] = _mm512_setzero_ps();
+    for (long c = 0; c < cols; c += 128) {
+        int tail = c + 128 > cols;   /* the last 64 weights: lanes 0-7 */
+        __m512i v = tail ? _mm512_maskz_loadu_epi32(0x00FF, (const void *)(bytes + c / 2))
+                         : _mm512_loadu_si512((const void *)(bytes + c / 2));
+        __m512 s = tail ? _mm512_set1_ps(row_scales[c / block]) : nf4_chunk_scales(row_scales, block, c);
+        __m512 w[8];
+        for (int p = 0; p < 8; p++) w[p] = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4 * p), lut), s);
+        for (int m = 0; m < nx; m++)
+            for (int p = 0; p < 8; p++)
+                acc[m] = _mm512_fmadd_ps(w[p], _mm512_loadu_ps(planes + m * plane_stride + c + 16 * p), acc[m]);
+    }
+    for (int m = 0; m < nx; m++) out[m] = _mm512_reduce_add_ps(acc[m]);
+}
+
+__attribute__((target("avx512f")))
+void qk_nf4_matmul(const uint8_t *packed, const float *scales, const float *code16, long block, long cols,
+                   long row0, long nrows, const float *planes, long nx, float *y, long ldy, int accumulate) {
+    long stride = qk_nf4_prepared_count(cols), blocks_per_row = cols / block;
+    for (long r = row0; r < row0 + nrows; r++) {
+        const uint8_t *bytes = packed + r * cols / 2;
+        const float *row_scales = scales + r * blocks_per_row;
+        for (long m = 0; m < nx;) {
+            float v[8];
+            int n = nx - m >= 8 ? 8 : nx - m >= 4 ? 4 : 1;
+            const float *p = planes + m * stride;
+            if (n == 8) nf4_row_times_rows(bytes, row_scales, code16, block, cols, p, stride, 8, v);
+            else if (n == 4) nf4_row_times_rows(bytes, row_scales, code16, block, cols, p, stride, 4, v);
+            else nf4_row_times_rows(bytes, row_scales, code16, block, cols, p, stride, 1, v);
+            for (int k = 0; k < n; k++) {
+                float *o = y + (m + k) * ldy + r;
+                *o = accumulate ? *o + v[k] : v[k];
+            }
+            m += n;
+        }
+    }
+}
+
 int qk_nf4_uses_planes(long block, long cols) {
     return qk_has_avx512() && block % 64 == 0 && cols % 64 == 0;
 }

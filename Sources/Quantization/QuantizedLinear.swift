@@ -77,26 +77,51 @@ public final class QuantizedLinear: @unchecked Sendable {
         let layout: PreparedVector.Layout = type == .int8 ? .asIs : qk_nf4_uses_planes(block, cols) != 0 ? .planes : .evenOdd
         return PreparedVector(x, cols: cols, layout: layout)
     }
+
+    /// Whether `product` can multiply a few input rows at once reading the codes directly (NF4 on
+    /// AVX-512 with blocks and rows of whole 64-weight groups).
+    public var hasDirectProduct: Bool { type == .nf4 && qk_nf4_uses_planes(block, cols) != 0 }
+
+    /// `count` input rows ([count, cols], row-major) in the form `product` reads.
+    public func prepare(_ x: UnsafePointer<Float>, rows count: Int) -> PreparedVector {
+        precondition(hasDirectProduct)
+        return PreparedVector(x, cols: cols, layout: .planes, rows: count)
+    }
+
+    /// Y[m, r] = sum_c W[r, c] X[m, c] (added to Y[m, r] when `accumulate`) for every prepared row
+    /// m of X and the output channels r in `range`; Y[m, r] is y[m * ldy + r]. Each weight is
+    /// unpacked once for all rows of X, so a short prompt reads the codes directly too.
+    public func product(_ prepared: PreparedVector, outputs range: Range<Int>, y: UnsafeMutablePointer<Float>, ldy: Int,
+                        accumulate: Bool) {
+        precondition(hasDirectProduct)
+        qk_nf4_matmul(nf4Packed, scales, NF4.code, block, cols, range.lowerBound, range.count, prepared.planes,
+                      prepared.rows, y, ldy, accumulate ? 1 : 0)
+    }
 }
 
-/// An input vector as the NF4 kernels read it: reordered to the order in which the AVX-512 kernel
-/// unpacks 128 codes from one 64-byte load (`planes`, see quant_kernels.c), or else split into
-/// even and odd elements (the other kernels pair the high nibble of each byte with the even
-/// element and the low nibble with the odd one). The int8 kernel reads x itself.
+/// An input vector (or `rows` of them) as the NF4 kernels read it: reordered to the order in
+/// which the AVX-512 kernel unpacks 128 codes from one 64-byte load (`planes`, see
+/// quant_kernels.c), or else split into even and odd elements (the other kernels pair the high
+/// nibble of each byte with the even element and the low nibble with the odd one). The int8
+/// kernel reads x itself.
 public final class PreparedVector {
     let x: UnsafePointer<Float>
+    let rows: Int
     let even: UnsafeMutablePointer<Float>?
     let odd: UnsafeMutablePointer<Float>?
     let planes: UnsafeMutablePointer<Float>?
 
     enum Layout { case asIs, planes, evenOdd }
 
-    init(_ x: UnsafePointer<Float>, cols: Int, layout: Layout) {
+    init(_ x: UnsafePointer<Float>, cols: Int, layout: Layout, rows: Int = 1) {
+        precondition(rows == 1 || layout == .planes)
         self.x = x
-        planes = layout == .planes ? .allocate(capacity: qk_nf4_prepared_count(cols)) : nil
+        self.rows = rows
+        let stride = qk_nf4_prepared_count(cols)
+        planes = layout == .planes ? .allocate(capacity: rows * stride) : nil
         even = layout == .evenOdd ? .allocate(capacity: cols / 2 + 1) : nil
         odd = layout == .evenOdd ? .allocate(capacity: cols / 2 + 1) : nil
-        if let planes { qk_nf4_prepare(x, cols, planes) }
+        if let planes { for m in 0..<rows { qk_nf4_prepare(x + m * cols, cols, planes + m * stride) } }
         if let even, let odd { qk_deinterleave(x, cols, even, odd) }
     }
 
