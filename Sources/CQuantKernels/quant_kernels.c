@@ -228,50 +228,65 @@ static void nf4_matvec_planes(const uint8_t *packed, const float *scales, const 
 
 /* ---------- NF4, AVX-512: a few input rows at once (a short prompt) ----------
 
-   Y[m][r] = sum_c W[r][c] X[m][c] for up to 8 rows m of X at a time: the 128 weights of a chunk are
-   unpacked once (as in nf4_chunk) and multiplied by their block scales, which gives exactly the
-   dequantized weights code[n] * scale, and each unpacked vector serves every row of X. Against
+   Y[m][r] = sum_c W[r][c] X[m][c] for a tile of up to 4 rows r of W and 4 rows m of X: the codes
+   of each plane p of a chunk (see nf4_chunk) are unpacked once per row of W and multiplied by
+   their block scales, which gives exactly the dequantized weights code[n] * scale; each unpacked
+   vector serves the 4 rows of X and each load of X the 4 rows of W (16 accumulators), so the tile
+   runs on the fused multiply-adds rather than on loads of X from the L2 cache. Against
    dequantizing W into float tiles for sgemm, the float weights never go to memory. */
 __attribute__((target("avx512f"), always_inline))
-static inline void nf4_row_times_rows(const uint8_t *bytes, const float *row_scales, const float *code16, long block,
-                                      long cols, const float *planes, long plane_stride, const int nx, float *out) {
+static inline void nf4_tile(const uint8_t *bytes, long row_bytes, const float *scales, long row_scales,
+                            const float *code16, long block, long cols, const float *planes, long plane_stride,
+                            const int nw, const int nx, float out[4][4]) {
     __m512 lut = _mm512_loadu_ps(code16);
-    __m512 acc[8];
-    for (int m = 0; m < nx; m++) acc[m] = _mm512_setzero_ps();
+    __m512 acc[4][4];
+    for (int k = 0; k < nw; k++)
+        for (int m = 0; m < nx; m++) acc[k][m] = _mm512_setzero_ps();
     for (long c = 0; c < cols; c += 128) {
         int tail = c + 128 > cols;   /* the last 64 weights: lanes 0-7 */
-        __m512i v = tail ? _mm512_maskz_loadu_epi32(0x00FF, (const void *)(bytes + c / 2))
-                         : _mm512_loadu_si512((const void *)(bytes + c / 2));
-        __m512 s = tail ? _mm512_set1_ps(row_scales[c / block]) : nf4_chunk_scales(row_scales, block, c);
-        __m512 w[8];
-        for (int p = 0; p < 8; p++) w[p] = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4 * p), lut), s);
-        for (int m = 0; m < nx; m++)
-            for (int p = 0; p < 8; p++)
-                acc[m] = _mm512_fmadd_ps(w[p], _mm512_loadu_ps(planes + m * plane_stride + c + 16 * p), acc[m]);
+        __m512i v[4];
+        __m512 s[4];
+        for (int k = 0; k < nw; k++) {
+            const void *at = bytes + k * row_bytes + c / 2;
+            v[k] = tail ? _mm512_maskz_loadu_epi32(0x00FF, at) : _mm512_loadu_si512(at);
+            s[k] = tail ? _mm512_set1_ps(scales[k * row_scales + c / block]) : nf4_chunk_scales(scales + k * row_scales, block, c);
+        }
+        for (int p = 0; p < 8; p++) {
+            __m512 w[4];
+            for (int k = 0; k < nw; k++) w[k] = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v[k], 4 * p), lut), s[k]);
+            for (int m = 0; m < nx; m++) {
+                __m512 x = _mm512_loadu_ps(planes + m * plane_stride + c + 16 * p);
+                for (int k = 0; k < nw; k++) acc[k][m] = _mm512_fmadd_ps(w[k], x, acc[k][m]);
+            }
+        }
     }
-    for (int m = 0; m < nx; m++) out[m] = _mm512_reduce_add_ps(acc[m]);
+    for (int k = 0; k < nw; k++)
+        for (int m = 0; m < nx; m++) out[k][m] = _mm512_reduce_add_ps(acc[k][m]);
 }
 
 __attribute__((target("avx512f")))
 void qk_nf4_matmul(const uint8_t *packed, const float *scales, const float *code16, long block, long cols,
                    long row0, long nrows, const float *planes, long nx, float *y, long ldy, int accumulate) {
     long stride = qk_nf4_prepared_count(cols), blocks_per_row = cols / block;
-    for (long r = row0; r < row0 + nrows; r++) {
-        const uint8_t *bytes = packed + r * cols / 2;
-        const float *row_scales = scales + r * blocks_per_row;
-        for (long m = 0; m < nx;) {
-            float v[8];
-            int n = nx - m >= 8 ? 8 : nx - m >= 4 ? 4 : 1;
-            const float *p = planes + m * stride;
-            if (n == 8) nf4_row_times_rows(bytes, row_scales, code16, block, cols, p, stride, 8, v);
-            else if (n == 4) nf4_row_times_rows(bytes, row_scales, code16, block, cols, p, stride, 4, v);
-            else nf4_row_times_rows(bytes, row_scales, code16, block, cols, p, stride, 1, v);
-            for (int k = 0; k < n; k++) {
-                float *o = y + (m + k) * ldy + r;
-                *o = accumulate ? *o + v[k] : v[k];
-            }
-            m += n;
+    for (long r = row0; r < row0 + nrows; r += 4) {
+        int nw = row0 + nrows - r >= 4 ? 4 : 1;
+        for (long m = 0; m < nx; m += 4) {
+            int n = nx - m >= 4 ? 4 : 1;
+            float v[4][4];
+            const uint8_t *bytes = packed + r * cols / 2;
+            const float *sc = scales + r * blocks_per_row, *p = planes + m * stride;
+            if (nw == 4 && n == 4) nf4_tile(bytes, cols / 2, sc, blocks_per_row, code16, block, cols, p, stride, 4, 4, v);
+            else if (nw == 4) nf4_tile(bytes, cols / 2, sc, blocks_per_row, code16, block, cols, p, stride, 4, 1, v);
+            else if (n == 4) nf4_tile(bytes, cols / 2, sc, blocks_per_row, code16, block, cols, p, stride, 1, 4, v);
+            else nf4_tile(bytes, cols / 2, sc, blocks_per_row, code16, block, cols, p, stride, 1, 1, v);
+            for (int k = 0; k < nw; k++)
+                for (int j = 0; j < n; j++) {
+                    float *o = y + (m + j) * ldy + r + k;
+                    *o = accumulate ? *o + v[k][j] : v[k][j];
+                }
+            m += n - 4;   /* a single row advances by 1 */
         }
+        r += nw - 4;
     }
 }
 

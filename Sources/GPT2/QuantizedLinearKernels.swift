@@ -13,8 +13,8 @@ func quantizedTileRows(inDim: Int) -> Int { max(16, (1 << 21) / max(1, inDim) / 
 
 /// Up to this many rows (a short prompt) an NF4 product reads the codes directly (`product`):
 /// unpacking each weight once for all rows costs less than writing and packing float tiles for
-/// sgemm (gpt2-small's c_attn, 20 rows: 2.9 ms against 4.7 ms on one core with a warm tile,
-/// tools/bench numbers in docs/benchmarks.md). Beyond it sgemm's blocking wins.
+/// sgemm (gpt2-medium's c_attn [3072, 1024] times 20 rows on one core: 1.9 ms against 3.7 ms
+/// with a tile already in memory, 9.6 ms with a fresh one; docs/benchmarks.md).
 let directProductMaxRows = 32
 
 /// y = x @ W + b as `linearForward`, for either kind of weight. A quantized weight never exists
