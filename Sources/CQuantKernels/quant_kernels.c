@@ -352,3 +352,53 @@ void qk_int8_matvec(const int8_t *codes, const float *row_scales, long cols, lon
         y[r] = accumulate ? y[r] + v : v;
     }
 }
+
+/* Y[m][r] = scale_r * sum_c W[r][c] X[m][c] for a tile of up to 4 rows r of W and 4 rows m of X,
+   as the NF4 tile: each widened vector of 16 codes serves the 4 rows of X, each load of X the 4
+   rows of W. The row scale multiplies the finished sum, as in the matrix-vector kernel. */
+__attribute__((target("avx512f"), always_inline))
+static inline void int8_tile(const int8_t *w, long cols, const float *x, long ldx, const int nw, const int nx,
+                             float out[4][4]) {
+    __m512 acc[4][4];
+    for (int k = 0; k < nw; k++)
+        for (int m = 0; m < nx; m++) acc[k][m] = _mm512_setzero_ps();
+    for (long c = 0; c < cols; c += 16) {
+        __m512 wv[4];
+        for (int k = 0; k < nw; k++)
+            wv[k] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(w + k * cols + c))));
+        for (int m = 0; m < nx; m++) {
+            __m512 xv = _mm512_loadu_ps(x + m * ldx + c);
+            for (int k = 0; k < nw; k++) acc[k][m] = _mm512_fmadd_ps(wv[k], xv, acc[k][m]);
+        }
+    }
+    for (int k = 0; k < nw; k++)
+        for (int m = 0; m < nx; m++) out[k][m] = _mm512_reduce_add_ps(acc[k][m]);
+}
+
+int qk_int8_has_matmul(long cols) { return qk_has_avx512() && cols % 16 == 0; }
+
+__attribute__((target("avx512f")))
+void qk_int8_matmul(const int8_t *codes, const float *row_scales, long cols, long row0, long nrows,
+                    const float *x, long nx, float *y, long ldy, int accumulate) {
+    for (long r = row0; r < row0 + nrows; r += 4) {
+        int nw = row0 + nrows - r >= 4 ? 4 : 1;
+        for (long m = 0; m < nx; m += 4) {
+            int n = nx - m >= 4 ? 4 : 1;
+            float v[4][4];
+            const int8_t *w = codes + r * cols;
+            const float *xm = x + m * cols;
+            if (nw == 4 && n == 4) int8_tile(w, cols, xm, cols, 4, 4, v);
+            else if (nw == 4) int8_tile(w, cols, xm, cols, 4, 1, v);
+            else if (n == 4) int8_tile(w, cols, xm, cols, 1, 4, v);
+            else int8_tile(w, cols, xm, cols, 1, 1, v);
+            for (int k = 0; k < nw; k++)
+                for (int j = 0; j < n; j++) {
+                    float *o = y + (m + j) * ldy + r + k;
+                    float value = v[k][j] * row_scales[r + k];
+                    *o = accumulate ? *o + value : value;
+                }
+            m += n - 4;   /* a single row advances by 1 */
+        }
+        r += nw - 4;
+    }
+}

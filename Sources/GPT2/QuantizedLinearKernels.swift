@@ -11,7 +11,7 @@ enum LinearWeight {
 /// Output channels per dequantized tile: about 8 MB of float32, a multiple of 16.
 func quantizedTileRows(inDim: Int) -> Int { max(16, (1 << 21) / max(1, inDim) / 16 * 16) }
 
-/// Up to this many rows (a short prompt) an NF4 product reads the codes directly (`product`):
+/// Up to this many rows (a short prompt) a product reads the codes directly (`product`):
 /// unpacking each weight once for all rows costs less than writing and packing float tiles for
 /// sgemm (gpt2-medium's c_attn [3072, 1024] times 20 rows on one core: 1.9 ms against 3.7 ms
 /// with a tile already in memory, 9.6 ms with a fresh one; docs/benchmarks.md).
@@ -19,8 +19,8 @@ let directProductMaxRows = 32
 
 /// y = x @ W + b as `linearForward`, for either kind of weight. A quantized weight never exists
 /// as a whole float32 matrix: one row (decoding) goes through the matrix-vector kernel that reads
-/// the codes directly, a few NF4 rows (a prompt) through the kernel that unpacks each weight
-/// once for all of them; more rows through tiles of output channels, each dequantized into a
+/// the codes directly, a few rows (a prompt) through the kernel that unpacks each weight once
+/// for all of them; more rows through tiles of output channels, each dequantized into a
 /// small buffer and multiplied by sgemm (Y[:, tile] = X · tile^T).
 func linearForward(_ x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int,
                    weight: LinearWeight, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>) {

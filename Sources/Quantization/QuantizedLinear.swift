@@ -78,14 +78,16 @@ public final class QuantizedLinear: @unchecked Sendable {
         return PreparedVector(x, cols: cols, layout: layout)
     }
 
-    /// Whether `product` can multiply a few input rows at once reading the codes directly (NF4 on
-    /// AVX-512 with blocks and rows of whole 64-weight groups).
-    public var hasDirectProduct: Bool { type == .nf4 && qk_nf4_uses_planes(block, cols) != 0 }
+    /// Whether `product` can multiply a few input rows at once reading the codes directly (on
+    /// AVX-512; NF4 with blocks and rows of whole 64-weight groups, int8 rows of whole 16-byte groups).
+    public var hasDirectProduct: Bool {
+        type == .nf4 ? qk_nf4_uses_planes(block, cols) != 0 : qk_int8_has_matmul(cols) != 0
+    }
 
     /// `count` input rows ([count, cols], row-major) in the form `product` reads.
     public func prepare(_ x: UnsafePointer<Float>, rows count: Int) -> PreparedVector {
         precondition(hasDirectProduct)
-        return PreparedVector(x, cols: cols, layout: .planes, rows: count)
+        return PreparedVector(x, cols: cols, layout: type == .nf4 ? .planes : .asIs, rows: count)
     }
 
     /// Y[m, r] = sum_c W[r, c] X[m, c] (added to Y[m, r] when `accumulate`) for every prepared row
@@ -94,8 +96,14 @@ public final class QuantizedLinear: @unchecked Sendable {
     public func product(_ prepared: PreparedVector, outputs range: Range<Int>, y: UnsafeMutablePointer<Float>, ldy: Int,
                         accumulate: Bool) {
         precondition(hasDirectProduct)
-        qk_nf4_matmul(nf4Packed, scales, NF4.code, block, cols, range.lowerBound, range.count, prepared.planes,
-                      prepared.rows, y, ldy, accumulate ? 1 : 0)
+        switch type {
+        case .nf4:
+            qk_nf4_matmul(nf4Packed, scales, NF4.code, block, cols, range.lowerBound, range.count, prepared.planes,
+                          prepared.rows, y, ldy, accumulate ? 1 : 0)
+        case .int8:
+            qk_int8_matmul(int8Codes, scales, cols, range.lowerBound, range.count, prepared.x, prepared.rows, y, ldy,
+                           accumulate ? 1 : 0)
+        }
     }
 }
 
@@ -114,7 +122,7 @@ public final class PreparedVector {
     enum Layout { case asIs, planes, evenOdd }
 
     init(_ x: UnsafePointer<Float>, cols: Int, layout: Layout, rows: Int = 1) {
-        precondition(rows == 1 || layout == .planes)
+        precondition(rows == 1 || layout != .evenOdd)
         self.x = x
         self.rows = rows
         let stride = qk_nf4_prepared_count(cols)

@@ -145,26 +145,29 @@ final class QuantizedBaseTests: XCTestCase {
         }
     }
 
-    /// The NF4 kernel for a few input rows (a prompt): groups of 8, 4 and single rows, a 64-weight
-    /// tail chunk, an output range at an odd start, accumulating onto Y.
-    func testNF4ProductOfAFewRowsEqualsTheDequantizedProduct() throws {
+    /// The kernels for a few input rows (a prompt): tiles of 4 x 4, 4 x 1, 1 x 4 and 1 x 1 (rows
+    /// of W by rows of X), a 64-weight NF4 tail chunk, an output range at an odd start,
+    /// accumulating onto Y.
+    func testProductOfAFewRowsEqualsTheDequantizedProduct() throws {
         var rng = SeededGenerator(seed: 6)
         let outputs = 21, cols = 192, rows = 13
         let w = (0..<outputs * cols).map { _ in Float.random(in: -1...1, using: &rng) }
         let x = (0..<rows * cols).map { _ in Float.random(in: -1...1, using: &rng) }
-        let q = QuantizedLinear(w.withUnsafeBufferPointer { QuantizedMatrix.quantize(linear: $0, rows: outputs, cols: cols, as: .nf4) })
-        try XCTSkipUnless(q.hasDirectProduct, "no AVX-512 on this machine")
-        var dense = [Float](repeating: 0, count: outputs * cols)
-        q.dequantize(rows: 0..<outputs, into: &dense)
-        var y = [Float](repeating: 1, count: rows * outputs)
-        x.withUnsafeBufferPointer { xp in
-            let prepared = q.prepare(xp.baseAddress!, rows: rows)
-            for range in [0..<3, 3..<outputs] { q.product(prepared, outputs: range, y: &y, ldy: outputs, accumulate: true) }
-        }
-        for m in 0..<rows {
-            for r in 0..<outputs {
-                let expected = 1 + (0..<cols).reduce(Float(0)) { $0 + dense[r * cols + $1] * x[m * cols + $1] }
-                XCTAssertEqual(y[m * outputs + r], expected, accuracy: 1e-4, "Y[\(m), \(r)]")
+        for type in QuantizationType.allCases {
+            let q = QuantizedLinear(w.withUnsafeBufferPointer { QuantizedMatrix.quantize(linear: $0, rows: outputs, cols: cols, as: type) })
+            try XCTSkipUnless(q.hasDirectProduct, "no AVX-512 on this machine")
+            var dense = [Float](repeating: 0, count: outputs * cols)
+            q.dequantize(rows: 0..<outputs, into: &dense)
+            var y = [Float](repeating: 1, count: rows * outputs)
+            x.withUnsafeBufferPointer { xp in
+                let prepared = q.prepare(xp.baseAddress!, rows: rows)
+                for range in [0..<3, 3..<outputs] { q.product(prepared, outputs: range, y: &y, ldy: outputs, accumulate: true) }
+            }
+            for m in 0..<rows {
+                for r in 0..<outputs {
+                    let expected = 1 + (0..<cols).reduce(Float(0)) { $0 + dense[r * cols + $1] * x[m * cols + $1] }
+                    XCTAssertEqual(y[m * outputs + r], expected, accuracy: 1e-4, "\(type) Y[\(m), \(r)]")
+                }
             }
         }
     }

@@ -34,6 +34,11 @@ void qk_nf4_matvec(const uint8_t *packed, const float *scales, const float *code
    rows of X, each prepared by qk_nf4_prepare (qk_nf4_prepared_count(cols) floats apart). */
 void qk_nf4_matmul(const uint8_t *packed, const float *scales, const float *code16, long block, long cols,
                    long row0, long nrows, const float *planes, long nx, float *y, long ldy, int accumulate);
+/* Y[m][r] = sum_c W[r][c] * X[m][c] (+ Y[m][r] when accumulate) for m < nx (X row-major [nx, cols]),
+   r in [row0, row0 + nrows); Y[m][r] at y[m * ldy + r]. Needs qk_int8_has_matmul(cols). */
+int qk_int8_has_matmul(long cols);
+void qk_int8_matmul(const int8_t *codes, const float *row_scales, long cols, long row0, long nrows,
+                    const float *x, long nx, float *y, long ldy, int accumulate);
 void qk_int8_matvec(const int8_t *codes, const float *row_scales, long cols, long row0, long nrows,
                     const float *x, float *y, int accumulate);
 
