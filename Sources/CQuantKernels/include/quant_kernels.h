@@ -3,10 +3,11 @@
 #include <stdint.h>
 
 /* Kernels over quantized Linear weights [rows = out, cols = in] (see Sources/Quantization).
-   Matrix-vector products use AVX-512F, else AVX2+FMA, else scalar code, chosen at run time.
+   Matrix-vector products use AVX-512F, else AVX2+FMA, else scalar code, chosen at run time; the
+   products of a few rows (qk_*_matmul) and the vectorised NF4 dequantization need AVX-512F.
    NF4: packed indices, two per byte (the first element in the high nibble), one float scale per
    block of `block` consecutive elements of the flat storage. int8: one float scale per row
-   (absmax / 127 already divided). Each has an AVX2+FMA path chosen at run time and a scalar one. */
+   (absmax / 127 already divided). */
 
 /* out[r - row0][c - col0] = W[r][c] for r in [row0, row0 + nrows), c in [col0, col0 + ncols):
    whole rows (col0 0, ncols cols) for products with W, a block of columns for products with W's
