@@ -102,7 +102,7 @@ let package = Package(
         .target(name: "GPT2TestSupport", dependencies: ["GPT2", "GPT2Weights", "TestSupport"], path: "Tests/GPT2TestSupport"),
         .testTarget(name: "ArtifactKitTests", dependencies: ["ArtifactKit", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["GPT2Tokenizer", "TestSupport"]),
-        .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "CurlClient", "TestSupport"]),
+        .testTarget(name: "FetcherTests", dependencies: ["Fetcher", "CurlClient", "TestSupport", "GPT2TestSupport"]),
         // No GPT-2 and no OpenBLAS here: the runner is tested on its own.
         .testTarget(name: "RunnerTests", dependencies: ["PipelineRunner", "ArtifactKit", "TestSupport"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "TestSupport"]),

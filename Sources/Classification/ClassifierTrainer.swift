@@ -22,10 +22,10 @@ public final class ClassifierTrainer {
     public let logURL: URL?
     /// Writes the best checkpoint (`--save-best`), given the evaluation that made it the best.
     public var saveBestCheckpoint: ((BestTracker) throws -> Void)?
-    /// The wall time of each optimizer step this process ran.
-    public private(set) var stepTimes = StepTimes()
     /// The processes sharing each batch (`mpirun -np N train`); one process by default.
     public var parallel = DataParallel.single
+    /// The wall time of each optimizer step this process ran.
+    public private(set) var stepTimes = StepTimes()
 
     public init(model: ClassifierModel, train: DataSplit, validation: DataSplit, settings: ClassifierSettings,
                 inputsKey: String, stateURL: URL?, logURL: URL? = nil, progress: @escaping ProgressHandler = silentProgress) {

@@ -11,10 +11,17 @@ enum LinearWeight {
 /// Output channels per dequantized tile: about 8 MB of float32, a multiple of 16.
 func quantizedTileRows(inDim: Int) -> Int { max(16, (1 << 21) / max(1, inDim) / 16 * 16) }
 
+/// Up to this many rows (a short prompt) a product reads the codes directly (`product`):
+/// unpacking each weight once for all rows costs less than writing and packing float tiles for
+/// sgemm (gpt2-medium's c_attn [3072, 1024] times 20 rows on one core: 1.9 ms against 3.7 ms
+/// with a tile already in memory, 9.6 ms with a fresh one; docs/benchmarks.md).
+let directProductMaxRows = 32
+
 /// y = x @ W + b as `linearForward`, for either kind of weight. A quantized weight never exists
 /// as a whole float32 matrix: one row (decoding) goes through the matrix-vector kernel that reads
-/// the codes directly; more rows through tiles of output channels, each dequantized into a small
-/// buffer and multiplied by sgemm (Y[:, tile] = X · tile^T).
+/// the codes directly, a few rows (a prompt) through the kernel that unpacks each weight once
+/// for all of them; more rows through tiles of output channels, each dequantized into a
+/// small buffer and multiplied by sgemm (Y[:, tile] = X · tile^T).
 func linearForward(_ x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int,
                    weight: LinearWeight, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>) {
     guard case .quantized(let q) = weight else {
@@ -28,6 +35,11 @@ func linearForward(_ x: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int
     if rows == 1 && q.hasDirectMatvec {
         let prepared = q.prepare(x)
         parallelRows(outDim, grain: 64) { r in q.matvec(prepared, rows: r, y: out, accumulate: bias != nil) }
+        return
+    }
+    if rows <= directProductMaxRows && q.hasDirectProduct {
+        let prepared = q.prepare(x, rows: rows)
+        parallelRows(outDim, grain: 16) { r in q.product(prepared, outputs: r, y: out, ldy: outDim, accumulate: bias != nil) }
         return
     }
     forEachDequantizedTile(q) { tile, r in

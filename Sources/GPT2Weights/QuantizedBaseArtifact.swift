@@ -15,11 +15,13 @@ public enum QuantizedBaseArtifact {
     /// The base weights of a QLoRA run in `folder` and the model over them, quantized as `type`:
     /// read from `folder/quantized-base.bin` when that file holds these base weights (same
     /// layout, identity and type; the float32 weights of its quantized tensors are then never
-    /// loaded), otherwise loaded in float32, quantized, and (when `writes`: not in the other
-    /// processes of a data-parallel run) written there for the next run. The returned
-    /// `BaseWeights` has no parameters (the model holds them); `note` says which it was.
+    /// loaded), otherwise loaded in float32, quantized, and written there for the next run. The
+    /// returned `BaseWeights` has no parameters (the model holds them); `note` says which it was.
+    /// `writes` false (the processes of a data-parallel run other than process 0): quantized in
+    /// memory, the file is left to process 0.
     public static func model(_ choice: BaseModelChoice, seed: UInt64, layout: ParameterLayout, initScheme: InitScheme,
-                             type: QuantizationType, folder: URL, writes: Bool = true) throws -> (base: BaseWeights, model: GPT2Model, note: String) {
+                             type: QuantizationType, folder: URL,
+                             writes: Bool = true) throws -> (base: BaseWeights, model: GPT2Model, note: String) {
         let url = folder.appendingPathComponent(fileName)
         let described = try BaseWeights.describe(choice, seed: seed, layout: layout, initScheme: initScheme)
         if matches(url, layout: layout, baseIdentity: described.identity, type: type) {
@@ -28,8 +30,9 @@ public enum QuantizedBaseArtifact {
         }
         let model = try BaseWeights.model(of: described, seed: seed, layout: layout, initScheme: initScheme)
         guard writes else {
-            try model.quantizeBase(type)
-            return (described, model, "quantized the base's Linear weights to \(type.rawValue) (another process writes \(url.path))")
+            // Another process of a data-parallel run writes the file; this one quantizes the same bytes.
+            _ = try model.quantizeBase(type) { _, _, _ in }
+            return (described, model, "quantized the base's Linear weights to \(type.rawValue) (not written by this process)")
         }
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try write(model: model, baseIdentity: described.identity, type: type, to: url)

@@ -151,7 +151,6 @@ public enum InstructTrainStage {
         guard let type = s.quantizeBase.type else {
             return try BaseWeights.model(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme)
         }
-        // In a data-parallel run every process quantizes (the same bytes); process 0 writes the file.
         let q = try QuantizedBaseArtifact.model(s.base, seed: s.seed, layout: layout, initScheme: s.initScheme, type: type,
                                                 folder: o.output, writes: o.parallel.writesOutputs)
         progress(.note(q.note))

@@ -66,32 +66,76 @@ public final class QuantizedLinear: @unchecked Sendable {
         switch type {
         case .nf4:
             qk_nf4_matvec(nf4Packed, scales, NF4.code, block, cols, range.lowerBound, range.count,
-                          prepared.even, prepared.odd, y, accumulate ? 1 : 0)
+                          prepared.even, prepared.odd, prepared.planes, y, accumulate ? 1 : 0)
         case .int8:
             qk_int8_matvec(int8Codes, scales, cols, range.lowerBound, range.count, prepared.x, y, accumulate ? 1 : 0)
         }
     }
 
     /// x in the form `matvec` reads; make it once per input vector, share it over row ranges.
-    public func prepare(_ x: UnsafePointer<Float>) -> PreparedVector { PreparedVector(x, cols: cols) }
+    public func prepare(_ x: UnsafePointer<Float>) -> PreparedVector {
+        let layout: PreparedVector.Layout = type == .int8 ? .asIs : qk_nf4_uses_planes(block, cols) != 0 ? .planes : .evenOdd
+        return PreparedVector(x, cols: cols, layout: layout)
+    }
+
+    /// Whether `product` can multiply a few input rows at once reading the codes directly (on
+    /// AVX-512; NF4 with blocks and rows of whole 64-weight groups, int8 rows of whole 16-byte groups).
+    public var hasDirectProduct: Bool {
+        type == .nf4 ? qk_nf4_uses_planes(block, cols) != 0 : qk_int8_has_matmul(cols) != 0
+    }
+
+    /// `count` input rows ([count, cols], row-major) in the form `product` reads.
+    public func prepare(_ x: UnsafePointer<Float>, rows count: Int) -> PreparedVector {
+        precondition(hasDirectProduct)
+        return PreparedVector(x, cols: cols, layout: type == .nf4 ? .planes : .asIs, rows: count)
+    }
+
+    /// Y[m, r] = sum_c W[r, c] X[m, c] (added to Y[m, r] when `accumulate`) for every prepared row
+    /// m of X and the output channels r in `range`; Y[m, r] is y[m * ldy + r]. Each weight is
+    /// unpacked once for all rows of X, so a short prompt reads the codes directly too.
+    public func product(_ prepared: PreparedVector, outputs range: Range<Int>, y: UnsafeMutablePointer<Float>, ldy: Int,
+                        accumulate: Bool) {
+        precondition(hasDirectProduct)
+        switch type {
+        case .nf4:
+            qk_nf4_matmul(nf4Packed, scales, NF4.code, block, cols, range.lowerBound, range.count, prepared.planes,
+                          prepared.rows, y, ldy, accumulate ? 1 : 0)
+        case .int8:
+            qk_int8_matmul(int8Codes, scales, cols, range.lowerBound, range.count, prepared.x, prepared.rows, y, ldy,
+                           accumulate ? 1 : 0)
+        }
+    }
 }
 
-/// An input vector and its even/odd split (for the NF4 kernel, which pairs the high nibble of
-/// each byte with the even element and the low nibble with the odd one).
+/// An input vector (or `rows` of them) as the NF4 kernels read it: reordered to the order in
+/// which the AVX-512 kernel unpacks 128 codes from one 64-byte load (`planes`, see
+/// quant_kernels.c), or else split into even and odd elements (the other kernels pair the high
+/// nibble of each byte with the even element and the low nibble with the odd one). The int8
+/// kernel reads x itself.
 public final class PreparedVector {
     let x: UnsafePointer<Float>
-    let even: UnsafeMutablePointer<Float>
-    let odd: UnsafeMutablePointer<Float>
+    let rows: Int
+    let even: UnsafeMutablePointer<Float>?
+    let odd: UnsafeMutablePointer<Float>?
+    let planes: UnsafeMutablePointer<Float>?
 
-    init(_ x: UnsafePointer<Float>, cols: Int) {
+    enum Layout { case asIs, planes, evenOdd }
+
+    init(_ x: UnsafePointer<Float>, cols: Int, layout: Layout, rows: Int = 1) {
+        precondition(rows == 1 || layout != .evenOdd)
         self.x = x
-        even = .allocate(capacity: cols / 2 + 1)
-        odd = .allocate(capacity: cols / 2 + 1)
-        qk_deinterleave(x, cols, even, odd)
+        self.rows = rows
+        let stride = qk_nf4_prepared_count(cols)
+        planes = layout == .planes ? .allocate(capacity: rows * stride) : nil
+        even = layout == .evenOdd ? .allocate(capacity: cols / 2 + 1) : nil
+        odd = layout == .evenOdd ? .allocate(capacity: cols / 2 + 1) : nil
+        if let planes { for m in 0..<rows { qk_nf4_prepare(x + m * cols, cols, planes + m * stride) } }
+        if let even, let odd { qk_deinterleave(x, cols, even, odd) }
     }
 
     deinit {
-        even.deallocate()
-        odd.deallocate()
+        even?.deallocate()
+        odd?.deallocate()
+        planes?.deallocate()
     }
 }

@@ -9,7 +9,7 @@ import Quantization
 ///
 ///   bench-gpt2 --case forward|forward-cls|train-ch6|train-ch6-cached|train-ch7|generate|trunk [--model 124M|355M] [--reps N]
 ///              [--prompt-tokens 20 --new-tokens 30]   (generate)
-///   bench-gpt2 --case generate-quantized [--model 124M|355M] [--reps N] [--new-tokens 64]
+///   bench-gpt2 --case generate-quantized [--model 124M|355M] [--reps N] [--new-tokens 64] [--bases float32,int8,nf4]
 ///   bench-gpt2 --case generate-batch [--model 124M] [--rows 110] [--batches 8,32,110] [--new-tokens 256]
 ///
 /// `generate-batch` is `evaluate instruct`'s generation: `rows` ragged prompts (30-69 tokens)
@@ -26,6 +26,7 @@ struct BenchGPT2 {
         var args = CommandLine.arguments.dropFirst()
         var caseName = "forward", modelName = "124M", reps = 5, promptTokens = 20
         var rows = 110, batches = [8, 32, 110]
+        var bases = ["float32", "int8", "nf4"]   // generate-quantized (a subset e.g. for profiling one)
         var newTokens: Int? = nil   // generate: 30, generate-batch: 256
         while let a = args.popFirst() {
             switch a {
@@ -36,6 +37,7 @@ struct BenchGPT2 {
             case "--reps": reps = Int(args.popFirst() ?? "") ?? reps
             case "--prompt-tokens": promptTokens = Int(args.popFirst() ?? "") ?? promptTokens
             case "--new-tokens": newTokens = Int(args.popFirst() ?? "") ?? newTokens
+            case "--bases": bases = (args.popFirst() ?? "").split(separator: ",").map(String.init)
             default:
                 FileHandle.standardError.write("unknown argument \(a)\n".data(using: .utf8)!)
                 exit(2)
@@ -52,7 +54,7 @@ struct BenchGPT2 {
         case "generate": try generate(config, reps: reps, promptLength: promptTokens, newTokens: newTokens ?? 30)
         case "generate-batch": try generateBatches(config, rows: rows, batches: batches, newTokens: newTokens ?? 256)
         case "trunk": try trunkChunks(config, reps: reps)
-        case "generate-quantized": try generateQuantized(config, reps: reps, promptLength: promptTokens, newTokens: newTokens ?? 64)
+        case "generate-quantized": try generateQuantized(config, reps: reps, promptLength: promptTokens, newTokens: newTokens ?? 64, bases: bases)
         default:
             FileHandle.standardError.write("unknown case \(caseName)\n".data(using: .utf8)!)
             exit(2)
@@ -221,8 +223,8 @@ struct BenchGPT2 {
     /// Batch-1 KV-cached decoding with the base's Linear weights float32, int8 and NF4 (the
     /// quantized ones read by the matrix-vector kernels), the three models alternating within each
     /// repetition so they see the same machine.
-    static func generateQuantized(_ c: GPT2Config, reps: Int, promptLength: Int, newTokens: Int) throws {
-        let types: [(String, QuantizationType?)] = [("float32", nil), ("int8", .int8), ("nf4", .nf4)]
+    static func generateQuantized(_ c: GPT2Config, reps: Int, promptLength: Int, newTokens: Int, bases: [String]) throws {
+        let types: [(String, QuantizationType?)] = [("float32", nil), ("int8", .int8), ("nf4", .nf4)].filter { bases.contains($0.0) }
         let models: [(String, GPT2Model)] = try types.map { label, type in
             let m = try randomModel(c, head: .languageModel)
             if let type { _ = try m.quantizeBase(type) }
@@ -239,10 +241,13 @@ struct BenchGPT2 {
         var row: [String: Any] = ["case": "generate-quantized", "model": modelLabel, "prompt_tokens": promptLength, "new_tokens": newTokens]
         for (label, _) in models {
             row["\(label)_tok_s"] = Double(newTokens) / median(times[label]!)
-            row["\(label)_same_tokens_as_float32"] = zip(outputs[label]!, outputs["float32"]!).filter { $0 == $1 }.count
+            if let reference = outputs["float32"] {
+                row["\(label)_same_tokens_as_float32"] = zip(outputs[label]!, reference).filter { $0 == $1 }.count
+            }
         }
-        row["int8_speedup"] = median(times["float32"]!) / median(times["int8"]!)
-        row["nf4_speedup"] = median(times["float32"]!) / median(times["nf4"]!)
+        for label in ["int8", "nf4"] {
+            if let f = times["float32"], let t = times[label] { row["\(label)_speedup"] = median(f) / median(t) }
+        }
         report(row)
     }
 

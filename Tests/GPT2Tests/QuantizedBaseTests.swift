@@ -145,20 +145,76 @@ final class QuantizedBaseTests: XCTestCase {
         }
     }
 
+    /// The kernels for a few input rows (a prompt): tiles of 4 x 4, 4 x 1, 1 x 4 and 1 x 1 (rows
+    /// of W by rows of X), a 64-weight NF4 tail chunk, an output range at an odd start,
+    /// accumulating onto Y.
+    func testProductOfAFewRowsEqualsTheDequantizedProduct() throws {
+        var rng = SeededGenerator(seed: 6)
+        let outputs = 21, cols = 192, rows = 13
+        let w = (0..<outputs * cols).map { _ in Float.random(in: -1...1, using: &rng) }
+        let x = (0..<rows * cols).map { _ in Float.random(in: -1...1, using: &rng) }
+        for type in QuantizationType.allCases {
+            let q = QuantizedLinear(w.withUnsafeBufferPointer { QuantizedMatrix.quantize(linear: $0, rows: outputs, cols: cols, as: type) })
+            try XCTSkipUnless(q.hasDirectProduct, "no AVX-512 on this machine")
+            var dense = [Float](repeating: 0, count: outputs * cols)
+            q.dequantize(rows: 0..<outputs, into: &dense)
+            var y = [Float](repeating: 1, count: rows * outputs)
+            x.withUnsafeBufferPointer { xp in
+                let prepared = q.prepare(xp.baseAddress!, rows: rows)
+                for range in [0..<3, 3..<outputs] { q.product(prepared, outputs: range, y: &y, ldy: outputs, accumulate: true) }
+            }
+            for m in 0..<rows {
+                for r in 0..<outputs {
+                    let expected = 1 + (0..<cols).reduce(Float(0)) { $0 + dense[r * cols + $1] * x[m * cols + $1] }
+                    XCTAssertEqual(y[m * outputs + r], expected, accuracy: 1e-4, "\(type) Y[\(m), \(r)]")
+                }
+            }
+        }
+    }
+
+    /// The vectorised NF4 dequantization (whole rows and blocks of columns) writes exactly
+    /// code[index] * blockScale of the storage, element by element.
+    func testNF4DequantizationEqualsTheCodeTimesItsBlockScale() throws {
+        var rng = SeededGenerator(seed: 9)
+        let rows = 6, cols = 192
+        let w = (0..<rows * cols).map { _ in Float.random(in: -1...1, using: &rng) }
+        let m = w.withUnsafeBufferPointer { QuantizedMatrix.quantize(linear: $0, rows: rows, cols: cols, as: .nf4) }
+        guard case .nf4(let packed, let compressed, let block) = m.storage else { return XCTFail("not NF4") }
+        let scales = compressed.decompressed(), q = QuantizedLinear(m)
+        for (rowRange, columns) in [(0..<rows, 0..<cols), (1..<4, 64..<192), (5..<6, 32..<96), (2..<3, 3..<50)] {
+            var out = [Float](repeating: .nan, count: rowRange.count * columns.count)
+            q.dequantize(rows: rowRange, columns: columns, into: &out)
+            for (i, r) in rowRange.enumerated() {
+                for (j, c) in columns.enumerated() {
+                    let flat = r * cols + c
+                    let expected = NF4.code[packed.withUnsafeBufferPointer { NF4.index($0.baseAddress!, at: flat) }] * scales[flat / block]
+                    XCTAssertEqual(out[i * columns.count + j], expected, "[\(r), \(c)]")
+                }
+            }
+        }
+    }
+
     func testMatrixVectorKernelsEqualTheirDequantizedProduct() throws {
         var rng = SeededGenerator(seed: 5)
-        let rows = 48, cols = 192
-        let w = (0..<rows * cols).map { _ in Float.random(in: -1...1, using: &rng) }
-        let x = (0..<cols).map { _ in Float.random(in: -1...1, using: &rng) }
-        for type in QuantizationType.allCases {
-            let q = QuantizedLinear(w.withUnsafeBufferPointer { QuantizedMatrix.quantize(linear: $0, rows: rows, cols: cols, as: type) })
-            var dense = [Float](repeating: 0, count: rows * cols)
-            q.dequantize(rows: 0..<rows, into: &dense)
-            var y = [Float](repeating: 1, count: rows)
-            x.withUnsafeBufferPointer { xp in q.matvec(q.prepare(xp.baseAddress!), rows: 0..<rows, y: &y, accumulate: true) }
-            for r in 0..<rows {
-                let expected = 1 + (0..<cols).reduce(Float(0)) { $0 + dense[r * cols + $1] * x[$1] }
-                XCTAssertEqual(y[r], expected, accuracy: 1e-4, "\(type) row \(r)")
+        // 47 rows in ranges of 5 and 42: row groups of four with remainders, at odd starts; 192
+        // columns: one 128-weight chunk of the AVX-512 NF4 kernel and a 64-weight tail, 256 two.
+        let rows = 47
+        for cols in [192, 256] {
+            let w = (0..<rows * cols).map { _ in Float.random(in: -1...1, using: &rng) }
+            let x = (0..<cols).map { _ in Float.random(in: -1...1, using: &rng) }
+            for type in QuantizationType.allCases {
+                let q = QuantizedLinear(w.withUnsafeBufferPointer { QuantizedMatrix.quantize(linear: $0, rows: rows, cols: cols, as: type) })
+                var dense = [Float](repeating: 0, count: rows * cols)
+                q.dequantize(rows: 0..<rows, into: &dense)
+                var y = [Float](repeating: 1, count: rows)
+                x.withUnsafeBufferPointer { xp in
+                    let prepared = q.prepare(xp.baseAddress!)
+                    for range in [0..<5, 5..<rows] { q.matvec(prepared, rows: range, y: &y, accumulate: true) }
+                }
+                for r in 0..<rows {
+                    let expected = 1 + (0..<cols).reduce(Float(0)) { $0 + dense[r * cols + $1] * x[$1] }
+                    XCTAssertEqual(y[r], expected, accuracy: 1e-4, "\(type) row \(r) of [\(rows), \(cols)]")
+                }
             }
         }
     }
