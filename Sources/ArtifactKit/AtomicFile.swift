@@ -31,6 +31,22 @@ public enum AtomicFile {
         }
     }
 
+    /// Removes the temporary files (`temporaryURL`'s `.NAME.PID.XXXXXXXX.tmp`) that processes no
+    /// longer running left in `directory` when they were killed mid-write (kill -9, a rank of a
+    /// data-parallel job ended by mpirun): the final files are intact, the temporaries are junk.
+    /// Files of a process that is still running (kill(pid, 0) finds it) are kept. Returns the
+    /// names removed.
+    @discardableResult
+    public static func removeStaleTemporaries(in directory: URL) -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
+        return names.filter { name in
+            let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+            guard name.hasPrefix("."), parts.count >= 5, parts.last == "tmp", let pid = Int32(parts[parts.count - 3]),
+                  parts[parts.count - 2].count == 8, kill(pid, 0) != 0 && errno == ESRCH else { return false }
+            return (try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))) != nil
+        }
+    }
+
     /// Renames `from` over `to` (replacing an existing file) with POSIX rename(2), which is atomic.
     public static func moveIntoPlace(_ from: URL, _ to: URL) throws {
         if rename(from.path, to.path) != 0 {

@@ -8,12 +8,14 @@ public enum TrainingRun {
     /// `--save-best`: the checkpoint of the best evaluation, beside the last one.
     public static let bestModelFile = "best/model.safetensors"
 
-    /// Creates `output` and returns the state to continue from (nil: start fresh), after `check`
+    /// Creates `output` (removing temporaries that killed runs left: `AtomicFile.removeStaleTemporaries`)
+    /// and returns the state to continue from (nil: start fresh), after `check`
     /// accepted it (see `ResumeState.load` for the modes). A fresh start removes an earlier run's
     /// best checkpoint, so the folder only ever describes this run.
     public static func resumeState(in output: URL, mode: ResumeMode, totalSteps: Int, progress: @escaping ProgressHandler,
                                    check: (ResumeState, String) throws -> Void) throws -> ResumeState? {
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        AtomicFile.removeStaleTemporaries(in: output)
         let url = output.appendingPathComponent(ResumeState.fileName)
         let state = try ResumeState.load(mode: mode, from: url, check: { try check($0, url.path) }, totalSteps: totalSteps,
                                          progress: progress)

@@ -17,6 +17,22 @@ final class ArtifactKitTests: XCTestCase {
         XCTAssertEqual(try DirectoryListing.files(in: dir), ["out.bin"], "the temporary file must be removed")
     }
 
+    func testStaleTemporariesOfDeadProcessesAreRemovedOthersKept() throws {
+        let dir = try TestPaths.makeTempDir("atomic-stale")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let finished = Process()
+        finished.executableURL = URL(fileURLWithPath: "/bin/true")
+        try finished.run()
+        finished.waitUntilExit()
+        let dead = ".state.\(finished.processIdentifier).0A1B2C3D.tmp"
+        let alive = ".state.\(ProcessInfo.processInfo.processIdentifier).0A1B2C3D.tmp"
+        for name in [dead, alive, "state", ".notes.tmp", "log.jsonl"] {
+            try Data("x".utf8).write(to: dir.appendingPathComponent(name))
+        }
+        XCTAssertEqual(AtomicFile.removeStaleTemporaries(in: dir), [dead])
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir.path)), [alive, "state", ".notes.tmp", "log.jsonl"])
+    }
+
     func testSHA256OfKnownString() throws {
         XCTAssertEqual(FileHash.sha256(of: "abc"),
                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
