@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "ModelServerTests", dependencies: ["ModelServer", "Classification", "Instruct", "GPT2", "GPT2Weights", "GPT2Tokenizer", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")]),
 
         // Tests.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["ArtifactKit"], path: "Tests/TestSupport"),
         // The PyTorch golden files (Tests/Fixtures/gpt2-parity, lora-parity) and their comparison,
         // for the language model (GPT2Tests) and the classifier (ClassificationTests).
         .target(name: "GPT2TestSupport", dependencies: ["GPT2", "GPT2Weights", "TestSupport"], path: "Tests/GPT2TestSupport"),

@@ -160,9 +160,7 @@ public enum ClassifierEvaluateStage {
 
     /// SVG -> PNG with an external converter (librsvg's rsvg-convert); throws when it is missing or fails.
     public static func convertToPNG(_ svg: URL, _ png: URL, converter: String) throws {
-        let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-        guard let exe = paths.map({ URL(fileURLWithPath: String($0)).appendingPathComponent(converter) })
-            .first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        guard let exe = ExecutableSearch.find(converter) else {
             throw PipelineError("\(converter) is not installed: PNG plots skipped (the SVGs are written)",
                                 hint: "apt-get install librsvg2-bin for PNG copies")
         }

@@ -11,7 +11,7 @@ public enum MPILauncher {
     /// cores need --oversubscribe, and root needs --allow-run-as-root (our test hosts run as root).
     public static func relaunchIfNeeded(processes: Int, hostfile: String?) throws {
         guard processes > 1, !MPICollective.launchedByMPI else { return }
-        guard let mpirun = findInPath("mpirun") else {
+        guard let mpirun = ExecutableSearch.find("mpirun")?.path else {
             throw PipelineError("--processes \(processes) needs Open MPI's mpirun, which is not on PATH", location: "train.processes",
                                 hint: "install it (apt-get install openmpi-bin libopenmpi-dev; scripts/install-deps.sh does), or use --processes 1")
         }
@@ -39,10 +39,5 @@ public enum MPILauncher {
         guard processes > 1, processes != jobSize else { return }
         throw PipelineError("--processes \(processes), but mpirun started \(jobSize) processes", location: "train.processes",
                             hint: "give mpirun -np \(processes), or drop --processes (mpirun's -np decides)")
-    }
-
-    static func findInPath(_ name: String) -> String? {
-        let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-        return dirs.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 }

@@ -1,3 +1,4 @@
+import ArtifactKit
 import Foundation
 import XCTest
 
@@ -5,11 +6,10 @@ import XCTest
 public enum MPIRun {
     /// The mpirun executable on PATH.
     public static func executable() throws -> URL {
-        let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-        guard let path = dirs.map({ "\($0)/mpirun" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        guard let url = ExecutableSearch.find("mpirun") else {
             throw XCTSkip("Open MPI's mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev; scripts/install-deps.sh does): the data-parallel tests need it")
         }
-        return URL(fileURLWithPath: path)
+        return url
     }
 
     /// Runs `mpirun -np N <built tool> arguments` on this machine (--oversubscribe: more
