@@ -92,10 +92,8 @@ public enum ClassifierTrainStage {
                                    extra: TrainingRun.bestMetadata(best, metric: s.controls.bestMetric))
             }
         }
-        let state = try parallel.shareResumeState {
-            try TrainingRun.resumeState(in: o.output, mode: o.resume, totalSteps: trainer.totalSteps, progress: progress,
-                                        check: trainer.checkCompatible)
-        }
+        let state = try TrainingRun.resumeState(in: o.output, mode: o.resume, totalSteps: trainer.totalSteps, parallel: parallel,
+                                                progress: progress, check: trainer.checkCompatible)
         let outcome = try trainer.run(resumeFrom: state, stopAfterSteps: o.stopAfterSteps)
         if outcome.interrupted || !writes { return ClassifierTrainResult(outcome: outcome, manifest: nil, cacheSeconds: frozen.seconds) }
 

@@ -95,7 +95,7 @@ public final class ClassifierTrainer {
     }
 
     private func timedStep(_ plan: StepPlan, optimizer: AdamW) throws -> StepResult {
-        let part = try parallel.accumulate(plan) { call, rows, weight in
+        let part = try parallel.accumulate(plan, prepare: { $0 }) { call, rows, weight in
             try model.computeGradients(rows: rows, of: train, scale: weight, accumulate: call > 0)
         }
         let loss = try model.sumGradients(parallel, loss: part)

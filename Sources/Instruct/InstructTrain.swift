@@ -94,10 +94,8 @@ public enum InstructTrainStage {
             }
             trainer.sample = try sampler(o, inputs: inputs)
         }
-        let state = try parallel.shareResumeState {
-            try TrainingRun.resumeState(in: o.output, mode: o.resume, totalSteps: trainer.totalSteps, progress: progress,
-                                        check: trainer.checkCompatible)
-        }
+        let state = try TrainingRun.resumeState(in: o.output, mode: o.resume, totalSteps: trainer.totalSteps, parallel: parallel,
+                                                progress: progress, check: trainer.checkCompatible)
         let outcome = try trainer.run(resumeFrom: state, stopAfterSteps: o.stopAfterSteps)
         var result = InstructTrainResult(outcome: outcome, manifest: nil, samples: trainer.samples, secondsPerStep: trainer.secondsPerStep)
         if outcome.interrupted || !writes { return result }
@@ -319,8 +317,7 @@ public final class InstructTrainer {
     private func timedStep(_ plan: StepPlan, optimizer: AdamW, epoch: Int) throws -> StepResult {
         model.zeroGradients()
         var tokens = 0
-        let part = try parallel.accumulate(plan, items: { self.collate(self.train, $0).countedTargets() }) { call, rows, weight in
-            let b = collate(train, rows)
+        let part = try parallel.accumulate(plan, prepare: { self.collate(self.train, $0) }, items: { $0.countedTargets() }) { call, b, weight in
             tokens += b.inputs.count
             do {
                 return try model.forwardBackward(tokens: b.inputs, batch: b.batchSize, seqLen: b.seqLen,

@@ -44,22 +44,27 @@ public struct DataParallel {
                             location: "train.processes", hint: "use at most \(batchSize) processes, or a larger batch_size")
     }
 
-    /// `StepPlan.accumulate` over this rank's shares: `body(call, rows, weight)` runs on each
-    /// micro-batch's share (`call` counts the calls, 0 first) with weight n_share / n_step,
-    /// where `items` counts a set of rows' loss items (nil: rows, each weighing the same).
-    /// Returns this rank's part of the step's loss; `sumLoss` adds the parts up.
-    public func accumulate(_ plan: StepPlan, items: (([Int]) -> Int)? = nil,
-                           _ body: (_ call: Int, _ rows: [Int], _ weight: Float) throws -> Float) throws -> Float {
-        guard isDistributed else { return try plan.accumulate(sizes: items.map { plan.microBatches.map($0) }, body) }
-        let count = items ?? { $0.count }
-        let total = plan.microBatches.map(count).reduce(0, +)
+    /// `StepPlan.accumulate` over this rank's shares: each micro-batch's share is made into a
+    /// `Batch` once (`prepare`: the rows themselves, or a collated batch) and `body(call, batch,
+    /// weight)` runs on it (`call` counts the calls, 0 first) with weight n_share / n_step, where
+    /// `items` counts a batch's loss items (nil: its rows, each weighing the same). Returns this
+    /// rank's part of the step's loss; `sumLoss` adds the parts up.
+    public func accumulate<Batch>(_ plan: StepPlan, prepare: ([Int]) -> Batch, items: ((Batch) -> Int)? = nil,
+                                  _ body: (_ call: Int, _ batch: Batch, _ weight: Float) throws -> Float) throws -> Float {
+        guard isDistributed else {
+            let batches = plan.microBatches.map(prepare)
+            return try plan.accumulate(sizes: items.map { batches.map($0) }) { i, _, weight in try body(i, batches[i], weight) }
+        }
+        // Every rank counts the whole step's items (its shares' batches and the others').
+        let count = { (rows: [Int], batch: Batch) in items?(batch) ?? rows.count }
+        let total = plan.microBatches.map { count($0, prepare($0)) }.reduce(0, +)
         var loss = 0.0, calls = 0
         for rows in plan.microBatches {
             // A share without loss items (every target masked) adds nothing.
-            let mine = share(rows), n = count(mine)
+            let mine = share(rows), batch = prepare(mine), n = count(mine, batch)
             guard n > 0 else { continue }
             let weight = Double(n) / Double(total)
-            loss += weight * Double(try body(calls, mine, Float(weight)))
+            loss += weight * Double(try body(calls, batch, Float(weight)))
             calls += 1
         }
         return Float(loss)
@@ -113,7 +118,7 @@ public struct DataParallel {
 
     /// The resume state on every rank: rank 0 reads it (`load`, called there only) and sends
     /// it to the others, so only rank 0's host needs the output folder.
-    public func shareResumeState(_ load: () throws -> ResumeState?) throws -> ResumeState? {
+    func shareResumeState(_ load: () throws -> ResumeState?) throws -> ResumeState? {
         guard isDistributed else { return try load() }
         let bytes = writesOutputs ? try load().map { [UInt8](try $0.encoded()) } : nil
         return try collective.broadcast(bytes, what: "the resume state").map {

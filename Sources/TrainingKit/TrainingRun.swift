@@ -11,9 +11,18 @@ public enum TrainingRun {
     /// Creates `output` (removing temporaries that killed runs left: `AtomicFile.removeStaleTemporaries`)
     /// and returns the state to continue from (nil: start fresh), after `check`
     /// accepted it (see `ResumeState.load` for the modes). A fresh start removes an earlier run's
-    /// best checkpoint, so the folder only ever describes this run.
-    public static func resumeState(in output: URL, mode: ResumeMode, totalSteps: Int, progress: @escaping ProgressHandler,
+    /// best checkpoint, so the folder only ever describes this run. In a data-parallel run process
+    /// 0 alone does this and sends the state to the others (`DataParallel.shareResumeState`).
+    public static func resumeState(in output: URL, mode: ResumeMode, totalSteps: Int, parallel: DataParallel = .single,
+                                   progress: @escaping ProgressHandler,
                                    check: (ResumeState, String) throws -> Void) throws -> ResumeState? {
+        try parallel.shareResumeState {
+            try loadResumeState(in: output, mode: mode, totalSteps: totalSteps, progress: progress, check: check)
+        }
+    }
+
+    private static func loadResumeState(in output: URL, mode: ResumeMode, totalSteps: Int, progress: @escaping ProgressHandler,
+                                        check: (ResumeState, String) throws -> Void) throws -> ResumeState? {
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
         AtomicFile.removeStaleTemporaries(in: output)
         let url = output.appendingPathComponent(ResumeState.fileName)
